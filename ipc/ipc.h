@@ -1,0 +1,177 @@
+/* ipc.h - the messages vmm-core and the device processes exchange, and the
+ * nng channel that carries them.
+ *
+ * Every process links this library.  Wire format: little-endian, a fixed
+ * 16-byte header followed by a type-specific body; ipc_decode() checks every
+ * field of a message from another process before anything else looks at it,
+ * so callers may trust a decoded struct ipc_msg (sizes, counts, strings) but
+ * must still treat the *values* (addresses, line numbers) as guest- or
+ * peer-controlled and check them against what they own.
+ *
+ * Hot-path design (see docs/ARCHITECTURE.md):
+ *  - IO writes are posted: the vCPU never waits for a write.
+ *  - A device declares registers whose reads have no side effects as
+ *    "shadowed": it publishes their values in its state page (below) and the
+ *    core answers reads of them locally, without a round trip, once every
+ *    ordered write sent before has been applied (state->applied_seq).
+ *  - Writes to registers declared "stream" (e.g. a UART's THR) never change a
+ *    shadowed value, so they do not make the core wait before a shadow read.
+ */
+#ifndef MINIVM_IPC_H
+#define MINIVM_IPC_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IPC_MAGIC 0x564du /* "MV" on the wire */
+#define IPC_PROTO_VERSION 1
+#define IPC_HDR_SIZE 16
+#define IPC_MAX_MSG 1024 /* no valid message is larger */
+
+#define IPC_MAX_NAME 16    /* device name, NUL included */
+#define IPC_MAX_RANGES 8   /* address ranges one device may own */
+#define IPC_MAX_IRQS 8     /* interrupt lines one device may drive */
+#define IPC_MAX_REGS 16    /* registers with special read/write handling */
+#define IPC_MAX_SHM_NAME 128
+#define IPC_MAX_REASON 128
+
+enum ipc_msg_type {
+	IPC_HELLO = 1,    /* dev -> core: name, version, ranges, irqs, regs */
+	IPC_WELCOME = 2,  /* core -> dev: attached; shared-memory names */
+	IPC_REJECT = 3,   /* core -> dev: not attached, with a reason */
+	IPC_IO_READ = 4,  /* core -> dev: read; answered by IPC_IO_REPLY, same seq */
+	IPC_IO_REPLY = 5, /* dev -> core */
+	IPC_IO_WRITE = 6, /* core -> dev: posted write, no reply */
+	IPC_IRQ = 7,      /* dev -> core: set an interrupt line's level */
+	IPC_RESET = 8,    /* core -> dev: the guest reset the machine */
+	IPC_SHUTDOWN = 9, /* core -> dev: the VM is ending; exit cleanly */
+	IPC_QUIT = 10,    /* dev -> core: the user asked to stop the VM */
+	IPC_PING = 11,    /* either way: answered by IPC_PONG with the same seq */
+	IPC_PONG = 12,
+	IPC_MSG_TYPE_MAX
+};
+
+enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
+
+/* flags of struct ipc_reg */
+#define IPC_REG_SHADOW 0x1u /* reads answered by the core from shadow[slot] */
+#define IPC_REG_STREAM 0x2u /* writes never change a shadowed value */
+
+/* flags of IPC_WELCOME */
+#define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */
+
+struct ipc_range {
+	uint8_t space; /* enum ipc_space */
+	uint64_t base;
+	uint64_t size; /* > 0, base + size does not wrap */
+};
+
+struct ipc_reg {
+	uint8_t space;
+	uint8_t size; /* access size in bytes: 1, 2, 4 or 8 */
+	uint8_t flags;
+	uint8_t slot; /* shadow slot, < IPC_MAX_REGS, for IPC_REG_SHADOW */
+	uint64_t addr;
+};
+
+struct ipc_hello {
+	uint32_t version;
+	char name[IPC_MAX_NAME];
+	uint32_t nranges, nirqs, nregs;
+	struct ipc_range ranges[IPC_MAX_RANGES];
+	uint32_t irqs[IPC_MAX_IRQS];
+	struct ipc_reg regs[IPC_MAX_REGS];
+};
+
+struct ipc_welcome {
+	uint32_t flags;
+	uint64_t ram_size;
+	uint64_t state_size;
+	char ram_name[IPC_MAX_SHM_NAME];
+	char state_name[IPC_MAX_SHM_NAME];
+};
+
+struct ipc_io {
+	uint8_t space;
+	uint8_t size; /* 1, 2, 4 or 8 */
+	uint64_t addr;
+	uint64_t data; /* write data, or the reply's read data */
+};
+
+struct ipc_irq {
+	uint32_t line;
+	uint32_t level; /* 0 or 1 */
+};
+
+struct ipc_msg {
+	uint8_t type; /* enum ipc_msg_type */
+	uint64_t seq;
+	union {
+		struct ipc_hello hello;
+		struct ipc_welcome welcome;
+		char reason[IPC_MAX_REASON]; /* IPC_REJECT */
+		struct ipc_io io;            /* IO_READ, IO_REPLY (data only), IO_WRITE */
+		struct ipc_irq irq;
+	} u;
+};
+
+enum ipc_status {
+	IPC_OK = 0,
+	IPC_ETIMEDOUT = -1, /* nothing arrived in time */
+	IPC_EBADMSG = -2,   /* a message arrived and failed validation */
+	IPC_ECLOSED = -3,   /* channel closed */
+	IPC_EIO = -4,       /* transport error */
+	IPC_ENOSPC = -5,    /* encode: buffer too small */
+};
+
+/* Encode m into buf; returns the length written or IPC_ENOSPC/IPC_EBADMSG
+ * (a message that would not decode is never encoded). */
+int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap);
+
+/* Decode and validate len bytes.  Returns IPC_OK, or IPC_EBADMSG with a
+ * one-line reason in err (if err is not NULL). */
+int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, size_t errlen);
+
+const char *ipc_type_name(unsigned type);
+
+/* ---- the channel: one nng pair0 socket per device ---- */
+
+typedef struct ipc_chan ipc_chan;
+
+/* Called from nng's thread when the peer attaches (up=true) or goes away. */
+typedef void (*ipc_peer_cb)(void *opaque, bool up);
+
+/* Core side: listen on url ("ipc:///path" or, on Windows, "ipc://name"). */
+int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, char *err, size_t errlen);
+/* Device side: dial url, retrying until connected or timeout_ms passes. */
+int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t errlen);
+/* Blocks while the peer is away or its queue is full (backpressure, never drop). */
+int ipc_send(ipc_chan *c, const struct ipc_msg *m);
+/* timeout_ms < 0 waits forever.  A message that fails validation is consumed
+ * and reported as IPC_EBADMSG with the reason in err. */
+int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen);
+void ipc_close(ipc_chan *c);
+
+/* ---- the state page: per device, created by the core, outlives restarts ----
+ * Layout of the shared-memory object named in IPC_WELCOME.state_name.  The
+ * first IPC_STATE_DEV_OFFSET bytes are this header; the rest belongs to the
+ * device (its registers and queues, so a restarted device resumes).  The core
+ * reads only `magic`, `applied_seq` and `shadow[]`, and validates nothing
+ * else: a value read from here goes to the guest as a register value, never
+ * used as a size or address by the core. */
+#define IPC_STATE_MAGIC 0x4d565354u /* "MVST" */
+#define IPC_STATE_DEV_OFFSET 256
+#define IPC_STATE_SIZE 65536
+
+struct ipc_state_page {
+	uint32_t magic;   /* written by the device once its shadows are valid */
+	uint32_t version; /* IPC_PROTO_VERSION */
+	_Atomic uint64_t applied_seq;            /* seq of the last IO_WRITE applied */
+	_Atomic uint64_t shadow[IPC_MAX_REGS];   /* current values of shadowed registers */
+};
+
+_Static_assert(sizeof(struct ipc_state_page) <= IPC_STATE_DEV_OFFSET, "state header too big");
+
+#endif
