@@ -1,0 +1,22 @@
+/* log.h - one-line diagnostics to stderr, prefixed with the process name. */
+#ifndef MINIVM_LOG_H
+#define MINIVM_LOG_H
+
+#include <stdbool.h>
+
+/* Set once at start: "vmm-core", "dev-serial", "launcher". */
+void log_init(const char *process_name);
+/* "<process>: <message>\n" on stderr, written with one write(). While the
+ * terminal is in raw mode, "\n" becomes "\r\n" (log_set_raw). */
+void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_set_raw(bool raw);
+
+/* Log only the first time this call site fires (per process). */
+#define log_once(...)                                                          \
+	do {                                                                   \
+		static _Atomic int log_once_done_;                             \
+		if (!__atomic_exchange_n(&log_once_done_, 1, __ATOMIC_RELAXED)) \
+			log_msg(__VA_ARGS__);                                  \
+	} while (0)
+
+#endif
