@@ -1,0 +1,127 @@
+# deps-mingw.cmake - the third-party libraries of the Windows build.
+#
+# Debian ships no MinGW builds of nng, cmocka or inih, but it ships their
+# source packages.  At configure time we fetch each one with
+# `apt-get source --download-only` (needs the deb-src lines that
+# scripts/install-deps.sh sets up), unpack it with dpkg-source (which applies
+# Debian's patches), and build it with the same toolchain into
+# <build>/deps/install.  Everything stays inside the build tree; the
+# downloaded packages are kept there, so re-configuring neither downloads nor
+# rebuilds anything.
+#
+# The imported targets carry the same names as on Linux (nng::nng,
+# PkgConfig::INIH, PkgConfig::CMOCKA, Threads::Threads), so the components'
+# CMake files need no WIN32 branches.
+
+set(MINIVM_DEPS_DIR ${CMAKE_BINARY_DIR}/deps)
+set(MINIVM_DEPS_PREFIX ${MINIVM_DEPS_DIR}/install)
+file(MAKE_DIRECTORY ${MINIVM_DEPS_DIR}/download ${MINIVM_DEPS_DIR}/src ${MINIVM_DEPS_PREFIX}/include ${MINIVM_DEPS_PREFIX}/lib)
+
+# Unpack Debian source package `pkg` into <deps>/src/<pkg>; its path goes to
+# out_var, or "" (with a warning) if the archive does not have it.
+function(minivm_debian_source pkg out_var)
+  set(download ${MINIVM_DEPS_DIR}/download)
+  set(srcdir ${MINIVM_DEPS_DIR}/src/${pkg})
+  set(${out_var} "" PARENT_SCOPE)
+  if(NOT EXISTS ${srcdir})
+    file(GLOB dsc ${download}/${pkg}_*.dsc)
+    if(NOT dsc)
+      message(STATUS "deps: apt-get source --download-only ${pkg}")
+      execute_process(COMMAND apt-get source --download-only ${pkg}
+                      WORKING_DIRECTORY ${download}
+                      RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+      file(GLOB dsc ${download}/${pkg}_*.dsc)
+      if(NOT rc EQUAL 0)
+        # A failed fetch may leave the .dsc without its tarballs: drop it so
+        # the next configure tries again.
+        file(REMOVE ${dsc})
+        message(WARNING "deps: could not fetch the Debian source package '${pkg}' "
+                        "(are deb-src lines set up? see scripts/install-deps.sh):\n${err}")
+        return()
+      endif()
+    endif()
+    execute_process(COMMAND dpkg-source --no-check -x ${dsc} ${srcdir}.tmp
+                    RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+    if(NOT rc EQUAL 0)
+      file(REMOVE_RECURSE ${srcdir}.tmp)
+      message(FATAL_ERROR "deps: dpkg-source -x ${dsc} failed:\n${err}")
+    endif()
+    file(RENAME ${srcdir}.tmp ${srcdir})
+  endif()
+  set(${out_var} ${srcdir} PARENT_SCOPE)
+endfunction()
+
+# Configure, build and install the CMake project in srcdir with our toolchain
+# unless `stamp` (a file it installs) already exists.
+function(minivm_build_cmake_dep name srcdir stamp)
+  if(EXISTS ${stamp})
+    return()
+  endif()
+  set(bindir ${MINIVM_DEPS_DIR}/build/${name})
+  message(STATUS "deps: building ${name} for Windows")
+  execute_process(
+    COMMAND ${CMAKE_COMMAND} -S ${srcdir} -B ${bindir} -G ${CMAKE_GENERATOR}
+            -DCMAKE_TOOLCHAIN_FILE=${CMAKE_CURRENT_FUNCTION_LIST_DIR}/mingw-w64.cmake
+            -DCMAKE_MAKE_PROGRAM=${CMAKE_MAKE_PROGRAM}
+            -DCMAKE_BUILD_TYPE=Release
+            -DCMAKE_INSTALL_PREFIX=${MINIVM_DEPS_PREFIX}
+            -DCMAKE_INSTALL_LIBDIR=lib
+            -DBUILD_SHARED_LIBS=OFF
+            ${ARGN}
+    RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  if(rc EQUAL 0)
+    execute_process(COMMAND ${CMAKE_COMMAND} --build ${bindir}
+                    RESULT_VARIABLE rc OUTPUT_VARIABLE err ERROR_VARIABLE err)
+  endif()
+  if(rc EQUAL 0)
+    execute_process(COMMAND ${CMAKE_COMMAND} --install ${bindir}
+                    RESULT_VARIABLE rc OUTPUT_QUIET ERROR_VARIABLE err)
+  endif()
+  if(NOT rc EQUAL 0 OR NOT EXISTS ${stamp})
+    message(FATAL_ERROR "deps: building ${name} failed (in ${bindir}):\n${err}")
+  endif()
+endfunction()
+
+# Threads: winpthreads, which the posix variant of MinGW-w64 ships.
+set(THREADS_PREFER_PTHREAD_FLAG ON)
+find_package(Threads REQUIRED)
+
+# ---- nng ----
+minivm_debian_source(nng NNG_SRC)
+if(NOT NNG_SRC)
+  message(FATAL_ERROR "deps: nng is required for every process")
+endif()
+minivm_build_cmake_dep(nng ${NNG_SRC} ${MINIVM_DEPS_PREFIX}/lib/libnng.a
+  -DNNG_TESTS=OFF -DNNG_TOOLS=OFF -DNNG_ENABLE_NNGCAT=OFF)
+add_library(nng::nng STATIC IMPORTED GLOBAL)
+set_target_properties(nng::nng PROPERTIES
+  IMPORTED_LOCATION ${MINIVM_DEPS_PREFIX}/lib/libnng.a
+  INTERFACE_INCLUDE_DIRECTORIES ${MINIVM_DEPS_PREFIX}/include
+  INTERFACE_COMPILE_DEFINITIONS NNG_STATIC_LIB
+  INTERFACE_LINK_LIBRARIES "ws2_32;mswsock;advapi32")
+
+# ---- inih: one C file, compiled here with its upstream defaults (as
+# Debian's libinih1 is), warnings off since it is not our code ----
+minivm_debian_source(libinih INIH_SRC)
+if(INIH_SRC)
+  add_library(minivm_inih STATIC ${INIH_SRC}/ini.c)
+  target_include_directories(minivm_inih SYSTEM PUBLIC ${INIH_SRC})
+  target_compile_options(minivm_inih PRIVATE -w)
+  add_library(PkgConfig::INIH ALIAS minivm_inih)
+else()
+  message(WARNING "deps: no inih for Windows: targets that link PkgConfig::INIH will not build")
+endif()
+
+# ---- cmocka ----
+if(MINIVM_TESTS)
+  minivm_debian_source(cmocka CMOCKA_SRC)
+  if(NOT CMOCKA_SRC)
+    message(FATAL_ERROR "deps: cmocka is required for MINIVM_TESTS (or configure with -DMINIVM_TESTS=OFF)")
+  endif()
+  minivm_build_cmake_dep(cmocka ${CMOCKA_SRC} ${MINIVM_DEPS_PREFIX}/lib/libcmocka-static.a
+    -DWITH_STATIC_LIB=ON -DWITH_EXAMPLES=OFF -DUNIT_TESTING=OFF)
+  add_library(PkgConfig::CMOCKA STATIC IMPORTED GLOBAL)
+  set_target_properties(PkgConfig::CMOCKA PROPERTIES
+    IMPORTED_LOCATION ${MINIVM_DEPS_PREFIX}/lib/libcmocka-static.a
+    INTERFACE_INCLUDE_DIRECTORIES ${MINIVM_DEPS_PREFIX}/include)
+endif()
