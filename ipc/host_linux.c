@@ -1,0 +1,479 @@
+/* host_linux.c - the host-OS layer (host.h) on Linux. */
+#define _GNU_SOURCE
+#include "host.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- shared memory ----
+ * A memfd, named by its /proc path: another process of the same user opens
+ * it there (ptrace read access to the creator, which Yama does not restrict).
+ * Its size is sealed, so no process holding it can shrink it under another's
+ * mapping (that would turn accesses into SIGBUS). */
+struct host_shm {
+	int fd;
+	void *ptr;
+	uint64_t size;
+	char name[64];
+};
+
+static host_shm *shm_map(int fd, uint64_t size, char *err, size_t errlen)
+{
+	if (size == 0 || size > (uint64_t)SIZE_MAX) {
+		set_err(err, errlen, "shared memory: bad size %llu", (unsigned long long)size);
+		return NULL;
+	}
+	void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		set_err(err, errlen, "shared memory: mmap of %llu bytes: %s", (unsigned long long)size, strerror(errno));
+		return NULL;
+	}
+	host_shm *s = calloc(1, sizeof(*s));
+	if (!s) {
+		munmap(p, (size_t)size);
+		set_err(err, errlen, "out of memory");
+		return NULL;
+	}
+	s->fd = fd;
+	s->ptr = p;
+	s->size = size;
+	snprintf(s->name, sizeof(s->name), "/proc/%ld/fd/%d", (long)getpid(), fd);
+	return s;
+}
+
+host_shm *host_shm_create(const char *tag, uint64_t size, char *err, size_t errlen)
+{
+	int fd = memfd_create(tag, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0) {
+		set_err(err, errlen, "memfd_create(%s): %s", tag, strerror(errno));
+		return NULL;
+	}
+	if (size > (uint64_t)INT64_MAX || ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		set_err(err, errlen, "shared memory %s of %llu bytes: %s", tag, (unsigned long long)size,
+			strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	host_shm *s = shm_map(fd, size, err, errlen);
+	if (!s)
+		close(fd);
+	return s;
+}
+
+host_shm *host_shm_open(const char *name, uint64_t size, char *err, size_t errlen)
+{
+	int fd = open(name, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		set_err(err, errlen, "open shared memory %s: %s", name, strerror(errno));
+		return NULL;
+	}
+	/* The name came from another process: map only a sealed regular file
+	 * at least as large as we will touch. */
+	struct stat st;
+	int seals = fcntl(fd, F_GET_SEALS);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < size || seals < 0 ||
+	    !(seals & F_SEAL_SHRINK)) {
+		set_err(err, errlen, "shared memory %s is not a sealed object of at least %llu bytes", name,
+			(unsigned long long)size);
+		close(fd);
+		return NULL;
+	}
+	host_shm *s = shm_map(fd, size, err, errlen);
+	if (!s) {
+		close(fd);
+		return NULL;
+	}
+	/* Keep the name the creator gave, so it can be passed on again. */
+	snprintf(s->name, sizeof(s->name), "%s", name);
+	return s;
+}
+
+void *host_shm_ptr(const host_shm *s)
+{
+	return s->ptr;
+}
+
+uint64_t host_shm_size(const host_shm *s)
+{
+	return s->size;
+}
+
+const char *host_shm_name(const host_shm *s)
+{
+	return s->name;
+}
+
+void host_shm_close(host_shm *s)
+{
+	if (!s)
+		return;
+	munmap(s->ptr, (size_t)s->size);
+	close(s->fd);
+	free(s);
+}
+
+/* ---- terminal ---- */
+_Static_assert(sizeof(struct termios) <= sizeof(((struct host_term *)0)->opaque), "termios does not fit");
+
+bool host_stdin_is_tty(void)
+{
+	return isatty(STDIN_FILENO);
+}
+
+bool host_stdout_is_tty(void)
+{
+	return isatty(STDOUT_FILENO);
+}
+
+int host_term_save(struct host_term *t)
+{
+	struct termios tio;
+	t->saved = false;
+	if (tcgetattr(STDIN_FILENO, &tio) < 0)
+		return -1;
+	memcpy(t->opaque, &tio, sizeof(tio));
+	t->saved = true;
+	return 0;
+}
+
+int host_term_raw(const struct host_term *saved)
+{
+	if (!saved->saved)
+		return -1;
+	struct termios tio;
+	memcpy(&tio, saved->opaque, sizeof(tio));
+	/* cfmakeraw(), spelled out: no input translation, no echo, no signals
+	 * from keys (Ctrl-C goes to the guest), and no output processing, so
+	 * the guest's bytes reach the terminal untouched. */
+	tio.c_iflag &= ~(tcflag_t)(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
+	tio.c_oflag &= ~(tcflag_t)OPOST;
+	tio.c_lflag &= ~(tcflag_t)(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+	tio.c_cflag &= ~(tcflag_t)(CSIZE | PARENB);
+	tio.c_cflag |= CS8;
+	tio.c_cc[VMIN] = 1;
+	tio.c_cc[VTIME] = 0;
+	return tcsetattr(STDIN_FILENO, TCSANOW, &tio) < 0 ? -1 : 0;
+}
+
+void host_term_restore(const struct host_term *t)
+{
+	/* Called from signal handlers: tcsetattr is async-signal-safe. */
+	if (!t->saved)
+		return;
+	struct termios tio;
+	memcpy(&tio, t->opaque, sizeof(tio));
+	tcsetattr(STDIN_FILENO, TCSANOW, &tio);
+}
+
+long host_stdin_read(void *buf, size_t n)
+{
+	for (;;) {
+		ssize_t r = read(STDIN_FILENO, buf, n);
+		if (r >= 0)
+			return (long)r;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+int host_stdout_write(const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n > 0) {
+		ssize_t w = write(STDOUT_FILENO, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- processes ---- */
+struct host_proc {
+	pid_t pid;
+	bool reaped;
+};
+
+/* In the child between fork and exec: only async-signal-safe calls. */
+static void spawn_child(const char *path, char *const argv[], pid_t parent, int report_fd)
+{
+	/* Die with the parent.  Linux ties the death signal to the parent
+	 * *thread*: host_spawn must be called from a thread that lives as long
+	 * as the children (the launcher's main thread). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent) /* the parent died before prctl took effect */
+		_exit(127);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execv(path, argv);
+	int e = errno;
+	ssize_t ignored = write(report_fd, &e, sizeof(e));
+	(void)ignored;
+	_exit(127);
+}
+
+host_proc *host_spawn(const char *path, char *const argv[], char *err, size_t errlen)
+{
+	host_proc *p = calloc(1, sizeof(*p));
+	/* exec failures come back through a close-on-exec pipe: EOF = exec'd. */
+	int report[2];
+	if (!p || pipe2(report, O_CLOEXEC) < 0) {
+		set_err(err, errlen, "spawn %s: %s", path, strerror(errno));
+		free(p);
+		return NULL;
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid == 0)
+		spawn_child(path, argv, parent, report[1]);
+	close(report[1]);
+	if (pid < 0) {
+		set_err(err, errlen, "fork for %s: %s", path, strerror(errno));
+		close(report[0]);
+		free(p);
+		return NULL;
+	}
+	int child_errno;
+	ssize_t r;
+	do
+		r = read(report[0], &child_errno, sizeof(child_errno));
+	while (r < 0 && errno == EINTR);
+	close(report[0]);
+	if (r == (ssize_t)sizeof(child_errno)) {
+		waitpid(pid, NULL, 0);
+		set_err(err, errlen, "cannot run %s: %s", path, strerror(child_errno));
+		free(p);
+		return NULL;
+	}
+	p->pid = pid;
+	return p;
+}
+
+static int exit_status(int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	return 128 + WTERMSIG(wstatus);
+}
+
+int host_wait_any(host_proc *const procs[], int n, int timeout_ms, int *status)
+{
+	/* Poll with short sleeps: simple, and no SIGCHLD handler to share with
+	 * the rest of the process.  A 5 ms delay in noticing a death is fine. */
+	uint64_t deadline = host_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+	for (;;) {
+		bool any_alive = false;
+		for (int i = 0; i < n; i++) {
+			host_proc *p = procs[i];
+			if (!p || p->reaped)
+				continue;
+			any_alive = true;
+			int ws;
+			pid_t r = waitpid(p->pid, &ws, WNOHANG);
+			if (r == p->pid) {
+				p->reaped = true;
+				*status = exit_status(ws);
+				return i;
+			}
+			if (r < 0 && errno == ECHILD) { /* reaped elsewhere: report it gone */
+				p->reaped = true;
+				*status = 128 + SIGKILL;
+				return i;
+			}
+		}
+		if (!any_alive || (timeout_ms >= 0 && host_now_ns() >= deadline))
+			return -1;
+		host_sleep_ms(5);
+	}
+}
+
+void host_proc_kill(host_proc *p)
+{
+	if (p && !p->reaped)
+		kill(p->pid, SIGKILL);
+}
+
+void host_proc_terminate(host_proc *p)
+{
+	if (p && !p->reaped)
+		kill(p->pid, SIGTERM);
+}
+
+long host_proc_pid(const host_proc *p)
+{
+	return (long)p->pid;
+}
+
+void host_proc_free(host_proc *p)
+{
+	free(p);
+}
+
+void host_child_init(void)
+{
+	/* Nothing to do on Linux: host_spawn's child sets PR_SET_PDEATHSIG and
+	 * checks its parent before exec, which closes the race already. */
+}
+
+int host_exe_dir(char *buf, size_t n)
+{
+	char path[PATH_MAX];
+	ssize_t len = readlink("/proc/self/exe", path, sizeof(path) - 1);
+	if (len <= 0)
+		return -1;
+	path[len] = '\0';
+	char *slash = strrchr(path, '/');
+	if (!slash)
+		return -1;
+	*slash = '\0';
+	if ((size_t)snprintf(buf, n, "%s", path) >= n)
+		return -1;
+	return 0;
+}
+
+const char *host_exe_suffix(void)
+{
+	return "";
+}
+
+/* ---- runtime directory and ipc addresses ---- */
+
+/* Room left in a socket path after the directory: "/" NAME ".sock". */
+#define SOCK_NAME_ROOM (1 + 15 + 5)
+
+int host_runtime_dir_create(char *buf, size_t n, char *err, size_t errlen)
+{
+	/* A socket path must fit in sun_path: fall back to /tmp when
+	 * $XDG_RUNTIME_DIR is too long for "<dir>/minivm-XXXXXX/<name>.sock"
+	 * or unusable. */
+	const char *bases[2] = { getenv("XDG_RUNTIME_DIR"), "/tmp" };
+	size_t max_dir = sizeof(((struct sockaddr_un *)0)->sun_path) - 1 - SOCK_NAME_ROOM;
+	set_err(err, errlen, "no runtime directory: $XDG_RUNTIME_DIR and /tmp unusable");
+	for (int i = 0; i < 2; i++) {
+		const char *base = bases[i];
+		if (!base || base[0] != '/')
+			continue;
+		int len = snprintf(buf, n, "%s/minivm-XXXXXX", base);
+		if (len < 0 || (size_t)len >= n || (size_t)len > max_dir)
+			continue;
+		if (mkdtemp(buf)) /* mode 0700 */
+			return 0;
+		set_err(err, errlen, "cannot create a runtime directory in %s: %s", base, strerror(errno));
+	}
+	return -1;
+}
+
+void host_runtime_dir_remove(const char *path)
+{
+	/* It holds only our sockets: remove them, then the directory. */
+	DIR *d = opendir(path);
+	if (d) {
+		int dfd = dirfd(d);
+		struct dirent *e;
+		while ((e = readdir(d)))
+			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+				unlinkat(dfd, e->d_name, 0);
+		closedir(d);
+	}
+	rmdir(path);
+}
+
+int host_ipc_url(const char *dir, const char *name, char *buf, size_t n)
+{
+	int len = snprintf(buf, n, "ipc://%s/%s.sock", dir, name);
+	return len < 0 || (size_t)len >= n ? -1 : 0;
+}
+
+/* ---- termination signals ---- */
+static void (*terminate_fn)(int sig);
+static atomic_int terminate_running;
+
+static void on_terminate_signal(int sig)
+{
+	/* Several threads may take a signal at once: the first runs fn and
+	 * exits, the others wait for that. */
+	if (atomic_exchange(&terminate_running, 1))
+		for (;;)
+			pause();
+	if (terminate_fn)
+		terminate_fn(sig);
+	_exit(128 + sig);
+}
+
+void host_on_terminate(void (*fn)(int sig))
+{
+	terminate_fn = fn;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_terminate_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaddset(&sa.sa_mask, SIGINT);
+	sigaddset(&sa.sa_mask, SIGTERM);
+	sigaddset(&sa.sa_mask, SIGHUP);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/* ---- time ---- */
+uint64_t host_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void host_sleep_ms(unsigned ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* ---- run-time library loading ---- */
+void *host_lib_open_system(const char *name, char *err, size_t errlen)
+{
+	void *lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	if (!lib)
+		set_err(err, errlen, "%s", dlerror());
+	return lib;
+}
+
+void *host_lib_sym(void *lib, const char *sym)
+{
+	return dlsym(lib, sym);
+}
