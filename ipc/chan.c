@@ -1,0 +1,231 @@
+/* chan.c - the channel between vmm-core and one device: an nng pair0 socket
+ * carrying the messages of ipc.c.
+ *
+ * pair0 has at most one peer.  Sends block while there is none or while it
+ * is not reading (backpressure; nothing is ever dropped); a write sent while
+ * a device restarts reaches the new incarnation.
+ *
+ * The listening side (the core) outlives its peers: devices come and go, the
+ * callback reports each.  The dialing side (a device) lives for one listener:
+ * once it goes away the channel is closed for good, so a device notices that
+ * the core is gone and exits.  nng cannot interrupt a blocked send or receive
+ * when that happens, so on the dialing side they wait in PEER_POLL_MS slices
+ * and look at peer_gone in between.
+ */
+#include "ipc.h"
+
+#include "host.h"
+
+#include <nng/nng.h>
+#include <nng/protocol/pair0/pair.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifndef _WIN32
+#include <sys/un.h>
+#endif
+
+#define PEER_POLL_MS 50
+#define DIAL_RETRY_MS 10
+/* Larger messages make nng drop the connection.  Anything above
+ * IPC_MAX_MSG is refused anyway; this bound only keeps a hostile peer from
+ * making us buffer megabytes, while still letting ipc_recv say why a merely
+ * oversized message was refused. */
+#define RECV_MAX_BYTES 65536
+
+struct ipc_chan {
+	nng_socket sock;
+	nng_aio *recv_aio; /* one receiving thread at a time */
+	bool dialer;
+	ipc_peer_cb cb;
+	void *opaque;
+	pthread_mutex_t peer_lock; /* orders the peer callbacks */
+	uint32_t peer_pipe;        /* nng pipe id of the attached peer, 0 if none */
+	_Atomic bool peer_gone;    /* dialer: the listener went away */
+};
+
+static void set_err(char *err, size_t errlen, const char *what, const char *url, int rv)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "%s %s: %s", what, url, nng_strerror(rv));
+}
+
+/* nng calls this on its own thread for every pipe.  pair0 may briefly see a
+ * second pipe that it then refuses: only the pipe that became the peer
+ * counts. */
+static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
+{
+	ipc_chan *c = arg;
+	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	pthread_mutex_lock(&c->peer_lock);
+	if (ev == NNG_PIPE_EV_ADD_POST && c->peer_pipe == 0) {
+		c->peer_pipe = id;
+		if (c->cb)
+			c->cb(c->opaque, true);
+	} else if (ev == NNG_PIPE_EV_REM_POST && c->peer_pipe == id) {
+		c->peer_pipe = 0;
+		if (c->dialer)
+			c->peer_gone = true;
+		if (c->cb)
+			c->cb(c->opaque, false);
+	}
+	pthread_mutex_unlock(&c->peer_lock);
+}
+
+static int check_url(const char *url, char *err, size_t errlen)
+{
+#ifndef _WIN32
+	/* nng's message for an over-long socket path is unhelpful. */
+	const char *prefix = "ipc://";
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+	if (!strncmp(url, prefix, strlen(prefix)) && strlen(url + strlen(prefix)) > max) {
+		if (err && errlen)
+			snprintf(err, errlen, "socket path %s is %zu bytes, the limit is %zu: use a shorter runtime directory",
+				 url + strlen(prefix), strlen(url + strlen(prefix)), max);
+		return IPC_EIO;
+	}
+#else
+	(void)url, (void)err, (void)errlen;
+#endif
+	return IPC_OK;
+}
+
+static ipc_chan *chan_open(const char *url, bool dialer, ipc_peer_cb cb, void *opaque, char *err, size_t errlen)
+{
+	if (check_url(url, err, errlen) != IPC_OK)
+		return NULL;
+	ipc_chan *c = calloc(1, sizeof(*c));
+	if (!c) {
+		set_err(err, errlen, "channel", url, NNG_ENOMEM);
+		return NULL;
+	}
+	c->dialer = dialer;
+	c->cb = cb;
+	c->opaque = opaque;
+	pthread_mutex_init(&c->peer_lock, NULL);
+	int rv = nng_pair0_open(&c->sock);
+	if (rv) {
+		set_err(err, errlen, "pair0 socket for", url, rv);
+		pthread_mutex_destroy(&c->peer_lock);
+		free(c);
+		return NULL;
+	}
+	if ((rv = nng_aio_alloc(&c->recv_aio, NULL, NULL)) ||
+	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RECV_MAX_BYTES)) ||
+	    (dialer && (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, PEER_POLL_MS))) ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe_event, c)) ||
+	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, c))) {
+		set_err(err, errlen, "setting up the channel for", url, rv);
+		ipc_close(c);
+		return NULL;
+	}
+	return c;
+}
+
+int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, char *err, size_t errlen)
+{
+	ipc_chan *c = chan_open(url, false, cb, opaque, err, errlen);
+	if (!c)
+		return IPC_EIO;
+	int rv = nng_listen(c->sock, url, NULL, 0);
+	if (rv) {
+		set_err(err, errlen, "listen on", url, rv);
+		ipc_close(c);
+		return IPC_EIO;
+	}
+	*out = c;
+	return IPC_OK;
+}
+
+int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t errlen)
+{
+	ipc_chan *c = chan_open(url, true, NULL, NULL, err, errlen);
+	if (!c)
+		return IPC_EIO;
+	/* The core may not be listening yet: retry while the address is
+	 * missing or refuses, until the deadline. */
+	uint64_t deadline = host_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+	for (;;) {
+		int rv = nng_dial(c->sock, url, NULL, 0);
+		if (rv == 0)
+			break;
+		bool retry = rv == NNG_ECONNREFUSED || rv == NNG_ENOENT || rv == NNG_ECONNSHUT ||
+			     rv == NNG_ETIMEDOUT;
+		if (!retry || host_now_ns() >= deadline) {
+			set_err(err, errlen, "connect to", url, rv);
+			ipc_close(c);
+			return retry ? IPC_ETIMEDOUT : IPC_EIO;
+		}
+		host_sleep_ms(DIAL_RETRY_MS);
+	}
+	*out = c;
+	return IPC_OK;
+}
+
+int ipc_send(ipc_chan *c, const struct ipc_msg *m)
+{
+	uint8_t buf[IPC_MAX_MSG];
+	int len = ipc_encode(m, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	for (;;) {
+		if (c->peer_gone)
+			return IPC_ECLOSED;
+		int rv = nng_send(c->sock, buf, (size_t)len, 0); /* copies buf */
+		if (rv == 0)
+			return IPC_OK;
+		if (rv == NNG_ECLOSED)
+			return IPC_ECLOSED;
+		if (rv != NNG_ETIMEDOUT) /* only the dialer's send slices time out */
+			return IPC_EIO;
+	}
+}
+
+int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen)
+{
+	uint64_t deadline = host_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+	for (;;) {
+		if (c->peer_gone) {
+			if (err && errlen)
+				snprintf(err, errlen, "the peer closed the channel");
+			return IPC_ECLOSED;
+		}
+		nng_duration wait = NNG_DURATION_INFINITE;
+		if (timeout_ms >= 0) {
+			uint64_t now = host_now_ns();
+			wait = now >= deadline ? 0 : (nng_duration)((deadline - now + 999999) / 1000000);
+		}
+		if (c->dialer && (wait == NNG_DURATION_INFINITE || wait > PEER_POLL_MS))
+			wait = PEER_POLL_MS;
+		nng_aio_set_timeout(c->recv_aio, wait);
+		nng_recv_aio(c->sock, c->recv_aio);
+		nng_aio_wait(c->recv_aio);
+		int rv = nng_aio_result(c->recv_aio);
+		if (rv == 0) {
+			nng_msg *msg = nng_aio_get_msg(c->recv_aio);
+			int rc = ipc_decode(nng_msg_body(msg), nng_msg_len(msg), m, err, errlen);
+			nng_msg_free(msg);
+			return rc;
+		}
+		if (rv == NNG_ETIMEDOUT) {
+			if (timeout_ms >= 0 && host_now_ns() >= deadline)
+				return IPC_ETIMEDOUT;
+			continue;
+		}
+		if (err && errlen)
+			snprintf(err, errlen, "receive: %s", nng_strerror(rv));
+		return rv == NNG_ECLOSED ? IPC_ECLOSED : IPC_EIO;
+	}
+}
+
+void ipc_close(ipc_chan *c)
+{
+	if (!c)
+		return;
+	/* Closing the socket first stops the pipe callbacks before c goes. */
+	nng_close(c->sock);
+	nng_aio_free(c->recv_aio);
+	pthread_mutex_destroy(&c->peer_lock);
+	free(c);
+}

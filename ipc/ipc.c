@@ -1,0 +1,473 @@
+/* ipc.c - the wire format of the messages between vmm-core and the devices.
+ *
+ * ipc_decode() is the security boundary between processes: everything that
+ * arrives from another process passes through it before any other code looks
+ * at it.  ipc_encode() runs the same checks on what it produced, so a message
+ * that would be refused is never sent.
+ *
+ * Wire layout.  All integers little-endian, no padding, offsets in bytes.
+ * Fields marked "zero" are reserved: a sender writes 0, a receiver refuses
+ * anything else (so a later version can give them a meaning).
+ *
+ * Header, 16 bytes, in front of every message:
+ *   0  u16  magic    0x564d ("MV")
+ *   2  u8   version  IPC_PROTO_VERSION (the wire format's version)
+ *   3  u8   type     enum ipc_msg_type
+ *   4  u32  length   of the whole message, header included; must equal the
+ *                    number of bytes received
+ *   8  u64  seq      IO_READ/IO_REPLY and PING/PONG pairs share it; IO_WRITE
+ *                    carries the sender's running count (state->applied_seq)
+ *
+ * Body, by type (offsets from the start of the body; the body length must be
+ * exactly the one given here):
+ *
+ * IPC_HELLO, 24 + 24*nranges + 4*nirqs + 16*nregs bytes:
+ *   0  u32       version   the device's protocol version (the core compares)
+ *   4  char[16]  name      NUL-terminated, not empty
+ *  20  u8        nranges   <= IPC_MAX_RANGES
+ *  21  u8        nirqs     <= IPC_MAX_IRQS
+ *  22  u8        nregs     <= IPC_MAX_REGS
+ *  23  u8        zero
+ *  24  nranges x range, 24 bytes each:
+ *        0 u8 space (0 PIO, 1 MMIO), 1 u8[7] zero, 8 u64 base, 16 u64 size
+ *        size > 0, base + size does not wrap, PIO ranges end at or below 0x10000
+ *  ..  nirqs x u32 line
+ *  ..  nregs x reg, 16 bytes each:
+ *        0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8 flags (IPC_REG_*),
+ *        3 u8 slot (< IPC_MAX_REGS), 4 u8[4] zero, 8 u64 addr
+ *        the access lies in its space as a range would; no two regs share an
+ *        address; no two IPC_REG_SHADOW regs share a slot
+ *
+ * IPC_WELCOME, 280 bytes:
+ *   0  u32       flags       IPC_WELCOME_* only
+ *   4  u32       zero
+ *   8  u64       ram_size
+ *  16  u64       state_size
+ *  24  char[128] ram_name    NUL-terminated (host_shm_open names)
+ * 152  char[128] state_name  NUL-terminated
+ *
+ * IPC_REJECT, 128 bytes:
+ *   0  char[128] reason      NUL-terminated
+ *
+ * IPC_IO_READ, 16 bytes:
+ *   0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8[6] zero, 8 u64 addr
+ *   the access lies in its space as a range would
+ * IPC_IO_WRITE, 24 bytes: as IO_READ, then
+ *  16  u64  data   fits in `size` bytes
+ * IPC_IO_REPLY, 8 bytes:
+ *   0  u64  data   (the reader knows the size it asked for and masks)
+ *
+ * IPC_IRQ, 8 bytes:
+ *   0  u32  line
+ *   4  u32  level  0 or 1
+ *
+ * IPC_RESET, IPC_SHUTDOWN, IPC_QUIT, IPC_PING, IPC_PONG: no body.
+ */
+#include "ipc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define HELLO_FIXED 24
+#define RANGE_WIRE 24
+#define IRQ_WIRE 4
+#define REG_WIRE 16
+#define WELCOME_WIRE 280
+#define IO_READ_WIRE 16
+#define IO_WRITE_WIRE 24
+#define IO_REPLY_WIRE 8
+#define IRQ_MSG_WIRE 8
+#define PIO_SPACE_END 0x10000u
+
+_Static_assert(IPC_HDR_SIZE + HELLO_FIXED + IPC_MAX_RANGES * RANGE_WIRE + IPC_MAX_IRQS * IRQ_WIRE +
+			       IPC_MAX_REGS * REG_WIRE <=
+		       IPC_MAX_MSG,
+	       "the largest HELLO must fit in IPC_MAX_MSG");
+_Static_assert(24 + 2 * IPC_MAX_SHM_NAME == WELCOME_WIRE, "WELCOME layout");
+
+/* ---- little-endian field access ---- */
+
+static uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* A string field: the bytes up to the NUL, zeros after it (nothing of the
+ * sender's memory beyond the string leaves the process).  A string that
+ * fills the field has no NUL and the decoder refuses it. */
+static void put_str(uint8_t *p, const char *s, size_t field)
+{
+	size_t n = strnlen(s, field);
+	memcpy(p, s, n);
+	memset(p + n, 0, field - n);
+}
+
+/* ---- validation ---- */
+
+static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int bad(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (err && errlen) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return IPC_EBADMSG;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+static bool valid_access_size(unsigned size)
+{
+	return size == 1 || size == 2 || size == 4 || size == 8;
+}
+
+/* [base, base+size) is non-empty, does not wrap and lies in its space. */
+static bool valid_span(unsigned space, uint64_t base, uint64_t size)
+{
+	if (space != IPC_SPACE_PIO && space != IPC_SPACE_MMIO)
+		return false;
+	if (size == 0 || base + size < base)
+		return false;
+	return space == IPC_SPACE_MMIO || base + size <= PIO_SPACE_END;
+}
+
+/* Copies a NUL-terminated string field; false if the field has no NUL. */
+static bool get_str(char *dst, const uint8_t *p, size_t field)
+{
+	if (!memchr(p, 0, field))
+		return false;
+	memcpy(dst, p, field);
+	return true;
+}
+
+static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char *err, size_t errlen)
+{
+	if (blen < HELLO_FIXED)
+		return bad(err, errlen, "HELLO: body of %zu bytes, need at least %d", blen, HELLO_FIXED);
+	h->version = get32(b);
+	if (!get_str(h->name, b + 4, IPC_MAX_NAME))
+		return bad(err, errlen, "HELLO: device name not NUL-terminated");
+	if (!h->name[0])
+		return bad(err, errlen, "HELLO: empty device name");
+	h->nranges = b[20];
+	h->nirqs = b[21];
+	h->nregs = b[22];
+	if (b[23])
+		return bad(err, errlen, "HELLO: reserved byte not zero");
+	if (h->nranges > IPC_MAX_RANGES || h->nirqs > IPC_MAX_IRQS || h->nregs > IPC_MAX_REGS)
+		return bad(err, errlen, "HELLO: %u ranges, %u irqs, %u regs exceed the limits %d, %d, %d",
+			   h->nranges, h->nirqs, h->nregs, IPC_MAX_RANGES, IPC_MAX_IRQS, IPC_MAX_REGS);
+	size_t want = HELLO_FIXED + h->nranges * RANGE_WIRE + h->nirqs * IRQ_WIRE + h->nregs * REG_WIRE;
+	if (blen != want)
+		return bad(err, errlen, "HELLO: body of %zu bytes, its counts need %zu", blen, want);
+
+	const uint8_t *p = b + HELLO_FIXED;
+	for (unsigned i = 0; i < h->nranges; i++, p += RANGE_WIRE) {
+		struct ipc_range *r = &h->ranges[i];
+		r->space = p[0];
+		r->base = get64(p + 8);
+		r->size = get64(p + 16);
+		if (!all_zero(p + 1, 7))
+			return bad(err, errlen, "HELLO: range %u: reserved bytes not zero", i);
+		if (!valid_span(r->space, r->base, r->size))
+			return bad(err, errlen, "HELLO: range %u: space %u base 0x%llx size 0x%llx is empty, wraps or is outside its space",
+				   i, r->space, (unsigned long long)r->base, (unsigned long long)r->size);
+	}
+	for (unsigned i = 0; i < h->nirqs; i++, p += IRQ_WIRE)
+		h->irqs[i] = get32(p);
+	for (unsigned i = 0; i < h->nregs; i++, p += REG_WIRE) {
+		struct ipc_reg *g = &h->regs[i];
+		g->space = p[0];
+		g->size = p[1];
+		g->flags = p[2];
+		g->slot = p[3];
+		g->addr = get64(p + 8);
+		if (!all_zero(p + 4, 4))
+			return bad(err, errlen, "HELLO: reg %u: reserved bytes not zero", i);
+		if (!valid_access_size(g->size) || !valid_span(g->space, g->addr, g->size))
+			return bad(err, errlen, "HELLO: reg %u: space %u addr 0x%llx size %u is not a valid access",
+				   i, g->space, (unsigned long long)g->addr, g->size);
+		if (g->flags & ~(IPC_REG_SHADOW | IPC_REG_STREAM))
+			return bad(err, errlen, "HELLO: reg %u: unknown flags 0x%x", i, g->flags);
+		if (g->slot >= IPC_MAX_REGS)
+			return bad(err, errlen, "HELLO: reg %u: slot %u >= %d", i, g->slot, IPC_MAX_REGS);
+		for (unsigned j = 0; j < i; j++) {
+			const struct ipc_reg *o = &h->regs[j];
+			if (o->space == g->space && o->addr == g->addr)
+				return bad(err, errlen, "HELLO: regs %u and %u have the same address", j, i);
+			if ((o->flags & IPC_REG_SHADOW) && (g->flags & IPC_REG_SHADOW) && o->slot == g->slot)
+				return bad(err, errlen, "HELLO: regs %u and %u share shadow slot %u", j, i, g->slot);
+		}
+	}
+	return IPC_OK;
+}
+
+static int decode_welcome(const uint8_t *b, struct ipc_welcome *w, char *err, size_t errlen)
+{
+	w->flags = get32(b);
+	if (w->flags & ~IPC_WELCOME_RESUMED)
+		return bad(err, errlen, "WELCOME: unknown flags 0x%x", w->flags);
+	if (get32(b + 4))
+		return bad(err, errlen, "WELCOME: reserved field not zero");
+	w->ram_size = get64(b + 8);
+	w->state_size = get64(b + 16);
+	if (!get_str(w->ram_name, b + 24, IPC_MAX_SHM_NAME) ||
+	    !get_str(w->state_name, b + 24 + IPC_MAX_SHM_NAME, IPC_MAX_SHM_NAME))
+		return bad(err, errlen, "WELCOME: shared-memory name not NUL-terminated");
+	return IPC_OK;
+}
+
+/* IO_READ and IO_WRITE: space, size, addr. */
+static int decode_io_access(const uint8_t *b, struct ipc_io *io, char *err, size_t errlen)
+{
+	io->space = b[0];
+	io->size = b[1];
+	io->addr = get64(b + 8);
+	if (!all_zero(b + 2, 6))
+		return bad(err, errlen, "IO: reserved bytes not zero");
+	if (!valid_access_size(io->size) || !valid_span(io->space, io->addr, io->size))
+		return bad(err, errlen, "IO: space %u addr 0x%llx size %u is not a valid access", io->space,
+			   (unsigned long long)io->addr, io->size);
+	return IPC_OK;
+}
+
+/* The exact body length of each fixed-size type; -1 for HELLO. */
+static long body_size(unsigned type)
+{
+	switch (type) {
+	case IPC_HELLO:
+		return -1;
+	case IPC_WELCOME:
+		return WELCOME_WIRE;
+	case IPC_REJECT:
+		return IPC_MAX_REASON;
+	case IPC_IO_READ:
+		return IO_READ_WIRE;
+	case IPC_IO_REPLY:
+		return IO_REPLY_WIRE;
+	case IPC_IO_WRITE:
+		return IO_WRITE_WIRE;
+	case IPC_IRQ:
+		return IRQ_MSG_WIRE;
+	default: /* RESET, SHUTDOWN, QUIT, PING, PONG */
+		return 0;
+	}
+}
+
+int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, size_t errlen)
+{
+	memset(m, 0, sizeof(*m));
+	if (len < IPC_HDR_SIZE)
+		return bad(err, errlen, "message of %zu bytes is shorter than the header", len);
+	if (len > IPC_MAX_MSG)
+		return bad(err, errlen, "message of %zu bytes exceeds %d", len, IPC_MAX_MSG);
+	if (get16(buf) != IPC_MAGIC)
+		return bad(err, errlen, "bad magic 0x%04x", get16(buf));
+	if (buf[2] != IPC_PROTO_VERSION)
+		return bad(err, errlen, "protocol version %u, expected %d", buf[2], IPC_PROTO_VERSION);
+	unsigned type = buf[3];
+	if (type < IPC_HELLO || type >= IPC_MSG_TYPE_MAX)
+		return bad(err, errlen, "unknown message type %u", type);
+	if (get32(buf + 4) != len)
+		return bad(err, errlen, "%s: length field %u but %zu bytes received", ipc_type_name(type),
+			   get32(buf + 4), len);
+	m->type = (uint8_t)type;
+	m->seq = get64(buf + 8);
+
+	const uint8_t *b = buf + IPC_HDR_SIZE;
+	size_t blen = len - IPC_HDR_SIZE;
+	long want = body_size(type);
+	if (want >= 0 && blen != (size_t)want)
+		return bad(err, errlen, "%s: body of %zu bytes, expected %ld", ipc_type_name(type), blen, want);
+
+	int rc = IPC_OK;
+	switch (type) {
+	case IPC_HELLO:
+		rc = decode_hello(b, blen, &m->u.hello, err, errlen);
+		break;
+	case IPC_WELCOME:
+		rc = decode_welcome(b, &m->u.welcome, err, errlen);
+		break;
+	case IPC_REJECT:
+		if (!get_str(m->u.reason, b, IPC_MAX_REASON))
+			rc = bad(err, errlen, "REJECT: reason not NUL-terminated");
+		break;
+	case IPC_IO_READ:
+		rc = decode_io_access(b, &m->u.io, err, errlen);
+		break;
+	case IPC_IO_WRITE:
+		rc = decode_io_access(b, &m->u.io, err, errlen);
+		m->u.io.data = get64(b + 16);
+		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
+			rc = bad(err, errlen, "IO_WRITE: data 0x%llx does not fit in %u bytes",
+				 (unsigned long long)m->u.io.data, m->u.io.size);
+		break;
+	case IPC_IO_REPLY:
+		m->u.io.data = get64(b);
+		break;
+	case IPC_IRQ:
+		m->u.irq.line = get32(b);
+		m->u.irq.level = get32(b + 4);
+		if (m->u.irq.level > 1)
+			rc = bad(err, errlen, "IRQ: level %u is neither 0 nor 1", m->u.irq.level);
+		break;
+	default:
+		break;
+	}
+	if (rc != IPC_OK)
+		memset(m, 0, sizeof(*m)); /* nothing half-validated leaks out */
+	return rc;
+}
+
+/* ---- encoding ---- */
+
+static void encode_hello(const struct ipc_hello *h, uint8_t *b)
+{
+	put32(b, h->version);
+	put_str(b + 4, h->name, IPC_MAX_NAME);
+	b[20] = (uint8_t)h->nranges;
+	b[21] = (uint8_t)h->nirqs;
+	b[22] = (uint8_t)h->nregs;
+	b[23] = 0;
+	uint8_t *p = b + HELLO_FIXED;
+	for (unsigned i = 0; i < h->nranges; i++, p += RANGE_WIRE) {
+		memset(p, 0, RANGE_WIRE);
+		p[0] = h->ranges[i].space;
+		put64(p + 8, h->ranges[i].base);
+		put64(p + 16, h->ranges[i].size);
+	}
+	for (unsigned i = 0; i < h->nirqs; i++, p += IRQ_WIRE)
+		put32(p, h->irqs[i]);
+	for (unsigned i = 0; i < h->nregs; i++, p += REG_WIRE) {
+		memset(p, 0, REG_WIRE);
+		p[0] = h->regs[i].space;
+		p[1] = h->regs[i].size;
+		p[2] = h->regs[i].flags;
+		p[3] = h->regs[i].slot;
+		put64(p + 8, h->regs[i].addr);
+	}
+}
+
+static void encode_io_access(const struct ipc_io *io, uint8_t *b)
+{
+	memset(b, 0, IO_READ_WIRE);
+	b[0] = io->space;
+	b[1] = io->size;
+	put64(b + 8, io->addr);
+}
+
+int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
+{
+	unsigned type = m->type;
+	if (type < IPC_HELLO || type >= IPC_MSG_TYPE_MAX)
+		return IPC_EBADMSG;
+	size_t blen;
+	if (type == IPC_HELLO) {
+		const struct ipc_hello *h = &m->u.hello;
+		/* Checked before writing: the counts index the struct's arrays. */
+		if (h->nranges > IPC_MAX_RANGES || h->nirqs > IPC_MAX_IRQS || h->nregs > IPC_MAX_REGS)
+			return IPC_EBADMSG;
+		blen = HELLO_FIXED + h->nranges * RANGE_WIRE + h->nirqs * IRQ_WIRE + h->nregs * REG_WIRE;
+	} else {
+		blen = (size_t)body_size(type);
+	}
+	size_t len = IPC_HDR_SIZE + blen;
+	if (cap < len)
+		return IPC_ENOSPC;
+
+	put16(buf, IPC_MAGIC);
+	buf[2] = IPC_PROTO_VERSION;
+	buf[3] = (uint8_t)type;
+	put32(buf + 4, (uint32_t)len);
+	put64(buf + 8, m->seq);
+	uint8_t *b = buf + IPC_HDR_SIZE;
+	switch (type) {
+	case IPC_HELLO:
+		encode_hello(&m->u.hello, b);
+		break;
+	case IPC_WELCOME:
+		put32(b, m->u.welcome.flags);
+		put32(b + 4, 0);
+		put64(b + 8, m->u.welcome.ram_size);
+		put64(b + 16, m->u.welcome.state_size);
+		put_str(b + 24, m->u.welcome.ram_name, IPC_MAX_SHM_NAME);
+		put_str(b + 24 + IPC_MAX_SHM_NAME, m->u.welcome.state_name, IPC_MAX_SHM_NAME);
+		break;
+	case IPC_REJECT:
+		put_str(b, m->u.reason, IPC_MAX_REASON);
+		break;
+	case IPC_IO_READ:
+		encode_io_access(&m->u.io, b);
+		break;
+	case IPC_IO_WRITE:
+		encode_io_access(&m->u.io, b);
+		put64(b + 16, m->u.io.data);
+		break;
+	case IPC_IO_REPLY:
+		put64(b, m->u.io.data);
+		break;
+	case IPC_IRQ:
+		put32(b, m->u.irq.line);
+		put32(b + 4, m->u.irq.level);
+		break;
+	default:
+		break;
+	}
+
+	/* One set of rules: what the peer would refuse is not sent. */
+	struct ipc_msg check;
+	if (ipc_decode(buf, len, &check, NULL, 0) != IPC_OK)
+		return IPC_EBADMSG;
+	return (int)len;
+}
+
+const char *ipc_type_name(unsigned type)
+{
+	static const char *const names[IPC_MSG_TYPE_MAX] = {
+		[IPC_HELLO] = "HELLO",       [IPC_WELCOME] = "WELCOME",   [IPC_REJECT] = "REJECT",
+		[IPC_IO_READ] = "IO_READ",   [IPC_IO_REPLY] = "IO_REPLY", [IPC_IO_WRITE] = "IO_WRITE",
+		[IPC_IRQ] = "IRQ",           [IPC_RESET] = "RESET",       [IPC_SHUTDOWN] = "SHUTDOWN",
+		[IPC_QUIT] = "QUIT",         [IPC_PING] = "PING",         [IPC_PONG] = "PONG",
+	};
+	if (type >= IPC_MSG_TYPE_MAX || !names[type])
+		return "UNKNOWN";
+	return names[type];
+}

@@ -1,0 +1,542 @@
+/* test_ipc_codec.c - the ipc message codec with valid and hostile input,
+ * guest-memory bounds, and the nng channel over a real ipc:// socket. */
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <nng/nng.h>
+#include <nng/protocol/pair0/pair.h>
+
+#include "guest_mem.h"
+#include "host.h"
+#include "ipc.h"
+
+/* ---- helpers ---- */
+
+static struct ipc_msg hello_msg(void)
+{
+	struct ipc_msg m = { .type = IPC_HELLO, .seq = 1 };
+	struct ipc_hello *h = &m.u.hello;
+	h->version = IPC_PROTO_VERSION;
+	strcpy(h->name, "serial");
+	h->nranges = 2;
+	h->ranges[0] = (struct ipc_range){ .space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8 };
+	h->ranges[1] = (struct ipc_range){ .space = IPC_SPACE_MMIO, .base = 0xfe000000, .size = 0x1000 };
+	h->nirqs = 1;
+	h->irqs[0] = 4;
+	h->nregs = 2;
+	h->regs[0] = (struct ipc_reg){ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW, .slot = 0, .addr = 0x3fd };
+	h->regs[1] = (struct ipc_reg){ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_STREAM, .slot = 0, .addr = 0x3f8 };
+	return m;
+}
+
+static struct ipc_msg welcome_msg(void)
+{
+	struct ipc_msg m = { .type = IPC_WELCOME, .seq = 2 };
+	m.u.welcome.flags = IPC_WELCOME_RESUMED;
+	m.u.welcome.ram_size = 256u << 20;
+	m.u.welcome.state_size = IPC_STATE_SIZE;
+	strcpy(m.u.welcome.ram_name, "/proc/1234/fd/5");
+	strcpy(m.u.welcome.state_name, "/proc/1234/fd/6");
+	return m;
+}
+
+static struct ipc_msg io_msg(uint8_t type, uint8_t space, uint8_t size, uint64_t addr, uint64_t data)
+{
+	struct ipc_msg m = { .type = type, .seq = 77 };
+	m.u.io = (struct ipc_io){ .space = space, .size = size, .addr = addr, .data = data };
+	return m;
+}
+
+/* Field by field: struct padding is not guaranteed to be zero. */
+static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
+{
+	assert_int_equal(a->type, b->type);
+	assert_int_equal(a->seq, b->seq);
+	switch (a->type) {
+	case IPC_HELLO: {
+		const struct ipc_hello *x = &a->u.hello, *y = &b->u.hello;
+		assert_int_equal(x->version, y->version);
+		assert_string_equal(x->name, y->name);
+		assert_int_equal(x->nranges, y->nranges);
+		assert_int_equal(x->nirqs, y->nirqs);
+		assert_int_equal(x->nregs, y->nregs);
+		for (unsigned i = 0; i < x->nranges; i++) {
+			assert_int_equal(x->ranges[i].space, y->ranges[i].space);
+			assert_int_equal(x->ranges[i].base, y->ranges[i].base);
+			assert_int_equal(x->ranges[i].size, y->ranges[i].size);
+		}
+		for (unsigned i = 0; i < x->nirqs; i++)
+			assert_int_equal(x->irqs[i], y->irqs[i]);
+		for (unsigned i = 0; i < x->nregs; i++) {
+			assert_int_equal(x->regs[i].space, y->regs[i].space);
+			assert_int_equal(x->regs[i].size, y->regs[i].size);
+			assert_int_equal(x->regs[i].flags, y->regs[i].flags);
+			assert_int_equal(x->regs[i].slot, y->regs[i].slot);
+			assert_int_equal(x->regs[i].addr, y->regs[i].addr);
+		}
+		break;
+	}
+	case IPC_WELCOME:
+		assert_int_equal(a->u.welcome.flags, b->u.welcome.flags);
+		assert_int_equal(a->u.welcome.ram_size, b->u.welcome.ram_size);
+		assert_int_equal(a->u.welcome.state_size, b->u.welcome.state_size);
+		assert_string_equal(a->u.welcome.ram_name, b->u.welcome.ram_name);
+		assert_string_equal(a->u.welcome.state_name, b->u.welcome.state_name);
+		break;
+	case IPC_REJECT:
+		assert_string_equal(a->u.reason, b->u.reason);
+		break;
+	case IPC_IO_READ:
+	case IPC_IO_WRITE:
+		assert_int_equal(a->u.io.space, b->u.io.space);
+		assert_int_equal(a->u.io.size, b->u.io.size);
+		assert_int_equal(a->u.io.addr, b->u.io.addr);
+		assert_int_equal(a->u.io.data, b->u.io.data);
+		break;
+	case IPC_IO_REPLY:
+		assert_int_equal(a->u.io.data, b->u.io.data);
+		break;
+	case IPC_IRQ:
+		assert_int_equal(a->u.irq.line, b->u.irq.line);
+		assert_int_equal(a->u.irq.level, b->u.irq.level);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Encodes m and returns the length; the test fails if encoding does. */
+static size_t encode_ok(const struct ipc_msg *m, uint8_t *buf)
+{
+	int len = ipc_encode(m, buf, IPC_MAX_MSG);
+	if (len < IPC_HDR_SIZE)
+		fail_msg("encoding %s failed: %d", ipc_type_name(m->type), len);
+	return (size_t)len;
+}
+
+/* Encodes m, decodes it back and checks the result equals m. */
+static void assert_round_trip(const struct ipc_msg *m)
+{
+	uint8_t buf[IPC_MAX_MSG];
+	size_t len = encode_ok(m, buf);
+	struct ipc_msg out;
+	char err[128] = "";
+	if (ipc_decode(buf, len, &out, err, sizeof(err)) != IPC_OK)
+		fail_msg("%s: %s", ipc_type_name(m->type), err);
+	assert_msg_equal(&out, m);
+}
+
+/* Decoding buf must fail. */
+static void assert_refused(const uint8_t *buf, size_t len)
+{
+	struct ipc_msg out;
+	char err[128] = "";
+	assert_int_equal(ipc_decode(buf, len, &out, err, sizeof(err)), IPC_EBADMSG);
+	assert_true(err[0] != '\0');
+}
+
+/* ---- round trips ---- */
+
+static void test_round_trip_every_type(void **state)
+{
+	(void)state;
+	struct ipc_msg m = hello_msg();
+	assert_round_trip(&m);
+	m = welcome_msg();
+	assert_round_trip(&m);
+
+	m = (struct ipc_msg){ .type = IPC_REJECT, .seq = 3 };
+	strcpy(m.u.reason, "name taken");
+	assert_round_trip(&m);
+
+	m = io_msg(IPC_IO_READ, IPC_SPACE_PIO, 1, 0x3fd, 0);
+	assert_round_trip(&m);
+	m = io_msg(IPC_IO_WRITE, IPC_SPACE_MMIO, 8, 0xfe000008, 0xfedcba9876543210ull);
+	assert_round_trip(&m);
+	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 2, 0xfffe, 0xbeef);
+	assert_round_trip(&m);
+	m = (struct ipc_msg){ .type = IPC_IO_REPLY, .seq = 77 };
+	m.u.io.data = 0x60;
+	assert_round_trip(&m);
+
+	m = (struct ipc_msg){ .type = IPC_IRQ, .seq = 9 };
+	m.u.irq.line = 4;
+	m.u.irq.level = 1;
+	assert_round_trip(&m);
+
+	const uint8_t empty[] = { IPC_RESET, IPC_SHUTDOWN, IPC_QUIT, IPC_PING, IPC_PONG };
+	for (size_t i = 0; i < sizeof(empty); i++) {
+		m = (struct ipc_msg){ .type = empty[i], .seq = UINT64_MAX - i };
+		assert_round_trip(&m);
+	}
+}
+
+/* ---- hostile input ---- */
+
+static void test_truncated_at_every_length(void **state)
+{
+	(void)state;
+	struct ipc_msg msgs[] = { hello_msg(), welcome_msg(), io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x41),
+				  io_msg(IPC_IO_READ, IPC_SPACE_PIO, 1, 0x3fd, 0) };
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		uint8_t buf[IPC_MAX_MSG];
+		size_t len = encode_ok(&msgs[i], buf);
+		for (size_t cut = 0; cut < len; cut++) {
+			assert_refused(buf, cut); /* length field no longer matches */
+			if (cut >= IPC_HDR_SIZE) {
+				/* A consistent header but a short body. */
+				uint8_t copy[IPC_MAX_MSG];
+				memcpy(copy, buf, cut);
+				copy[4] = (uint8_t)cut;
+				copy[5] = (uint8_t)(cut >> 8);
+				assert_refused(copy, cut);
+			}
+		}
+	}
+}
+
+static void test_bad_header(void **state)
+{
+	(void)state;
+	struct ipc_msg m = { .type = IPC_PING, .seq = 1 };
+	uint8_t buf[IPC_MAX_MSG];
+	size_t len = encode_ok(&m, buf);
+	assert_int_equal(len, IPC_HDR_SIZE);
+
+	buf[0] ^= 1; /* magic */
+	assert_refused(buf, len);
+	buf[0] ^= 1;
+	buf[2] = IPC_PROTO_VERSION + 1;
+	assert_refused(buf, len);
+	buf[2] = IPC_PROTO_VERSION;
+	const uint8_t bad_types[] = { 0, IPC_MSG_TYPE_MAX, 0xff };
+	for (size_t i = 0; i < sizeof(bad_types); i++) {
+		buf[3] = bad_types[i];
+		assert_refused(buf, len);
+	}
+	buf[3] = IPC_PING;
+
+	/* Trailing garbage, with and without a length field that admits it. */
+	buf[len] = 0;
+	assert_refused(buf, len + 1);
+	buf[4] = (uint8_t)(len + 1);
+	assert_refused(buf, len + 1);
+
+	/* Longer than any valid message, even with a matching length field. */
+	uint8_t big[IPC_MAX_MSG + 8] = { 0 };
+	memcpy(big, buf, IPC_HDR_SIZE);
+	big[4] = (uint8_t)sizeof(big);
+	big[5] = (uint8_t)(sizeof(big) >> 8);
+	assert_refused(big, sizeof(big));
+
+	/* Each fixed-size body one byte too long. */
+	struct ipc_msg fixed[] = { welcome_msg(), io_msg(IPC_IO_READ, IPC_SPACE_PIO, 1, 0x3fd, 0),
+				   { .type = IPC_IRQ }, { .type = IPC_IO_REPLY } };
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		uint8_t b[IPC_MAX_MSG] = { 0 };
+		size_t n = encode_ok(&fixed[i], b);
+		b[4] = (uint8_t)(n + 1);
+		b[5] = (uint8_t)((n + 1) >> 8);
+		assert_refused(b, n + 1);
+	}
+}
+
+/* Offsets into an encoded HELLO (see the layout in ipc.c). */
+#define HELLO_NAME (IPC_HDR_SIZE + 4)
+#define HELLO_COUNTS (IPC_HDR_SIZE + 20)
+#define HELLO_RANGES (IPC_HDR_SIZE + 24)
+
+static void test_hello_hostile(void **state)
+{
+	(void)state;
+	struct ipc_msg good = hello_msg();
+	uint8_t buf[IPC_MAX_MSG];
+	size_t len = encode_ok(&good, buf);
+	uint8_t b[IPC_MAX_MSG];
+
+	/* Counts beyond the limits, body grown to match them. */
+	for (int which = 0; which < 3; which++) {
+		struct ipc_msg m = good;
+		m.u.hello.nranges = which == 0 ? IPC_MAX_RANGES + 1 : 0;
+		m.u.hello.nirqs = which == 1 ? IPC_MAX_IRQS + 1 : 0;
+		m.u.hello.nregs = which == 2 ? IPC_MAX_REGS + 1 : 0;
+		assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+		m.u.hello.nranges = m.u.hello.nirqs = m.u.hello.nregs = 0;
+		size_t n = encode_ok(&m, b);
+		size_t extra = which == 0 ? 24 * (IPC_MAX_RANGES + 1) : which == 1 ? 4 * (IPC_MAX_IRQS + 1) : 16 * (IPC_MAX_REGS + 1);
+		memset(b + n, 0, extra);
+		n += extra;
+		b[HELLO_COUNTS + which] = (uint8_t)(which == 0 ? IPC_MAX_RANGES + 1 : which == 1 ? IPC_MAX_IRQS + 1 : IPC_MAX_REGS + 1);
+		b[4] = (uint8_t)n;
+		b[5] = (uint8_t)(n >> 8);
+		assert_refused(b, n);
+	}
+	/* A count that disagrees with the body length. */
+	memcpy(b, buf, len);
+	b[HELLO_COUNTS + 1] = 2;
+	assert_refused(b, len);
+
+	/* Unterminated and empty names. */
+	memcpy(b, buf, len);
+	memset(b + HELLO_NAME, 'x', IPC_MAX_NAME);
+	assert_refused(b, len);
+	memcpy(b, buf, len);
+	memset(b + HELLO_NAME, 0, IPC_MAX_NAME);
+	assert_refused(b, len);
+	struct ipc_msg m = good;
+	memset(m.u.hello.name, 'x', IPC_MAX_NAME);
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+
+	/* Reserved bytes. */
+	memcpy(b, buf, len);
+	b[HELLO_COUNTS + 3] = 1;
+	assert_refused(b, len);
+	memcpy(b, buf, len);
+	b[HELLO_RANGES + 1] = 1;
+	assert_refused(b, len);
+
+	/* Bad ranges: empty, wrapping, outside the port space, unknown space. */
+	const struct ipc_range bad_ranges[] = {
+		{ .space = IPC_SPACE_MMIO, .base = 0x1000, .size = 0 },
+		{ .space = IPC_SPACE_MMIO, .base = UINT64_MAX - 0xfff, .size = 0x2000 },
+		{ .space = IPC_SPACE_PIO, .base = 0xfff0, .size = 0x20 },
+		{ .space = IPC_SPACE_PIO, .base = 0x10000, .size = 1 },
+		{ .space = 2, .base = 0, .size = 1 },
+	};
+	for (size_t i = 0; i < sizeof(bad_ranges) / sizeof(bad_ranges[0]); i++) {
+		m = good;
+		m.u.hello.ranges[1] = bad_ranges[i];
+		assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	}
+	m = good; /* up to the end of the port space, and high MMIO, are fine */
+	m.u.hello.ranges[0] = (struct ipc_range){ .space = IPC_SPACE_PIO, .base = 0xfff0, .size = 0x10 };
+	m.u.hello.ranges[1] = (struct ipc_range){ .space = IPC_SPACE_MMIO, .base = UINT64_MAX - 0x1fff, .size = 0x1000 };
+	assert_round_trip(&m);
+
+	/* Bad regs: access size, slot, flags, wrapping, duplicates. */
+	const struct ipc_reg bad_regs[] = {
+		{ .space = IPC_SPACE_PIO, .size = 3, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 0, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 16, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 1, .slot = IPC_MAX_REGS, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 1, .flags = 0x4, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 2, .addr = 0xffff },
+		{ .space = IPC_SPACE_MMIO, .size = 8, .addr = UINT64_MAX - 3 },
+		{ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW, .slot = 0, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 1, .addr = 0x3fd },
+	};
+	for (size_t i = 0; i < sizeof(bad_regs) / sizeof(bad_regs[0]); i++) {
+		m = good;
+		m.u.hello.regs[1] = bad_regs[i];
+		assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	}
+	/* The same slot number on a non-shadow reg is fine. */
+	m = good;
+	m.u.hello.regs[1] = (struct ipc_reg){ .space = IPC_SPACE_PIO, .size = 1, .slot = 0, .addr = 0x3f9 };
+	assert_round_trip(&m);
+}
+
+static void test_other_hostile(void **state)
+{
+	(void)state;
+	uint8_t b[IPC_MAX_MSG];
+	struct ipc_msg m = welcome_msg();
+	memset(m.u.welcome.state_name, 'a', IPC_MAX_SHM_NAME);
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m = welcome_msg();
+	m.u.welcome.flags = 0x2;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+
+	m = (struct ipc_msg){ .type = IPC_REJECT };
+	memset(m.u.reason, 'r', IPC_MAX_REASON);
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+
+	m = (struct ipc_msg){ .type = IPC_IRQ };
+	m.u.irq.level = 2;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+
+	const struct ipc_msg bad_io[] = {
+		io_msg(IPC_IO_READ, IPC_SPACE_PIO, 3, 0x3f8, 0),
+		io_msg(IPC_IO_READ, IPC_SPACE_PIO, 0, 0x3f8, 0),
+		io_msg(IPC_IO_READ, 2, 1, 0x3f8, 0),
+		io_msg(IPC_IO_READ, IPC_SPACE_PIO, 4, 0xfffe, 0),
+		io_msg(IPC_IO_READ, IPC_SPACE_MMIO, 2, UINT64_MAX, 0),
+		io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x100),
+		io_msg(IPC_IO_WRITE, IPC_SPACE_MMIO, 4, 0x1000, 0x100000000ull),
+	};
+	for (size_t i = 0; i < sizeof(bad_io) / sizeof(bad_io[0]); i++)
+		assert_int_equal(ipc_encode(&bad_io[i], b, sizeof(b)), IPC_EBADMSG);
+
+	/* IO reserved bytes. */
+	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x41);
+	size_t len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 2] = 1;
+	assert_refused(b, len);
+
+	/* Unknown type and a short buffer are refused by the encoder. */
+	m = (struct ipc_msg){ .type = 0 };
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m = hello_msg();
+	assert_int_equal(ipc_encode(&m, b, 20), IPC_ENOSPC);
+
+	/* A failed decode leaves nothing behind. */
+	struct ipc_msg out;
+	memset(&out, 0xaa, sizeof(out));
+	uint8_t junk[3] = { 1, 2, 3 };
+	assert_int_equal(ipc_decode(junk, sizeof(junk), &out, NULL, 0), IPC_EBADMSG);
+	assert_int_equal(out.type, 0);
+
+	assert_string_equal(ipc_type_name(IPC_IO_WRITE), "IO_WRITE");
+	assert_string_equal(ipc_type_name(0), "UNKNOWN");
+	assert_string_equal(ipc_type_name(200), "UNKNOWN");
+}
+
+/* ---- guest memory ---- */
+
+static void test_guest_mem_bounds(void **state)
+{
+	(void)state;
+	uint8_t ram[64];
+	memset(ram, 0, sizeof(ram));
+	struct guest_mem gm = { .base = ram, .size = sizeof(ram) };
+	uint8_t v[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, r[8];
+
+	assert_true(guest_mem_write(&gm, 56, v, 8));
+	assert_true(guest_mem_read(&gm, 56, r, 8));
+	assert_memory_equal(v, r, 8);
+	assert_true(guest_mem_read(&gm, 64, r, 0));
+	assert_false(guest_mem_write(&gm, 57, v, 8));
+	assert_false(guest_mem_read(&gm, 65, r, 0));
+	assert_false(guest_mem_read(&gm, UINT64_MAX, r, 2));
+	assert_null(guest_mem_ptr(&gm, 8, UINT64_MAX - 4)); /* gpa + len wraps */
+	assert_null(guest_mem_ptr(&gm, UINT64_MAX - 4, 8));
+	struct guest_mem none = { 0 };
+	assert_null(guest_mem_ptr(&none, 0, 0));
+}
+
+/* ---- the channel over a real socket ---- */
+
+struct peer_events {
+	atomic_int up, down;
+};
+
+static void count_peer(void *opaque, bool up)
+{
+	struct peer_events *ev = opaque;
+	atomic_fetch_add(up ? &ev->up : &ev->down, 1);
+}
+
+/* Waits up to 2 s for *counter to reach want. */
+static void wait_count(atomic_int *counter, int want)
+{
+	for (int i = 0; i < 200 && atomic_load(counter) < want; i++)
+		host_sleep_ms(10);
+	assert_int_equal(atomic_load(counter), want);
+}
+
+static void recv_ok(ipc_chan *c, struct ipc_msg *m, uint8_t type)
+{
+	char err[128] = "";
+	int rc = ipc_recv(c, m, 2000, err, sizeof(err));
+	if (rc != IPC_OK)
+		fail_msg("ipc_recv: %d %s", rc, err);
+	assert_int_equal(m->type, type);
+}
+
+static void test_channel(void **state)
+{
+	(void)state;
+	char dir[256], url[300], err[256] = "";
+	assert_int_equal(host_runtime_dir_create(dir, sizeof(dir), err, sizeof(err)), 0);
+	assert_int_equal(host_ipc_url(dir, "test", url, sizeof(url)), 0);
+
+	struct peer_events ev = { 0 };
+	ipc_chan *core, *dev;
+	assert_int_equal(ipc_listen(url, count_peer, &ev, &core, err, sizeof(err)), IPC_OK);
+	assert_int_equal(ipc_dial(url, 2000, &dev, err, sizeof(err)), IPC_OK);
+	wait_count(&ev.up, 1);
+
+	/* HELLO, then a forwarded read and its reply. */
+	struct ipc_msg m = hello_msg(), got;
+	assert_int_equal(ipc_send(dev, &m), IPC_OK);
+	recv_ok(core, &got, IPC_HELLO);
+	assert_msg_equal(&got, &m);
+	m = io_msg(IPC_IO_READ, IPC_SPACE_PIO, 1, 0x3fd, 0);
+	m.seq = 5;
+	assert_int_equal(ipc_send(core, &m), IPC_OK);
+	recv_ok(dev, &got, IPC_IO_READ);
+	assert_int_equal(got.u.io.addr, 0x3fd);
+	m = (struct ipc_msg){ .type = IPC_IO_REPLY, .seq = got.seq };
+	m.u.io.data = 0x60;
+	assert_int_equal(ipc_send(dev, &m), IPC_OK);
+	recv_ok(core, &got, IPC_IO_REPLY);
+	assert_int_equal(got.seq, 5);
+	assert_int_equal(got.u.io.data, 0x60);
+
+	assert_int_equal(ipc_recv(core, &got, 20, err, sizeof(err)), IPC_ETIMEDOUT);
+	assert_int_equal(ipc_recv(core, &got, 0, err, sizeof(err)), IPC_ETIMEDOUT);
+
+	/* The device goes away: the core hears of it and keeps listening. */
+	ipc_close(dev);
+	wait_count(&ev.down, 1);
+
+	/* Garbage from a raw peer is consumed and reported. */
+	nng_socket raw;
+	assert_int_equal(nng_pair0_open(&raw), 0);
+	assert_int_equal(nng_dial(raw, url, NULL, 0), 0);
+	wait_count(&ev.up, 2);
+	assert_int_equal(nng_send(raw, "junk", 4, 0), 0);
+	err[0] = '\0';
+	assert_int_equal(ipc_recv(core, &got, 2000, err, sizeof(err)), IPC_EBADMSG);
+	assert_true(err[0] != '\0');
+	nng_close(raw);
+	wait_count(&ev.down, 2);
+
+	/* A restarted device attaches again; when the core goes, the device's
+	 * receive and send report the channel closed. */
+	assert_int_equal(ipc_dial(url, 2000, &dev, err, sizeof(err)), IPC_OK);
+	wait_count(&ev.up, 3);
+	ipc_close(core);
+	assert_int_equal(ipc_recv(dev, &got, -1, err, sizeof(err)), IPC_ECLOSED);
+	m = (struct ipc_msg){ .type = IPC_QUIT };
+	assert_int_equal(ipc_send(dev, &m), IPC_ECLOSED);
+	ipc_close(dev);
+
+	/* Nobody listening: the dial gives up at its deadline. */
+	uint64_t t0 = host_now_ns();
+	assert_int_equal(ipc_dial(url, 100, &dev, err, sizeof(err)), IPC_ETIMEDOUT);
+	assert_true(host_now_ns() - t0 >= 100 * 1000000ull);
+	host_runtime_dir_remove(dir);
+}
+
+static void test_channel_long_path(void **state)
+{
+	(void)state;
+	char url[400] = "ipc:///tmp/", err[256] = "";
+	memset(url + strlen(url), 'p', 200);
+	ipc_chan *c;
+	assert_int_equal(ipc_listen(url, NULL, NULL, &c, err, sizeof(err)), IPC_EIO);
+	assert_non_null(strstr(err, "limit"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trip_every_type),
+		cmocka_unit_test(test_truncated_at_every_length),
+		cmocka_unit_test(test_bad_header),
+		cmocka_unit_test(test_hello_hostile),
+		cmocka_unit_test(test_other_hostile),
+		cmocka_unit_test(test_guest_mem_bounds),
+		cmocka_unit_test(test_channel),
+		cmocka_unit_test(test_channel_long_path),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
