@@ -33,6 +33,10 @@
  * making us buffer megabytes, while still letting ipc_recv say why a merely
  * oversized message was refused. */
 #define RECV_MAX_BYTES 65536
+/* Messages queued in each direction inside nng.  Without a queue every send
+ * waits for the previous message's write to finish, which caps posted writes
+ * at a thread hand-off each; a full queue still blocks the sender. */
+#define QUEUE_MSGS 256
 
 struct ipc_chan {
 	nng_socket sock;
@@ -113,6 +117,8 @@ static ipc_chan *chan_open(const char *url, bool dialer, ipc_peer_cb cb, void *o
 	}
 	if ((rv = nng_aio_alloc(&c->recv_aio, NULL, NULL)) ||
 	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RECV_MAX_BYTES)) ||
+	    (rv = nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, QUEUE_MSGS)) ||
+	    (rv = nng_socket_set_int(c->sock, NNG_OPT_RECVBUF, QUEUE_MSGS)) ||
 	    (dialer && (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, PEER_POLL_MS))) ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe_event, c)) ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, c))) {

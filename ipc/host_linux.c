@@ -1,6 +1,7 @@
 /* host_linux.c - the host-OS layer (host.h) on Linux. */
 #define _GNU_SOURCE
 #include "host.h"
+#include "log.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -22,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) MINIVM_PRINTF(3, 4);
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
 {

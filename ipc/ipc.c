@@ -64,6 +64,7 @@
  * IPC_RESET, IPC_SHUTDOWN, IPC_QUIT, IPC_PING, IPC_PONG: no body.
  */
 #include "ipc.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,7 +134,7 @@ static void put_str(uint8_t *p, const char *s, size_t field)
 
 /* ---- validation ---- */
 
-static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(char *err, size_t errlen, const char *fmt, ...) MINIVM_PRINTF(3, 4);
 
 static int bad(char *err, size_t errlen, const char *fmt, ...)
 {
