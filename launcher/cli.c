@@ -1,0 +1,155 @@
+/* cli.c - `launcher run [vm.conf] [flags]`: flags set the same keys as
+ * vm.conf, through vmconf_set(), after the file. */
+#include "cli.h"
+
+#include <string.h>
+
+/* Flag names without their dashes: "-m" and "--m" both work, as in QEMU. */
+static const struct {
+	const char *name;
+	enum vmconf_key key;
+} flags[] = {
+	{"kernel", VMCONF_KERNEL}, {"initrd", VMCONF_INITRD},   {"append", VMCONF_CMDLINE},
+	{"m", VMCONF_MEMORY},      {"smp", VMCONF_CPUS},        {"accel", VMCONF_ENGINE},
+	{"flat", VMCONF_FLAT},     {"flat-mode", VMCONF_FLAT_MODE}, {"debugcon", VMCONF_DEBUGCON},
+};
+
+static const char *without_dashes(const char *arg)
+{
+	return arg + (arg[1] == '-' ? 2 : 1);
+}
+
+/* The key arg (a flag, dashes included) sets; -1 if it is no such flag. */
+static int flag_key(const char *arg)
+{
+	const char *name = without_dashes(arg);
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		if (!strcmp(name, flags[i].name))
+			return (int)flags[i].key;
+	}
+	return -1;
+}
+
+static bool is_help(const char *arg)
+{
+	return !strcmp(arg, "-h") || !strcmp(arg, "--help") || !strcmp(arg, "help");
+}
+
+void cli_usage(FILE *out)
+{
+	fputs("usage: launcher run [vm.conf] [flags]    start a VM; flags override vm.conf\n"
+	      "       launcher --help | --version\n"
+	      "\n"
+	      "flags:\n"
+	      "  -kernel FILE         Linux bzImage to boot            ([vm] kernel)\n"
+	      "  -initrd FILE         initial ramdisk for the kernel   ([vm] initrd)\n"
+	      "  -append STR          kernel command line              ([vm] cmdline)\n"
+	      "  --flat FILE          raw binary loaded at guest physical 0 ([vm] flat)\n"
+	      "  --flat-mode MODE     real: start it at 0000:0000 in 16-bit real mode;\n"
+	      "                       long: in 64-bit long mode      ([vm] flat-mode)\n"
+	      "  -m SIZE              guest RAM, e.g. 256M or 1G (2M .. 3G)  ([vm] memory)\n"
+	      "  -smp N               number of vCPUs (1 .. 8)         ([vm] cpus)\n"
+	      "  -accel ENGINE        auto, kvm, whpx, soft (tcg = soft)  ([vm] engine)\n"
+	      "  --debugcon PORT      debug port whose bytes go to stdout, or off\n"
+	      "                                                        ([serial] debugcon)\n"
+	      "  -kernel replaces the file's flat; --flat replaces its kernel, initrd and cmdline.\n"
+	      "  Paths on the command line are relative to the current directory.\n"
+	      "\n"
+	      "vm.conf (INI; \"; comment\" after a blank; paths relative to the file):\n"
+	      "  [vm]\n"
+	      "  engine = auto         ; auto | kvm | whpx | soft (tcg is an alias of soft)\n"
+	      "  memory = 256M         ; K, M or G; a bare number means MiB\n"
+	      "  cpus = 1\n"
+	      "  kernel = bzImage      ; or:\n"
+	      "  flat = hello.bin      ; raw binary at guest physical 0\n"
+	      "  flat-mode = real      ; real | long\n"
+	      "  initrd = initrd.img\n"
+	      "  cmdline = console=ttyS0\n"
+	      "  [serial]\n"
+	      "  stdio = on            ; ttyS0 on the launcher's stdin/stdout\n"
+	      "  debugcon = 0xf1       ; optional debug port, output to stdout\n"
+	      "  mmio-uart = 0xd0000000 ; optional second 16550 at an MMIO address\n"
+	      "\n"
+	      "On a terminal: Ctrl-A x stops the VM, Ctrl-A h lists the other keys.\n"
+	      "Exit status: 0 guest powered off or halted, 1 error, 2 guest triple fault.\n",
+	      out);
+}
+
+int cli_parse(int argc, char **argv, struct vmconf *conf, enum cli_action *action, char *err,
+	      size_t errlen)
+{
+	*action = CLI_RUN;
+	if (argc < 2) {
+		snprintf(err, errlen, "no command (try: launcher run vm.conf, or launcher --help)");
+		return -1;
+	}
+	if (is_help(argv[1]) || !strcmp(argv[1], "--version")) {
+		*action = is_help(argv[1]) ? CLI_HELP : CLI_VERSION;
+		return 0;
+	}
+	if (strcmp(argv[1], "run")) {
+		snprintf(err, errlen, "unknown command \"%s\" (try launcher --help)", argv[1]);
+		return -1;
+	}
+
+	/* First pass: the shape of the command line, before any file is read. */
+	const char *conf_path = NULL;
+	bool kernel_flag = false, flat_flag = false;
+	for (int i = 2; i < argc; i++) {
+		const char *arg = argv[i];
+		if (arg[0] != '-') {
+			if (conf_path) {
+				snprintf(err, errlen, "unexpected argument \"%s\" (one vm.conf at most)", arg);
+				return -1;
+			}
+			conf_path = arg;
+			continue;
+		}
+		if (is_help(arg) || !strcmp(arg, "--version")) {
+			*action = is_help(arg) ? CLI_HELP : CLI_VERSION;
+			return 0;
+		}
+		int key = flag_key(arg);
+		if (key < 0) {
+			snprintf(err, errlen, "unknown flag %s (try launcher --help)", arg);
+			return -1;
+		}
+		if (i + 1 >= argc) {
+			snprintf(err, errlen, "%s needs a value", arg);
+			return -1;
+		}
+		kernel_flag |= key == VMCONF_KERNEL;
+		flat_flag |= key == VMCONF_FLAT;
+		i++;
+	}
+
+	vmconf_init(conf);
+	if (conf_path && vmconf_parse_file(conf, conf_path, err, errlen))
+		return -1;
+
+	/* A guest named on the command line replaces the file's, so that
+	 * `launcher run linux.conf --flat test.bin` just works. */
+	if (kernel_flag) {
+		vmconf_unset_guest_key(conf, VMCONF_FLAT);
+		vmconf_unset_guest_key(conf, VMCONF_FLAT_MODE);
+	}
+	if (flat_flag) {
+		vmconf_unset_guest_key(conf, VMCONF_KERNEL);
+		vmconf_unset_guest_key(conf, VMCONF_INITRD);
+		vmconf_unset_guest_key(conf, VMCONF_CMDLINE);
+	}
+
+	for (int i = 2; i < argc; i++) {
+		if (argv[i][0] != '-')
+			continue;
+		enum vmconf_key key = (enum vmconf_key)flag_key(argv[i]);
+		char why[VMCONF_ERR_MAX];
+		if (vmconf_set(conf, key, argv[i + 1], "", why, sizeof(why))) {
+			snprintf(err, errlen, "%s: %s", argv[i], why);
+			return -1;
+		}
+		conf->origin[key] = (struct vmconf_origin){.flag = argv[i]};
+		i++;
+	}
+	return vmconf_check(conf, err, errlen);
+}
