@@ -41,11 +41,14 @@ int host_stdout_write(const void *buf, size_t n);
 typedef struct host_proc host_proc;
 /* Start path with argv (argv[0] included, NULL-terminated).  The child
  * inherits stdin/stdout/stderr and dies with the calling process
- * (PR_SET_PDEATHSIG / a kill-on-close Job object). */
+ * (PR_SET_PDEATHSIG / a kill-on-close Job object).  Linux sends the death
+ * signal when the spawning *thread* exits: spawn from a thread that lives as
+ * long as the children (the main thread). */
 host_proc *host_spawn(const char *path, char *const argv[], char *err, size_t errlen);
 /* Wait up to timeout_ms (-1: forever) for any of the n processes to exit.
  * Returns its index and stores its status (exit code, or 128+signal), or -1
- * on timeout.  A process reported once is not reported again. */
+ * on timeout or when none is left to wait for (NULL entries are skipped).
+ * A process reported once is not reported again. */
 int host_wait_any(host_proc *const procs[], int n, int timeout_ms, int *status);
 void host_proc_kill(host_proc *p);     /* forceful */
 void host_proc_terminate(host_proc *p); /* polite (SIGTERM); forceful on Windows */

@@ -97,7 +97,7 @@ struct ipc_io {
 	uint8_t space;
 	uint8_t size; /* 1, 2, 4 or 8 */
 	uint64_t addr;
-	uint64_t data; /* write data, or the reply's read data */
+	uint64_t data; /* write data (fits in size bytes), or the reply's read data */
 };
 
 struct ipc_irq {
@@ -145,13 +145,17 @@ typedef void (*ipc_peer_cb)(void *opaque, bool up);
 
 /* Core side: listen on url ("ipc:///path" or, on Windows, "ipc://name"). */
 int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, char *err, size_t errlen);
-/* Device side: dial url, retrying until connected or timeout_ms passes. */
+/* Device side: dial url, retrying until connected or timeout_ms passes
+ * (IPC_ETIMEDOUT).  A dialed channel serves one listener: once it goes away,
+ * ipc_recv and ipc_send return IPC_ECLOSED (within ~50 ms) for good. */
 int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t errlen);
-/* Blocks while the peer is away or its queue is full (backpressure, never drop). */
+/* Blocks while the peer is away or its queue is full (backpressure, never
+ * drop); up to 256 messages queue inside the channel.  Any thread. */
 int ipc_send(ipc_chan *c, const struct ipc_msg *m);
 /* timeout_ms < 0 waits forever.  A message that fails validation is consumed
  * and reported as IPC_EBADMSG with the reason in err. */
 int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen);
+/* Not while another thread is still inside ipc_send/ipc_recv on c. */
 void ipc_close(ipc_chan *c);
 
 /* ---- the state page: per device, created by the core, outlives restarts ----
