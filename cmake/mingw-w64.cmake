@@ -19,3 +19,7 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # ctest runs the test .exes under Wine.
 find_program(MINGW_WINE wine REQUIRED)
 set(CMAKE_CROSSCOMPILING_EMULATOR ${MINGW_WINE})
+
+# C99 printf/scanf (%zu, %lld, %hhu) from MinGW's own stdio instead of the
+# old msvcrt one, which lacks them.
+set(CMAKE_C_FLAGS_INIT "-D__USE_MINGW_ANSI_STDIO=1")
