@@ -1,0 +1,298 @@
+/* main.c - the dev-serial process: the 16550A at 0x3f8 (IRQ 4) on the host
+ * terminal, an optional debug port and an optional MMIO UART.
+ *
+ * Threads: the main thread receives the core's messages and hands them to
+ * serial_device.c; with --stdio on, a reader thread moves stdin into the
+ * UART's input queue and stops reading while the queue is full (the guest's
+ * reads make room and wake it).  One mutex serialises every call into the
+ * device, so the interrupt messages leave in the order the model decides
+ * them. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+#include "host.h"
+#include "ipc.h"
+#include "log.h"
+#include "serial_device.h"
+
+#define DIAL_TIMEOUT_MS 10000
+#define WELCOME_TIMEOUT_MS 10000
+#define CORE_LOST_NS 3000000000ull /* transport errors for this long: the core is gone */
+
+static const char usage[] =
+	"usage: dev-serial --connect URL [--stdio on|off] [--debugcon PORT] [--mmio-uart ADDR]\n"
+	"  --connect URL     the core's ipc address for this device\n"
+	"  --stdio on|off    the UART at 0x3f8 on this terminal (default on)\n"
+	"  --debugcon PORT   a debug port: bytes written to it go to stdout\n"
+	"  --mmio-uart ADDR  a second 16550 at MMIO ADDR (8 bytes, output to stdout)\n";
+
+static ipc_chan *chan;
+static struct serial_device dev;
+static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t input_space = PTHREAD_COND_INITIALIZER; /* signalled after each message */
+
+/* ---- the terminal ---- */
+
+static struct host_term saved_term;
+static volatile int term_raw; /* read from the signal handler */
+
+static void restore_terminal(void)
+{
+	if (term_raw) {
+		host_term_restore(&saved_term);
+		term_raw = 0;
+	}
+}
+
+static void on_terminate(int sig)
+{
+	restore_terminal();
+}
+
+static void enter_raw_mode(void)
+{
+	if (host_term_save(&saved_term) != 0 || host_term_raw(&saved_term) != 0) {
+		log_msg("cannot put the terminal in raw mode: continuing without");
+		return;
+	}
+	term_raw = 1;
+	log_set_raw(true);
+	atexit(restore_terminal);
+	host_on_terminate(on_terminate);
+}
+
+/* ---- the device's effects ---- */
+
+static void send_to_core(void *opaque, const struct ipc_msg *m)
+{
+	int rc = ipc_send(chan, m);
+	/* A closed channel is noticed by the receive loop, which exits. */
+	if (rc != IPC_OK && rc != IPC_ECLOSED)
+		log_once("cannot send %s to the core (error %d)", ipc_type_name(m->type), rc);
+}
+
+/* Blocking: a slow terminal slows the guest down, nothing is dropped. */
+static void write_stdout(void *opaque, uint8_t byte)
+{
+	if (host_stdout_write(&byte, 1) != 0)
+		log_once("cannot write to stdout: %s", strerror(errno));
+}
+
+/* ---- stdin ---- */
+
+/* Room for the largest chunk escape_filter can produce from what we read. */
+static size_t wait_for_input_space(void)
+{
+	pthread_mutex_lock(&dev_lock);
+	size_t space;
+	while ((space = serial_input_space(&dev)) < 2)
+		pthread_cond_wait(&input_space, &dev_lock);
+	pthread_mutex_unlock(&dev_lock);
+	return space;
+}
+
+static void *stdin_reader(void *arg)
+{
+	bool escapes = term_raw; /* only on a terminal: piped bytes pass untouched */
+	struct escape esc = {0};
+	uint8_t in[UART_INPUT_SIZE], out[UART_INPUT_SIZE + 1];
+	for (;;) {
+		size_t space = wait_for_input_space();
+		long n = host_stdin_read(in, space - 1);
+		if (n <= 0)
+			break; /* end of input: the guest runs on without it */
+		unsigned actions = 0;
+		size_t len = (size_t)n;
+		if (escapes)
+			len = escape_filter(&esc, in, (size_t)n, out, &actions);
+		else
+			memcpy(out, in, len);
+
+		pthread_mutex_lock(&dev_lock);
+		serial_input(&dev, out, len); /* fits: only this thread adds input */
+		if (actions & ESCAPE_HELP)
+			host_stdout_write(escape_help, strlen(escape_help));
+		if (actions & ESCAPE_QUIT)
+			serial_quit(&dev);
+		pthread_mutex_unlock(&dev_lock);
+		if (actions & ESCAPE_QUIT)
+			break; /* the core ends the VM and sends SHUTDOWN */
+	}
+	return NULL;
+}
+
+/* ---- start-up ---- */
+
+static bool parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 0);
+	if (errno || end == s || *end || s[0] == '-' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+static void __attribute__((format(printf, 1, 2), noreturn)) bad_usage(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "dev-serial: ");
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n%s", usage);
+	exit(1);
+}
+
+static const char *parse_args(int argc, char **argv, struct serial_config *cfg)
+{
+	const char *url = NULL;
+	cfg->stdio = true;
+	for (int i = 1; i < argc; i++) {
+		const char *opt = argv[i];
+		if (!strcmp(opt, "-h") || !strcmp(opt, "--help")) {
+			fputs(usage, stdout);
+			exit(0);
+		}
+		if (strcmp(opt, "--connect") && strcmp(opt, "--stdio") && strcmp(opt, "--debugcon") &&
+		    strcmp(opt, "--mmio-uart"))
+			bad_usage("unknown option %s", opt);
+		if (i + 1 >= argc)
+			bad_usage("%s needs a value", opt);
+		const char *val = argv[++i];
+		uint64_t v;
+		if (!strcmp(opt, "--connect")) {
+			url = val;
+		} else if (!strcmp(opt, "--stdio")) {
+			if (strcmp(val, "on") && strcmp(val, "off"))
+				bad_usage("--stdio takes on or off, not %s", val);
+			cfg->stdio = !strcmp(val, "on");
+		} else if (!strcmp(opt, "--debugcon")) {
+			if (!parse_u64(val, 0xffff, &v) || v - SERIAL_COM1_BASE < UART_NREGS)
+				bad_usage("--debugcon: %s is not a free port number (0..0xffff, not 0x3f8..0x3ff)", val);
+			cfg->debugcon = true;
+			cfg->debugcon_port = (uint16_t)v;
+		} else {
+			if (!parse_u64(val, UINT64_MAX - UART_NREGS, &v))
+				bad_usage("--mmio-uart: %s is not an address", val);
+			cfg->mmio_uart = true;
+			cfg->mmio_base = v;
+		}
+	}
+	if (!url)
+		bad_usage("--connect URL is required");
+	return url;
+}
+
+/* HELLO, then WELCOME (or REJECT), then the state page. */
+static host_shm *attach(const char *url)
+{
+	char err[256];
+	int rc = ipc_dial(url, DIAL_TIMEOUT_MS, &chan, err, sizeof(err));
+	if (rc != IPC_OK) {
+		log_msg("%s", err);
+		exit(1);
+	}
+	struct ipc_msg m;
+	serial_hello(&dev.cfg, &m);
+	if (ipc_send(chan, &m) != IPC_OK) {
+		log_msg("cannot send HELLO to %s", url);
+		exit(1);
+	}
+	rc = ipc_recv(chan, &m, WELCOME_TIMEOUT_MS, err, sizeof(err));
+	if (rc == IPC_ETIMEDOUT) {
+		log_msg("no answer from the core at %s", url);
+		exit(1);
+	}
+	if (rc != IPC_OK) {
+		log_msg("waiting for WELCOME: %s", err);
+		exit(1);
+	}
+	if (m.type == IPC_REJECT) {
+		log_msg("the core refused the device: %s", m.u.reason);
+		exit(1);
+	}
+	if (m.type != IPC_WELCOME) {
+		log_msg("expected WELCOME from the core, got %s", ipc_type_name(m.type));
+		exit(1);
+	}
+	if (m.u.welcome.state_size < IPC_STATE_SIZE) {
+		log_msg("the core's state page has %" PRIu64 " bytes, %d needed",
+			m.u.welcome.state_size, IPC_STATE_SIZE);
+		exit(1);
+	}
+	host_shm *shm = host_shm_open(m.u.welcome.state_name, IPC_STATE_SIZE, err, sizeof(err));
+	if (!shm) {
+		log_msg("%s", err);
+		exit(1);
+	}
+	pthread_mutex_lock(&dev_lock);
+	serial_attach(&dev, host_shm_ptr(shm), m.u.welcome.flags & IPC_WELCOME_RESUMED);
+	pthread_mutex_unlock(&dev_lock);
+	return shm;
+}
+
+/* ---- serving ---- */
+
+static void serve(void)
+{
+	uint64_t failing_since = 0; /* first of a run of transport errors */
+	for (;;) {
+		struct ipc_msg m;
+		char err[256];
+		int rc = ipc_recv(chan, &m, -1, err, sizeof(err));
+		if (rc == IPC_OK) {
+			failing_since = 0;
+			pthread_mutex_lock(&dev_lock);
+			enum serial_verdict v = serial_handle(&dev, &m);
+			pthread_cond_signal(&input_space);
+			pthread_mutex_unlock(&dev_lock);
+			if (v == SERIAL_EXIT)
+				return;
+		} else if (rc == IPC_EBADMSG) {
+			log_once("ignoring a malformed message from the core: %s", err);
+		} else if (rc == IPC_ECLOSED) {
+			return; /* the core is gone: the VM is over */
+		} else {
+			uint64_t now = host_now_ns();
+			if (!failing_since)
+				failing_since = now;
+			if (now - failing_since > CORE_LOST_NS) {
+				log_msg("lost the channel to the core: %s", err);
+				return;
+			}
+			host_sleep_ms(100);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	host_child_init();
+	log_init("dev-serial");
+	dev.sink = (struct serial_sink){.send = send_to_core, .output = write_stdout};
+	const char *url = parse_args(argc, argv, &dev.cfg);
+
+	if (dev.cfg.stdio && host_stdin_is_tty())
+		enter_raw_mode();
+	attach(url);
+	if (dev.cfg.stdio) {
+		pthread_t reader;
+		if (pthread_create(&reader, NULL, stdin_reader, NULL) != 0) {
+			log_msg("cannot start the stdin reader thread");
+			exit(1);
+		}
+		pthread_detach(reader);
+	}
+	serve();
+	/* The reader thread may be blocked in a read: exit without joining.
+	 * atexit restores the terminal; the core owns the state page. */
+	exit(0);
+}

@@ -1,0 +1,320 @@
+/* uart16550.c - the 16550A model (uart16550.h).
+ *
+ * Semantics follow the 16550A datasheet and what Linux's 8250 driver relies
+ * on.  Two deliberate simplifications, both consequences of an infinitely
+ * fast line:
+ *  - The transmitter never holds a byte, so LSR.THRE/TEMT are constant.
+ *  - The character timeout fires at once: the RX FIFO is refilled from the
+ *    input queue whenever it has room, so a FIFO holding fewer bytes than the
+ *    trigger level means the line is idle, which is exactly when a real
+ *    16550A raises the timeout interrupt (4 character times later).
+ * PE, FE and BI never occur: the host side has no parity, framing or break.
+ * OE occurs in loopback, when the guest sends into a full receiver. */
+#include "uart16550.h"
+
+#include <string.h>
+
+static const uint8_t trigger_levels[4] = {1, 4, 8, 14};
+
+static bool fifo_enabled(const struct uart16550 *u)
+{
+	return u->fcr & UART_FCR_ENABLE;
+}
+
+static bool loopback(const struct uart16550 *u)
+{
+	return u->mcr & UART_MCR_LOOP;
+}
+
+/* Without the FIFO the receiver holds one byte (RBR). */
+static unsigned rx_capacity(const struct uart16550 *u)
+{
+	return fifo_enabled(u) ? UART_FIFO_SIZE : 1;
+}
+
+static unsigned rx_count(const struct uart16550 *u)
+{
+	return u->rx_tail - u->rx_head;
+}
+
+static unsigned input_count(const struct uart16550 *u)
+{
+	return u->in_tail - u->in_head;
+}
+
+/* The modem input lines: in loopback the outputs are wired back to them,
+ * otherwise the host end is always ready (CTS, DSR, DCD asserted). */
+static uint8_t modem_inputs(const struct uart16550 *u)
+{
+	if (!loopback(u))
+		return UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD;
+	uint8_t in = 0;
+	if (u->mcr & UART_MCR_RTS)
+		in |= UART_MSR_CTS;
+	if (u->mcr & UART_MCR_DTR)
+		in |= UART_MSR_DSR;
+	if (u->mcr & UART_MCR_OUT1)
+		in |= UART_MSR_RI;
+	if (u->mcr & UART_MCR_OUT2)
+		in |= UART_MSR_DCD;
+	return in;
+}
+
+uint8_t uart_lsr(const struct uart16550 *u)
+{
+	uint8_t lsr = UART_LSR_THRE | UART_LSR_TEMT | u->lsr_errors;
+	if (rx_count(u))
+		lsr |= UART_LSR_DR;
+	return lsr;
+}
+
+uint8_t uart_msr(const struct uart16550 *u)
+{
+	return modem_inputs(u) | u->msr_deltas;
+}
+
+/* The pending interrupt of highest priority, as IIR bits 0-3. */
+static uint8_t pending_interrupt(const struct uart16550 *u)
+{
+	unsigned count = rx_count(u);
+	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
+		return UART_IIR_RLSI;
+	if ((u->ier & UART_IER_RDI) && count) {
+		if (!fifo_enabled(u) || count >= trigger_levels[u->fcr >> 6])
+			return UART_IIR_RDI;
+		return UART_IIR_CTI;
+	}
+	if ((u->ier & UART_IER_THRI) && u->thr_pending)
+		return UART_IIR_THRI;
+	if ((u->ier & UART_IER_MSI) && u->msr_deltas)
+		return UART_IIR_MSI;
+	return UART_IIR_NO_INT;
+}
+
+/* Report the interrupt output only when it changes: each report is a
+ * message to the core. */
+static void update_irq(struct uart16550 *u, const struct uart_io *io)
+{
+	uint8_t level = pending_interrupt(u) != UART_IIR_NO_INT;
+	if (level == u->irq_level)
+		return;
+	u->irq_level = level;
+	io->set_irq(io->opaque, level);
+}
+
+/* A byte arrives at the receiver; a full receiver keeps its contents and
+ * flags the overrun (the datasheet's rule). */
+static void receive(struct uart16550 *u, uint8_t byte)
+{
+	if (rx_count(u) >= rx_capacity(u)) {
+		u->lsr_errors |= UART_LSR_OE;
+		return;
+	}
+	u->rx_fifo[u->rx_tail % UART_FIFO_SIZE] = byte;
+	u->rx_tail++;
+}
+
+/* Move queued host input into the receiver while it has room.  In loopback
+ * the receiver is disconnected from the line, so the input waits. */
+static void refill_rx(struct uart16550 *u)
+{
+	while (!loopback(u) && input_count(u) && rx_count(u) < rx_capacity(u)) {
+		receive(u, u->in_buf[u->in_head % UART_INPUT_SIZE]);
+		u->in_head++;
+	}
+}
+
+static void clear_rx(struct uart16550 *u)
+{
+	u->rx_head = u->rx_tail;
+}
+
+static void set_modem_control(struct uart16550 *u, uint8_t mcr)
+{
+	uint8_t before = modem_inputs(u);
+	u->mcr = mcr & 0x1f;
+	uint8_t after = modem_inputs(u);
+	uint8_t changed = before ^ after;
+	if (changed & UART_MSR_CTS)
+		u->msr_deltas |= UART_MSR_DCTS;
+	if (changed & UART_MSR_DSR)
+		u->msr_deltas |= UART_MSR_DDSR;
+	if ((before & UART_MSR_RI) && !(after & UART_MSR_RI))
+		u->msr_deltas |= UART_MSR_TERI; /* trailing edge only */
+	if (changed & UART_MSR_DCD)
+		u->msr_deltas |= UART_MSR_DDCD;
+}
+
+static void set_fifo_control(struct uart16550 *u, uint8_t fcr)
+{
+	/* Switching the FIFOs on or off clears them.  Clear before storing the
+	 * new mode so that no intermediate state holds more than it may. */
+	if ((fcr ^ u->fcr) & UART_FCR_ENABLE)
+		fcr |= UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX;
+	if (fcr & UART_FCR_CLEAR_RX)
+		clear_rx(u);
+	if (fcr & UART_FCR_CLEAR_TX)
+		u->thr_pending = 1; /* the (always empty) transmitter is empty again */
+	u->fcr = fcr & (UART_FCR_ENABLE | UART_FCR_DMA | UART_FCR_TRIGGER);
+}
+
+static void set_interrupt_enable(struct uart16550 *u, uint8_t ier)
+{
+	uint8_t rising = ~u->ier & ier;
+	u->ier = ier & 0x0f;
+	/* Enabling THRI while THRE is set raises the interrupt again even after
+	 * an IIR read cleared it: not in the datasheet, but real parts do it,
+	 * Linux's THRE test at port start-up expects it and Windows relies on
+	 * it (it toggles IER through zero). */
+	if (rising & UART_IER_THRI)
+		u->thr_pending = 1;
+}
+
+static void transmit(struct uart16550 *u, uint8_t byte, const struct uart_io *io)
+{
+	if (loopback(u))
+		receive(u, byte);
+	else
+		io->output(io->opaque, byte);
+	u->thr_pending = 1; /* the byte is gone at once: THR is empty again */
+}
+
+uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	uint8_t value = 0;
+	switch (reg) {
+	case UART_RBR:
+		if (dlab)
+			return u->dll;
+		if (rx_count(u)) {
+			value = u->rx_fifo[u->rx_head % UART_FIFO_SIZE];
+			u->rx_head++;
+			refill_rx(u);
+		}
+		break;
+	case UART_IER:
+		return dlab ? u->dlm : u->ier;
+	case UART_IIR: {
+		uint8_t id = pending_interrupt(u);
+		value = id | (fifo_enabled(u) ? UART_IIR_FIFO_ON : 0);
+		if (id == UART_IIR_THRI)
+			u->thr_pending = 0; /* reading IIR acknowledges THRE */
+		break;
+	}
+	case UART_LCR:
+		return u->lcr;
+	case UART_MCR:
+		return u->mcr;
+	case UART_LSR:
+		value = uart_lsr(u);
+		u->lsr_errors = 0;
+		break;
+	case UART_MSR:
+		value = uart_msr(u);
+		u->msr_deltas = 0;
+		break;
+	case UART_SCR:
+		return u->scr;
+	default:
+		return 0xff;
+	}
+	update_irq(u, io);
+	return value;
+}
+
+void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct uart_io *io)
+{
+	bool dlab = u->lcr & UART_LCR_DLAB;
+	switch (reg) {
+	case UART_RBR:
+		if (dlab)
+			u->dll = value;
+		else
+			transmit(u, value, io);
+		break;
+	case UART_IER:
+		if (dlab)
+			u->dlm = value;
+		else
+			set_interrupt_enable(u, value);
+		break;
+	case UART_IIR:
+		set_fifo_control(u, value);
+		break;
+	case UART_LCR:
+		u->lcr = value;
+		break;
+	case UART_MCR:
+		set_modem_control(u, value);
+		break;
+	case UART_SCR:
+		u->scr = value;
+		break;
+	default: /* LSR and MSR are read-only (writes are a factory test) */
+		return;
+	}
+	refill_rx(u); /* FIFO mode, clearing or leaving loopback can make room */
+	update_irq(u, io);
+}
+
+size_t uart_input_space(const struct uart16550 *u)
+{
+	return UART_INPUT_SIZE - input_count(u);
+}
+
+size_t uart_input(struct uart16550 *u, const uint8_t *buf, size_t n, const struct uart_io *io)
+{
+	size_t space = uart_input_space(u);
+	if (n > space)
+		n = space;
+	for (size_t i = 0; i < n; i++) {
+		u->in_buf[u->in_tail % UART_INPUT_SIZE] = buf[i];
+		u->in_tail++;
+	}
+	refill_rx(u);
+	update_irq(u, io);
+	return n;
+}
+
+static void reset_registers(struct uart16550 *u)
+{
+	u->ier = 0;
+	u->lcr = 0;
+	u->mcr = 0;
+	u->fcr = 0;
+	u->lsr_errors = 0;
+	u->msr_deltas = 0;
+	u->scr = 0;
+	u->dll = 0x0c; /* 9600 baud */
+	u->dlm = 0;
+	u->thr_pending = 0;
+	clear_rx(u);
+}
+
+void uart_init(struct uart16550 *u)
+{
+	memset(u, 0, sizeof(*u));
+	reset_registers(u);
+}
+
+void uart_reset(struct uart16550 *u, const struct uart_io *io)
+{
+	reset_registers(u);
+	refill_rx(u);
+	update_irq(u, io);
+}
+
+bool uart_state_valid(const struct uart16550 *u)
+{
+	return !(u->ier & ~0x0f) && !(u->mcr & ~0x1f) &&
+	       !(u->fcr & ~(UART_FCR_ENABLE | UART_FCR_DMA | UART_FCR_TRIGGER)) &&
+	       !(u->lsr_errors & ~UART_LSR_OE) && !(u->msr_deltas & ~UART_MSR_DELTAS) &&
+	       u->thr_pending <= 1 && u->irq_level <= 1 && rx_count(u) <= rx_capacity(u) &&
+	       input_count(u) <= UART_INPUT_SIZE;
+}
+
+bool uart_status_reads_pure(const struct uart16550 *u)
+{
+	return !loopback(u) && !u->lsr_errors && !u->msr_deltas;
+}

@@ -1,0 +1,135 @@
+/* uart16550.h - a 16550A UART as a pure state machine: no I/O, no globals,
+ * no pointers in its state.  The device process keeps the struct in the
+ * shared state page so that a restarted process resumes it.
+ *
+ * The transmitter is infinitely fast: a THR write hands the byte to the
+ * output callback at once, so LSR.THRE and LSR.TEMT are always set.  The
+ * receiver is fed from a bounded input queue (host keyboard) that sits in
+ * front of the 16-byte RX FIFO and refills it as the guest drains it; the
+ * queue never overwrites or drops a byte: uart_input() takes only what fits.
+ *
+ * Every combination of in-range field values is a state the model can run
+ * from, and every queue or FIFO operation moves exactly one index, so a state
+ * left half-updated by a killed process is still usable (at worst a byte is
+ * seen twice); uart_state_valid() rejects what is out of range. */
+#ifndef MINIVM_UART16550_H
+#define MINIVM_UART16550_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Register offsets (DLAB = LCR bit 7 selects the divisor latch at 0 and 1). */
+enum uart_reg {
+	UART_RBR = 0, /* read: receive buffer; write: THR; DLAB: DLL */
+	UART_IER = 1, /* DLAB: DLM */
+	UART_IIR = 2, /* read: IIR; write: FCR */
+	UART_LCR = 3,
+	UART_MCR = 4,
+	UART_LSR = 5,
+	UART_MSR = 6,
+	UART_SCR = 7,
+	UART_NREGS = 8
+};
+
+#define UART_IER_RDI 0x01  /* received data available (and character timeout) */
+#define UART_IER_THRI 0x02 /* transmitter holding register empty */
+#define UART_IER_RLSI 0x04 /* receiver line status */
+#define UART_IER_MSI 0x08  /* modem status */
+
+#define UART_IIR_NO_INT 0x01
+#define UART_IIR_MSI 0x00
+#define UART_IIR_THRI 0x02
+#define UART_IIR_RDI 0x04
+#define UART_IIR_RLSI 0x06
+#define UART_IIR_CTI 0x0c     /* character timeout */
+#define UART_IIR_FIFO_ON 0xc0 /* both bits set while the FIFOs are enabled */
+
+#define UART_FCR_ENABLE 0x01
+#define UART_FCR_CLEAR_RX 0x02
+#define UART_FCR_CLEAR_TX 0x04
+#define UART_FCR_DMA 0x08
+#define UART_FCR_TRIGGER 0xc0 /* RX trigger level: 1, 4, 8, 14 bytes */
+
+#define UART_LCR_DLAB 0x80
+
+#define UART_MCR_DTR 0x01
+#define UART_MCR_RTS 0x02
+#define UART_MCR_OUT1 0x04
+#define UART_MCR_OUT2 0x08
+#define UART_MCR_LOOP 0x10
+
+#define UART_LSR_DR 0x01
+#define UART_LSR_OE 0x02
+#define UART_LSR_PE 0x04
+#define UART_LSR_FE 0x08
+#define UART_LSR_BI 0x10
+#define UART_LSR_THRE 0x20
+#define UART_LSR_TEMT 0x40
+#define UART_LSR_ERRORS (UART_LSR_OE | UART_LSR_PE | UART_LSR_FE | UART_LSR_BI)
+
+#define UART_MSR_DCTS 0x01
+#define UART_MSR_DDSR 0x02
+#define UART_MSR_TERI 0x04
+#define UART_MSR_DDCD 0x08
+#define UART_MSR_DELTAS 0x0f
+#define UART_MSR_CTS 0x10
+#define UART_MSR_DSR 0x20
+#define UART_MSR_RI 0x40
+#define UART_MSR_DCD 0x80
+
+#define UART_FIFO_SIZE 16
+#define UART_INPUT_SIZE 4096 /* host input queued in front of the RX FIFO */
+
+struct uart16550 {
+	uint8_t ier; /* low 4 bits */
+	uint8_t lcr;
+	uint8_t mcr; /* low 5 bits */
+	uint8_t fcr; /* UART_FCR_ENABLE, _DMA and _TRIGGER; the clear bits self-clear */
+	uint8_t lsr_errors; /* error bits not yet consumed by an LSR read */
+	uint8_t msr_deltas; /* MSR delta bits not yet consumed by an MSR read */
+	uint8_t scr;
+	uint8_t dll, dlm;
+	uint8_t thr_pending; /* 1: THRE interrupt armed (cleared by the IIR read reporting it) */
+	uint8_t irq_level;   /* interrupt output last reported through set_irq */
+	uint8_t rx_fifo[UART_FIFO_SIZE];
+	uint32_t rx_head, rx_tail; /* free-running; rx_tail - rx_head bytes queued */
+	uint32_t in_head, in_tail; /* free-running; in_tail - in_head bytes queued */
+	uint8_t in_buf[UART_INPUT_SIZE];
+};
+
+/* Where the model's effects go; passed to each call, never stored. */
+struct uart_io {
+	void *opaque;
+	void (*output)(void *opaque, uint8_t byte);    /* a transmitted byte */
+	void (*set_irq)(void *opaque, int level);      /* the interrupt output changed */
+};
+
+/* Power-on state: registers at their reset values, FIFO and input queue
+ * empty, interrupt output low (not reported). */
+void uart_init(struct uart16550 *u);
+
+/* Machine reset: registers and RX FIFO to power-on values; the host input
+ * queue is kept (it is the user's typing, not guest state). */
+void uart_reset(struct uart16550 *u, const struct uart_io *io);
+
+uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io);
+void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct uart_io *io);
+
+/* Host input: queue up to n bytes, returns how many fit (never drops). */
+size_t uart_input(struct uart16550 *u, const uint8_t *buf, size_t n, const struct uart_io *io);
+size_t uart_input_space(const struct uart16550 *u);
+
+/* Register values as a read would return them now, without its side effects. */
+uint8_t uart_lsr(const struct uart16550 *u);
+uint8_t uart_msr(const struct uart16550 *u);
+
+/* True while reads of LSR and MSR have no side effect (no error or delta bits
+ * pending) and no THR write can change them (not in loopback): only then may
+ * someone else answer those reads from a copy of their values. */
+bool uart_status_reads_pure(const struct uart16550 *u);
+
+/* Every field in range: a state found in shared memory may be resumed. */
+bool uart_state_valid(const struct uart16550 *u);
+
+#endif
