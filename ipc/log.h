@@ -24,7 +24,7 @@ void log_set_raw(bool raw);
 /* Log only the first time this call site fires (per process). */
 #define log_once(...)                                                          \
 	do {                                                                   \
-		static _Atomic int log_once_done_;                             \
+		static int log_once_done_; /* __atomic builtins: clang refuses _Atomic */ \
 		if (!__atomic_exchange_n(&log_once_done_, 1, __ATOMIC_RELAXED)) \
 			log_msg(__VA_ARGS__);                                  \
 	} while (0)
