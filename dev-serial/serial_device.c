@@ -122,7 +122,7 @@ static void publish(struct serial_device *d)
 	__atomic_store_n(&p->magic, pure ? IPC_STATE_MAGIC : 0, __ATOMIC_RELEASE);
 }
 
-static bool state_valid(const struct serial_state *s)
+bool serial_state_valid(const struct serial_state *s)
 {
 	return s->magic == SERIAL_STATE_MAGIC && s->size == sizeof(*s) &&
 	       uart_state_valid(&s->com1) && uart_state_valid(&s->mmio);
@@ -141,7 +141,7 @@ bool serial_attach(struct serial_device *d, void *page, bool resumed)
 	d->page = page;
 	d->state = (struct serial_state *)((uint8_t *)page + IPC_STATE_DEV_OFFSET);
 	bool kept = true;
-	if (resumed && !state_valid(d->state)) {
+	if (resumed && !serial_state_valid(d->state)) {
 		log_once("the state left by the previous dev-serial is not valid: the UARTs are reset");
 		kept = false;
 	}

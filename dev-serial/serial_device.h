@@ -71,6 +71,9 @@ void serial_hello(const struct serial_config *cfg, struct ipc_msg *m);
  * level.  Returns false if a resumed state had to be reset. */
 bool serial_attach(struct serial_device *d, void *page, bool resumed);
 
+/* Every field in range, and the layout this build writes: s may be resumed. */
+bool serial_state_valid(const struct serial_state *s);
+
 /* One decoded message from the core (after serial_attach). */
 enum serial_verdict serial_handle(struct serial_device *d, const struct ipc_msg *m);
 
