@@ -191,8 +191,75 @@ static const char *parse_args(int argc, char **argv, struct serial_config *cfg)
 	return url;
 }
 
-/* HELLO, then WELCOME (or REJECT), then the state page. */
-static host_shm *attach(const char *url)
+/* Messages sent to a previous incarnation that it never took
+ * (serial_keep_early), handled once attached.  The channel queues a few
+ * hundred at most; the bound is against a core gone mad. */
+#define EARLY_MAX 4096
+static struct ipc_msg *early;
+static size_t nearly;
+
+static void keep_early(const struct ipc_msg *m)
+{
+	if (nearly == EARLY_MAX) {
+		log_once("more than %d messages before WELCOME: dropping the rest", EARLY_MAX);
+		return;
+	}
+	if (!(nearly & (nearly - 1))) { /* 0, 1, 2, 4...: grow by doubling */
+		struct ipc_msg *bigger = realloc(early, (nearly ? 2 * nearly : 1) * sizeof(*early));
+		if (!bigger) {
+			log_msg("out of memory");
+			exit(1);
+		}
+		early = bigger;
+	}
+	early[nearly++] = *m;
+}
+
+/* Send HELLO and wait for the core's answer. */
+static struct ipc_welcome hello_welcome(const char *url)
+{
+	char err[256];
+	struct ipc_msg m;
+	serial_hello(&dev.cfg, &m);
+	if (ipc_send(chan, &m) != IPC_OK) {
+		log_msg("cannot send HELLO to %s", url);
+		exit(1);
+	}
+	uint64_t deadline = host_now_ns() + WELCOME_TIMEOUT_MS * 1000000ull;
+	for (;;) {
+		uint64_t now = host_now_ns();
+		int rc = now >= deadline ? IPC_ETIMEDOUT
+					 : ipc_recv(chan, &m, (int)((deadline - now) / 1000000), err,
+						    sizeof(err));
+		if (rc == IPC_ETIMEDOUT) {
+			log_msg("no answer from the core at %s", url);
+			exit(1);
+		}
+		if (rc == IPC_EBADMSG) {
+			log_once("ignoring a malformed message from the core: %s", err);
+			continue;
+		}
+		if (rc != IPC_OK) {
+			log_msg("waiting for WELCOME: %s", err);
+			exit(1);
+		}
+		switch (m.type) {
+		case IPC_WELCOME:
+			return m.u.welcome;
+		case IPC_REJECT:
+			log_msg("the core refused the device: %s", m.u.reason);
+			exit(1);
+		case IPC_SHUTDOWN:
+			exit(0);
+		default:
+			if (serial_keep_early(&m))
+				keep_early(&m);
+		}
+	}
+}
+
+/* HELLO, WELCOME, then the state page and what was left for us. */
+static void attach(const char *url)
 {
 	char err[256];
 	int rc = ipc_dial(url, DIAL_TIMEOUT_MS, &chan, err, sizeof(err));
@@ -200,43 +267,26 @@ static host_shm *attach(const char *url)
 		log_msg("%s", err);
 		exit(1);
 	}
-	struct ipc_msg m;
-	serial_hello(&dev.cfg, &m);
-	if (ipc_send(chan, &m) != IPC_OK) {
-		log_msg("cannot send HELLO to %s", url);
+	struct ipc_welcome w = hello_welcome(url);
+	if (w.state_size < IPC_STATE_SIZE) {
+		log_msg("the core's state page has %" PRIu64 " bytes, %d needed", w.state_size,
+			IPC_STATE_SIZE);
 		exit(1);
 	}
-	rc = ipc_recv(chan, &m, WELCOME_TIMEOUT_MS, err, sizeof(err));
-	if (rc == IPC_ETIMEDOUT) {
-		log_msg("no answer from the core at %s", url);
-		exit(1);
-	}
-	if (rc != IPC_OK) {
-		log_msg("waiting for WELCOME: %s", err);
-		exit(1);
-	}
-	if (m.type == IPC_REJECT) {
-		log_msg("the core refused the device: %s", m.u.reason);
-		exit(1);
-	}
-	if (m.type != IPC_WELCOME) {
-		log_msg("expected WELCOME from the core, got %s", ipc_type_name(m.type));
-		exit(1);
-	}
-	if (m.u.welcome.state_size < IPC_STATE_SIZE) {
-		log_msg("the core's state page has %" PRIu64 " bytes, %d needed",
-			m.u.welcome.state_size, IPC_STATE_SIZE);
-		exit(1);
-	}
-	host_shm *shm = host_shm_open(m.u.welcome.state_name, IPC_STATE_SIZE, err, sizeof(err));
+	/* Mapped for the life of the process. */
+	host_shm *shm = host_shm_open(w.state_name, IPC_STATE_SIZE, err, sizeof(err));
 	if (!shm) {
 		log_msg("%s", err);
 		exit(1);
 	}
 	pthread_mutex_lock(&dev_lock);
-	serial_attach(&dev, host_shm_ptr(shm), m.u.welcome.flags & IPC_WELCOME_RESUMED);
+	serial_attach(&dev, host_shm_ptr(shm), w.flags & IPC_WELCOME_RESUMED);
+	for (size_t i = 0; i < nearly; i++)
+		serial_handle(&dev, &early[i]);
 	pthread_mutex_unlock(&dev_lock);
-	return shm;
+	free(early);
+	early = NULL;
+	nearly = 0;
 }
 
 /* ---- serving ---- */

@@ -227,6 +227,11 @@ static void io_write(struct serial_device *d, const struct ipc_msg *m)
 	atomic_store_explicit(&d->page->applied_seq, m->seq, memory_order_release);
 }
 
+bool serial_keep_early(const struct ipc_msg *m)
+{
+	return m->type == IPC_IO_WRITE || m->type == IPC_RESET;
+}
+
 enum serial_verdict serial_handle(struct serial_device *d, const struct ipc_msg *m)
 {
 	switch (m->type) {

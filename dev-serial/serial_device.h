@@ -74,6 +74,14 @@ bool serial_attach(struct serial_device *d, void *page, bool resumed);
 /* Every field in range, and the layout this build writes: s may be resumed. */
 bool serial_state_valid(const struct serial_state *s);
 
+/* A message that arrives before WELCOME was sent to the previous incarnation
+ * of this device, which died before taking it.  True if it must be handled
+ * once attached: writes and resets (the guest issued them and nobody resends
+ * them).  Reads are dropped unanswered: the core fails them back to the vCPU,
+ * which retries after the new HELLO, and would take a late reply for a
+ * protocol error. */
+bool serial_keep_early(const struct ipc_msg *m);
+
 /* One decoded message from the core (after serial_attach). */
 enum serial_verdict serial_handle(struct serial_device *d, const struct ipc_msg *m);
 
