@@ -22,6 +22,7 @@
 struct core {
 	char dir[256], url[320];
 	ipc_chan *chan;
+	_Atomic bool peer_up;
 	host_shm *state;
 	uint64_t seq;
 };
@@ -32,13 +33,19 @@ struct device {
 	int out_r; /* the device's stdout */
 };
 
+static void on_peer(void *opaque, bool up)
+{
+	struct core *c = opaque;
+	c->peer_up = up;
+}
+
 static void core_open(struct core *c)
 {
 	char err[256];
 	memset(c, 0, sizeof(*c));
 	assert_int_equal(host_runtime_dir_create(c->dir, sizeof(c->dir), err, sizeof(err)), 0);
 	assert_int_equal(host_ipc_url(c->dir, "serial", c->url, sizeof(c->url)), 0);
-	assert_int_equal(ipc_listen(c->url, NULL, NULL, &c->chan, err, sizeof(err)), IPC_OK);
+	assert_int_equal(ipc_listen(c->url, on_peer, c, &c->chan, err, sizeof(err)), IPC_OK);
 	c->state = host_shm_create("serial-state", IPC_STATE_SIZE, err, sizeof(err));
 	assert_non_null(c->state);
 	c->seq = 1000;
@@ -197,7 +204,10 @@ static void test_restart_resumes(void **state)
 	int status;
 	assert_int_equal(host_wait_any(&d.proc, 1, 5000, &status), 0);
 	device_close_pipes(&d);
-	/* Sent while no device is there: the next incarnation applies it. */
+	/* Sent once the core knows the device is gone (before that it could
+	 * still go to the dead one): the next incarnation applies it. */
+	while (c.peer_up)
+		host_sleep_ms(1);
 	io_write(&c, COM1 + UART_LCR, 0x03);
 
 	device_start(&d, &c);
