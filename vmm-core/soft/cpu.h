@@ -1,0 +1,248 @@
+/* cpu.h - the software x86-64 CPU: architectural state of one vCPU, the
+ * machine state its vCPUs share (RAM, buses, code-page tracking), and the
+ * interface the engine (engine_soft.c) and the tests drive it through.
+ *
+ * Structure of the CPU (see each file's header):
+ *   decode.c  bytes -> struct insn; pure, no guest state beyond the mode
+ *   exec.c    runs decoded instructions (the interpreter; a JIT may replace it)
+ *   mmu.c     linear -> physical (4-level paging, software TLB), RAM and MMIO
+ *   except.c  exception and interrupt delivery (IVT, IDT gates, #DF, shutdown)
+ *   cpu.c     the run loop, the decoded-block cache, reset/boot state, MSRs
+ * Everything the guest controls (registers, descriptor tables, page tables,
+ * instruction bytes) is hostile: a bad value raises a guest exception, never
+ * a host crash or an access outside guest RAM.
+ */
+#ifndef MINIVM_SOFTCPU_CPU_H
+#define MINIVM_SOFTCPU_CPU_H
+
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum { R_AX, R_CX, R_DX, R_BX, R_SP, R_BP, R_SI, R_DI, R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15 };
+/* Segment registers in the order the instruction encoding numbers them. */
+enum { S_ES, S_CS, S_SS, S_DS, S_FS, S_GS, S_NSEG };
+
+/* RFLAGS bits */
+#define F_CF 0x0001u
+#define F_PF 0x0004u
+#define F_AF 0x0010u
+#define F_ZF 0x0040u
+#define F_SF 0x0080u
+#define F_TF 0x0100u
+#define F_IF 0x0200u
+#define F_DF 0x0400u
+#define F_OF 0x0800u
+#define F_IOPL 0x3000u
+#define F_NT 0x4000u
+#define F_RF 0x10000u
+#define F_VM 0x20000u
+#define F_AC 0x40000u
+#define F_ID 0x200000u
+#define F_ARITH (F_CF | F_PF | F_AF | F_ZF | F_SF | F_OF)
+
+#define CR0_PE 0x1u
+#define CR0_MP 0x2u
+#define CR0_EM 0x4u
+#define CR0_TS 0x8u
+#define CR0_ET 0x10u
+#define CR0_NE 0x20u
+#define CR0_WP 0x10000u
+#define CR0_AM 0x40000u
+#define CR0_PG 0x80000000u
+#define CR4_PSE 0x10u
+#define CR4_PAE 0x20u
+#define CR4_PGE 0x80u
+#define CR4_OSFXSR 0x200u
+#define CR4_OSXMMEXCPT 0x400u
+#define EFER_SCE 0x1u
+#define EFER_LME 0x100u
+#define EFER_LMA 0x400u
+#define EFER_NXE 0x800u
+
+/* Exception vectors */
+enum {
+	EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5, EXC_UD = 6, EXC_NM = 7,
+	EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12, EXC_GP = 13, EXC_PF = 14, EXC_MF = 16,
+	EXC_AC = 17, EXC_XM = 19,
+};
+
+/* A segment register with its hidden part.  attr holds the descriptor's
+ * bytes 5-6 without the limit bits: bits 0-7 the access byte (type, S, DPL,
+ * P), bits 12-15 the flags (AVL, L, D/B, G); e.g. 0xa09b = 64-bit code. */
+struct softcpu_seg {
+	uint64_t base;
+	uint32_t limit;
+	uint16_t sel;
+	uint16_t attr;
+};
+#define SEG_ATTR_P 0x80u
+#define SEG_ATTR_S 0x10u
+#define SEG_ATTR_L 0x2000u
+#define SEG_ATTR_DB 0x4000u
+#define SEG_ATTR_G 0x8000u
+
+struct softcpu_dtr {
+	uint64_t base;
+	uint16_t limit;
+};
+
+/* Arithmetic flags are computed lazily: the last flag-setting operation is
+ * recorded and each flag is derived when something reads it. */
+enum lazy_op {
+	LF_NONE,  /* the flags are in rflags */
+	LF_ADD,   /* res = src1 + src2 */
+	LF_ADC,   /* res = src1 + src2 + cin */
+	LF_SUB,   /* res = src1 - src2 (also CMP, NEG with src1 = 0) */
+	LF_SBB,   /* res = src1 - src2 - cin */
+	LF_LOGIC, /* CF = OF = 0 */
+	LF_INC,   /* res = src1 + 1, CF = cin (preserved) */
+	LF_DEC,   /* res = src1 - 1, CF = cin */
+};
+
+struct lazy_flags {
+	uint64_t res, src1, src2;
+	uint8_t op;   /* enum lazy_op */
+	uint8_t size; /* operand size in bytes */
+	uint8_t cin;  /* carry in (ADC/SBB), preserved CF (INC/DEC) */
+};
+
+#define SOFTCPU_TLB_SIZE 256
+/* One software TLB entry.  A tag is the linear page number that may use the
+ * fast path for that access kind, or TLB_INVALID; addend + linear = host
+ * address (only RAM pages get fast-path tags). */
+struct tlb_entry {
+	uint64_t tag_read, tag_write, tag_exec;
+	uintptr_t addend;
+	uint64_t phys_page; /* physical address of the page */
+	bool global;
+};
+#define TLB_INVALID (~0ull)
+
+struct xmm_reg {
+	uint64_t q[2];
+};
+
+struct insn;
+struct block;
+struct block_cache;
+
+/* Board-side view of memory and devices, shared by all vCPUs of a machine. */
+struct softcpu_machine {
+	uint8_t *ram;
+	uint64_t ram_size;
+	/* board callbacks (same shapes as struct engine_bus) */
+	void *bus_opaque;
+	uint64_t (*pio_read)(void *opaque, uint16_t port, unsigned size);
+	void (*pio_write)(void *opaque, uint16_t port, unsigned size, uint64_t value);
+	uint64_t (*mmio_read)(void *opaque, uint64_t gpa, unsigned size);
+	void (*mmio_write)(void *opaque, uint64_t gpa, unsigned size, uint64_t value);
+	uint64_t (*clock_ns)(void); /* monotonic clock for the TSC */
+	/* Self-modifying code: one bit per RAM page holding decoded code; a
+	 * write to such a page bumps its generation, which stales its blocks. */
+	_Atomic uint8_t *code_bitmap;
+	_Atomic uint32_t *code_gen;
+	uint64_t npages;
+};
+
+/* Requests from other threads, checked between blocks (softcpu_request). */
+#define REQ_STOP 0x1u  /* return from softcpu_run with SOFTCPU_EXIT_STOP */
+#define REQ_INTR 0x2u  /* the interrupt line changed (re-check intr_line) */
+
+enum softcpu_exit {
+	SOFTCPU_EXIT_HALT,     /* HLT with RFLAGS.IF = 0, or with no intr_ack to wake it */
+	SOFTCPU_EXIT_SHUTDOWN, /* triple fault */
+	SOFTCPU_EXIT_STOP,     /* REQ_STOP */
+};
+
+struct softcpu {
+	/* ---- architectural state ---- */
+	uint64_t r[16];
+	uint64_t rip;
+	uint64_t rflags; /* arithmetic bits valid only when lf.op == LF_NONE */
+	struct lazy_flags lf;
+	struct softcpu_seg seg[S_NSEG];
+	struct softcpu_seg ldtr, tr;
+	struct softcpu_dtr gdtr, idtr;
+	uint64_t cr0, cr2, cr3, cr4, cr8, efer;
+	uint64_t dr[8];
+	uint64_t star, lstar, cstar, sfmask, kernel_gs_base, pat, apic_base, misc_enable;
+	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
+	uint64_t tsc_offset;
+	uint64_t tsc_aux;
+	struct xmm_reg xmm[16];
+	uint32_t mxcsr;
+	uint16_t fcw, fsw; /* x87 control/status; the x87 stack is not implemented */
+	uint8_t ftw;       /* abridged tag word (FXSAVE format) */
+
+	/* ---- derived mode (recomputed by softcpu_update_mode) ---- */
+	uint8_t cpl;
+	uint8_t code_bits;      /* 16, 32 or 64: default operand/address size of CS */
+	uint8_t stack_bits;     /* 16, 32 or 64: SS.B / long mode */
+	bool long64;            /* EFER.LMA && CS.L */
+	uint64_t segbase[S_NSEG]; /* base used for addressing (0 for ES/CS/SS/DS in 64-bit mode) */
+
+	/* ---- execution state ---- */
+	bool halted;
+	bool intr_shadow;       /* after STI / MOV SS / POP SS: no interrupt before the next insn */
+	bool block_end;         /* leave the current block after this instruction */
+	uint64_t icount;        /* instructions retired */
+	jmp_buf fault_jmp;      /* softcpu_raise() lands in the run loop */
+	int exc_vector;         /* the exception being raised, -1 none */
+	uint32_t exc_error;
+	bool exc_has_error;
+	int exc_nest;           /* class of the exception being delivered (cpu.c) */
+	uint64_t run_limit;     /* softcpu_run stops when icount reaches it */
+
+	/* ---- interrupt input (driven by the board) ----
+	 * intr_line: level of the external maskable interrupt request (INTR),
+	 * e.g. "the LAPIC has a deliverable vector".  When it is 1, RFLAGS.IF =
+	 * 1 and no interrupt shadow is active, the CPU calls intr_ack() for the
+	 * vector (the controller moves it to in-service) and delivers it; a
+	 * negative answer means spurious, nothing is delivered.  Without
+	 * intr_ack no external interrupt is ever delivered. */
+	_Atomic int intr_line;
+	void *intr_opaque;
+	int (*intr_ack)(void *opaque);
+	_Atomic unsigned requests; /* REQ_* */
+	pthread_mutex_t wake_lock;  /* HLT with IF = 1 sleeps on wake_cond */
+	pthread_cond_t wake_cond;
+
+	/* ---- memory ---- */
+	struct softcpu_machine *m;
+	struct tlb_entry tlb[2][SOFTCPU_TLB_SIZE]; /* [0] supervisor, [1] user accesses */
+	bool tlb_large; /* the TLB holds pieces of a large page */
+	struct block_cache *blocks;
+};
+
+/* ---- lifecycle ---- */
+int softcpu_machine_init(struct softcpu_machine *m, uint8_t *ram, uint64_t ram_size);
+void softcpu_machine_destroy(struct softcpu_machine *m);
+int softcpu_init(struct softcpu *c, struct softcpu_machine *m);
+void softcpu_destroy(struct softcpu *c);
+/* Power-on state (real mode, CS:IP = F000:FFF0 with base FFFF0000). */
+void softcpu_reset(struct softcpu *c);
+
+/* ---- running ----
+ * Runs until HLT (see SOFTCPU_EXIT_HALT), a triple fault, or REQ_STOP.  max_insns > 0
+ * bounds the run (returns SOFTCPU_EXIT_STOP when reached, for tests). */
+enum softcpu_exit softcpu_run(struct softcpu *c, uint64_t max_insns);
+/* Any thread: post a request (REQ_*), waking a halted vCPU. */
+void softcpu_request(struct softcpu *c, unsigned req);
+/* Any thread: set the INTR line level. */
+void softcpu_set_intr(struct softcpu *c, int level);
+
+/* ---- state access for the engine and tests ---- */
+uint64_t softcpu_get_rflags(struct softcpu *c);
+void softcpu_set_rflags(struct softcpu *c, uint64_t v);
+/* Call after changing CR0/EFER/segments directly. */
+void softcpu_update_mode(struct softcpu *c);
+/* Load a segment register from raw descriptor fields (boot state, tests). */
+void softcpu_set_seg(struct softcpu *c, int sreg, uint16_t sel, uint64_t base, uint32_t limit, uint16_t attr);
+/* Flush the TLB (after changing CR0/CR3/CR4 directly). */
+void softcpu_tlb_flush(struct softcpu *c, bool include_global);
+
+#endif

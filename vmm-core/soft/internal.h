@@ -1,0 +1,281 @@
+/* internal.h - what the parts of the software CPU share: raising guest
+ * exceptions, lazy arithmetic flags, and the inline fast paths of memory
+ * access (TLB hit on a RAM page) in front of mmu.c's slow paths. */
+#ifndef MINIVM_SOFTCPU_INTERNAL_H
+#define MINIVM_SOFTCPU_INTERNAL_H
+
+#include <stdnoreturn.h>
+#include <string.h>
+
+#include "cpu.h"
+#include "decode.h"
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- exceptions (except.c) ----
+ * softcpu_raise() abandons the current instruction (c->rip still points at
+ * it, as faults require) and returns to the run loop, which delivers it. */
+noreturn void softcpu_raise(struct softcpu *c, int vector, uint32_t error, bool has_error);
+static inline noreturn void raise_ud(struct softcpu *c) { softcpu_raise(c, EXC_UD, 0, false); }
+static inline noreturn void raise_gp(struct softcpu *c, uint32_t err) { softcpu_raise(c, EXC_GP, err, true); }
+/* #UD for an encoding this CPU does not implement: logged once per opcode. */
+noreturn void softcpu_unimplemented(struct softcpu *c, const struct insn *in);
+
+enum intr_kind {
+	INTR_EXCEPTION, /* fault or trap raised by the CPU */
+	INTR_SOFTWARE,  /* INT n, INT3, INTO: gate DPL checked against CPL */
+	INTR_EXTERNAL,  /* from the interrupt controller */
+};
+/* Deliver an interrupt or exception now, returning to return_rip.  May
+ * raise (a fault during delivery: c->rip is untouched until delivery is
+ * complete, so the fault points at the instruction), which the run loop
+ * turns into #DF by the double-fault rules. */
+void softcpu_deliver(struct softcpu *c, int vector, uint32_t error, bool has_error, enum intr_kind kind,
+		     uint64_t return_rip);
+
+/* ---- lazy flags ----
+ * lf.res/src1/src2 are stored truncated to lf.size. */
+static inline uint64_t size_mask(unsigned size) { return ~0ull >> (64 - 8 * size); }
+static inline unsigned sign_shift(unsigned size) { return 8 * size - 1; }
+
+static inline void set_flags(struct softcpu *c, enum lazy_op op, unsigned size, uint64_t res, uint64_t src1,
+			     uint64_t src2)
+{
+	c->lf.op = (uint8_t)op;
+	c->lf.size = (uint8_t)size;
+	c->lf.res = res;
+	c->lf.src1 = src1;
+	c->lf.src2 = src2;
+}
+
+static inline unsigned flag_cf(const struct softcpu *c)
+{
+	const struct lazy_flags *f = &c->lf;
+	switch (f->op) {
+	case LF_ADD: return f->res < f->src1;
+	case LF_ADC: return f->cin ? f->res <= f->src1 : f->res < f->src1;
+	case LF_SUB: return f->src1 < f->src2;
+	case LF_SBB: return f->cin ? f->src1 <= f->src2 : f->src1 < f->src2;
+	case LF_LOGIC: return 0;
+	case LF_INC: case LF_DEC: return f->cin;
+	default: return c->rflags & F_CF;
+	}
+}
+
+static inline unsigned flag_zf(const struct softcpu *c)
+{
+	return c->lf.op == LF_NONE ? !!(c->rflags & F_ZF) : c->lf.res == 0;
+}
+
+static inline unsigned flag_sf(const struct softcpu *c)
+{
+	return c->lf.op == LF_NONE ? !!(c->rflags & F_SF) : (unsigned)(c->lf.res >> sign_shift(c->lf.size)) & 1;
+}
+
+static inline unsigned flag_pf(const struct softcpu *c)
+{
+	return c->lf.op == LF_NONE ? !!(c->rflags & F_PF) : !__builtin_parityll(c->lf.res & 0xff);
+}
+
+static inline unsigned flag_af(const struct softcpu *c)
+{
+	const struct lazy_flags *f = &c->lf;
+	if (f->op == LF_NONE)
+		return !!(c->rflags & F_AF);
+	if (f->op == LF_LOGIC)
+		return 0;
+	return (unsigned)((f->src1 ^ f->src2 ^ f->res) >> 4) & 1;
+}
+
+static inline unsigned flag_of(const struct softcpu *c)
+{
+	const struct lazy_flags *f = &c->lf;
+	unsigned s = sign_shift(f->size);
+	switch (f->op) {
+	case LF_ADD: case LF_ADC: case LF_INC:
+		return (unsigned)(((f->src1 ^ f->res) & (f->src2 ^ f->res)) >> s) & 1;
+	case LF_SUB: case LF_SBB: case LF_DEC:
+		return (unsigned)(((f->src1 ^ f->src2) & (f->src1 ^ f->res)) >> s) & 1;
+	case LF_LOGIC: return 0;
+	default: return !!(c->rflags & F_OF);
+	}
+}
+
+/* Fold the lazy flags into rflags. */
+static inline void flags_materialize(struct softcpu *c)
+{
+	if (c->lf.op == LF_NONE)
+		return;
+	uint64_t f = c->rflags & ~(uint64_t)F_ARITH;
+	f |= flag_cf(c) ? F_CF : 0;
+	f |= flag_pf(c) ? F_PF : 0;
+	f |= flag_af(c) ? F_AF : 0;
+	f |= flag_zf(c) ? F_ZF : 0;
+	f |= flag_sf(c) ? F_SF : 0;
+	f |= flag_of(c) ? F_OF : 0;
+	c->rflags = f;
+	c->lf.op = LF_NONE;
+}
+
+/* Condition codes 0-15 (O, NO, B, NB, Z, NZ, BE, NBE, S, NS, P, NP, L, NL, LE, NLE). */
+static inline bool cond_true(const struct softcpu *c, unsigned cc)
+{
+	unsigned r;
+	switch (cc >> 1) {
+	case 0: r = flag_of(c); break;
+	case 1: r = flag_cf(c); break;
+	case 2: r = flag_zf(c); break;
+	case 3: r = flag_cf(c) | flag_zf(c); break;
+	case 4: r = flag_sf(c); break;
+	case 5: r = flag_pf(c); break;
+	case 6: r = flag_sf(c) ^ flag_of(c); break;
+	default: r = flag_zf(c) | (flag_sf(c) ^ flag_of(c)); break;
+	}
+	return r ^ (cc & 1);
+}
+
+/* ---- memory (mmu.c) ---- */
+enum access { ACC_READ, ACC_WRITE, ACC_EXEC };
+/* Slow paths: TLB miss, page-crossing, MMIO, code pages.  `sys` marks an
+ * implicit supervisor access (descriptor tables, TSS) regardless of CPL. */
+uint64_t mmu_read_slow(struct softcpu *c, uint64_t lin, unsigned size, bool sys);
+void mmu_write_slow(struct softcpu *c, uint64_t lin, unsigned size, uint64_t val, bool sys);
+/* Make sure [lin, lin+size) is writable (read-modify-write operands fault as
+ * writes before the read happens); fills the TLB. */
+void mmu_probe_write(struct softcpu *c, uint64_t lin, unsigned size);
+/* Translate an instruction fetch; raises #PF.  Returns the physical address. */
+uint64_t mmu_translate_exec(struct softcpu *c, uint64_t lin);
+/* Host pointer to a physical RAM range or NULL (MMIO, out of RAM). */
+uint8_t *mmu_ram_ptr(struct softcpu *c, uint64_t phys, uint64_t len);
+/* Physical accesses (RAM or MMIO); writes keep the block cache coherent. */
+uint64_t phys_read(struct softcpu *c, uint64_t pa, unsigned size);
+void phys_write(struct softcpu *c, uint64_t pa, unsigned size, uint64_t val);
+void mmu_invlpg(struct softcpu *c, uint64_t lin);
+/* Mark a RAM page as holding decoded code (its writes then take the slow path). */
+void mmu_mark_code_page(struct softcpu *c, uint64_t phys);
+
+static inline struct tlb_entry *tlb_slot(struct softcpu *c, uint64_t lin, bool user)
+{
+	return &c->tlb[user][(lin >> 12) & (SOFTCPU_TLB_SIZE - 1)];
+}
+
+static inline uint64_t load_le(const void *p, unsigned size)
+{
+	switch (size) {
+	case 1: return *(const uint8_t *)p;
+	case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+	case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+	default: { uint64_t v; memcpy(&v, p, 8); return v; }
+	}
+}
+
+static inline void store_le(void *p, unsigned size, uint64_t v)
+{
+	switch (size) {
+	case 1: *(uint8_t *)p = (uint8_t)v; break;
+	case 2: { uint16_t t = (uint16_t)v; memcpy(p, &t, 2); break; }
+	case 4: { uint32_t t = (uint32_t)v; memcpy(p, &t, 4); break; }
+	default: memcpy(p, &v, 8); break;
+	}
+}
+
+static inline uint64_t mem_read(struct softcpu *c, uint64_t lin, unsigned size)
+{
+	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
+	if (likely(e->tag_read == lin >> 12 && (lin & 0xfff) <= 4096u - size))
+		return load_le((const void *)(e->addend + (uintptr_t)lin), size);
+	return mmu_read_slow(c, lin, size, false);
+}
+
+static inline void mem_write(struct softcpu *c, uint64_t lin, unsigned size, uint64_t val)
+{
+	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
+	if (likely(e->tag_write == lin >> 12 && (lin & 0xfff) <= 4096u - size)) {
+		store_le((void *)(e->addend + (uintptr_t)lin), size, val);
+		return;
+	}
+	mmu_write_slow(c, lin, size, val, false);
+}
+
+/* Read of a read-modify-write operand: faults as a write. */
+static inline uint64_t mem_read_rmw(struct softcpu *c, uint64_t lin, unsigned size)
+{
+	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
+	if (unlikely(e->tag_write != lin >> 12 || (lin & 0xfff) > 4096u - size))
+		mmu_probe_write(c, lin, size);
+	return mem_read(c, lin, size);
+}
+
+/* ---- operands of decoded instructions ---- */
+
+static inline uint64_t get_reg(const struct softcpu *c, const struct insn *in, unsigned r, unsigned size)
+{
+	if (size == 1) {
+		if (r < 4 || (in->pfx & PFX_REX))
+			return c->r[r] & 0xff;
+		return (c->r[r - 4] >> 8) & 0xff;
+	}
+	return c->r[r] & size_mask(size);
+}
+
+static inline void set_reg(struct softcpu *c, const struct insn *in, unsigned r, unsigned size, uint64_t v)
+{
+	switch (size) {
+	case 1:
+		if (r < 4 || (in->pfx & PFX_REX))
+			c->r[r] = (c->r[r] & ~0xffull) | (v & 0xff);
+		else
+			c->r[r - 4] = (c->r[r - 4] & ~0xff00ull) | ((v & 0xff) << 8);
+		break;
+	case 2: c->r[r] = (c->r[r] & ~0xffffull) | (v & 0xffff); break;
+	case 4: c->r[r] = (uint32_t)v; break;
+	default: c->r[r] = v; break;
+	}
+}
+
+static inline uint64_t linear(const struct softcpu *c, unsigned seg, uint64_t off)
+{
+	uint64_t l = c->segbase[seg] + off;
+	return c->long64 ? l : (uint32_t)l;
+}
+
+static inline uint64_t ea_offset(const struct softcpu *c, const struct insn *in)
+{
+	uint64_t a = (uint64_t)(int64_t)in->disp;
+	if (in->base != REG_NONE)
+		a += in->base == REG_RIP ? c->rip + in->len : c->r[in->base];
+	if (in->index != REG_NONE)
+		a += c->r[in->index] << in->scale;
+	return a & size_mask(in->asz);
+}
+
+static inline uint64_t mem_addr(const struct softcpu *c, const struct insn *in)
+{
+	return linear(c, in->seg, ea_offset(c, in));
+}
+
+/* ---- cpu.c ---- */
+void softcpu_load_seg(struct softcpu *c, int sreg, uint16_t sel); /* protected-mode rules, raises */
+void softcpu_write_cr(struct softcpu *c, int cr, uint64_t val);  /* raises #GP on bad values */
+bool softcpu_rdmsr(struct softcpu *c, uint32_t msr, uint64_t *val);
+bool softcpu_wrmsr(struct softcpu *c, uint32_t msr, uint64_t val);
+void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4]);
+uint64_t softcpu_rdtsc(struct softcpu *c);
+/* Read a descriptor (8 bytes) for selector sel from the GDT/LDT; raises
+ * #GP(sel) if it lies outside the table. */
+uint64_t softcpu_read_descriptor(struct softcpu *c, uint16_t sel);
+void softcpu_seg_from_descriptor(struct softcpu_seg *s, uint16_t sel, uint64_t desc);
+void softcpu_block_cache_invalidate_all(struct softcpu *c);
+
+/* ---- exec.c ---- */
+/* Execute up to n decoded instructions starting at c->rip; stops early when
+ * one sets c->block_end (a write to a code page, an unfinished REP...). */
+void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n);
+/* SSE/SSE2 and x87 instructions (sse.c); raise #UD for what is not there. */
+void softcpu_exec_sse(struct softcpu *c, const struct insn *in);
+void softcpu_exec_x87(struct softcpu *c, const struct insn *in);
+void softcpu_fxsave(struct softcpu *c, uint64_t lin);
+void softcpu_fxrstor(struct softcpu *c, uint64_t lin);
+
+#endif
