@@ -482,17 +482,23 @@ static int check_file(const struct vmconf *c, enum vmconf_key key, const char *p
 {
 	char where[VMCONF_PATH_MAX + 64];
 	vmconf_where(c, key, where, sizeof(where));
+	/* stat first: on Windows, opening a directory fails as "Permission
+	 * denied", which would hide the real problem. */
 	struct stat st;
-	FILE *f = NULL;
-	if (stat(path, &st) || !(f = fopen(path, "rb"))) {
+	if (stat(path, &st)) {
 		snprintf(err, errlen, "%s: cannot read \"%s\": %s", where, path, strerror(errno));
 		return -1;
 	}
-	fclose(f);
 	if (!S_ISREG(st.st_mode)) {
 		snprintf(err, errlen, "%s: \"%s\" is not a regular file", where, path);
 		return -1;
 	}
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot read \"%s\": %s", where, path, strerror(errno));
+		return -1;
+	}
+	fclose(f);
 	if (st.st_size == 0) {
 		snprintf(err, errlen, "%s: \"%s\" is empty", where, path);
 		return -1;
