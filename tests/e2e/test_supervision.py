@@ -1,7 +1,6 @@
 """Supervision: a crashed dev-serial is restarted without rebooting the guest;
 killing the launcher leaves no process behind."""
 import os
-import re
 import signal
 import subprocess
 import time
@@ -44,6 +43,27 @@ def read_until(stream, predicate, timeout):
     raise AssertionError(f"timed out; got {len(data)} bytes ending {data[-80:]!r}")
 
 
+def assert_one_gap_at_most(actual, max_lost):
+    """actual must be the counter's ideal output "0\\n1\\n2\\n..." with at most
+    one contiguous run of at most max_lost bytes missing (lost in flight):
+    no repeat, no reset, no second gap."""
+    n, expected = 0, bytearray()
+    while len(expected) < len(actual) + max_lost + 64:
+        expected += b"%d\n" % n
+        n += 1
+    i = 0                                   # common prefix
+    while i < len(actual) and actual[i] == expected[i]:
+        i += 1
+    if i == len(actual):
+        return
+    rest = actual[i:]
+    for j in range(i + 1, i + max_lost + 1):
+        if expected[j:j + len(rest)] == rest:
+            return
+    raise AssertionError(f"output diverges at byte {i} and does not resume within "
+                         f"{max_lost} bytes: {actual[max(0, i - 40):i + 40]!r}")
+
+
 def count_lines(n):
     return lambda data: data.count(b"\n") >= n
 
@@ -62,19 +82,8 @@ def test_dev_serial_crash_is_restarted_without_guest_reset(tmp_path, kill_on_exi
     assert restarted != serial, "dev-serial was not restarted"
     assert alive(core), "vmm-core died with dev-serial"
 
-    after = read_until(p.stdout, lambda d: d.count(b"\n") >= 200, 120)
-    stream = (before + after).decode()
-    numbers = [int(x) for x in re.findall(r"^(\d+)$", stream, re.M)]
-    assert numbers[0] == 0, "the counter did not start at 0"
-    # Strictly one more each line, except across the restart, where the only
-    # allowed discontinuity is a jump forward by what was in flight (never
-    # backwards: a restart from 0 would mean the guest was reset).
-    jumps = [(a, b) for a, b in zip(numbers, numbers[1:]) if b != a + 1]
-    assert len(jumps) <= 1, jumps[:5]
-    for a, b in jumps:
-        assert b > a, f"counter went back from {a} to {b}: guest reset or repeat"
-        lost = sum(len(str(n)) + 1 for n in range(a + 1, b))
-        assert lost <= MAX_LOST_BYTES, f"{lost} bytes lost across the restart"
+    after = read_until(p.stdout, count_lines(200), 120)
+    assert_one_gap_at_most(before + after, MAX_LOST_BYTES)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert "dev-serial" in p.stderr.read().decode(), "the restart was not logged"
