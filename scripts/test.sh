@@ -40,7 +40,7 @@ linux() {
 fuzz() {
 	cmake -S . -B build-fuzz -G Ninja -DCMAKE_C_COMPILER=clang \
 		-DMINIVM_FUZZ=ON -DMINIVM_TESTS=OFF &&
-		ninja -C build-fuzz fuzz_dev_serial &&
+		ninja -C build-fuzz fuzz_dev_serial fuzz_ipc_decode &&
 		ctest --test-dir build-fuzz --output-on-failure -R fuzz
 }
 
