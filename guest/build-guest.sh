@@ -173,7 +173,7 @@ chmod 1777 "$ROOT/tmp"
 
 # Sorted names and a fixed mtime: the same packages give the same initrd.
 find "$ROOT" -exec touch -h -d @0 {} +
-(cd "$ROOT" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$WORK/initrd.cpio"
+(cd "$ROOT" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) >"$WORK/initrd.cpio"
 case "$COMPRESSION" in
 gzip) gzip -9 -n -c "$WORK/initrd.cpio" >"$OUTDIR/initrd.img.tmp" ;;
 none) cp "$WORK/initrd.cpio" "$OUTDIR/initrd.img.tmp" ;;
