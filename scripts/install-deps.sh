@@ -11,7 +11,7 @@ PKGS="build-essential cmake ninja-build pkg-config git xz-utils
   python3 python3-pytest python3-pexpect
   clang libclang-rt-14-dev
   gcc-mingw-w64-x86-64-posix mingw-w64-x86-64-dev wine wine64
-  qemu-system-x86 busybox-static cpio dpkg-dev"
+  qemu-system-x86 busybox-static cpio dpkg-dev kmod"
 
 missing=""
 for p in $PKGS; do
