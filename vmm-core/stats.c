@@ -1,0 +1,39 @@
+/* stats.c - the core's counters (stats.h). */
+#include "stats.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+struct core_stats core_stats;
+
+static uint64_t get(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+void stats_print_if_asked(uint64_t elapsed_ns)
+{
+	const char *env = getenv("MINIVM_STATS");
+	if (!env || strcmp(env, "1") != 0)
+		return;
+	double secs = elapsed_ns ? (double)elapsed_ns / 1e9 : 1e-9;
+	uint64_t exits = get(&core_stats.exits);
+	uint64_t trips = get(&core_stats.round_trips);
+	uint64_t wait_ns = get(&core_stats.ipc_wait_ns);
+	log_msg("stats: %.3f s, %llu exits (%.0f/s): pio %llu r / %llu w, mmio %llu r / %llu w, "
+		"%llu unowned",
+		secs, (unsigned long long)exits, (double)exits / secs,
+		(unsigned long long)get(&core_stats.pio_reads),
+		(unsigned long long)get(&core_stats.pio_writes),
+		(unsigned long long)get(&core_stats.mmio_reads),
+		(unsigned long long)get(&core_stats.mmio_writes),
+		(unsigned long long)get(&core_stats.unowned));
+	log_msg("stats: %llu round trips (%.1f us avg), %llu shadow hits, %llu posted writes, "
+		"%.3f s waited on ipc (%.1f%%)",
+		(unsigned long long)trips, trips ? (double)wait_ns / 1e3 / (double)trips : 0.0,
+		(unsigned long long)get(&core_stats.shadow_hits),
+		(unsigned long long)get(&core_stats.posted_writes), (double)wait_ns / 1e9,
+		100.0 * (double)wait_ns / 1e9 / secs);
+}

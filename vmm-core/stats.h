@@ -1,0 +1,28 @@
+/* stats.h - counters of where the core spends its exits and waits, printed
+ * at exit when MINIVM_STATS=1 (the Linux-boot work needs these figures to
+ * keep round trips off the hot paths).  Updated from any thread with relaxed
+ * atomics: each counter is independent. */
+#ifndef MINIVM_STATS_H
+#define MINIVM_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct core_stats {
+	_Atomic uint64_t exits;       /* returns from the engine's guest execution */
+	_Atomic uint64_t pio_reads, pio_writes, mmio_reads, mmio_writes;
+	_Atomic uint64_t unowned;     /* accesses no device owns */
+	_Atomic uint64_t round_trips; /* IO_READ answered by a device */
+	_Atomic uint64_t shadow_hits; /* reads answered from a state page */
+	_Atomic uint64_t posted_writes;
+	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
+};
+
+extern struct core_stats core_stats;
+
+#define STATS_ADD(field, n) atomic_fetch_add_explicit(&core_stats.field, (n), memory_order_relaxed)
+
+/* Print the counters to stderr if MINIVM_STATS=1; elapsed_ns is the run time. */
+void stats_print_if_asked(uint64_t elapsed_ns);
+
+#endif
