@@ -1,0 +1,487 @@
+/* devproxy.c - the core's side of one device process (devproxy.h).
+ *
+ * Threads: the vCPU threads call dev_read/dev_write through the bus; one
+ * receive thread per device handles everything the device sends; nng calls
+ * peer_changed when the device process connects or goes away.
+ *
+ * Locks: `lock` guards the attachment state and the pending reads; `send_lock`
+ * keeps messages on the wire in seq order (taken before `lock`, never while
+ * waiting on `cond`).  No thread holds `lock` across a blocking send.
+ *
+ * Device restarts: when the peer goes away, reads in flight are failed back to
+ * their vCPU, which waits for the next HELLO and retries; writes wait for it
+ * too.  Replies of the old incarnation that arrive late are recognised by
+ * their seq (<= stale_seq) and dropped. */
+#include "devproxy.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "devproxy_policy.h"
+#include "host.h"
+#include "log.h"
+#include "stats.h"
+
+#define READ_REPLY_TIMEOUT_MS 5000 /* a device silent this long is broken */
+#define RECV_POLL_MS 200           /* how often the receive thread checks for close */
+
+/* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
+struct pending_read {
+	uint64_t seq;
+	bool done; /* data is the device's answer */
+	bool lost; /* the device went away before answering: retry */
+	uint64_t data;
+	struct pending_read *next;
+};
+
+struct devproxy {
+	char name[IPC_MAX_NAME];
+	struct devproxy_board board;
+	struct bus_device busdev;
+	ipc_chan *chan;
+	pthread_t rx_thread;
+	_Atomic bool closing;
+
+	pthread_mutex_t send_lock;
+	pthread_mutex_t lock;
+	pthread_cond_t cond; /* attachment changed, a reply arrived, or abort */
+
+	/* Under lock. */
+	bool up;       /* attached: WELCOME sent, vCPU messages may flow */
+	bool broken;   /* sent something malformed: not served until it re-HELLOs */
+	bool aborted;  /* the VM is stopping */
+	bool attached_once;
+	unsigned incarnation;
+	uint64_t next_seq;
+	uint64_t ordered_mark; /* seq of the last ordered write sent */
+	uint64_t stale_seq;    /* replies up to this seq belong to a dead incarnation */
+	struct pending_read *pending;
+	char reject_reason[IPC_MAX_REASON];
+
+	/* Set by the first accepted HELLO, before any vCPU runs; read-only after. */
+	struct ipc_hello hello;
+	host_shm *state_shm;
+	const struct ipc_state_page *state;
+};
+
+static struct timespec deadline_after_ms(int ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+/* Fail every read in flight back to its vCPU; replies up to now are stale. */
+static void lose_pending_locked(struct devproxy *d)
+{
+	for (struct pending_read *p = d->pending; p; p = p->next)
+		p->lost = true;
+	d->pending = NULL;
+	d->stale_seq = d->next_seq - 1;
+	pthread_cond_broadcast(&d->cond);
+}
+
+static void unlink_pending_locked(struct devproxy *d, struct pending_read *p)
+{
+	for (struct pending_read **pp = &d->pending; *pp; pp = &(*pp)->next) {
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+	}
+}
+
+static void mark_broken_locked(struct devproxy *d, const char *why)
+{
+	if (!d->broken)
+		log_msg("device %s is broken (%s): its reads now answer all-ones", d->name, why);
+	d->broken = true;
+	pthread_cond_broadcast(&d->cond);
+}
+
+static void mark_broken(struct devproxy *d, const char *why)
+{
+	pthread_mutex_lock(&d->lock);
+	mark_broken_locked(d, why);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static int send_msg(struct devproxy *d, const struct ipc_msg *m)
+{
+	pthread_mutex_lock(&d->send_lock);
+	int rc = ipc_send(d->chan, m);
+	pthread_mutex_unlock(&d->send_lock);
+	return rc;
+}
+
+/* Wait (lock held) until the device can be talked to.  False: do not wait
+ * for it at all (broken or the VM is stopping). */
+static bool wait_usable_locked(struct devproxy *d)
+{
+	while (!d->up && !d->broken && !d->aborted)
+		pthread_cond_wait(&d->cond, &d->lock);
+	return !d->broken && !d->aborted;
+}
+
+/* ---- the vCPU side ---- */
+
+static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint64_t addr,
+				  unsigned size, bool *answered)
+{
+	struct pending_read p = {.seq = d->next_seq++};
+	p.next = d->pending;
+	d->pending = &p;
+	struct ipc_msg m = {.type = IPC_IO_READ, .seq = p.seq};
+	m.u.io = (struct ipc_io){.space = space, .size = size, .addr = addr};
+	pthread_mutex_unlock(&d->lock);
+	int rc = send_msg(d, &m);
+	pthread_mutex_lock(&d->lock);
+	if (rc != IPC_OK && !p.lost)
+		mark_broken_locked(d, "cannot send to it");
+
+	struct timespec deadline = deadline_after_ms(READ_REPLY_TIMEOUT_MS);
+	while (!p.done && !p.lost && !d->broken && !d->aborted) {
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &deadline) == ETIMEDOUT && !p.done &&
+		    !p.lost)
+			mark_broken_locked(d, "no reply to a read within 5 s");
+	}
+	if (!p.lost)
+		unlink_pending_locked(d, &p);
+	*answered = p.done;
+	return p.data;
+}
+
+static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsigned size)
+{
+	struct devproxy *d = opaque;
+	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
+	uint64_t value = bus_ones(size);
+	uint64_t t0 = host_now_ns();
+	pthread_mutex_lock(&d->lock);
+	while (wait_usable_locked(d)) {
+		if (policy_shadow_read(reg, d->state, d->ordered_mark, size, &value)) {
+			pthread_mutex_unlock(&d->lock);
+			STATS_ADD(shadow_hits, 1);
+			return value;
+		}
+		bool answered;
+		uint64_t data = round_trip_locked(d, space, addr, size, &answered);
+		if (answered) {
+			value = data;
+			STATS_ADD(round_trips, 1);
+			break;
+		}
+		/* Lost with a dead incarnation: wait for the next one and ask again. */
+	}
+	pthread_mutex_unlock(&d->lock);
+	STATS_ADD(ipc_wait_ns, host_now_ns() - t0);
+	return value;
+}
+
+static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigned size,
+		      uint64_t value)
+{
+	struct devproxy *d = opaque;
+	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
+	struct ipc_msg m = {.type = IPC_IO_WRITE};
+	m.u.io = (struct ipc_io){.space = space, .size = size, .addr = addr, .data = value};
+
+	/* send_lock before lock, and never while waiting: the receive thread
+	 * needs send_lock to WELCOME the device we may be waiting for. */
+	for (;;) {
+		pthread_mutex_lock(&d->lock);
+		bool usable = wait_usable_locked(d);
+		pthread_mutex_unlock(&d->lock);
+		if (!usable)
+			return;
+		pthread_mutex_lock(&d->send_lock);
+		pthread_mutex_lock(&d->lock);
+		if (d->up && !d->broken && !d->aborted)
+			break; /* both locks held */
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+	}
+	m.seq = d->next_seq++;
+	if (policy_write_is_ordered(reg))
+		d->ordered_mark = m.seq;
+	pthread_mutex_unlock(&d->lock);
+	int rc = ipc_send(d->chan, &m);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK)
+		mark_broken(d, "cannot send to it");
+	else
+		STATS_ADD(posted_writes, 1);
+}
+
+/* ---- the receive side ---- */
+
+static void reject(struct devproxy *d, uint64_t seq, const char *why)
+{
+	log_msg("device %s rejected: %s", d->name, why);
+	pthread_mutex_lock(&d->lock);
+	snprintf(d->reject_reason, sizeof(d->reject_reason), "%s", why);
+	pthread_mutex_unlock(&d->lock);
+	struct ipc_msg m = {.type = IPC_REJECT, .seq = seq};
+	snprintf(m.u.reason, sizeof(m.u.reason), "%s", why);
+	send_msg(d, &m);
+}
+
+/* First HELLO: claim the ranges and create the state page, which then
+ * outlives every restart of the device.  Lock held. */
+static int first_attach_locked(struct devproxy *d, const struct ipc_hello *h, char *why,
+			       size_t n)
+{
+	char err[160];
+	d->state_shm = host_shm_create("state", IPC_STATE_SIZE, err, sizeof(err));
+	if (!d->state_shm) {
+		snprintf(why, n, "cannot create its state page: %.90s", err);
+		return -1;
+	}
+	if (bus_attach(d->board.bus, &d->busdev, h->ranges, h->nranges, why, n)) {
+		host_shm_close(d->state_shm);
+		d->state_shm = NULL;
+		return -1;
+	}
+	d->state = host_shm_ptr(d->state_shm);
+	d->hello = *h;
+	return 0;
+}
+
+static void on_hello(struct devproxy *d, const struct ipc_msg *m)
+{
+	char why[IPC_MAX_REASON];
+	if (policy_check_hello(&m->u.hello, why, sizeof(why))) {
+		reject(d, m->seq, why);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	int rc = 0;
+	if (!d->attached_once)
+		rc = first_attach_locked(d, &m->u.hello, why, sizeof(why));
+	else if (!policy_same_device(&d->hello, &m->u.hello)) {
+		snprintf(why, sizeof(why), "a restarted device must declare what it did first");
+		rc = -1;
+	}
+	if (rc) {
+		pthread_mutex_unlock(&d->lock);
+		reject(d, m->seq, why);
+		return;
+	}
+	/* A HELLO while up: the old incarnation vanished without a peer-down yet. */
+	if (d->up)
+		lose_pending_locked(d);
+	d->up = false;
+	bool resumed = d->attached_once;
+	d->attached_once = true;
+	d->broken = false;
+	/* Writes sent to a dead incarnation will never be applied: stop waiting for them. */
+	d->ordered_mark = 0;
+	unsigned incarnation = ++d->incarnation;
+	pthread_mutex_unlock(&d->lock);
+
+	struct ipc_msg w = {.type = IPC_WELCOME, .seq = m->seq};
+	w.u.welcome.flags = resumed ? IPC_WELCOME_RESUMED : 0;
+	w.u.welcome.ram_size = d->board.ram_size;
+	w.u.welcome.state_size = IPC_STATE_SIZE;
+	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", d->board.ram_name);
+	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
+		 host_shm_name(d->state_shm));
+	if (send_msg(d, &w) != IPC_OK) {
+		mark_broken(d, "cannot send WELCOME");
+		return;
+	}
+	if (resumed)
+		log_msg("device %s re-attached (incarnation %u), state resumed", d->name, incarnation);
+	pthread_mutex_lock(&d->lock);
+	d->up = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void on_reply(struct devproxy *d, const struct ipc_msg *m)
+{
+	pthread_mutex_lock(&d->lock);
+	struct pending_read *p = d->pending;
+	while (p && p->seq != m->seq)
+		p = p->next;
+	if (p) {
+		p->data = m->u.io.data;
+		p->done = true;
+		unlink_pending_locked(d, p);
+		pthread_cond_broadcast(&d->cond);
+	} else if (m->seq > d->stale_seq) {
+		mark_broken_locked(d, "a reply nobody asked for");
+	}
+	pthread_mutex_unlock(&d->lock);
+}
+
+static bool irq_declared(const struct devproxy *d, uint32_t line)
+{
+	for (uint32_t i = 0; i < d->hello.nirqs; i++)
+		if (d->hello.irqs[i] == line)
+			return true;
+	return false;
+}
+
+static void handle(struct devproxy *d, const struct ipc_msg *m)
+{
+	if (m->type == IPC_HELLO) {
+		on_hello(d, m);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	bool up = d->up, broken = d->broken;
+	pthread_mutex_unlock(&d->lock);
+	/* Before a HELLO, what arrives is the tail of a dead incarnation. */
+	if (!up || broken)
+		return;
+	switch (m->type) {
+	case IPC_IO_REPLY:
+		on_reply(d, m);
+		break;
+	case IPC_IRQ:
+		if (!irq_declared(d, m->u.irq.line) || m->u.irq.level > 1)
+			mark_broken(d, "an interrupt on a line it did not declare");
+		else
+			d->board.hooks.irq(d->board.hooks.opaque, m->u.irq.line, (int)m->u.irq.level);
+		break;
+	case IPC_QUIT:
+		log_msg("device %s asked to stop the VM", d->name);
+		d->board.hooks.quit(d->board.hooks.opaque);
+		break;
+	case IPC_PING: {
+		struct ipc_msg pong = {.type = IPC_PONG, .seq = m->seq};
+		send_msg(d, &pong);
+		break;
+	}
+	case IPC_PONG:
+		break; /* liveness only */
+	default: {
+		char why[64];
+		snprintf(why, sizeof(why), "unexpected %s", ipc_type_name(m->type));
+		mark_broken(d, why);
+	}
+	}
+}
+
+static void *receive_thread(void *arg)
+{
+	struct devproxy *d = arg;
+	while (!atomic_load(&d->closing)) {
+		struct ipc_msg m;
+		char err[160];
+		int rc = ipc_recv(d->chan, &m, RECV_POLL_MS, err, sizeof(err));
+		if (rc == IPC_OK)
+			handle(d, &m);
+		else if (rc == IPC_EBADMSG)
+			mark_broken(d, err);
+		else if (rc == IPC_ECLOSED)
+			break;
+		else if (rc != IPC_ETIMEDOUT)
+			log_once("receiving from a device failed (%d); retrying", rc);
+	}
+	return NULL;
+}
+
+/* nng's thread: the device process connected (up) or went away. */
+static void peer_changed(void *opaque, bool up)
+{
+	struct devproxy *d = opaque;
+	if (up)
+		return; /* nothing flows until its HELLO */
+	pthread_mutex_lock(&d->lock);
+	if (d->up)
+		log_msg("device %s went away; waiting for it to come back", d->name);
+	d->up = false;
+	lose_pending_locked(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- life cycle ---- */
+
+struct devproxy *devproxy_create(const char *name, const char *url,
+				 const struct devproxy_board *board, char *err, size_t errlen)
+{
+	struct devproxy *d = calloc(1, sizeof(*d));
+	if (!d) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->board = *board;
+	d->busdev = (struct bus_device){.opaque = d, .read = dev_read, .write = dev_write};
+	d->next_seq = 1;
+	pthread_mutex_init(&d->send_lock, NULL);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	snprintf(d->reject_reason, sizeof(d->reject_reason), "no HELLO");
+	char why[160];
+	if (ipc_listen(url, peer_changed, d, &d->chan, why, sizeof(why)) != IPC_OK) {
+		snprintf(err, errlen, "device %s: cannot listen on %s: %s", name, url, why);
+		free(d);
+		return NULL;
+	}
+	if (pthread_create(&d->rx_thread, NULL, receive_thread, d)) {
+		snprintf(err, errlen, "device %s: cannot start its receive thread", name);
+		ipc_close(d->chan);
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+int devproxy_wait_attached(struct devproxy *d, int timeout_ms, char *err, size_t errlen)
+{
+	struct timespec deadline = deadline_after_ms(timeout_ms);
+	pthread_mutex_lock(&d->lock);
+	int rc = 0;
+	while (!d->up && !d->aborted && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&d->cond, &d->lock, &deadline);
+	bool up = d->up;
+	if (!up)
+		snprintf(err, errlen, "device %s did not attach within %d s (%s)", d->name,
+			 timeout_ms / 1000, d->reject_reason);
+	pthread_mutex_unlock(&d->lock);
+	return up ? 0 : -1;
+}
+
+void devproxy_abort(struct devproxy *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->aborted = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void devproxy_shutdown_and_destroy(struct devproxy *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool up = d->up;
+	pthread_mutex_unlock(&d->lock);
+	if (up) {
+		struct ipc_msg m = {.type = IPC_SHUTDOWN};
+		send_msg(d, &m);
+	}
+	/* The receive thread notices within RECV_POLL_MS; only then is the
+	 * channel closed under nobody's feet. */
+	atomic_store(&d->closing, true);
+	pthread_join(d->rx_thread, NULL);
+	ipc_close(d->chan);
+	if (d->state_shm)
+		host_shm_close(d->state_shm);
+	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->send_lock);
+	free(d);
+}
