@@ -1,0 +1,26 @@
+/* engines.c - the engines built into this vmm-core, best first. */
+#include <stddef.h>
+#include <string.h>
+
+#include "engine.h"
+
+#ifdef __linux__
+extern const struct engine_ops engine_kvm;
+#endif
+extern const struct engine_ops engine_soft;
+
+const struct engine_ops *const engine_list[] = {
+#ifdef __linux__
+	&engine_kvm,
+#endif
+	&engine_soft,
+	NULL,
+};
+
+const struct engine_ops *engine_find(const char *name)
+{
+	for (size_t i = 0; engine_list[i]; i++)
+		if (strcmp(engine_list[i]->name, name) == 0)
+			return engine_list[i];
+	return NULL;
+}
