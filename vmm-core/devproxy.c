@@ -28,7 +28,7 @@
 #include "stats.h"
 
 #define READ_REPLY_TIMEOUT_MS 5000 /* a device silent this long is broken */
-#define RECV_POLL_MS 200           /* how often the receive thread checks for close */
+#define RECV_POLL_MS 50            /* how often the receive thread checks for close */
 
 /* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
 struct pending_read {
@@ -401,7 +401,7 @@ static void peer_changed(void *opaque, bool up)
 	if (up)
 		return; /* nothing flows until its HELLO */
 	pthread_mutex_lock(&d->lock);
-	if (d->up)
+	if (d->up && !d->aborted)
 		log_msg("device %s went away; waiting for it to come back", d->name);
 	d->up = false;
 	lose_pending_locked(d);

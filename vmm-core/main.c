@@ -426,12 +426,13 @@ int main(int argc, char **argv)
 	};
 	uint64_t start = host_now_ns();
 	int status = attach_devices(&vm, &o, &board) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
+	uint64_t run_ns = host_now_ns() - start;
 
 	for (int i = 0; i < vm.ndevices; i++)
 		devproxy_abort(vm.devices[i]);
 	for (int i = 0; i < vm.ndevices; i++)
 		devproxy_shutdown_and_destroy(vm.devices[i]);
-	stats_print_if_asked(host_now_ns() - start);
+	stats_print_if_asked(run_ns);
 	host_shm_close(ram_shm);
 	return status;
 }

@@ -1,0 +1,374 @@
+/* test_core_devproxy.c - a device proxy against a scripted device process
+ * (this test, on the other end of a real nng socket): attach and reject,
+ * round-trip and shadow reads, posted writes, a restart that resumes, and a
+ * hostile device marked broken instead of hanging or crashing the core. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "bus.h"
+#include "devproxy.h"
+#include "host.h"
+
+#define RAM_SIZE (1u << 20)
+#define LSR 0x3fd /* shadowed, slot 5 */
+#define THR 0x3f8 /* stream */
+#define IER 0x3f9 /* neither: reads are round trips, writes are ordered */
+
+struct fixture {
+	char dir[256], url[300];
+	struct bus bus;
+	host_shm *ram;
+	struct devproxy *proxy;
+	ipc_chan *dev;                /* the device's end */
+	host_shm *state_shm;          /* the device's mapping of its state page */
+	struct ipc_state_page *state;
+	_Atomic int irqs, quits;
+};
+
+static void hook_irq(void *opaque, unsigned line, int level)
+{
+	struct fixture *f = opaque;
+	if (line == 4 && level == 1)
+		f->irqs++;
+}
+
+static void hook_quit(void *opaque)
+{
+	struct fixture *f = opaque;
+	f->quits++;
+}
+
+static struct ipc_msg uart_hello(void)
+{
+	struct ipc_msg m = {.type = IPC_HELLO, .seq = 1};
+	struct ipc_hello *h = &m.u.hello;
+	h->version = IPC_PROTO_VERSION;
+	snprintf(h->name, sizeof(h->name), "serial");
+	h->nranges = 1;
+	h->ranges[0] = (struct ipc_range){IPC_SPACE_PIO, 0x3f8, 8};
+	h->nirqs = 1;
+	h->irqs[0] = 4;
+	h->nregs = 2;
+	h->regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, LSR};
+	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, THR};
+	return m;
+}
+
+static struct ipc_msg dev_recv(struct fixture *f)
+{
+	struct ipc_msg m;
+	char err[128];
+	assert_int_equal(ipc_recv(f->dev, &m, 5000, err, sizeof(err)), IPC_OK);
+	return m;
+}
+
+/* The device process dies.  pair0 refuses a new peer until the core has
+ * seen the old one go, so give it a moment before the next incarnation dials. */
+static void dev_die(struct fixture *f)
+{
+	ipc_close(f->dev);
+	f->dev = NULL;
+	host_sleep_ms(100);
+}
+
+/* Dial as the device and say hello; returns what the core answered. */
+static struct ipc_msg dev_hello(struct fixture *f, const struct ipc_msg *hello)
+{
+	char err[128];
+	assert_int_equal(ipc_dial(f->url, 5000, &f->dev, err, sizeof(err)), IPC_OK);
+	assert_int_equal(ipc_send(f->dev, hello), IPC_OK);
+	return dev_recv(f);
+}
+
+static void dev_attach(struct fixture *f)
+{
+	struct ipc_msg hello = uart_hello();
+	struct ipc_msg w = dev_hello(f, &hello);
+	assert_int_equal(w.type, IPC_WELCOME);
+	assert_int_equal(w.u.welcome.ram_size, RAM_SIZE);
+	assert_string_equal(w.u.welcome.ram_name, host_shm_name(f->ram));
+	char err[128];
+	if (!f->state_shm) {
+		f->state_shm = host_shm_open(w.u.welcome.state_name, w.u.welcome.state_size, err,
+					     sizeof(err));
+		assert_non_null(f->state_shm);
+		f->state = host_shm_ptr(f->state_shm);
+	}
+	assert_int_equal(devproxy_wait_attached(f->proxy, 5000, err, sizeof(err)), 0);
+}
+
+static void dev_publish_lsr(struct fixture *f, uint64_t lsr, uint64_t applied_seq)
+{
+	atomic_store(&f->state->shadow[5], lsr);
+	atomic_store(&f->state->applied_seq, applied_seq);
+	f->state->magic = IPC_STATE_MAGIC;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	char err[128];
+	assert_int_equal(host_runtime_dir_create(f->dir, sizeof(f->dir), err, sizeof(err)), 0);
+	assert_int_equal(host_ipc_url(f->dir, "serial", f->url, sizeof(f->url)), 0);
+	f->ram = host_shm_create("test-ram", RAM_SIZE, err, sizeof(err));
+	assert_non_null(f->ram);
+	bus_init(&f->bus, RAM_SIZE);
+	struct devproxy_board board = {
+		.bus = &f->bus,
+		.ram_name = host_shm_name(f->ram),
+		.ram_size = RAM_SIZE,
+		.hooks = {.opaque = f, .irq = hook_irq, .quit = hook_quit},
+	};
+	f->proxy = devproxy_create("serial", f->url, &board, err, sizeof(err));
+	assert_non_null(f->proxy);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	devproxy_abort(f->proxy);
+	devproxy_shutdown_and_destroy(f->proxy);
+	if (f->dev)
+		ipc_close(f->dev);
+	if (f->state_shm)
+		host_shm_close(f->state_shm);
+	host_shm_close(f->ram);
+	host_runtime_dir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A vCPU reading on its own thread while the test plays the device. */
+struct vcpu_read {
+	struct bus *bus;
+	uint16_t port;
+	uint64_t value;
+	pthread_t thread;
+};
+
+static void *vcpu_read_thread(void *arg)
+{
+	struct vcpu_read *r = arg;
+	r->value = bus_read(r->bus, IPC_SPACE_PIO, r->port, 1);
+	return NULL;
+}
+
+static void start_read(struct fixture *f, struct vcpu_read *r, uint16_t port)
+{
+	*r = (struct vcpu_read){.bus = &f->bus, .port = port};
+	assert_int_equal(pthread_create(&r->thread, NULL, vcpu_read_thread, r), 0);
+}
+
+static uint64_t finish_read(struct vcpu_read *r)
+{
+	pthread_join(r->thread, NULL);
+	return r->value;
+}
+
+/* Read the shadowed LSR until it answers `want` (the receive thread works
+ * asynchronously); false after 5 s. */
+static bool lsr_becomes(struct fixture *f, uint64_t want)
+{
+	for (int i = 0; i < 500; i++) {
+		if (bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1) == want)
+			return true;
+		host_sleep_ms(10);
+	}
+	return false;
+}
+
+static void test_hostile_hello_rejected(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.irqs[0] = 99;
+	struct ipc_msg answer = dev_hello(f, &hello);
+	assert_int_equal(answer.type, IPC_REJECT);
+	assert_non_null(strstr(answer.u.reason, "irq"));
+	char err[256];
+	assert_int_equal(devproxy_wait_attached(f->proxy, 100, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "irq"));
+	/* Nothing was put on the bus. */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, THR, 1), 0xff);
+}
+
+static void test_hello_over_ram_rejected(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.ranges[0] = (struct ipc_range){IPC_SPACE_MMIO, 0x1000, 0x1000};
+	hello.u.hello.nregs = 0;
+	struct ipc_msg answer = dev_hello(f, &hello);
+	assert_int_equal(answer.type, IPC_REJECT);
+	assert_non_null(strstr(answer.u.reason, "RAM"));
+}
+
+static void test_round_trip_read_and_posted_write(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	struct vcpu_read r;
+	start_read(f, &r, IER);
+	struct ipc_msg m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_READ);
+	assert_int_equal(m.u.io.addr, IER);
+	assert_int_equal(m.u.io.size, 1);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m.seq};
+	reply.u.io.data = 0x0f;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), 0x0f);
+
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'x');
+	m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_WRITE);
+	assert_int_equal(m.u.io.data, 'x');
+	assert_true(m.seq > reply.seq);
+}
+
+static void test_shadow_read_needs_no_device(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_publish_lsr(f, 0x60, 0);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
+	/* A stream write does not hold shadow reads back... */
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a');
+	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
+}
+
+static void test_ordered_write_waits_for_the_device(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_publish_lsr(f, 0x60, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x02); /* may change LSR */
+	struct ipc_msg w = dev_recv(f);
+	/* Not applied yet: the LSR read must come to the device. */
+	struct vcpu_read r;
+	start_read(f, &r, LSR);
+	struct ipc_msg m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m.seq};
+	reply.u.io.data = 0x20;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), 0x20);
+	/* Once applied, the shadow answers again. */
+	dev_publish_lsr(f, 0x21, w.seq);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x21);
+}
+
+static void test_irq_and_quit_reach_the_board(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	struct ipc_msg irq = {.type = IPC_IRQ, .seq = 5};
+	irq.u.irq = (struct ipc_irq){.line = 4, .level = 1};
+	assert_int_equal(ipc_send(f->dev, &irq), IPC_OK);
+	struct ipc_msg quit = {.type = IPC_QUIT, .seq = 6};
+	assert_int_equal(ipc_send(f->dev, &quit), IPC_OK);
+	for (int i = 0; i < 500 && !f->quits; i++)
+		host_sleep_ms(10);
+	assert_int_equal(f->irqs, 1);
+	assert_int_equal(f->quits, 1);
+}
+
+static void test_restart_resumes_and_retries_lost_read(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	struct vcpu_read r;
+	start_read(f, &r, IER);
+	assert_int_equal(dev_recv(f).type, IPC_IO_READ);
+	/* The device dies without answering; a new incarnation attaches. */
+	dev_die(f);
+	struct ipc_msg hello = uart_hello();
+	struct ipc_msg w = dev_hello(f, &hello);
+	assert_int_equal(w.type, IPC_WELCOME);
+	assert_true(w.u.welcome.flags & IPC_WELCOME_RESUMED);
+	/* The vCPU asks the new incarnation again. */
+	struct ipc_msg m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m.seq};
+	reply.u.io.data = 0x05;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), 0x05);
+}
+
+static void test_restart_with_other_declarations_rejected(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_die(f);
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.ranges[0].size = 16;
+	assert_int_equal(dev_hello(f, &hello).type, IPC_REJECT);
+}
+
+static void test_reply_nobody_asked_for_breaks_device(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_publish_lsr(f, 0x60, 0);
+	struct ipc_msg bogus = {.type = IPC_IO_REPLY, .seq = 12345};
+	assert_int_equal(ipc_send(f->dev, &bogus), IPC_OK);
+	assert_true(lsr_becomes(f, 0xff));
+	/* Broken: reads answer all-ones at once, writes are dropped. */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IER, 1), 0xff);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'z');
+	struct ipc_msg m;
+	char err[128];
+	assert_int_equal(ipc_recv(f->dev, &m, 100, err, sizeof(err)), IPC_ETIMEDOUT);
+}
+
+static void test_undeclared_irq_breaks_device(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_publish_lsr(f, 0x60, 0);
+	struct ipc_msg irq = {.type = IPC_IRQ, .seq = 7};
+	irq.u.irq = (struct ipc_irq){.line = 5, .level = 1};
+	assert_int_equal(ipc_send(f->dev, &irq), IPC_OK);
+	assert_true(lsr_becomes(f, 0xff));
+	assert_int_equal(f->irqs, 0);
+}
+
+static void test_core_message_from_device_breaks_it(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_publish_lsr(f, 0x60, 0);
+	struct ipc_msg m = {.type = IPC_IO_WRITE, .seq = 9};
+	m.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = THR, .data = 1};
+	assert_int_equal(ipc_send(f->dev, &m), IPC_OK);
+	assert_true(lsr_becomes(f, 0xff));
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		T(test_hostile_hello_rejected),
+		T(test_hello_over_ram_rejected),
+		T(test_round_trip_read_and_posted_write),
+		T(test_shadow_read_needs_no_device),
+		T(test_ordered_write_waits_for_the_device),
+		T(test_irq_and_quit_reach_the_board),
+		T(test_restart_resumes_and_retries_lost_read),
+		T(test_restart_with_other_declarations_rejected),
+		T(test_reply_nobody_asked_for_breaks_device),
+		T(test_undeclared_irq_breaks_device),
+		T(test_core_message_from_device_breaks_it),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
