@@ -71,6 +71,26 @@ else
 	echo "test-windows: SKIPPED the whpx smoke test: vmm-core.exe has no whpx engine yet"
 fi
 
+# The s001 program through vmm-core.exe (software CPU) -> named pipe ->
+# dev-serial.exe: the guest's debug port output must come out as "Helo".
+# Assembled with the host's gcc, as tests/guests does on Linux.
+gcc -c -o "$BUILD/s001.o" tests/guests/s001.S
+gcc -nostdlib -static -no-pie -Wl,-Ttext=0 -Wl,--build-id=none -o "$BUILD/s001.elf" "$BUILD/s001.o"
+objcopy -O binary -j .text "$BUILD/s001.elf" "$BUILD/s001.bin"
+url="ipc://minivm-smoke-$$-serial"
+wine "$BIN/vmm-core.exe" --engine soft --memory 16777216 --cpus 1 --flat "$BUILD/s001.bin" \
+	--device "serial=$url" &
+core=$!
+set +e
+out=$(timeout 60 wine "$BIN/dev-serial.exe" --connect "$url" --debugcon 0xf1 --stdio off </dev/null)
+serial_rc=$?
+wait $core
+core_rc=$?
+set -e
+[ "$out" = "Helo" ] && [ $serial_rc -eq 0 ] && [ $core_rc -eq 0 ] ||
+	fail "s001 under Wine: vmm-core status $core_rc, dev-serial status $serial_rc, output '$out'"
+echo "test-windows: s001 under Wine printed Helo"
+
 # ---- unit tests under Wine (CMAKE_CROSSCOMPILING_EMULATOR runs each .exe
 # with wine).
 ctest --test-dir "$BUILD" --output-on-failure --timeout 120
