@@ -266,19 +266,26 @@ static struct xmm_reg unpack(unsigned w, bool high, struct xmm_reg a, struct xmm
 	return r;
 }
 
-/* Scalar/packed floating-point arithmetic: 0x51 sqrt, 0x58 add, 0x59 mul,
- * 0x5c sub, 0x5d min, 0x5e div, 0x5f max. */
-static double fp_op(unsigned op, double a, double b)
+/* Scalar/packed floating-point arithmetic on one lane of width w (4 or 8):
+ * 0x51 sqrt, 0x58 add, 0x59 mul, 0x5c sub, 0x5d min, 0x5e div, 0x5f max.
+ * Single precision is computed in double and rounded once: exact for these
+ * operations.  MIN/MAX return an operand's bits unchanged (the second one
+ * unless the first compares below/above it), so a signalling NaN stays so. */
+static uint64_t fp_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bits)
 {
+	double a = w == 8 ? as_double(a_bits) : as_float((uint32_t)a_bits);
+	double b = w == 8 ? as_double(b_bits) : as_float((uint32_t)b_bits);
+	double r;
 	switch (op) {
-	case 0x51: return sqrt(b);
-	case 0x58: return a + b;
-	case 0x59: return a * b;
-	case 0x5c: return a - b;
-	case 0x5d: return a < b ? a : b; /* MIN returns the second operand unless a < b */
-	case 0x5e: return a / b;
-	default: return a > b ? a : b;
+	case 0x51: r = sqrt(b); break;
+	case 0x58: r = a + b; break;
+	case 0x59: r = a * b; break;
+	case 0x5c: r = a - b; break;
+	case 0x5d: return a < b ? a_bits : b_bits;
+	case 0x5e: r = a / b; break;
+	default: return a > b ? a_bits : b_bits;
 	}
+	return w == 8 ? from_double(r) : from_float((float)r);
 }
 
 static void set_comi_flags(struct softcpu *c, double a, double b)
@@ -438,20 +445,14 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 		return;
 	case 0x51: case 0x58: case 0x59: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
 		if (p == P_F2 || p == P_F3) { /* scalar */
-			if (p == P_F2) {
-				dst->q[0] = from_double(fp_op(op, as_double(dst->q[0]), as_double(read_scalar(c, in, 8))));
-			} else {
-				float r = (float)fp_op(op, as_float((uint32_t)dst->q[0]), as_float((uint32_t)read_scalar(c, in, 4)));
-				dst->q[0] = (dst->q[0] & ~0xffffffffull) | from_float(r);
-			}
+			unsigned w = p == P_F2 ? 8 : 4;
+			uint64_t r = fp_op(op, w, dst->q[0] & size_mask(w), read_scalar(c, in, w));
+			dst->q[0] = (dst->q[0] & ~size_mask(w)) | r;
 		} else { /* packed */
 			src = read_x(c, in, true);
 			unsigned w = dbl ? 8 : 4;
 			for (unsigned i = 0; i < 16 / w; i++) {
-				uint64_t a = lane(dst, w, i), b = lane(&src, w, i);
-				uint64_t r = dbl ? from_double(fp_op(op, as_double(a), as_double(b)))
-						 : from_float((float)fp_op(op, as_float((uint32_t)a), as_float((uint32_t)b)));
-				set_lane(dst, w, i, r);
+				set_lane(dst, w, i, fp_op(op, w, lane(dst, w, i), lane(&src, w, i)));
 			}
 		}
 		return;
@@ -516,7 +517,7 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 		break;
 	case 0x70: /* PSHUFD / PSHUFHW / PSHUFLW */
 		if (p != P_NONE) {
-			src = read_x(c, in, p == P_66);
+			src = read_x(c, in, true);
 			struct xmm_reg r = src;
 			unsigned imm = (unsigned)in->imm & 0xff;
 			if (p == P_66)
@@ -559,7 +560,7 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 		if (p == P_66) {
 			src = read_x(c, in, true);
 			unsigned w = op == 0x6c || op == 0x6d ? 8 : 1u << (op & 3);
-			*dst = unpack(w, op >= 0x68, *dst, src);
+			*dst = unpack(w, (op >= 0x68 && op <= 0x6a) || op == 0x6d, *dst, src);
 			return;
 		}
 		break;
