@@ -5,8 +5,9 @@
  * peer_changed when the device process connects or goes away.
  *
  * Locks: `lock` guards the attachment state and the pending reads; `send_lock`
- * keeps messages on the wire in seq order (taken before `lock`, never while
- * waiting on `cond`).  No thread holds `lock` across a blocking send.
+ * keeps writes on the wire in seq order, so the device's applied_seq only
+ * grows (taken before `lock`, never while waiting on `cond`).  No thread
+ * holds `lock` across a blocking send.
  *
  * Device restarts: when the peer goes away, reads in flight are failed back to
  * their vCPU, which waits for the next HELLO and retries; writes wait for it
@@ -228,8 +229,10 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 
 static void reject(struct devproxy *d, uint64_t seq, const char *why)
 {
-	log_msg("device %s rejected: %s", d->name, why);
 	pthread_mutex_lock(&d->lock);
+	/* A device repeating the same bad HELLO must not flood the log. */
+	if (strcmp(d->reject_reason, why) != 0)
+		log_msg("device %s rejected: %s", d->name, why);
 	snprintf(d->reject_reason, sizeof(d->reject_reason), "%s", why);
 	pthread_mutex_unlock(&d->lock);
 	struct ipc_msg m = {.type = IPC_REJECT, .seq = seq};
