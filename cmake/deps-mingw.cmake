@@ -1,6 +1,6 @@
 # deps-mingw.cmake - the third-party libraries of the Windows build.
 #
-# Debian ships no MinGW builds of nng, cmocka or inih, but it ships their
+# Debian ships no MinGW builds of nng or cmocka, but it ships their
 # source packages.  At configure time we fetch each one with
 # `apt-get source --download-only` (needs the deb-src lines that
 # scripts/install-deps.sh sets up), unpack it with dpkg-source (which applies
@@ -10,7 +10,7 @@
 # rebuilds anything.
 #
 # The imported targets carry the same names as on Linux (nng::nng,
-# PkgConfig::INIH, PkgConfig::CMOCKA, Threads::Threads), so the components'
+# PkgConfig::CMOCKA, Threads::Threads), so the components'
 # CMake files need no WIN32 branches.
 
 set(MINIVM_DEPS_DIR ${CMAKE_BINARY_DIR}/deps)
@@ -99,18 +99,6 @@ set_target_properties(nng::nng PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES ${MINIVM_DEPS_PREFIX}/include
   INTERFACE_COMPILE_DEFINITIONS NNG_STATIC_LIB
   INTERFACE_LINK_LIBRARIES "ws2_32;mswsock;advapi32")
-
-# ---- inih: one C file, compiled here with its upstream defaults (as
-# Debian's libinih1 is), warnings off since it is not our code ----
-minivm_debian_source(libinih INIH_SRC)
-if(INIH_SRC)
-  add_library(minivm_inih STATIC ${INIH_SRC}/ini.c)
-  target_include_directories(minivm_inih SYSTEM PUBLIC ${INIH_SRC})
-  target_compile_options(minivm_inih PRIVATE -w)
-  add_library(PkgConfig::INIH ALIAS minivm_inih)
-else()
-  message(WARNING "deps: no inih for Windows: targets that link PkgConfig::INIH will not build")
-endif()
 
 # ---- cmocka ----
 if(MINIVM_TESTS)

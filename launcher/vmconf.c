@@ -1,9 +1,8 @@
-/* vmconf.c - vm.conf parsing (libinih), value checking, cross-key checks. */
+/* vmconf.c - vm.conf parsing, value checking, cross-key checks. */
 #include "vmconf.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,123 +291,151 @@ int vmconf_set(struct vmconf *c, enum vmconf_key key, const char *value, const c
 	return -1;
 }
 
-/* ---- vm.conf ---- */
+/* ---- vm.conf ----
+ * The INI dialect of vm.conf, parsed here rather than with libinih: Debian's
+ * archive has no source of libinih for the Windows build, and one parser for
+ * both platforms beats two.  The grammar, line by line:
+ *   blank, or a comment starting with ';' or '#'
+ *   [section]                     (vm or serial)
+ *   key = value [ ;comment]       (an inline comment needs a blank before ';')
+ * Leading and trailing blanks are ignored; there are no continuation lines. */
 
-/* inih reads lines through this reader (ini_parse_stream) rather than from
- * the file, so that:
- *  - the handler knows the line it is called for (Debian's libinih is built
- *    without INI_HANDLER_LINENO);
- *  - a line longer than inih's buffer is an error here instead of being
- *    split silently into two lines;
- *  - leading blanks are dropped: inih would take an indented line as the
- *    continuation of the previous value (its multi-line values);
- *  - a section we do not know is an error even when it holds no key.
- * Inline comments (" ; ...", after a blank) are stripped by inih itself: its
- * default build, which Debian's is, has INI_ALLOW_INLINE_COMMENTS on. */
-struct conf_reader {
+struct conf_parser {
 	struct vmconf *conf;
-	const char *next, *end; /* the part of the file inih has not read */
-	int line;               /* number of the line inih has last read */
 	char base_dir[VMCONF_PATH_MAX];
-	bool failed;  /* err holds the first error we found; stop */
-	int err_line; /* its line: inih may have found a syntax error before */
+	char section[8]; /* "" before the first [section] */
+	int line;
 	char *err;
 	size_t errlen;
 };
 
-static bool known_section(const char *name, size_t len)
+static bool is_blank(char ch)
 {
-	return (len == 2 && !memcmp(name, "vm", 2)) || (len == 6 && !memcmp(name, "serial", 6));
+	return ch == ' ' || ch == '\t';
 }
 
-static char *conf_read_line(char *str, int num, void *stream)
+/* [start, *end) without blanks at either end. */
+static char *trim(char *start, char **end)
 {
-	struct conf_reader *r = stream;
-	if (r->failed || r->next >= r->end)
-		return NULL;
-	const char *start = r->next;
-	const char *newline = memchr(start, '\n', (size_t)(r->end - start));
-	const char *stop = newline ? newline + 1 : r->end;
-	r->next = stop;
-	r->line++;
-
-	while (start < stop && (*start == ' ' || *start == '\t'))
+	while (start < *end && is_blank(*start))
 		start++;
-	size_t len = (size_t)(stop - start);
-	size_t text_len = len;
-	while (text_len > 0 && (start[text_len - 1] == '\n' || start[text_len - 1] == '\r'))
-		text_len--;
-	/* inih's buffer holds num - 1 characters: the text, "\r\n" and room. */
-	if (text_len + 3 > (size_t)num) {
-		snprintf(r->err, r->errlen, "%s:%d: line is longer than %d characters",
-			 r->conf->conf_path, r->line, num - 3);
-		r->failed = true;
-		r->err_line = r->line;
-		return NULL;
+	while (*end > start && is_blank((*end)[-1]))
+		(*end)--;
+	return start;
+}
+
+static int conf_section(struct conf_parser *p, char *text, char *end)
+{
+	struct vmconf *c = p->conf;
+	char *close = memchr(text, ']', (size_t)(end - text));
+	char *after = close ? close + 1 : end;
+	after = trim(after, &end);
+	if (!close || (after < end && *after != ';' && *after != '#')) {
+		snprintf(p->err, p->errlen, "%s:%d: not a [section] or a key = value line",
+			 c->conf_path, p->line);
+		return -1;
 	}
-	if (start[0] == '[') {
-		const char *close = memchr(start, ']', text_len);
-		if (close && !known_section(start + 1, (size_t)(close - start - 1))) {
-			snprintf(r->err, r->errlen,
-				 "%s:%d: unknown section [%.*s] (vm.conf has [vm] and [serial])",
-				 r->conf->conf_path, r->line, (int)(close - start - 1), start + 1);
-			r->failed = true;
-			return NULL;
+	char *name_end = close;
+	char *name = trim(text + 1, &name_end);
+	size_t len = (size_t)(name_end - name);
+	if (!((len == 2 && !memcmp(name, "vm", 2)) || (len == 6 && !memcmp(name, "serial", 6)))) {
+		snprintf(p->err, p->errlen, "%s:%d: unknown section [%.*s] (vm.conf has [vm] and [serial])",
+			 c->conf_path, p->line, (int)len, name);
+		return -1;
+	}
+	memcpy(p->section, name, len);
+	p->section[len] = '\0';
+	return 0;
+}
+
+static int conf_key(struct conf_parser *p, char *text, char *end)
+{
+	struct vmconf *c = p->conf;
+	char *equals = memchr(text, '=', (size_t)(end - text));
+	if (!equals) {
+		snprintf(p->err, p->errlen, "%s:%d: not a [section] or a key = value line",
+			 c->conf_path, p->line);
+		return -1;
+	}
+	char *name_end = equals;
+	char *name = trim(text, &name_end);
+	*name_end = '\0';
+	char *value = equals + 1;
+	for (char *q = value; q < end; q++) {
+		if (*q == ';' && (q == value || is_blank(q[-1]))) {
+			end = q; /* an inline comment */
+			break;
 		}
 	}
-	memcpy(str, start, len);
-	str[len] = '\0';
-	return str;
-}
+	value = trim(value, &end);
+	*end = '\0';
 
-static int conf_on_key(void *user, const char *section, const char *name, const char *value)
-{
-	struct conf_reader *r = user;
-	struct vmconf *c = r->conf;
-	if (r->failed)
-		return 0;
-	r->failed = true; /* until the key is taken */
-	r->err_line = r->line;
-
-	if (!section[0]) {
-		snprintf(r->err, r->errlen, "%s:%d: %s: outside a section (put it under [vm] or [serial])",
-			 c->conf_path, r->line, name);
-		return 0;
+	if (!p->section[0]) {
+		snprintf(p->err, p->errlen, "%s:%d: %s: outside a section (put it under [vm] or [serial])",
+			 c->conf_path, p->line, name);
+		return -1;
 	}
 	int key = -1;
 	for (int k = 0; k < VMCONF_KEY_COUNT; k++) {
-		if (!strcmp(section, key_names[k].section) && !strcmp(name, key_names[k].name))
+		if (!strcmp(p->section, key_names[k].section) && !strcmp(name, key_names[k].name))
 			key = k;
 	}
 	if (key < 0) {
 		char known[256] = "";
 		for (int k = 0; k < VMCONF_KEY_COUNT; k++) {
-			if (!strcmp(section, key_names[k].section))
+			if (!strcmp(p->section, key_names[k].section))
 				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s%s",
 					 known[0] ? ", " : "", key_names[k].name);
 		}
-		snprintf(r->err, r->errlen, "%s:%d: [%s] %s: unknown key (the [%s] keys are %s)",
-			 c->conf_path, r->line, section, name, section, known);
-		return 0;
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: unknown key (the [%s] keys are %s)",
+			 c->conf_path, p->line, p->section, name, p->section, known);
+		return -1;
 	}
 	if (c->origin[key].line > 0) {
-		snprintf(r->err, r->errlen, "%s:%d: [%s] %s: already set on line %d", c->conf_path,
-			 r->line, section, name, c->origin[key].line);
-		return 0;
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: already set on line %d", c->conf_path,
+			 p->line, p->section, name, c->origin[key].line);
+		return -1;
 	}
 	char why[VMCONF_ERR_MAX];
-	if (vmconf_set(c, (enum vmconf_key)key, value, r->base_dir, why, sizeof(why))) {
-		snprintf(r->err, r->errlen, "%s:%d: [%s] %s: %s", c->conf_path, r->line, section,
+	if (vmconf_set(c, (enum vmconf_key)key, value, p->base_dir, why, sizeof(why))) {
+		snprintf(p->err, p->errlen, "%s:%d: [%s] %s: %s", c->conf_path, p->line, p->section,
 			 name, why);
-		return 0;
+		return -1;
 	}
-	c->origin[key].line = r->line;
-	r->failed = false;
-	return 1;
+	c->origin[key].line = p->line;
+	return 0;
+}
+
+/* Parse the NUL-terminated text line by line; stop at the first error. */
+static int conf_parse_text(struct conf_parser *p, char *text)
+{
+	/* A UTF-8 byte order mark, as some Windows editors write. */
+	if (!strncmp(text, "\xEF\xBB\xBF", 3))
+		text += 3;
+	while (*text) {
+		char *newline = strchr(text, '\n');
+		char *end = newline ? newline : text + strlen(text);
+		char *next = newline ? newline + 1 : end;
+		p->line++;
+		if (end > text && end[-1] == '\r')
+			end--;
+		char *start = trim(text, &end);
+		int rc = 0;
+		if (start == end || *start == ';' || *start == '#')
+			rc = 0;
+		else if (*start == '[')
+			rc = conf_section(p, start, end);
+		else
+			rc = conf_key(p, start, end);
+		if (rc)
+			return -1;
+		text = next;
+	}
+	return 0;
 }
 
 /* The whole file in memory (NUL-terminated), or NULL with the reason in err. */
-static char *read_conf_file(const char *path, size_t *len, char *err, size_t errlen)
+static char *read_conf_file(const char *path, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -431,7 +458,6 @@ static char *read_conf_file(const char *path, size_t *len, char *err, size_t err
 		return NULL;
 	}
 	text[n] = '\0';
-	*len = n;
 	return text;
 }
 
@@ -443,36 +469,22 @@ int vmconf_parse_file(struct vmconf *c, const char *path, char *err, size_t errl
 	}
 	strcpy(c->conf_path, path);
 
-	size_t len;
-	char *text = read_conf_file(path, &len, err, errlen);
+	char *text = read_conf_file(path, err, errlen);
 	if (!text)
 		return -1;
 
-	struct conf_reader r = {.conf = c, .next = text, .end = text + len, .err = err, .errlen = errlen};
-	/* inih would skip a UTF-8 byte order mark, but only if it came first:
-	 * drop it here so the reader's own checks see the line as written. */
-	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3))
-		r.next += 3;
+	struct conf_parser p = {.conf = c, .err = err, .errlen = errlen};
 	/* Relative paths in the file are relative to the file's directory:
 	 * everything up to and including the last separator. */
 	const char *slash = strrchr(path, '/');
 	const char *backslash = strrchr(path, '\\');
 	const char *sep = slash > backslash ? slash : backslash;
 	if (sep)
-		snprintf(r.base_dir, sizeof(r.base_dir), "%.*s", (int)(sep - path + 1), path);
+		snprintf(p.base_dir, sizeof(p.base_dir), "%.*s", (int)(sep - path + 1), path);
 
-	int rc = ini_parse_stream(conf_read_line, &r, conf_on_key, &r);
+	int rc = conf_parse_text(&p, text);
 	free(text);
-	/* ini_parse_stream returns the line of the first error, ours or its own. */
-	if (rc > 0 && (!r.failed || rc < r.err_line)) {
-		snprintf(err, errlen, "%s:%d: not a [section] or a key = value line", path, rc);
-		return -1;
-	}
-	if (rc < 0) {
-		snprintf(err, errlen, "%s: cannot parse: out of memory", path);
-		return -1;
-	}
-	return r.failed ? -1 : 0;
+	return rc;
 }
 
 /* ---- checks across keys ---- */

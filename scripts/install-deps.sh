@@ -7,7 +7,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 PKGS="build-essential cmake ninja-build pkg-config git xz-utils
-  libnng-dev libslirp-dev libglib2.0-dev libinih-dev libcmocka-dev liblzma-dev
+  libnng-dev libslirp-dev libglib2.0-dev libcmocka-dev liblzma-dev
   python3 python3-pytest python3-pexpect
   clang libclang-rt-14-dev
   gcc-mingw-w64-x86-64-posix mingw-w64-x86-64-dev wine wine64

@@ -220,10 +220,14 @@ static void test_structure_errors(void **state)
 	/* The first error wins, whichever kind it is. */
 	assert_conf_error("[vm]\nwords\nmemory = 12Q\n", "vm.conf:2: not a [section] or a key = value line");
 
-	char text[400] = "[vm]\ncmdline = ";
-	memset(text + strlen(text), 'x', 250);
+	/* Lines have no length limit of their own; values do. */
+	static char text[VMCONF_CMDLINE_MAX + 64] = "[vm]\ncmdline = ";
+	memset(text + strlen(text), 'x', VMCONF_CMDLINE_MAX);
 	strcat(text, "\nflat = hello.bin\n");
-	assert_conf_error(text, "vm.conf:2: line is longer than 197 characters");
+	char expected[64];
+	snprintf(expected, sizeof(expected), "vm.conf:2: [vm] cmdline: is longer than %d characters",
+		 VMCONF_CMDLINE_MAX - 1);
+	assert_conf_error(text, expected);
 }
 
 static void test_kernel_and_flat_exclusive(void **state)
