@@ -72,7 +72,7 @@ def test_dev_serial_crash_is_restarted_without_guest_reset(tmp_path, kill_on_exi
     p = start_counter(tmp_path, kill_on_exit)
     serial = child_named(p.pid, "dev-serial")
     core = child_named(p.pid, "vmm-core")
-    before = read_until(p.stdout, count_lines(200), 120)
+    before = read_until(p.stdout, count_lines(3000), 120)
 
     os.kill(serial, signal.SIGKILL)
     restarted = None
@@ -82,7 +82,7 @@ def test_dev_serial_crash_is_restarted_without_guest_reset(tmp_path, kill_on_exi
     assert restarted != serial, "dev-serial was not restarted"
     assert alive(core), "vmm-core died with dev-serial"
 
-    after = read_until(p.stdout, count_lines(200), 120)
+    after = read_until(p.stdout, count_lines(3000), 120)
     assert_one_gap_at_most(before + after, MAX_LOST_BYTES)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
