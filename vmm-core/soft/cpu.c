@@ -466,7 +466,7 @@ static bool ends_block(const struct insn *in)
 	case 0xff:
 		return (in->reg & 7) >= 2 && (in->reg & 7) <= 5;
 	default:
-		return op >= OP_0F38 && op < OP_UD;
+		return false;
 	}
 }
 

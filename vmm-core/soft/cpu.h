@@ -101,6 +101,9 @@ enum lazy_op {
 	LF_LOGIC, /* CF = OF = 0 */
 	LF_INC,   /* res = src1 + 1, CF = cin (preserved) */
 	LF_DEC,   /* res = src1 - 1, CF = cin */
+	LF_SHL,   /* res = src1 << src2 (count 1..63, never 0) */
+	LF_SHR,   /* res = src1 >> src2 */
+	LF_SAR,   /* res = src1 >> src2, arithmetic */
 };
 
 struct lazy_flags {
@@ -110,7 +113,8 @@ struct lazy_flags {
 	uint8_t cin;  /* carry in (ADC/SBB), preserved CF (INC/DEC) */
 };
 
-#define SOFTCPU_TLB_SIZE 256
+#define SOFTCPU_TLB_SIZE 1024
+#define SOFTCPU_TLB_VICTIMS 8
 /* One software TLB entry.  A tag is the linear page number that may use the
  * fast path for that access kind, or TLB_INVALID; addend + linear = host
  * address (only RAM pages get fast-path tags). */
@@ -214,6 +218,10 @@ struct softcpu {
 	/* ---- memory ---- */
 	struct softcpu_machine *m;
 	struct tlb_entry tlb[2][SOFTCPU_TLB_SIZE]; /* [0] supervisor, [1] user accesses */
+	/* Entries evicted from tlb[] (a memcpy between addresses 4 MiB apart
+	 * would otherwise thrash one slot); searched before a page walk. */
+	struct tlb_entry tlb_victim[2][SOFTCPU_TLB_VICTIMS];
+	unsigned tlb_victim_next[2];
 	bool tlb_large; /* the TLB holds pieces of a large page */
 	struct block_cache *blocks;
 };

@@ -242,8 +242,7 @@ int decode_insn(struct insn *in, const uint8_t *bytes, size_t avail, int code_bi
 	if (b == 0x0f) {
 		unsigned b2 = (unsigned)take(&cur, 1);
 		if (b2 == 0x38 || b2 == 0x3a) {
-			take(&cur, 1);
-			op = (b2 == 0x38 ? OP_0F38 : OP_0F3A);
+			op = (b2 == 0x38 ? RAW_OP_0F38 : RAW_OP_0F3A) | (unsigned)take(&cur, 1);
 			attr = A_UD;
 		} else {
 			op = OP_0F | b2;
@@ -253,6 +252,7 @@ int decode_insn(struct insn *in, const uint8_t *bytes, size_t avail, int code_bi
 		attr = one_byte[b];
 	}
 	in->op = (uint16_t)op;
+	in->raw_op = (uint16_t)op;
 
 	/* Sizes */
 	bool wide = in->rex & 8;

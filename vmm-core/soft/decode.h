@@ -12,14 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Opcode numbering: one-byte map 0x000-0x0ff, 0F map 0x100-0x1ff,
- * 0F 38 map 0x200-0x2ff, 0F 3A map 0x300-0x3ff. */
+/* Opcode numbering: one-byte map 0x000-0x0ff, 0F map 0x100-0x1ff, and two
+ * pseudo-opcodes right after them, so the executor's switch is one dense
+ * jump table.  raw_op also numbers the 0F 38 map 0x200-0x2ff and the 0F 3A
+ * map 0x300-0x3ff (nothing there is implemented: they decode to OP_UD). */
 #define OP_0F 0x100
-#define OP_0F38 0x200
-#define OP_0F3A 0x300
-/* Pseudo-opcodes produced by the decoder. */
-#define OP_UD 0x400   /* undefined or unsupported encoding: #UD */
-#define OP_TOOLONG 0x401 /* more than 15 bytes: #GP(0) */
+#define OP_UD 0x200      /* undefined or unsupported encoding: #UD */
+#define OP_TOOLONG 0x201 /* more than 15 bytes: #GP(0) */
+#define RAW_OP_0F38 0x200
+#define RAW_OP_0F3A 0x300
+#define RAW_OP_COUNT 0x400
 
 /* prefix bits */
 #define PFX_LOCK 0x01u
@@ -50,6 +52,7 @@ struct insn {
 	int32_t disp;
 	uint64_t imm;  /* immediate (sign-extended where the encoding says so) */
 	uint16_t imm2; /* second immediate: ENTER's level byte, far pointer's selector */
+	uint16_t raw_op; /* the opcode as encoded, also for OP_UD (diagnostics) */
 };
 
 /* Decode one instruction from bytes[0..avail).  code_bits is 16, 32 or 64.

@@ -33,8 +33,8 @@ static unsigned peek_code(struct softcpu *c, uint8_t *buf, unsigned n)
 noreturn void softcpu_unimplemented(struct softcpu *c, const struct insn *in)
 {
 	/* Once per opcode per process: enough to find what a guest needs. */
-	static _Atomic uint8_t logged[OP_TOOLONG + 1];
-	if (in->op <= OP_TOOLONG && !atomic_exchange(&logged[in->op], 1)) {
+	static _Atomic uint8_t logged[RAW_OP_COUNT];
+	if (in->raw_op < RAW_OP_COUNT && !atomic_exchange(&logged[in->raw_op], 1)) {
 		uint8_t bytes[15];
 		unsigned n = peek_code(c, bytes, in->len ? in->len : 15);
 		char hex[15 * 3 + 1] = "";

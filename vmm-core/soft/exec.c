@@ -17,26 +17,26 @@
 
 /* Registers used as addresses by string instructions, LOOP, XLAT: the
  * address size decides the width (a 32-bit write zero-extends). */
-static inline void set_areg(struct softcpu *c, unsigned r, unsigned asz, uint64_t v)
+ALWAYS_INLINE void set_areg(struct softcpu *c, unsigned r, unsigned asz, uint64_t v)
 {
 	set_reg(c, NULL, r, asz, v);
 }
 
-static inline uint64_t next_rip(const struct softcpu *c, const struct insn *in)
+ALWAYS_INLINE uint64_t next_rip(const struct softcpu *c, const struct insn *in)
 {
 	uint64_t n = c->rip + in->len;
 	return c->code_bits == 64 ? n : c->code_bits == 32 ? (uint32_t)n : (uint16_t)n;
 }
 
 /* The ModRM r/m operand. */
-static inline uint64_t read_rm(struct softcpu *c, const struct insn *in, unsigned size)
+ALWAYS_INLINE uint64_t read_rm(struct softcpu *c, const struct insn *in, unsigned size)
 {
 	if (in->mod == 3)
 		return get_reg(c, in, in->rm, size);
 	return mem_read(c, mem_addr(c, in), size);
 }
 
-static inline void write_rm(struct softcpu *c, const struct insn *in, unsigned size, uint64_t v)
+ALWAYS_INLINE void write_rm(struct softcpu *c, const struct insn *in, unsigned size, uint64_t v)
 {
 	if (in->mod == 3)
 		set_reg(c, in, in->rm, size, v);
@@ -46,13 +46,13 @@ static inline void write_rm(struct softcpu *c, const struct insn *in, unsigned s
 
 /* ---- control transfer helpers ---- */
 
-static inline bool canonical(uint64_t v)
+ALWAYS_INLINE bool canonical(uint64_t v)
 {
 	return (uint64_t)(((int64_t)v << 16) >> 16) == v;
 }
 
 /* Near branch to target with operand size osz. */
-static inline void jump_to(struct softcpu *c, uint64_t target, unsigned osz)
+ALWAYS_INLINE void jump_to(struct softcpu *c, uint64_t target, unsigned osz)
 {
 	target &= size_mask(osz);
 	if (c->code_bits == 64 && !canonical(target))
@@ -60,12 +60,12 @@ static inline void jump_to(struct softcpu *c, uint64_t target, unsigned osz)
 	c->rip = target;
 }
 
-static inline uint64_t sp_mask(const struct softcpu *c)
+ALWAYS_INLINE uint64_t sp_mask(const struct softcpu *c)
 {
 	return size_mask(c->stack_bits / 8);
 }
 
-static inline void push(struct softcpu *c, unsigned size, uint64_t v)
+ALWAYS_INLINE void push(struct softcpu *c, unsigned size, uint64_t v)
 {
 	uint64_t m = sp_mask(c);
 	uint64_t sp = (c->r[R_SP] - size) & m;
@@ -74,19 +74,19 @@ static inline void push(struct softcpu *c, unsigned size, uint64_t v)
 }
 
 /* Read the value at stack offset `off` from the top, without popping. */
-static inline uint64_t stack_peek(struct softcpu *c, unsigned size, uint64_t off)
+ALWAYS_INLINE uint64_t stack_peek(struct softcpu *c, unsigned size, uint64_t off)
 {
 	uint64_t m = sp_mask(c);
 	return mem_read(c, linear(c, S_SS, (c->r[R_SP] + off) & m), size);
 }
 
-static inline void sp_add(struct softcpu *c, uint64_t n)
+ALWAYS_INLINE void sp_add(struct softcpu *c, uint64_t n)
 {
 	uint64_t m = sp_mask(c);
 	c->r[R_SP] = (c->r[R_SP] & ~m) | ((c->r[R_SP] + n) & m);
 }
 
-static inline uint64_t pop(struct softcpu *c, unsigned size)
+ALWAYS_INLINE uint64_t pop(struct softcpu *c, unsigned size)
 {
 	uint64_t v = stack_peek(c, size, 0);
 	sp_add(c, size);
@@ -97,7 +97,7 @@ static inline uint64_t pop(struct softcpu *c, unsigned size)
 
 /* The eight classic ALU operations (ADD OR ADC SBB AND SUB XOR CMP); operands
  * truncated to size.  Returns the result (CMP: unused). */
-static inline uint64_t alu(struct softcpu *c, unsigned op, unsigned size, uint64_t a, uint64_t b)
+ALWAYS_INLINE uint64_t alu(struct softcpu *c, unsigned op, unsigned size, uint64_t a, uint64_t b)
 {
 	uint64_t m = size_mask(size), r;
 	unsigned cin;
@@ -122,7 +122,7 @@ static inline uint64_t alu(struct softcpu *c, unsigned op, unsigned size, uint64
 	}
 }
 
-static inline uint64_t inc_dec(struct softcpu *c, bool dec, unsigned size, uint64_t a)
+ALWAYS_INLINE uint64_t inc_dec(struct softcpu *c, bool dec, unsigned size, uint64_t a)
 {
 	unsigned cf = flag_cf(c);
 	uint64_t r = (dec ? a - 1 : a + 1) & size_mask(size);
@@ -196,26 +196,21 @@ static uint64_t shift_op(struct softcpu *c, unsigned op, unsigned size, uint64_t
 		update_flags(c, F_CF | F_OF, (cf ? F_CF : 0) | (of ? F_OF : 0));
 		return r;
 	}
-	case 4: case 6: /* SHL */
-		r = count < 64 ? (v << count) & m : 0;
-		cf = count <= bits ? (unsigned)(v >> (bits - count)) & 1 : 0;
-		of = (unsigned)(r >> (bits - 1) & 1) ^ cf;
-		break;
+	case 4: case 6: /* SHL: flags lazily (internal.h) */
+		r = (v << count) & m;
+		set_flags(c, LF_SHL, size, r, v, count);
+		return r;
 	case 5: /* SHR */
 		r = v >> count;
-		cf = (unsigned)(v >> (count - 1)) & 1;
-		of = (unsigned)(v >> (bits - 1)) & 1;
-		break;
+		set_flags(c, LF_SHR, size, r, v, count);
+		return r;
 	default: { /* SAR */
 		int64_t sv = (int64_t)(v << (64 - bits)) >> (64 - bits);
-		r = (uint64_t)(sv >> (count > 63 ? 63 : count)) & m;
-		cf = (unsigned)((uint64_t)(sv >> (count - 1 > 63 ? 63 : count - 1))) & 1;
-		of = 0;
-		break;
+		r = (uint64_t)(sv >> count) & m;
+		set_flags(c, LF_SAR, size, r, v, count);
+		return r;
 	}
 	}
-	set_flags_result(c, size, r, cf, of);
-	return r;
 }
 
 /* SHLD (left) / SHRD: shift dst, filling from src. */
@@ -250,7 +245,7 @@ static uint64_t double_shift(struct softcpu *c, bool left, unsigned size, uint64
 	return r;
 }
 
-static inline int64_t sign_extend(uint64_t v, unsigned size)
+ALWAYS_INLINE int64_t sign_extend(uint64_t v, unsigned size)
 {
 	unsigned s = 64 - 8 * size;
 	return (int64_t)(v << s) >> s;
@@ -335,20 +330,20 @@ static void muldiv(struct softcpu *c, const struct insn *in, unsigned op, unsign
 
 /* ---- privilege checks ---- */
 
-static inline void require_cpl0(struct softcpu *c)
+ALWAYS_INLINE void require_cpl0(struct softcpu *c)
 {
 	if (c->cpl != 0)
 		raise_gp(c, 0);
 }
 
-static inline unsigned iopl(const struct softcpu *c)
+ALWAYS_INLINE unsigned iopl(const struct softcpu *c)
 {
 	return (unsigned)(c->rflags >> 12) & 3;
 }
 
 /* IN/OUT/INS/OUTS: the TSS I/O permission bitmap is not implemented, so
  * port access needs CPL <= IOPL in protected mode. */
-static inline void check_io(struct softcpu *c)
+ALWAYS_INLINE void check_io(struct softcpu *c)
 {
 	if ((c->cr0 & CR0_PE) && c->cpl > iopl(c)) {
 		log_once("softcpu: port I/O with CPL > IOPL (no TSS I/O bitmap support) -> #GP");
@@ -358,14 +353,14 @@ static inline void check_io(struct softcpu *c)
 
 /* ---- string instructions ---- */
 
-static inline int64_t str_step(const struct softcpu *c, unsigned size)
+ALWAYS_INLINE int64_t str_step(const struct softcpu *c, unsigned size)
 {
 	return (c->rflags & F_DF) ? -(int64_t)size : (int64_t)size;
 }
 
 /* Host pointer for [lin, lin+len) if it lies in one RAM page the TLB maps
  * for this access, else NULL (the caller takes the element-wise path). */
-static inline uint8_t *tlb_host(struct softcpu *c, uint64_t lin, uint64_t len, bool write)
+ALWAYS_INLINE uint8_t *tlb_host(struct softcpu *c, uint64_t lin, uint64_t len, bool write)
 {
 	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
 	uint64_t tag = write ? e->tag_write : e->tag_read;
@@ -845,7 +840,7 @@ static void bit_op(struct softcpu *c, const struct insn *in, unsigned op, uint64
 
 /* ---- the interpreter ---- */
 
-static void exec_one(struct softcpu *c, const struct insn *in)
+ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 {
 	unsigned op = in->op;
 	unsigned osz = in->osz;
@@ -1573,7 +1568,7 @@ static void exec_one(struct softcpu *c, const struct insn *in)
 	case OP_UD:
 		softcpu_unimplemented(c, in);
 	default:
-		if (op >= OP_0F && op < OP_0F38) {
+		if (op >= OP_0F && op < OP_UD) {
 			softcpu_exec_sse(c, in);
 			break;
 		}
@@ -1582,13 +1577,18 @@ static void exec_one(struct softcpu *c, const struct insn *in)
 	c->rip = next_rip(c, in);
 }
 
+/* icount is advanced per block: an instruction that faults mid-block leaves
+ * it counting the instructions after it too (icount is for run limits and
+ * statistics, not architectural). */
 void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n)
 {
+	unsigned i = 0;
 	c->block_end = false;
-	for (unsigned i = 0; i < n; i++) {
-		exec_one(c, &in[i]);
-		c->icount++;
+	c->icount += n;
+	while (i < n) {
+		exec_one(c, &in[i++]);
 		if (unlikely(c->block_end))
 			break;
 	}
+	c->icount -= n - i;
 }

@@ -10,6 +10,9 @@
 #include "cpu.h"
 #include "decode.h"
 
+/* The interpreter's hot helpers must be inlined into its one big switch;
+ * GCC's heuristics give up on a function that large. */
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -36,10 +39,10 @@ void softcpu_deliver(struct softcpu *c, int vector, uint32_t error, bool has_err
 
 /* ---- lazy flags ----
  * lf.res/src1/src2 are stored truncated to lf.size. */
-static inline uint64_t size_mask(unsigned size) { return ~0ull >> (64 - 8 * size); }
-static inline unsigned sign_shift(unsigned size) { return 8 * size - 1; }
+ALWAYS_INLINE uint64_t size_mask(unsigned size) { return ~0ull >> (64 - 8 * size); }
+ALWAYS_INLINE unsigned sign_shift(unsigned size) { return 8 * size - 1; }
 
-static inline void set_flags(struct softcpu *c, enum lazy_op op, unsigned size, uint64_t res, uint64_t src1,
+ALWAYS_INLINE void set_flags(struct softcpu *c, enum lazy_op op, unsigned size, uint64_t res, uint64_t src1,
 			     uint64_t src2)
 {
 	c->lf.op = (uint8_t)op;
@@ -49,7 +52,7 @@ static inline void set_flags(struct softcpu *c, enum lazy_op op, unsigned size, 
 	c->lf.src2 = src2;
 }
 
-static inline unsigned flag_cf(const struct softcpu *c)
+ALWAYS_INLINE unsigned flag_cf(const struct softcpu *c)
 {
 	const struct lazy_flags *f = &c->lf;
 	switch (f->op) {
@@ -59,36 +62,42 @@ static inline unsigned flag_cf(const struct softcpu *c)
 	case LF_SBB: return f->cin ? f->src1 <= f->src2 : f->src1 < f->src2;
 	case LF_LOGIC: return 0;
 	case LF_INC: case LF_DEC: return f->cin;
+	case LF_SHL: return f->src2 <= 8u * f->size ? (unsigned)(f->src1 >> (8 * f->size - f->src2)) & 1 : 0;
+	case LF_SHR: return (unsigned)(f->src1 >> (f->src2 - 1)) & 1;
+	case LF_SAR: {
+		unsigned s = 64 - 8 * f->size, n = (unsigned)f->src2 - 1;
+		return (unsigned)(((int64_t)(f->src1 << s) >> s) >> (n > 63 ? 63 : n)) & 1;
+	}
 	default: return c->rflags & F_CF;
 	}
 }
 
-static inline unsigned flag_zf(const struct softcpu *c)
+ALWAYS_INLINE unsigned flag_zf(const struct softcpu *c)
 {
 	return c->lf.op == LF_NONE ? !!(c->rflags & F_ZF) : c->lf.res == 0;
 }
 
-static inline unsigned flag_sf(const struct softcpu *c)
+ALWAYS_INLINE unsigned flag_sf(const struct softcpu *c)
 {
 	return c->lf.op == LF_NONE ? !!(c->rflags & F_SF) : (unsigned)(c->lf.res >> sign_shift(c->lf.size)) & 1;
 }
 
-static inline unsigned flag_pf(const struct softcpu *c)
+ALWAYS_INLINE unsigned flag_pf(const struct softcpu *c)
 {
 	return c->lf.op == LF_NONE ? !!(c->rflags & F_PF) : !__builtin_parityll(c->lf.res & 0xff);
 }
 
-static inline unsigned flag_af(const struct softcpu *c)
+ALWAYS_INLINE unsigned flag_af(const struct softcpu *c)
 {
 	const struct lazy_flags *f = &c->lf;
 	if (f->op == LF_NONE)
 		return !!(c->rflags & F_AF);
-	if (f->op == LF_LOGIC)
-		return 0;
+	if (f->op == LF_LOGIC || f->op >= LF_SHL)
+		return 0; /* undefined for logic and shifts: 0 */
 	return (unsigned)((f->src1 ^ f->src2 ^ f->res) >> 4) & 1;
 }
 
-static inline unsigned flag_of(const struct softcpu *c)
+ALWAYS_INLINE unsigned flag_of(const struct softcpu *c)
 {
 	const struct lazy_flags *f = &c->lf;
 	unsigned s = sign_shift(f->size);
@@ -97,13 +106,15 @@ static inline unsigned flag_of(const struct softcpu *c)
 		return (unsigned)(((f->src1 ^ f->res) & (f->src2 ^ f->res)) >> s) & 1;
 	case LF_SUB: case LF_SBB: case LF_DEC:
 		return (unsigned)(((f->src1 ^ f->src2) & (f->src1 ^ f->res)) >> s) & 1;
-	case LF_LOGIC: return 0;
+	case LF_LOGIC: case LF_SAR: return 0;
+	case LF_SHL: return (unsigned)(f->res >> s & 1) ^ flag_cf(c); /* for count 1; undefined otherwise */
+	case LF_SHR: return (unsigned)(f->src1 >> s) & 1;
 	default: return !!(c->rflags & F_OF);
 	}
 }
 
 /* Fold the lazy flags into rflags. */
-static inline void flags_materialize(struct softcpu *c)
+ALWAYS_INLINE void flags_materialize(struct softcpu *c)
 {
 	if (c->lf.op == LF_NONE)
 		return;
@@ -119,7 +130,7 @@ static inline void flags_materialize(struct softcpu *c)
 }
 
 /* Condition codes 0-15 (O, NO, B, NB, Z, NZ, BE, NBE, S, NS, P, NP, L, NL, LE, NLE). */
-static inline bool cond_true(const struct softcpu *c, unsigned cc)
+ALWAYS_INLINE bool cond_true(const struct softcpu *c, unsigned cc)
 {
 	unsigned r;
 	switch (cc >> 1) {
@@ -155,12 +166,12 @@ void mmu_invlpg(struct softcpu *c, uint64_t lin);
 /* Mark a RAM page as holding decoded code (its writes then take the slow path). */
 void mmu_mark_code_page(struct softcpu *c, uint64_t phys);
 
-static inline struct tlb_entry *tlb_slot(struct softcpu *c, uint64_t lin, bool user)
+ALWAYS_INLINE struct tlb_entry *tlb_slot(struct softcpu *c, uint64_t lin, bool user)
 {
 	return &c->tlb[user][(lin >> 12) & (SOFTCPU_TLB_SIZE - 1)];
 }
 
-static inline uint64_t load_le(const void *p, unsigned size)
+ALWAYS_INLINE uint64_t load_le(const void *p, unsigned size)
 {
 	switch (size) {
 	case 1: return *(const uint8_t *)p;
@@ -170,7 +181,7 @@ static inline uint64_t load_le(const void *p, unsigned size)
 	}
 }
 
-static inline void store_le(void *p, unsigned size, uint64_t v)
+ALWAYS_INLINE void store_le(void *p, unsigned size, uint64_t v)
 {
 	switch (size) {
 	case 1: *(uint8_t *)p = (uint8_t)v; break;
@@ -180,7 +191,7 @@ static inline void store_le(void *p, unsigned size, uint64_t v)
 	}
 }
 
-static inline uint64_t mem_read(struct softcpu *c, uint64_t lin, unsigned size)
+ALWAYS_INLINE uint64_t mem_read(struct softcpu *c, uint64_t lin, unsigned size)
 {
 	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
 	if (likely(e->tag_read == lin >> 12 && (lin & 0xfff) <= 4096u - size))
@@ -188,7 +199,7 @@ static inline uint64_t mem_read(struct softcpu *c, uint64_t lin, unsigned size)
 	return mmu_read_slow(c, lin, size, false);
 }
 
-static inline void mem_write(struct softcpu *c, uint64_t lin, unsigned size, uint64_t val)
+ALWAYS_INLINE void mem_write(struct softcpu *c, uint64_t lin, unsigned size, uint64_t val)
 {
 	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
 	if (likely(e->tag_write == lin >> 12 && (lin & 0xfff) <= 4096u - size)) {
@@ -199,7 +210,7 @@ static inline void mem_write(struct softcpu *c, uint64_t lin, unsigned size, uin
 }
 
 /* Read of a read-modify-write operand: faults as a write. */
-static inline uint64_t mem_read_rmw(struct softcpu *c, uint64_t lin, unsigned size)
+ALWAYS_INLINE uint64_t mem_read_rmw(struct softcpu *c, uint64_t lin, unsigned size)
 {
 	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
 	if (unlikely(e->tag_write != lin >> 12 || (lin & 0xfff) > 4096u - size))
@@ -209,7 +220,7 @@ static inline uint64_t mem_read_rmw(struct softcpu *c, uint64_t lin, unsigned si
 
 /* ---- operands of decoded instructions ---- */
 
-static inline uint64_t get_reg(const struct softcpu *c, const struct insn *in, unsigned r, unsigned size)
+ALWAYS_INLINE uint64_t get_reg(const struct softcpu *c, const struct insn *in, unsigned r, unsigned size)
 {
 	if (size == 1) {
 		if (r < 4 || (in->pfx & PFX_REX))
@@ -219,7 +230,7 @@ static inline uint64_t get_reg(const struct softcpu *c, const struct insn *in, u
 	return c->r[r] & size_mask(size);
 }
 
-static inline void set_reg(struct softcpu *c, const struct insn *in, unsigned r, unsigned size, uint64_t v)
+ALWAYS_INLINE void set_reg(struct softcpu *c, const struct insn *in, unsigned r, unsigned size, uint64_t v)
 {
 	switch (size) {
 	case 1:
@@ -234,13 +245,13 @@ static inline void set_reg(struct softcpu *c, const struct insn *in, unsigned r,
 	}
 }
 
-static inline uint64_t linear(const struct softcpu *c, unsigned seg, uint64_t off)
+ALWAYS_INLINE uint64_t linear(const struct softcpu *c, unsigned seg, uint64_t off)
 {
 	uint64_t l = c->segbase[seg] + off;
 	return c->long64 ? l : (uint32_t)l;
 }
 
-static inline uint64_t ea_offset(const struct softcpu *c, const struct insn *in)
+ALWAYS_INLINE uint64_t ea_offset(const struct softcpu *c, const struct insn *in)
 {
 	uint64_t a = (uint64_t)(int64_t)in->disp;
 	if (in->base != REG_NONE)
@@ -250,7 +261,7 @@ static inline uint64_t ea_offset(const struct softcpu *c, const struct insn *in)
 	return a & size_mask(in->asz);
 }
 
-static inline uint64_t mem_addr(const struct softcpu *c, const struct insn *in)
+ALWAYS_INLINE uint64_t mem_addr(const struct softcpu *c, const struct insn *in)
 {
 	return linear(c, in->seg, ea_offset(c, in));
 }

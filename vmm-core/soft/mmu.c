@@ -62,7 +62,7 @@ uint64_t phys_read(struct softcpu *c, uint64_t pa, unsigned size)
 	if (p && natural_size(size))
 		return load_le(p, size);
 	if (pa >= c->m->ram_size && natural_size(size))
-		return c->m->mmio_read(c->m->bus_opaque, pa, size);
+		return c->m->mmio_read(c->m->bus_opaque, pa, size) & size_mask(size);
 	uint64_t v = 0; /* odd size (a page-crossing piece) or straddles the end of RAM */
 	for (unsigned i = 0; i < size; i++)
 		v |= phys_read(c, pa + i, 1) << (8 * i);
@@ -80,7 +80,7 @@ void phys_write(struct softcpu *c, uint64_t pa, unsigned size, uint64_t val)
 		return;
 	}
 	if (pa >= c->m->ram_size && natural_size(size)) {
-		c->m->mmio_write(c->m->bus_opaque, pa, size, val);
+		c->m->mmio_write(c->m->bus_opaque, pa, size, val & size_mask(size));
 		return;
 	}
 	for (unsigned i = 0; i < size; i++)
@@ -94,25 +94,40 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 		return;
 	atomic_store_explicit(&c->m->code_bitmap[pfn], 1, memory_order_relaxed);
 	/* Writes to the page must now take the slow path. */
-	for (int cls = 0; cls < 2; cls++)
+	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
 			if (c->tlb[cls][i].phys_page == (pfn << 12))
 				c->tlb[cls][i].tag_write = TLB_INVALID;
+		for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++)
+			if (c->tlb_victim[cls][i].phys_page == (pfn << 12))
+				c->tlb_victim[cls][i].tag_write = TLB_INVALID;
+	}
 }
 
 /* ---- TLB ---- */
 
+static void tlb_invalidate(struct tlb_entry *e)
+{
+	e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
+	e->phys_page = TLB_INVALID;
+	e->global = false;
+}
+
+static bool tlb_matches(const struct tlb_entry *e, uint64_t vpn)
+{
+	return e->tag_read == vpn || e->tag_write == vpn || e->tag_exec == vpn;
+}
+
 void softcpu_tlb_flush(struct softcpu *c, bool include_global)
 {
-	for (int cls = 0; cls < 2; cls++)
-		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++) {
-			struct tlb_entry *e = &c->tlb[cls][i];
-			if (include_global || !e->global) {
-				e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
-				e->phys_page = TLB_INVALID;
-				e->global = false;
-			}
-		}
+	for (int cls = 0; cls < 2; cls++) {
+		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
+			if (include_global || !c->tlb[cls][i].global)
+				tlb_invalidate(&c->tlb[cls][i]);
+		for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++)
+			if (include_global || !c->tlb_victim[cls][i].global)
+				tlb_invalidate(&c->tlb_victim[cls][i]);
+	}
 }
 
 void mmu_invlpg(struct softcpu *c, uint64_t lin)
@@ -126,10 +141,11 @@ void mmu_invlpg(struct softcpu *c, uint64_t lin)
 	}
 	for (int cls = 0; cls < 2; cls++) {
 		struct tlb_entry *e = tlb_slot(c, lin, cls);
-		if (e->tag_read == lin >> 12 || e->tag_write == lin >> 12 || e->tag_exec == lin >> 12) {
-			e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
-			e->phys_page = TLB_INVALID;
-		}
+		if (tlb_matches(e, lin >> 12))
+			tlb_invalidate(e);
+		for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++)
+			if (tlb_matches(&c->tlb_victim[cls][i], lin >> 12))
+				tlb_invalidate(&c->tlb_victim[cls][i]);
 	}
 }
 
@@ -261,11 +277,26 @@ static void walk(struct softcpu *c, uint64_t lin, enum access acc, bool user, st
 		w->dirty = true;
 }
 
+static uint64_t tlb_tag(const struct tlb_entry *e, enum access acc)
+{
+	return acc == ACC_READ ? e->tag_read : acc == ACC_WRITE ? e->tag_write : e->tag_exec;
+}
+
 /* Translate lin for `acc` in access class `user`, filling the TLB. */
 static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool user)
 {
 	if ((c->efer & EFER_LMA) && !is_canonical(lin))
 		raise_gp(c, 0);
+	struct tlb_entry *slot = tlb_slot(c, lin, user);
+	for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++) {
+		struct tlb_entry *v = &c->tlb_victim[user][i];
+		if (tlb_tag(v, acc) == lin >> 12) { /* swap it back in */
+			struct tlb_entry t = *slot;
+			*slot = *v;
+			*v = t;
+			return slot->phys_page | (lin & 0xfff);
+		}
+	}
 	struct walk w = {.phys = lin, .writable = true, .user = true, .dirty = true};
 	if (c->cr0 & CR0_PG)
 		walk(c, lin, acc, user, &w);
@@ -273,8 +304,10 @@ static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool
 	uint64_t page = w.phys & ~0xfffull;
 	uint8_t *host = mmu_ram_ptr(c, page, 4096);
 	if (host) {
-		struct tlb_entry *e = tlb_slot(c, lin, user);
+		struct tlb_entry *e = slot;
 		uint64_t vpn = lin >> 12;
+		if (e->tag_read != TLB_INVALID && e->tag_read != vpn)
+			c->tlb_victim[user][c->tlb_victim_next[user]++ % SOFTCPU_TLB_VICTIMS] = *e;
 		bool code = atomic_load_explicit(&c->m->code_bitmap[page >> 12], memory_order_relaxed);
 		e->tag_read = vpn;
 		e->tag_write = (w.writable && w.dirty && !code) ? vpn : TLB_INVALID;

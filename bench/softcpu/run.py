@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Speed of the software CPU: MIPS on the benchmark guests under minivm's
+soft engine and under QEMU's TCG, measured in the same run.
+
+    bench/softcpu/run.py BUILD_DIR [--runs N]
+
+Each guest runs its loop twice, with a small and a large iteration count
+(patched into the binary at offset 8); MIPS = extra instructions / extra
+time, so process start-up and the guest's mode switches cancel out.  The
+guest prints the instructions its loop executed, which the figure uses.
+Medians of N runs (default 3).  QEMU: the pc machine with a 64 KiB BIOS of
+HLT bytes whose reset vector jumps to 0000:0000, the guest loaded at 0,
+isa-debugcon on port 0xf1 and isa-debug-exit on 0xf4 (the guest writes it
+when done).
+"""
+import argparse
+import os
+import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+GUESTS = {  # name: (small, large) iteration counts for minivm; QEMU runs QEMU_SCALE times more
+    "intloop": (1_000_000, 10_000_000),
+    "memcpy": (2_000_000, 20_000_000),
+    "checksum": (2_000_000, 20_000_000),
+}
+QEMU_SCALE = 10  # QEMU is faster: longer runs keep its start-up noise small
+
+
+def patched(src, iterations, tmp):
+    data = bytearray(open(src, "rb").read())
+    struct.pack_into("<Q", data, 8, iterations)
+    path = os.path.join(tmp, f"{os.path.basename(src)}.{iterations}")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def last_number(text):
+    numbers = [line.strip() for line in text.splitlines() if line.strip().isdigit()]
+    if not numbers:
+        raise RuntimeError(f"guest printed no instruction count: {text!r}")
+    return int(numbers[-1])
+
+
+def run_minivm(build, guest):
+    cmd = [os.path.join(build, "bin", "launcher"), "run", "-accel", "soft", "--flat", guest, "--debugcon", "0xf1"]
+    start = time.monotonic()
+    out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - start
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {out.returncode}: {out.stderr}")
+    return last_number(out.stdout), elapsed
+
+
+def run_qemu(qemu, bios, guest, tmp):
+    log = os.path.join(tmp, "debugcon.txt")
+    if os.path.exists(log):
+        os.remove(log)
+    cmd = [qemu, "-M", "pc", "-accel", "tcg", "-m", "256M", "-bios", bios,
+           "-device", f"loader,file={guest},addr=0x0,force-raw=on",
+           "-device", "isa-debugcon,iobase=0xf1,chardev=d", "-chardev", f"file,id=d,path={log}",
+           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-display", "none", "-nodefaults"]
+    start = time.monotonic()
+    subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
+    elapsed = time.monotonic() - start
+    return last_number(open(log).read()), elapsed
+
+
+def mips(runner, small, large, runs):
+    rates = []
+    for _ in range(runs):
+        n1, t1 = runner(small)
+        n2, t2 = runner(large)
+        rates.append((n2 - n1) / (t2 - t1) / 1e6)
+    return statistics.median(rates)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("build")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    qemu = shutil.which("qemu-system-x86_64")
+    with tempfile.TemporaryDirectory() as tmp:
+        bios = os.path.join(tmp, "jmp0.bios")
+        image = bytearray(b"\xf4" * 65536)
+        image[0xFFF0:0xFFF5] = b"\xea\x00\x00\x00\x00"  # jmp 0000:0000
+        open(bios, "wb").write(image)
+        print(f"{'guest':10} {'minivm soft':>12} {'QEMU TCG':>12} {'ratio':>7}")
+        for name, (small, large) in GUESTS.items():
+            src = os.path.join(args.build, "bench", "softcpu", f"{name}.bin")
+            pick = {n: patched(src, n, tmp) for n in (small, large, small * QEMU_SCALE, large * QEMU_SCALE)}
+            ours = mips(lambda n: run_minivm(args.build, pick[n]), small, large, args.runs)
+            if qemu:
+                theirs = mips(lambda n: run_qemu(qemu, bios, pick[n], tmp), small * QEMU_SCALE,
+                              large * QEMU_SCALE, args.runs)
+                print(f"{name:10} {ours:9.0f} MIPS {theirs:7.0f} MIPS {ours / theirs:7.2f}")
+            else:
+                print(f"{name:10} {ours:9.0f} MIPS {'(no qemu-system-x86_64)':>20}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,494 @@
+/* test_softcpu_system.c - what user-mode differential tests cannot show:
+ * paging faults and their error codes, exception frames (privilege change,
+ * IST, double and triple faults), IRETQ, SYSCALL/SYSRET, the STI interrupt
+ * shadow with an external interrupt, the real -> protected -> long mode
+ * switch, self-modifying code, MMIO routing, HLT and stop requests.
+ *
+ * The machine code below was assembled with GNU as from the source shown in
+ * the comment above each array. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cpu.h"
+
+#define RAM_SIZE (4u << 20)
+#define KCODE 0x10000u
+#define UCODE 0x20000u
+#define UDATA 0x30000u   /* user RW */
+#define URO 0x31000u     /* user read-only */
+#define UNX 0x32000u     /* user, no-execute */
+#define UNOTP 0x33000u   /* not present */
+#define KONLY 0x34000u   /* supervisor only */
+#define URSVD 0x35000u   /* reserved bit set in its PTE */
+#define USTACK_TOP 0x41000u
+#define KSTACK_TOP 0x9000u
+#define IST1_TOP 0xb000u
+#define HANDLERS 0xa000u
+#define MMIO_BASE 0x80000000u
+
+struct fixture {
+	uint8_t *ram;
+	struct softcpu_machine m;
+	struct softcpu c;
+	/* MMIO log */
+	uint64_t mmio_addr[4];
+	unsigned mmio_size[4];
+	uint64_t mmio_value[4];
+	unsigned mmio_count;
+	int intr_vector; /* what intr_ack answers */
+};
+
+static uint64_t pio_read(void *o, uint16_t port, unsigned size) { (void)o; (void)port; (void)size; return 0; }
+static void pio_write(void *o, uint16_t port, unsigned size, uint64_t v) { (void)o; (void)port; (void)size; (void)v; }
+
+static uint64_t mmio_read(void *o, uint64_t gpa, unsigned size)
+{
+	struct fixture *f = o;
+	if (f->mmio_count < 4) {
+		f->mmio_addr[f->mmio_count] = gpa;
+		f->mmio_size[f->mmio_count++] = size;
+	}
+	return 0xdeadbeef;
+}
+
+static void mmio_write(void *o, uint64_t gpa, unsigned size, uint64_t v)
+{
+	struct fixture *f = o;
+	if (f->mmio_count < 4) {
+		f->mmio_addr[f->mmio_count] = gpa;
+		f->mmio_value[f->mmio_count] = v;
+		f->mmio_size[f->mmio_count++] = size;
+	}
+}
+
+static int intr_ack(void *o)
+{
+	struct fixture *f = o;
+	atomic_store(&f->c.intr_line, 0);
+	return f->intr_vector;
+}
+
+static void put64(struct fixture *f, uint64_t pa, uint64_t v)
+{
+	memcpy(f->ram + pa, &v, 8);
+}
+
+static uint64_t get64(struct fixture *f, uint64_t pa)
+{
+	uint64_t v;
+	memcpy(&v, f->ram + pa, 8);
+	return v;
+}
+
+static void load(struct fixture *f, uint64_t pa, const uint8_t *code, size_t n)
+{
+	memcpy(f->ram + pa, code, n);
+}
+
+static void set_pte(struct fixture *f, uint64_t page, uint64_t flags)
+{
+	put64(f, 0x4000 + (page >> 12) * 8, page | flags);
+}
+
+/* 64-bit kernel (CPL 0) at KCODE with page tables, GDT, TSS and an IDT
+ * whose vector v handler is a HLT at HANDLERS + v. */
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	f->ram = calloc(1, RAM_SIZE);
+	softcpu_machine_init(&f->m, f->ram, RAM_SIZE);
+	f->m.bus_opaque = f;
+	f->m.pio_read = pio_read;
+	f->m.pio_write = pio_write;
+	f->m.mmio_read = mmio_read;
+	f->m.mmio_write = mmio_write;
+	softcpu_init(&f->c, &f->m);
+
+	put64(f, 0x1000, 0x2007);                     /* PML4[0] */
+	put64(f, 0x2000, 0x3007);                     /* PDPT[0]: user allowed below */
+	put64(f, 0x2000 + 2 * 8, MMIO_BASE | 0x83);   /* PDPT[2]: 1 GiB page at 2 GiB (MMIO) */
+	put64(f, 0x3000, 0x4007);                     /* PD[0] -> PT: 4 KiB pages */
+	put64(f, 0x3008, 0x200000 | 0x83);            /* PD[1]: 2 MiB supervisor page */
+	for (uint64_t page = 0; page < 0x200000; page += 4096)
+		set_pte(f, page, 0x3); /* supervisor RW */
+	set_pte(f, UCODE, 0x5);   /* user, read-only code */
+	set_pte(f, UDATA, 0x7);
+	set_pte(f, URO, 0x5);
+	set_pte(f, UNX, 0x7 | (1ull << 63));
+	set_pte(f, UNOTP, 0x6);
+	set_pte(f, KONLY, 0x3);
+	set_pte(f, URSVD, 0x7 | (1ull << 51));
+	set_pte(f, USTACK_TOP - 4096, 0x7);
+
+	static const uint64_t gdt[] = {
+		0,
+		0x00af9b000000ffffull, /* 0x08 kernel code */
+		0x00cf93000000ffffull, /* 0x10 kernel data */
+		0x00cff3000000ffffull, /* 0x18 user data */
+		0x00affb000000ffffull, /* 0x20 user code */
+		0x00008b6000000067ull, /* 0x28 TSS at 0x6000 (busy) */
+		0,
+	};
+	memcpy(f->ram + 0x5000, gdt, sizeof(gdt));
+	put64(f, 0x6000 + 4, KSTACK_TOP); /* rsp0 */
+	put64(f, 0x6000 + 36, IST1_TOP);  /* ist1 */
+	for (unsigned v = 0; v < 256; v++) {
+		uint64_t off = HANDLERS + v;
+		put64(f, 0x7000 + 16 * v, (off & 0xffff) | (0x08ull << 16) | (0xee00ull << 32) | ((off >> 16) << 48));
+		f->ram[HANDLERS + v] = 0xf4;
+	}
+
+	struct softcpu *c = &f->c;
+	c->cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	c->cr4 = CR4_PAE | CR4_OSFXSR;
+	c->cr3 = 0x1000;
+	c->efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
+	c->gdtr = (struct softcpu_dtr){0x5000, sizeof(gdt) - 1};
+	c->idtr = (struct softcpu_dtr){0x7000, 0xfff};
+	c->tr = (struct softcpu_seg){.base = 0x6000, .limit = 0x67, .sel = 0x28, .attr = 0x8b};
+	softcpu_set_seg(c, S_CS, 0x08, 0, 0xffffffffu, 0xa09b);
+	for (int s = 0; s < S_NSEG; s++)
+		if (s != S_CS)
+			softcpu_set_seg(c, s, 0x10, 0, 0xffffffffu, 0xc093);
+	softcpu_tlb_flush(c, true);
+	c->rip = KCODE;
+	c->r[R_SP] = KSTACK_TOP;
+	softcpu_set_rflags(c, 0x2);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	softcpu_destroy(&f->c);
+	softcpu_machine_destroy(&f->m);
+	free(f->ram);
+	free(f);
+	return 0;
+}
+
+static void enter_user(struct fixture *f, uint64_t rip)
+{
+	softcpu_set_seg(&f->c, S_SS, 0x1b, 0, 0xffffffffu, 0xc0f3);
+	softcpu_set_seg(&f->c, S_CS, 0x23, 0, 0xffffffffu, 0xa0fb);
+	f->c.rip = rip;
+	f->c.r[R_SP] = USTACK_TOP;
+}
+
+/* Run until an exception handler's HLT; returns the vector. */
+static int run_to_handler(struct fixture *f)
+{
+	assert_int_equal(softcpu_run(&f->c, 10000), SOFTCPU_EXIT_HALT);
+	assert_in_range(f->c.rip, HANDLERS + 1, HANDLERS + 256);
+	return (int)(f->c.rip - HANDLERS - 1);
+}
+
+struct frame {
+	uint64_t rip, cs, rflags, rsp, ss;
+};
+
+static struct frame frame_at(struct fixture *f, uint64_t sp)
+{
+	return (struct frame){get64(f, sp), get64(f, sp + 8), get64(f, sp + 16), get64(f, sp + 24), get64(f, sp + 32)};
+}
+
+/* mov (%rax),%rbx; int3  /  movq $1,(%rax); int3  /  jmp *%rax */
+static const uint8_t user_read[] = {0x48, 0x8b, 0x18, 0xcc};
+static const uint8_t user_write[] = {0x48, 0xc7, 0x00, 0x01, 0x00, 0x00, 0x00, 0xcc};
+static const uint8_t user_jump[] = {0xff, 0xe0};
+
+static void expect_user_pf(void **state, const uint8_t *code, size_t n, uint64_t addr, uint32_t err,
+			   uint64_t fault_rip)
+{
+	struct fixture *f = *state;
+	load(f, UCODE, code, n);
+	enter_user(f, UCODE);
+	f->c.r[R_AX] = addr;
+	assert_int_equal(run_to_handler(f), 14);
+	/* CPL 3 -> 0: the frame is on rsp0 with the error code first */
+	assert_int_equal(f->c.r[R_SP], KSTACK_TOP - 48);
+	assert_int_equal(get64(f, KSTACK_TOP - 48), err);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, fault_rip);
+	assert_int_equal(fr.cs, 0x23);
+	assert_int_equal(fr.ss, 0x1b);
+	assert_int_equal(fr.rsp, USTACK_TOP);
+	assert_int_equal(f->c.cr2, addr);
+	assert_int_equal(f->c.cpl, 0);
+}
+
+static void test_pf_user_reads_supervisor_page(void **state)
+{
+	expect_user_pf(state, user_read, sizeof(user_read), KONLY + 8, 0x5, UCODE); /* P | U */
+}
+
+static void test_pf_user_writes_read_only_page(void **state)
+{
+	expect_user_pf(state, user_write, sizeof(user_write), URO + 16, 0x7, UCODE); /* P | W | U */
+}
+
+static void test_pf_not_present(void **state)
+{
+	expect_user_pf(state, user_write, sizeof(user_write), UNOTP, 0x6, UCODE); /* W | U */
+}
+
+static void test_pf_fetch_from_nx_page(void **state)
+{
+	expect_user_pf(state, user_jump, sizeof(user_jump), UNX, 0x15, UNX); /* P | U | I */
+}
+
+static void test_pf_reserved_bit(void **state)
+{
+	expect_user_pf(state, user_read, sizeof(user_read), URSVD, 0xd, UCODE); /* P | U | RSVD */
+}
+
+static void test_user_access_allowed_sets_accessed_dirty(void **state)
+{
+	struct fixture *f = *state;
+	load(f, UCODE, user_write, sizeof(user_write));
+	enter_user(f, UCODE);
+	f->c.r[R_AX] = UDATA + 8;
+	assert_int_equal(run_to_handler(f), 3);
+	assert_int_equal(get64(f, UDATA + 8), 1);
+	assert_int_equal(get64(f, 0x4000 + (UDATA >> 12) * 8) & 0x60, 0x60); /* A and D */
+}
+
+/* mov $0x12345,%ecx; wrmsr  -> #GP(0) through an IST stack */
+static void test_gp_on_ist_stack(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xb9, 0x45, 0x23, 0x01, 0x00, 0x0f, 0x30};
+	load(f, KCODE, code, sizeof(code));
+	f->ram[0x7000 + 16 * 13 + 4] = 1; /* gate 13: IST 1 */
+	f->c.r[R_SP] = KSTACK_TOP - 0x100 + 8; /* misaligned on purpose: IST ignores it */
+	assert_int_equal(run_to_handler(f), 13);
+	assert_int_equal(f->c.r[R_SP], IST1_TOP - 48);
+	assert_int_equal(get64(f, IST1_TOP - 48), 0);
+	struct frame fr = frame_at(f, IST1_TOP - 40);
+	assert_int_equal(fr.rip, KCODE + 5);
+	assert_int_equal(fr.cs, 0x08);
+	assert_int_equal(fr.rsp, KSTACK_TOP - 0x100 + 8);
+	assert_int_equal(fr.ss, 0x10);
+}
+
+/* push $0x1b; push $0x41000; push $0x202; push $0x23; push $0x20000; iretq */
+static void test_iretq_to_user_and_back(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x6a, 0x1b, 0x68, 0x00, 0x10, 0x04, 0x00, 0x68, 0x02, 0x02, 0x00,
+				       0x00, 0x6a, 0x23, 0x68, 0x00, 0x00, 0x02, 0x00, 0x48, 0xcf};
+	static const uint8_t user[] = {0xcc}; /* int3 */
+	load(f, KCODE, code, sizeof(code));
+	load(f, UCODE, user, sizeof(user));
+	assert_int_equal(run_to_handler(f), 3);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, UCODE + 1);
+	assert_int_equal(fr.cs, 0x23);
+	assert_int_equal(fr.rflags & 0x202, 0x202);
+	assert_int_equal(fr.rsp, USTACK_TOP);
+	assert_int_equal(fr.ss, 0x1b);
+}
+
+/* user: syscall; int3    kernel at LSTAR: hlt; sysretq */
+static void test_syscall_sysret(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t user[] = {0x0f, 0x05, 0xcc};
+	static const uint8_t kernel[] = {0xf4, 0x48, 0x0f, 0x07};
+	struct softcpu *c = &f->c;
+	load(f, UCODE, user, sizeof(user));
+	load(f, KCODE, kernel, sizeof(kernel));
+	c->star = (0x10ull << 48) | (0x08ull << 32);
+	c->lstar = KCODE;
+	c->sfmask = F_IF | F_DF;
+	enter_user(f, UCODE);
+	softcpu_set_rflags(c, 0x2 | F_IF | F_DF | F_CF);
+
+	assert_int_equal(softcpu_run(c, 1000), SOFTCPU_EXIT_HALT); /* the kernel's HLT */
+	assert_int_equal(c->rip, KCODE + 1);
+	assert_int_equal(c->cpl, 0);
+	assert_int_equal(c->seg[S_CS].sel, 0x08);
+	assert_int_equal(c->seg[S_SS].sel, 0x10);
+	assert_int_equal(c->r[R_CX], UCODE + 2);
+	assert_int_equal(c->r[R_R11] & (F_IF | F_DF | F_CF), F_IF | F_DF | F_CF);
+	assert_int_equal(softcpu_get_rflags(c) & (F_IF | F_DF | F_CF), F_CF);
+
+	c->halted = false;
+	assert_int_equal(run_to_handler(f), 3);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, UCODE + 3);
+	assert_int_equal(fr.cs, 0x23);
+	assert_int_equal(fr.ss, 0x1b);
+	assert_int_equal(fr.rflags & (F_IF | F_DF | F_CF), F_IF | F_DF | F_CF);
+}
+
+/* sti; nop; nop; hlt with an interrupt pending: it arrives after the first NOP */
+static void test_sti_interrupt_shadow(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xfb, 0x90, 0x90, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	f->c.intr_opaque = f;
+	f->c.intr_ack = intr_ack;
+	f->intr_vector = 0x20;
+	softcpu_set_intr(&f->c, 1);
+	assert_int_equal(run_to_handler(f), 0x20);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, KCODE + 2);
+	assert_int_equal(fr.rflags & F_IF, F_IF);
+}
+
+/* A #PF whose delivery faults again (no stack) is a double fault, which
+ * arrives on its IST stack with error code 0. */
+static void test_double_fault(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x48, 0x8b, 0x18}; /* mov (%rax),%rbx */
+	load(f, KCODE, code, sizeof(code));
+	f->ram[0x7000 + 16 * 8 + 4] = 1; /* #DF on IST 1 */
+	f->c.r[R_AX] = UNOTP;
+	f->c.r[R_SP] = UNOTP + 0x800; /* pushing the #PF frame faults too */
+	assert_int_equal(run_to_handler(f), 8);
+	assert_int_equal(get64(f, IST1_TOP - 48), 0);
+	assert_int_equal(frame_at(f, IST1_TOP - 40).rip, KCODE);
+}
+
+static void test_triple_fault(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xcc};
+	load(f, KCODE, code, sizeof(code));
+	f->c.idtr.limit = 0;
+	assert_int_equal(softcpu_run(&f->c, 1000), SOFTCPU_EXIT_SHUTDOWN);
+}
+
+/* pshufb (SSSE3, not implemented) -> #UD at its address, no crash */
+static void test_unimplemented_is_ud(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x66, 0x0f, 0x38, 0x00, 0xc0};
+	load(f, KCODE, code, sizeof(code));
+	assert_int_equal(run_to_handler(f), 6);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+}
+
+/* movb $0xcc, 1f(%rip); 1: nop; hlt  -- the patched INT3 runs */
+static void test_self_modifying_code(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xc6, 0x05, 0x00, 0x00, 0x00, 0x00, 0xcc, 0x90, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	assert_int_equal(run_to_handler(f), 3);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 8);
+}
+
+/* mov (%rax),%ebx; movl $0x11223344,(%rcx); hlt  -- outside RAM: the board */
+static void test_mmio_routing(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x8b, 0x18, 0xc7, 0x01, 0x44, 0x33, 0x22, 0x11, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	f->c.r[R_AX] = MMIO_BASE + 0x1000;
+	f->c.r[R_CX] = MMIO_BASE + 0x2ffe; /* crosses a page: two accesses */
+	assert_int_equal(softcpu_run(&f->c, 1000), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_BX], 0xdeadbeef);
+	assert_int_equal(f->mmio_count, 3);
+	assert_int_equal(f->mmio_addr[0], MMIO_BASE + 0x1000);
+	assert_int_equal(f->mmio_size[0], 4);
+	assert_int_equal(f->mmio_addr[1], MMIO_BASE + 0x2ffe);
+	assert_int_equal(f->mmio_size[1], 2);
+	assert_int_equal(f->mmio_value[1], 0x3344);
+	assert_int_equal(f->mmio_addr[2], MMIO_BASE + 0x3000);
+	assert_int_equal(f->mmio_value[2], 0x1122);
+}
+
+static void *stop_later(void *arg)
+{
+	struct softcpu *c = arg;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	softcpu_request(c, REQ_STOP);
+	return NULL;
+}
+
+/* 1: jmp 1b  -- only a stop request ends it */
+static void test_stop_request_from_another_thread(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xeb, 0xfe};
+	load(f, KCODE, code, sizeof(code));
+	pthread_t t;
+	pthread_create(&t, NULL, stop_later, &f->c);
+	assert_int_equal(softcpu_run(&f->c, 0), SOFTCPU_EXIT_STOP);
+	pthread_join(t, NULL);
+	assert_int_equal(f->c.rip, KCODE);
+}
+
+/* Real mode at 0 -> protected mode -> long mode (the benchmark guests'
+ * start-up), then mov $0x123456789,%rax; hlt.  Source:
+ *   cli; xor %ax,%ax; mov %ax,%ds; lgdtl gdt_desc; cr0.PE; ljmpl $8,$pm32
+ *   pm32: data segments 0x10; zero 0x1000-0x3fff; PML4/PDPT/PD with one
+ *   2 MiB page; CR4.PAE; CR3 = 0x1000; EFER.LME; CR0.PG; ljmp $0x18,$lm64 */
+static const uint8_t real_to_long[] = {
+	0xfa, 0x31, 0xc0, 0x8e, 0xd8, 0x66, 0x0f, 0x01, 0x16, 0xb0, 0x00, 0x0f, 0x20, 0xc0, 0x66, 0x83, 0xc8, 0x01,
+	0x0f, 0x22, 0xc0, 0x66, 0xea, 0x1d, 0x00, 0x00, 0x00, 0x08, 0x00, 0x66, 0xb8, 0x10, 0x00, 0x8e, 0xd8, 0x8e,
+	0xd0, 0xbf, 0x00, 0x10, 0x00, 0x00, 0x31, 0xc0, 0xb9, 0x00, 0x0c, 0x00, 0x00, 0xf3, 0xab, 0xc7, 0x05, 0x00,
+	0x10, 0x00, 0x00, 0x03, 0x20, 0x00, 0x00, 0xc7, 0x05, 0x00, 0x20, 0x00, 0x00, 0x03, 0x30, 0x00, 0x00, 0xc7,
+	0x05, 0x00, 0x30, 0x00, 0x00, 0x83, 0x00, 0x00, 0x00, 0x0f, 0x20, 0xe0, 0x83, 0xc8, 0x20, 0x0f, 0x22, 0xe0,
+	0xb8, 0x00, 0x10, 0x00, 0x00, 0x0f, 0x22, 0xd8, 0xb9, 0x80, 0x00, 0x00, 0xc0, 0x0f, 0x32, 0x0d, 0x00, 0x01,
+	0x00, 0x00, 0x0f, 0x30, 0x0f, 0x20, 0xc0, 0x0d, 0x00, 0x00, 0x00, 0x80, 0x0f, 0x22, 0xc0, 0xea, 0x82, 0x00,
+	0x00, 0x00, 0x18, 0x00, 0x48, 0xb8, 0x89, 0x67, 0x45, 0x23, 0x01, 0x00, 0x00, 0x00, 0xf4, 0x0f, 0x1f, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00, 0xff, 0xff,
+	0x00, 0x00, 0x00, 0x92, 0xcf, 0x00, 0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xaf, 0x00, 0x1f, 0x00, 0x90, 0x00,
+	0x00, 0x00,
+};
+
+static void test_real_to_protected_to_long(void **state)
+{
+	struct fixture *f = *state;
+	struct softcpu *c = &f->c;
+	softcpu_reset(c);
+	memset(f->ram, 0, 0x10000);
+	load(f, 0, real_to_long, sizeof(real_to_long));
+	softcpu_set_seg(c, S_CS, 0, 0, 0xffff, 0x9b);
+	c->rip = 0;
+	assert_int_equal(c->code_bits, 16);
+	assert_int_equal(softcpu_run(c, 10000), SOFTCPU_EXIT_HALT);
+	assert_int_equal(c->r[R_AX], 0x123456789ull);
+	assert_true(c->long64);
+	assert_int_equal(c->code_bits, 64);
+	assert_int_equal(c->efer & EFER_LMA, EFER_LMA);
+	assert_int_equal(c->seg[S_CS].sel, 0x18);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_pf_user_reads_supervisor_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_user_writes_read_only_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_not_present, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_fetch_from_nx_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_reserved_bit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_user_access_allowed_sets_accessed_dirty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gp_on_ist_stack, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iretq_to_user_and_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_syscall_sysret, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sti_interrupt_shadow, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_double_fault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_triple_fault, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unimplemented_is_ud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_self_modifying_code, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmio_routing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_request_from_another_thread, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_real_to_protected_to_long, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
