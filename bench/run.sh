@@ -1,0 +1,13 @@
+#!/bin/sh
+# Every benchmark, minivm beside QEMU where there is a QEMU counterpart.
+#   bench/run.sh [BUILD_DIR]   (default: build; run scripts/build.sh first)
+# Figures and the commands behind them: docs/PERFORMANCE.md.
+set -eu
+cd "$(dirname "$0")/.."
+build=${1:-build}
+echo "== ipc channel (vmm-core <-> device): round trip and posted writes"
+"$build/bin/ipc_bench"
+echo "== ttyS0 output throughput"
+bench/serial/run.py "$build"
+echo "== software CPU speed (MIPS)"
+bench/softcpu/run.py "$build"
