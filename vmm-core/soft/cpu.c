@@ -25,7 +25,20 @@ struct block {
 	struct insn insn[];
 };
 
+/* The block last run at a linear address, valid while the TLB (so the
+ * address's translation and permissions) and all code pages are unchanged:
+ * saves the translation and the hash lookup on most block transitions. */
+#define JUMP_CACHE_SIZE 2048
+struct jump_entry {
+	uint64_t lin;
+	struct block *b;
+	uint32_t tlb_gen;
+	uint32_t code_epoch;
+	uint8_t key; /* code size | user */
+} __attribute__((aligned(32)));
+
 struct block_cache {
+	struct jump_entry jump[JUMP_CACHE_SIZE];
 	struct block *hash[BLOCK_HASH_SIZE];
 	uint8_t *arena;
 	size_t used;
@@ -148,6 +161,7 @@ void softcpu_update_mode(struct softcpu *c)
 		c->cpl = 0;
 	c->long64 = (c->efer & EFER_LMA) && (c->seg[S_CS].attr & SEG_ATTR_L);
 	c->code_bits = c->long64 ? 64 : (c->seg[S_CS].attr & SEG_ATTR_DB) ? 32 : 16;
+	c->rip_mask = ~0ull >> (64 - c->code_bits);
 	c->stack_bits = c->long64 ? 64 : (c->seg[S_SS].attr & SEG_ATTR_DB) ? 32 : 16;
 	for (int s = 0; s < S_NSEG; s++)
 		c->segbase[s] = (c->long64 && s < S_FS) ? 0 : c->seg[s].base;
@@ -400,19 +414,34 @@ void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[
 	out[0] = out[1] = out[2] = out[3] = 0;
 	switch (leaf) {
 	case 0:
-		out[0] = 1;
+		out[0] = 0x16;
 		memcpy(&out[1], "Genu", 4); /* EBX, EDX, ECX spell GenuineIntel */
 		memcpy(&out[3], "ineI", 4);
 		memcpy(&out[2], "ntel", 4);
 		break;
 	case 1:
 		out[0] = 0x000006f1; /* family 6, model 15, stepping 1 */
-		out[1] = (8u << 8) | (1u << 16); /* CLFLUSH line 64 bytes, 1 logical CPU */
+		out[1] = (8u << 8) | (1u << 16) | ((uint32_t)c->apic_id << 24); /* CLFLUSH 64 bytes, 1 logical CPU */
 		out[2] = (1u << 13) /* CX16 */ | (1u << 23) /* POPCNT */ | (1u << 31) /* hypervisor */;
 		out[3] = (1u << 0) /* FPU */ | (1u << 3) /* PSE */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ |
 			 (1u << 6) /* PAE */ | (1u << 8) /* CX8 */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ |
 			 (1u << 16) /* PAT */ | (1u << 19) /* CLFSH */ | (1u << 24) /* FXSR */ |
-			 (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */;
+			 (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */ | (c->lapic_present ? 1u << 9 : 0) /* APIC */;
+		break;
+	case 6:
+		out[0] = c->lapic_present ? 1u << 2 : 0; /* ARAT: the LAPIC timer never stops */
+		break;
+	/* The TSC (softcpu_rdtsc) counts host nanoseconds: 1 GHz.  Leaf 0x15
+	 * says so exactly (crystal 1 GHz, ratio 1/1), and Linux also takes the
+	 * LAPIC timer's rate from the crystal (board/lapic.c counts at 1 GHz),
+	 * so it calibrates neither. */
+	case 0x15:
+		out[0] = 1;
+		out[1] = 1;
+		out[2] = 1000000000u;
+		break;
+	case 0x16:
+		out[0] = out[1] = out[2] = 1000; /* base, max, bus MHz */
 		break;
 	case 0x80000000:
 		out[0] = 0x80000008;
@@ -427,6 +456,9 @@ void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[
 		memcpy(out, brand + (leaf - 0x80000002) * 16, 16);
 		break;
 	}
+	case 0x80000007:
+		out[3] = 1u << 8; /* invariant TSC: host monotonic time */
+		break;
 	case 0x80000008:
 		out[0] = 0x3028; /* 48 linear, 40 physical address bits */
 		break;
@@ -442,6 +474,7 @@ void softcpu_block_cache_invalidate_all(struct softcpu *c)
 	if (!c->blocks)
 		return;
 	memset(c->blocks->hash, 0, sizeof(c->blocks->hash));
+	memset(c->blocks->jump, 0, sizeof(c->blocks->jump));
 	c->blocks->used = 0;
 }
 
@@ -476,6 +509,8 @@ static uint32_t hash_phys(uint64_t phys, unsigned code_bits)
 	return (uint32_t)(h >> 50) & (BLOCK_HASH_SIZE - 1);
 }
 
+static struct block *block_find_or_decode(struct softcpu *c, uint64_t lin);
+
 /* Decode the instruction crossing a page boundary at linear `lin` into the
  * scratch block: fetch its bytes through both pages' translations. */
 static struct block *decode_crossing(struct softcpu *c, uint64_t lin, uint64_t phys)
@@ -500,6 +535,20 @@ static struct block *block_lookup(struct softcpu *c)
 	uint64_t lin = c->segbase[S_CS] + c->rip;
 	if (!c->long64)
 		lin = (uint32_t)lin;
+	uint8_t key = (uint8_t)(c->code_bits | (c->cpl == 3 ? 0x80 : 0));
+	struct jump_entry *je = &bc->jump[(lin ^ (lin >> 12)) & (JUMP_CACHE_SIZE - 1)];
+	uint32_t epoch = atomic_load_explicit(&c->m->code_epoch, memory_order_acquire);
+	if (likely(je->lin == lin && je->key == key && je->tlb_gen == c->tlb_gen && je->code_epoch == epoch && je->b))
+		return je->b;
+	struct block *b = block_find_or_decode(c, lin);
+	if (b != &bc->scratch.b)
+		*je = (struct jump_entry){.lin = lin, .b = b, .tlb_gen = c->tlb_gen, .code_epoch = epoch, .key = key};
+	return b;
+}
+
+static struct block *block_find_or_decode(struct softcpu *c, uint64_t lin)
+{
+	struct block_cache *bc = c->blocks;
 	uint64_t phys = mmu_translate_exec(c, lin);
 	uint64_t pfn = phys >> 12;
 	const uint8_t *page = mmu_ram_ptr(c, phys & ~0xfffull, 4096);

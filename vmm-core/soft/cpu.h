@@ -149,6 +149,7 @@ struct softcpu_machine {
 	 * write to such a page bumps its generation, which stales its blocks. */
 	_Atomic uint8_t *code_bitmap;
 	_Atomic uint32_t *code_gen;
+	_Atomic uint32_t code_epoch; /* bumped with any code_gen: stales every jump cache entry */
 	uint64_t npages;
 };
 
@@ -187,6 +188,7 @@ struct softcpu {
 	uint8_t code_bits;      /* 16, 32 or 64: default operand/address size of CS */
 	uint8_t stack_bits;     /* 16, 32 or 64: SS.B / long mode */
 	bool long64;            /* EFER.LMA && CS.L */
+	uint64_t rip_mask;      /* IP/EIP/RIP width of the code size */
 	uint64_t segbase[S_NSEG]; /* base used for addressing (0 for ES/CS/SS/DS in 64-bit mode) */
 
 	/* ---- execution state ---- */
@@ -212,6 +214,8 @@ struct softcpu {
 	void *intr_opaque;
 	int (*intr_ack)(void *opaque);
 	_Atomic unsigned requests; /* REQ_* */
+	bool lapic_present;         /* the board attached a LAPIC: CPUID says APIC */
+	uint8_t apic_id;            /* its initial APIC ID (CPUID leaf 1 EBX[31:24]) */
 	pthread_mutex_t wake_lock;  /* HLT with IF = 1 sleeps on wake_cond */
 	pthread_cond_t wake_cond;
 
@@ -223,6 +227,7 @@ struct softcpu {
 	struct tlb_entry tlb_victim[2][SOFTCPU_TLB_VICTIMS];
 	unsigned tlb_victim_next[2];
 	bool tlb_large; /* the TLB holds pieces of a large page */
+	uint32_t tlb_gen; /* bumped by every TLB flush/INVLPG (stales the block jump cache) */
 	struct block_cache *blocks;
 };
 

@@ -24,8 +24,7 @@ ALWAYS_INLINE void set_areg(struct softcpu *c, unsigned r, unsigned asz, uint64_
 
 ALWAYS_INLINE uint64_t next_rip(const struct softcpu *c, const struct insn *in)
 {
-	uint64_t n = c->rip + in->len;
-	return c->code_bits == 64 ? n : c->code_bits == 32 ? (uint32_t)n : (uint16_t)n;
+	return (c->rip + in->len) & c->rip_mask;
 }
 
 /* The ModRM r/m operand. */
@@ -129,6 +128,43 @@ ALWAYS_INLINE uint64_t inc_dec(struct softcpu *c, bool dec, unsigned size, uint6
 	set_flags(c, dec ? LF_DEC : LF_INC, size, r, a, 1);
 	c->lf.cin = (uint8_t)cf;
 	return r;
+}
+
+/* ---- the ALU instruction forms ---- */
+
+/* op r/m, reg */
+ALWAYS_INLINE void alu_rm_reg(struct softcpu *c, const struct insn *in, unsigned aop, unsigned size)
+{
+	uint64_t src = get_reg(c, in, in->reg, size);
+	if (in->mod == 3) {
+		uint64_t v = alu(c, aop, size, get_reg(c, in, in->rm, size), src);
+		if (aop != 7)
+			set_reg(c, in, in->rm, size, v);
+		return;
+	}
+	uint64_t lin = mem_addr(c, in);
+	if (aop == 7) {
+		alu(c, aop, size, mem_read(c, lin, size), src);
+	} else {
+		uint64_t v = alu(c, aop, size, mem_read_rmw(c, lin, size), src);
+		mem_write(c, lin, size, v);
+	}
+}
+
+/* op reg, r/m */
+ALWAYS_INLINE void alu_reg_rm(struct softcpu *c, const struct insn *in, unsigned aop, unsigned size)
+{
+	uint64_t v = alu(c, aop, size, get_reg(c, in, in->reg, size), read_rm(c, in, size));
+	if (aop != 7)
+		set_reg(c, in, in->reg, size, v);
+}
+
+/* op AL/eAX, imm */
+ALWAYS_INLINE void alu_acc_imm(struct softcpu *c, const struct insn *in, unsigned aop, unsigned size)
+{
+	uint64_t v = alu(c, aop, size, c->r[R_AX] & size_mask(size), in->imm & size_mask(size));
+	if (aop != 7)
+		set_reg(c, in, R_AX, size, v);
 }
 
 /* Fold flags eagerly: SF/ZF/PF from res, the given CF/OF, AF = 0.  For
@@ -848,41 +884,18 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 
 	switch (op) {
 	/* ALU: 00-3F in the pattern op*8 + {Eb,Gb  Ev,Gv  Gb,Eb  Gv,Ev  AL,Ib  eAX,Iz} */
-	case 0x00: case 0x01: case 0x08: case 0x09: case 0x10: case 0x11: case 0x18: case 0x19:
-	case 0x20: case 0x21: case 0x28: case 0x29: case 0x30: case 0x31: case 0x38: case 0x39: {
-		unsigned size = (op & 1) ? osz : 1, aop = op >> 3;
-		uint64_t src = get_reg(c, in, in->reg, size);
-		if (in->mod == 3) {
-			v = alu(c, aop, size, get_reg(c, in, in->rm, size), src);
-			if (aop != 7)
-				set_reg(c, in, in->rm, size, v);
-		} else {
-			lin = mem_addr(c, in);
-			if (aop == 7) {
-				alu(c, aop, size, mem_read(c, lin, size), src);
-			} else {
-				v = alu(c, aop, size, mem_read_rmw(c, lin, size), src);
-				mem_write(c, lin, size, v);
-			}
-		}
-		break;
-	}
-	case 0x02: case 0x03: case 0x0a: case 0x0b: case 0x12: case 0x13: case 0x1a: case 0x1b:
-	case 0x22: case 0x23: case 0x2a: case 0x2b: case 0x32: case 0x33: case 0x3a: case 0x3b: {
-		unsigned size = (op & 1) ? osz : 1, aop = op >> 3;
-		v = alu(c, aop, size, get_reg(c, in, in->reg, size), read_rm(c, in, size));
-		if (aop != 7)
-			set_reg(c, in, in->reg, size, v);
-		break;
-	}
-	case 0x04: case 0x05: case 0x0c: case 0x0d: case 0x14: case 0x15: case 0x1c: case 0x1d:
-	case 0x24: case 0x25: case 0x2c: case 0x2d: case 0x34: case 0x35: case 0x3c: case 0x3d: {
-		unsigned size = (op & 1) ? osz : 1, aop = op >> 3;
-		v = alu(c, aop, size, c->r[R_AX] & size_mask(size), in->imm & size_mask(size));
-		if (aop != 7)
-			set_reg(c, in, R_AX, size, v);
-		break;
-	}
+	/* ALU 00-3F: op*8 + {Eb,Gb  Ev,Gv  Gb,Eb  Gv,Ev  AL,Ib  eAX,Iz}, one case
+	 * each so that alu() is inlined with a constant operation. */
+#define ALU_CASES(aop)                                                         \
+	case (aop) * 8 + 0: alu_rm_reg(c, in, aop, 1); break;                  \
+	case (aop) * 8 + 1: alu_rm_reg(c, in, aop, osz); break;                \
+	case (aop) * 8 + 2: alu_reg_rm(c, in, aop, 1); break;                  \
+	case (aop) * 8 + 3: alu_reg_rm(c, in, aop, osz); break;                \
+	case (aop) * 8 + 4: alu_acc_imm(c, in, aop, 1); break;                 \
+	case (aop) * 8 + 5: alu_acc_imm(c, in, aop, osz); break;
+	ALU_CASES(0) ALU_CASES(1) ALU_CASES(2) ALU_CASES(3)
+	ALU_CASES(4) ALU_CASES(5) ALU_CASES(6) ALU_CASES(7)
+#undef ALU_CASES
 	case 0x80: case 0x81: case 0x82: case 0x83: {
 		unsigned size = (op & 1) ? osz : 1, aop = in->reg & 7;
 		uint64_t imm = in->imm & size_mask(size);

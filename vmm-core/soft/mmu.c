@@ -47,6 +47,7 @@ static void code_page_written(struct softcpu *c, uint64_t pfn)
 	if (atomic_load_explicit(&m->code_bitmap[pfn], memory_order_relaxed) &&
 	    atomic_exchange_explicit(&m->code_bitmap[pfn], 0, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&m->code_gen[pfn], 1, memory_order_release);
+		atomic_fetch_add_explicit(&m->code_epoch, 1, memory_order_release);
 		c->block_end = true; /* the running block may be stale now */
 	}
 }
@@ -120,6 +121,7 @@ static bool tlb_matches(const struct tlb_entry *e, uint64_t vpn)
 
 void softcpu_tlb_flush(struct softcpu *c, bool include_global)
 {
+	c->tlb_gen++;
 	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
 			if (include_global || !c->tlb[cls][i].global)
@@ -132,6 +134,7 @@ void softcpu_tlb_flush(struct softcpu *c, bool include_global)
 
 void mmu_invlpg(struct softcpu *c, uint64_t lin)
 {
+	c->tlb_gen++;
 	/* Large pages are cached as 4 KiB pieces in different slots, so INVLPG
 	 * of an address inside one flushes everything rather than hunting them. */
 	if (c->tlb_large) {
