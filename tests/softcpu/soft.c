@@ -91,7 +91,7 @@ void soft_run(const struct dt_case *tc, struct dt_state *out)
 	memcpy(ram + PHYS_DATA, tc->init.data, DATA_SIZE);
 	memcpy(ram + PHYS_STACK, tc->init.stack, STACK_SIZE);
 	/* The code page was rewritten behind the CPU's back: stale its blocks. */
-	atomic_fetch_add(&machine.code_gen[PHYS_CODE >> 12], 1);
+	softcpu_machine_ram_written(&machine, PHYS_CODE, tc->code_len);
 
 	c->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
 	c->cr4 = CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT;

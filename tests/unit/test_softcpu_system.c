@@ -90,6 +90,7 @@ static uint64_t get64(struct fixture *f, uint64_t pa)
 static void load(struct fixture *f, uint64_t pa, const uint8_t *code, size_t n)
 {
 	memcpy(f->ram + pa, code, n);
+	softcpu_machine_ram_written(&f->m, pa, n);
 }
 
 static void set_pte(struct fixture *f, uint64_t page, uint64_t flags)

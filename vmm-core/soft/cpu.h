@@ -234,6 +234,9 @@ struct softcpu {
 /* ---- lifecycle ---- */
 int softcpu_machine_init(struct softcpu_machine *m, uint8_t *ram, uint64_t ram_size);
 void softcpu_machine_destroy(struct softcpu_machine *m);
+/* Guest RAM [gpa, gpa+len) was written other than by a vCPU (a loader, a
+ * device's DMA): drop decoded code from it. */
+void softcpu_machine_ram_written(struct softcpu_machine *m, uint64_t gpa, uint64_t len);
 int softcpu_init(struct softcpu *c, struct softcpu_machine *m);
 void softcpu_destroy(struct softcpu *c);
 /* Power-on state (real mode, CS:IP = F000:FFF0 with base FFFF0000). */

@@ -41,15 +41,32 @@ uint8_t *mmu_ram_ptr(struct softcpu *c, uint64_t phys, uint64_t len)
 	return m->ram + phys;
 }
 
-static void code_page_written(struct softcpu *c, uint64_t pfn)
+/* Page pfn was written: if it held decoded code, stale its blocks.
+ * Returns whether it did. */
+static bool machine_code_page_written(struct softcpu_machine *m, uint64_t pfn)
 {
-	struct softcpu_machine *m = c->m;
 	if (atomic_load_explicit(&m->code_bitmap[pfn], memory_order_relaxed) &&
 	    atomic_exchange_explicit(&m->code_bitmap[pfn], 0, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&m->code_gen[pfn], 1, memory_order_release);
 		atomic_fetch_add_explicit(&m->code_epoch, 1, memory_order_release);
-		c->block_end = true; /* the running block may be stale now */
+		return true;
 	}
+	return false;
+}
+
+static void code_page_written(struct softcpu *c, uint64_t pfn)
+{
+	if (machine_code_page_written(c->m, pfn))
+		c->block_end = true; /* the running block may be stale now */
+}
+
+void softcpu_machine_ram_written(struct softcpu_machine *m, uint64_t gpa, uint64_t len)
+{
+	if (len == 0 || gpa >= m->ram_size)
+		return;
+	uint64_t last = (len > m->ram_size - gpa ? m->ram_size - 1 : gpa + len - 1) >> 12;
+	for (uint64_t pfn = gpa >> 12; pfn <= last; pfn++)
+		machine_code_page_written(m, pfn);
 }
 
 static bool natural_size(unsigned size)
