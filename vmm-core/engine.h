@@ -52,11 +52,21 @@ struct vcpu_stop_info {
 	char diag[256]; /* one line: what happened, with exit reason and RIP */
 };
 
+/* The board's IOAPIC as an engine sees it (split irqchip: LAPICs in the
+ * engine, the IOAPIC in vmm-core, as KVM_CAP_SPLIT_IRQCHIP and WHP have it). */
+struct engine_irqchip {
+	void *opaque;
+	/* A LAPIC took the EOI of a level-triggered vector (EOI broadcast);
+	 * called on the vCPU's thread.  NULL: nobody listens. */
+	void (*eoi)(void *opaque, uint8_t vector);
+};
+
 struct engine_config {
 	uint8_t *ram;      /* guest RAM, mapped at guest physical 0 */
 	uint64_t ram_size;
 	int cpus;
 	struct engine_bus bus;
+	struct engine_irqchip irqchip;
 };
 
 struct engine;
@@ -69,8 +79,15 @@ struct engine_ops {
 	int (*vcpu_init)(struct engine *e, int cpu, const struct vcpu_boot *boot, char *err, size_t n);
 	/* Runs vCPU `cpu` on this thread until it stops. */
 	void (*vcpu_run)(struct engine *e, int cpu, struct vcpu_stop_info *stop);
-	/* Set the level of a board interrupt line (GSI); any thread. */
+	/* Set the level of a board interrupt line (GSI); any thread.  Used only
+	 * by engines without signal_msi (the board's IOAPIC cannot reach them). */
 	void (*set_irq)(struct engine *e, unsigned gsi, int level);
+	/* Deliver an interrupt message in MSI format (address 0xFEExxxxx with
+	 * the destination, data with vector, delivery and trigger mode) to the
+	 * engine's LAPICs: what the board's IOAPIC sends.  Any thread.  NULL
+	 * when the engine has no LAPICs yet (KVM: would be KVM_SIGNAL_MSI with
+	 * a split irqchip, not done: Linux cannot run on this PVM host). */
+	void (*signal_msi)(struct engine *e, uint64_t address, uint32_t data);
 	/* Make every vcpu_run return with `reason` (POWEROFF or RESET); any thread. */
 	void (*stop)(struct engine *e, enum vcpu_stop reason);
 	void (*destroy)(struct engine *e);

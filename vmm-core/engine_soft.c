@@ -2,10 +2,10 @@
  * interface: guest RAM and the board's buses go to the CPU core as they are;
  * each vCPU runs the interpreter on its caller's thread.
  *
- * No interrupt controller yet (the LAPIC/IOAPIC come with the board, issue
- * 4): set_irq records the line, and a HLT with interrupts enabled stops the
- * vCPU as under KVM.  The board will attach its LAPIC through the CPU core's
- * interrupt input (struct softcpu: intr_line, intr_ack). */
+ * Interrupts: each vCPU has a software LAPIC (board/lapic.c) on the CPU
+ * core's interrupt input (struct softcpu: intr_line, intr_ack); the board's
+ * IOAPIC reaches them through signal_msi.  The LAPIC page (0xFEE00000) is
+ * per vCPU, so MMIO there goes to the LAPIC of the vCPU on this thread. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,16 +14,33 @@
 #include "cpu.h"
 #include "engine.h"
 #include "host.h"
+#include "lapic.h"
 #include "log.h"
+
+#define APIC_BASE_ENABLE 0x800ull       /* IA32_APIC_BASE bit 11 */
+#define APIC_BASE_ADDR 0xffffff000ull   /* its page address bits */
+
+/* A vCPU's LAPIC and what its callbacks need to reach. */
+struct soft_apic {
+	struct engine *e;
+	int cpu;
+	struct lapic lapic;
+};
 
 struct engine {
 	struct softcpu_machine machine;
 	_Atomic int stop_reason;     /* enum vcpu_stop asked by stop(), or -1 */
-	_Atomic uint32_t irq_levels; /* one bit per line, recorded only */
 	int ncpus;
 	bool *booted;
 	struct softcpu *cpus; /* all created with the engine, so stop() can reach them */
+	struct soft_apic *apics;   /* one per vCPU */
+	struct lapic **lapics;     /* &apics[i].lapic, for IPI and MSI routing */
+	struct engine_bus bus;     /* the board's MMIO, for what is not a LAPIC */
+	struct engine_irqchip irqchip;
 };
+
+/* The vCPU running on this thread: the LAPIC page is each vCPU's own. */
+static __thread struct soft_apic *current_apic;
 
 static bool soft_available(char *why, size_t n)
 {
@@ -36,13 +53,97 @@ static void soft_destroy(struct engine *e)
 {
 	if (!e)
 		return;
+	if (e->apics)
+		for (int i = 0; i < e->ncpus; i++)
+			lapic_destroy(&e->apics[i].lapic);
 	if (e->cpus)
 		for (int i = 0; i < e->ncpus; i++)
 			softcpu_destroy(&e->cpus[i]);
+	free(e->apics);
+	free(e->lapics);
 	free(e->cpus);
 	free(e->booted);
 	softcpu_machine_destroy(&e->machine);
 	free(e);
+}
+
+/* Is gpa in the APIC page of the vCPU on this thread (APIC_BASE MSR, when
+ * the APIC is enabled there)?  Only vCPU threads make MMIO accesses. */
+static bool in_lapic_page(const struct soft_apic *a, uint64_t gpa)
+{
+	uint64_t base = a->e->cpus[a->cpu].apic_base;
+	return (base & APIC_BASE_ENABLE) && (gpa & ~0xfffull) == (base & APIC_BASE_ADDR);
+}
+
+static uint64_t soft_mmio_read(void *opaque, uint64_t gpa, unsigned size)
+{
+	struct soft_apic *a = current_apic;
+	if (in_lapic_page(a, gpa))
+		return lapic_read(&a->lapic, (uint32_t)(gpa & 0xfff), size);
+	return a->e->bus.mmio_read(opaque, gpa, size);
+}
+
+static void soft_mmio_write(void *opaque, uint64_t gpa, unsigned size, uint64_t value)
+{
+	struct soft_apic *a = current_apic;
+	if (in_lapic_page(a, gpa))
+		lapic_write(&a->lapic, (uint32_t)(gpa & 0xfff), size, (uint32_t)value);
+	else
+		a->e->bus.mmio_write(opaque, gpa, size, value);
+}
+
+static void apic_intr(void *opaque, int level)
+{
+	struct soft_apic *a = opaque;
+	softcpu_set_intr(&a->e->cpus[a->cpu], level);
+}
+
+static void apic_eoi(void *opaque, uint8_t vector)
+{
+	struct soft_apic *a = opaque;
+	if (a->e->irqchip.eoi)
+		a->e->irqchip.eoi(a->e->irqchip.opaque, vector);
+}
+
+static void apic_startup(void *opaque, bool sipi, uint8_t vector)
+{
+	log_once("soft engine: INIT/SIPI to vCPU %d ignored: application processors do not "
+		 "start yet", ((struct soft_apic *)opaque)->cpu);
+}
+
+static int apic_ack(void *opaque)
+{
+	return lapic_ack(opaque);
+}
+
+/* One LAPIC per vCPU (APIC id = vCPU number) on the CPU's interrupt input,
+ * its timer running on its own thread; -1 if out of memory or threads. */
+static int create_lapics(struct engine *e)
+{
+	struct soft_apic *apics = calloc((size_t)e->ncpus, sizeof(*apics));
+	e->lapics = calloc((size_t)e->ncpus, sizeof(*e->lapics));
+	if (!apics || !e->lapics) {
+		free(apics);
+		return -1;
+	}
+	for (int i = 0; i < e->ncpus; i++) {
+		struct soft_apic *a = &apics[i];
+		a->e = e;
+		a->cpu = i;
+		e->lapics[i] = &a->lapic;
+		struct lapic_ops ops = {.opaque = a, .intr = apic_intr, .eoi = apic_eoi, .startup = apic_startup};
+		lapic_init(&a->lapic, (uint32_t)i, &ops, host_now_ns, e->lapics, e->ncpus);
+		struct softcpu *c = &e->cpus[i];
+		c->intr_opaque = &a->lapic;
+		c->intr_ack = apic_ack;
+		c->lapic_present = true;
+		c->apic_id = (uint8_t)i;
+	}
+	e->apics = apics; /* from here soft_destroy tears them down */
+	for (int i = 0; i < e->ncpus; i++)
+		if (lapic_start_timer(&apics[i].lapic) < 0)
+			return -1;
+	return 0;
 }
 
 static struct engine *soft_create(const struct engine_config *cfg, char *err, size_t n)
@@ -67,9 +168,11 @@ static struct engine *soft_create(const struct engine_config *cfg, char *err, si
 	m->bus_opaque = cfg->bus.opaque;
 	m->pio_read = cfg->bus.pio_read;
 	m->pio_write = cfg->bus.pio_write;
-	m->mmio_read = cfg->bus.mmio_read;
-	m->mmio_write = cfg->bus.mmio_write;
+	m->mmio_read = soft_mmio_read; /* the LAPIC page, then cfg->bus */
+	m->mmio_write = soft_mmio_write;
 	m->clock_ns = host_now_ns;
+	e->bus = cfg->bus;
+	e->irqchip = cfg->irqchip;
 	e->cpus = calloc((size_t)cfg->cpus, sizeof(*e->cpus));
 	e->booted = calloc((size_t)cfg->cpus, sizeof(*e->booted));
 	if (!e->cpus || !e->booted) {
@@ -84,6 +187,11 @@ static struct engine *soft_create(const struct engine_config *cfg, char *err, si
 			return NULL;
 		}
 		e->ncpus = i + 1;
+	}
+	if (create_lapics(e) < 0) {
+		soft_destroy(e);
+		snprintf(err, n, "soft engine: cannot create the LAPICs");
+		return NULL;
 	}
 	return e;
 }
@@ -141,6 +249,7 @@ static void soft_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop
 		return;
 	}
 	struct softcpu *c = &e->cpus[cpu];
+	current_apic = &e->apics[cpu];
 	for (;;) {
 		enum softcpu_exit why = softcpu_run(c, 0);
 		int asked = atomic_load(&e->stop_reason);
@@ -150,10 +259,7 @@ static void soft_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop
 			return;
 		}
 		switch (why) {
-		case SOFTCPU_EXIT_HALT:
-			if (c->rflags & F_IF)
-				log_msg("vCPU %d: HLT with interrupts enabled, but no interrupt "
-					"controller exists yet: stopping", cpu);
+		case SOFTCPU_EXIT_HALT: /* with interrupts off: nothing can wake it */
 			stopped(stop, VCPU_STOP_HALT, c->rip);
 			snprintf(stop->diag, sizeof(stop->diag), "HLT at RIP %#llx", (unsigned long long)c->rip);
 			return;
@@ -170,18 +276,11 @@ static void soft_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop
 	}
 }
 
-static void soft_set_irq(struct engine *e, unsigned gsi, int level)
+static void soft_signal_msi(struct engine *e, uint64_t address, uint32_t data)
 {
-	if (gsi >= 32)
-		return;
-	uint32_t bit = 1u << gsi;
-	if (level)
-		atomic_fetch_or(&e->irq_levels, bit);
-	else
-		atomic_fetch_and(&e->irq_levels, ~bit);
-	if (level)
-		log_once("interrupt line %u raised, but there is no interrupt controller yet: "
-			 "recorded only", gsi);
+	struct lapic_msg m;
+	lapic_msg_from_msi(address, data, &m);
+	lapic_route(e->lapics, e->ncpus, &m);
 }
 
 static void soft_stop(struct engine *e, enum vcpu_stop reason)
@@ -198,7 +297,7 @@ const struct engine_ops engine_soft = {
 	.create = soft_create,
 	.vcpu_init = soft_vcpu_init,
 	.vcpu_run = soft_vcpu_run,
-	.set_irq = soft_set_irq,
+	.signal_msi = soft_signal_msi,
 	.stop = soft_stop,
 	.destroy = soft_destroy,
 };

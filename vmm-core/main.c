@@ -1,8 +1,19 @@
 /* main.c - vmm-core: guest RAM, the CPU engine, the bus and the device
  * proxies of one VM (docs/ARCHITECTURE.md has the command-line contract).
  *
- * Exit status: 0 the guest halted or powered off, or the user quit;
- * 1 an error (one line on stderr); 2 the guest triple-faulted (one line). */
+ * Exit status: 0 the guest halted or powered off, or the user quit (or
+ * reset with --no-reboot); 1 an error (one line on stderr); 2 the guest
+ * triple-faulted (one line).  A reset without --no-reboot reboots the guest:
+ * the image is loaded again and the vCPUs start over.
+ *
+ * The x86 board (Linux guests): RAM from 0, ACPI tables in the BIOS area
+ * (0xE0000, reserved in the e820 map), the zero page at 0x7000, the boot
+ * stack below 0x9000, the long-mode start-up tables at 0x9000..0x10000 (low,
+ * because the initrd goes to the top of RAM), the command line at 0x20000,
+ * the kernel where its header asks (16 MiB); the IOAPIC at 0xFEC00000, each
+ * vCPU's LAPIC at 0xFEE00000 (in the engine), the FADT's power and reset
+ * ports at 0x600..0x602 and the boot-time marker at 0x3f0 in this process;
+ * the UART in dev-serial. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -12,12 +23,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acpi.h"
 #include "boot.h"
+#include "bootmark.h"
 #include "bus.h"
 #include "devproxy.h"
 #include "engine.h"
 #include "host.h"
+#include "ioapic.h"
+#include "linux_boot.h"
 #include "log.h"
+#include "power.h"
 #include "stats.h"
 
 #define MAX_DEVICES 8
@@ -27,6 +43,15 @@
 #define PVM_MODULE "/sys/module/kvm_pvm"
 
 enum { EXIT_GUEST_DONE = 0, EXIT_ERROR = 1, EXIT_TRIPLE_FAULT = 2 };
+#define RUN_REBOOT (-1) /* run_vm: the guest reset and wants to start again */
+
+/* Guest-physical layout of the board (see the top of this file). */
+#define BOARD_ACPI_REGION 0xe0000u
+#define BOARD_ACPI_REGION_SIZE 0x20000u
+#define BOARD_BOOT_STACK_TOP 0x9000u
+#define BOARD_BOOT_TABLES 0x9000u
+#define BOARD_SERIAL_PORT 0x3f8
+#define BOARD_SERIAL_IRQ 4
 
 struct device_arg {
 	char name[IPC_MAX_NAME];
@@ -39,6 +64,9 @@ struct options {
 	int cpus;
 	const char *flat;
 	enum vcpu_mode flat_mode;
+	const char *kernel, *initrd, *cmdline;
+	uint64_t launch_ns; /* host_now_ns() when the launcher started */
+	bool no_reboot;     /* a guest reset ends the VM (exit 0) */
 	int ndevices;
 	struct device_arg devices[MAX_DEVICES];
 };
@@ -52,14 +80,19 @@ struct vm {
 	int stop_asked;        /* enum vcpu_stop asked before the engine existed, or -1 */
 	struct devproxy *devices[MAX_DEVICES];
 	int ndevices;
+	/* The board devices in this process. */
+	struct ioapic ioapic;
+	struct power power;
+	struct bootmark bootmark;
 };
 
 static void usage(FILE *to)
 {
 	fprintf(to,
 		"usage: vmm-core --engine NAME|auto --memory BYTES --cpus N\n"
-		"                (--flat FILE [--flat-mode real|long] | --kernel FILE ...)\n"
-		"                --device NAME=URL ...\n"
+		"                (--flat FILE [--flat-mode real|long] |\n"
+		"                 --kernel FILE [--initrd FILE] [--cmdline STR])\n"
+		"                [--launch-time-ns NS] [--no-reboot] --device NAME=URL ...\n"
 		"Runs one VM: guest RAM, the CPU engine and a proxy for each device process,\n"
 		"which must dial URL and say HELLO within 10 s.  Normally started by launcher.\n"
 		"  --engine NAME     kvm, soft, whpx (as built in) or auto\n"
@@ -67,7 +100,13 @@ static void usage(FILE *to)
 		"  --flat FILE       raw image loaded at guest physical 0 and entered at 0,\n"
 		"                    in 16-bit real mode or (--flat-mode long) in 64-bit mode\n"
 		"                    with the first 4 GiB identity-mapped\n"
-		"  MINIVM_STATS=1    print exit and ipc counters at exit\n");
+		"  --kernel FILE     Linux bzImage or ELF vmlinux, entered in 64-bit mode\n"
+		"  --initrd FILE     initial ramdisk, placed at the top of RAM\n"
+		"  --cmdline STR     kernel command line\n"
+		"  --launch-time-ns NS  host_now_ns() at launch, for the boot-time marker\n"
+		"  --no-reboot       a guest reset ends the VM with status 0\n"
+		"  MINIVM_STATS=1    print exit and ipc counters at exit\n"
+		"  MINIVM_BOOT_TIME=1  print the boot-time marker (port 0x3f0) when it arrives\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -105,7 +144,7 @@ static int parse_device(const char *arg, struct options *o)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_ENGINE = 256, OPT_MEMORY, OPT_CPUS, OPT_FLAT, OPT_FLAT_MODE, OPT_KERNEL,
-	       OPT_INITRD, OPT_CMDLINE, OPT_DEVICE };
+	       OPT_INITRD, OPT_CMDLINE, OPT_DEVICE, OPT_LAUNCH_TIME, OPT_NO_REBOOT };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, OPT_ENGINE},
 		{"memory", required_argument, NULL, OPT_MEMORY},
@@ -116,10 +155,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"initrd", required_argument, NULL, OPT_INITRD},
 		{"cmdline", required_argument, NULL, OPT_CMDLINE},
 		{"device", required_argument, NULL, OPT_DEVICE},
+		{"launch-time-ns", required_argument, NULL, OPT_LAUNCH_TIME},
+		{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	*o = (struct options){.engine = "auto", .cpus = 1, .flat_mode = VCPU_REAL16};
+	*o = (struct options){.engine = "auto", .cpus = 1, .flat_mode = VCPU_REAL16,
+			      .launch_ns = host_now_ns()};
 	bool have_memory = false;
 	uint64_t cpus;
 	int c;
@@ -159,11 +201,23 @@ static int parse_args(int argc, char **argv, struct options *o)
 			}
 			break;
 		case OPT_KERNEL:
+			o->kernel = optarg;
+			break;
 		case OPT_INITRD:
+			o->initrd = optarg;
+			break;
 		case OPT_CMDLINE:
-			log_msg("--kernel, --initrd and --cmdline are not supported yet: "
-				"Linux boot comes with the board");
-			return 1;
+			o->cmdline = optarg;
+			break;
+		case OPT_LAUNCH_TIME:
+			if (parse_u64(optarg, &o->launch_ns)) {
+				log_msg("--launch-time-ns %s: want a number of nanoseconds", optarg);
+				return 1;
+			}
+			break;
+		case OPT_NO_REBOOT:
+			o->no_reboot = true;
+			break;
 		case OPT_DEVICE:
 			if (parse_device(optarg, o))
 				return 1;
@@ -180,8 +234,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		log_msg("unexpected argument '%s' (see --help)", argv[optind]);
 		return 1;
 	}
-	if (!have_memory || !o->flat) {
-		log_msg("--memory and --flat are required (see --help)");
+	if (!have_memory || !o->flat == !o->kernel) {
+		log_msg("--memory and one of --flat or --kernel are required (see --help)");
+		return 1;
+	}
+	if (!o->kernel && (o->initrd || o->cmdline)) {
+		log_msg("--initrd and --cmdline go with --kernel");
 		return 1;
 	}
 	if (o->cpus > 1) {
@@ -265,7 +323,90 @@ static int load_flat(const char *path, uint8_t *ram, uint64_t ram_size, uint64_t
 	return 0;
 }
 
-/* ---- the hooks the device proxies call ---- */
+/* Load a Linux kernel (and initrd, command line) with the board's memory
+ * map and ACPI tables, and fill the 64-bit boot state. */
+static int load_linux(const struct options *o, uint8_t *ram, struct vcpu_boot *boot)
+{
+	char err[256];
+	uint8_t *kernel = NULL, *initrd = NULL;
+	size_t kernel_size = 0, initrd_size = 0;
+	int rc = -1;
+	if (linux_read_file(o->kernel, &kernel, &kernel_size, err, sizeof(err)) ||
+	    (o->initrd && linux_read_file(o->initrd, &initrd, &initrd_size, err, sizeof(err)))) {
+		log_msg("cannot read %s", err);
+		goto out;
+	}
+	struct e820_entry e820[4];
+	int ne820 = linux_e820_pc(o->memory, e820, 4);
+	if (ne820 < 0) {
+		log_msg("--memory: a Linux guest needs at least 2 MiB");
+		goto out;
+	}
+	struct acpi_config acpi = {
+		.cpus = (unsigned)o->cpus,
+		.sleep_control_port = POWER_SLEEP_CONTROL_PORT,
+		.sleep_status_port = POWER_SLEEP_STATUS_PORT,
+		.reset_port = POWER_RESET_PORT,
+		.reset_value = POWER_RESET_VALUE,
+		.serial_port = BOARD_SERIAL_PORT,
+		.serial_irq = BOARD_SERIAL_IRQ,
+	};
+	uint64_t rsdp = acpi_build(ram, o->memory, BOARD_ACPI_REGION, BOARD_ACPI_REGION_SIZE, &acpi,
+				   err, sizeof(err));
+	if (!rsdp) {
+		log_msg("%s", err);
+		goto out;
+	}
+	struct linux_load_args args = {
+		.kernel = kernel,
+		.kernel_size = kernel_size,
+		.initrd = initrd,
+		.initrd_size = initrd_size,
+		.cmdline = o->cmdline,
+		.e820 = e820,
+		.e820_count = (unsigned)ne820,
+		.boot_params_addr = LINUX_BOOT_PARAMS_ADDR,
+		.cmdline_addr = LINUX_CMDLINE_ADDR,
+		.acpi_rsdp_addr = rsdp,
+		.host_decompress = linux_host_decompress_available(),
+	};
+	struct linux_loaded loaded;
+	if (linux_load(ram, o->memory, &args, &loaded, err, sizeof(err))) {
+		log_msg("%s: %s", o->kernel, err);
+		goto out;
+	}
+	*boot = (struct vcpu_boot){.mode = VCPU_LONG64,
+				   .entry = loaded.entry,
+				   .rsp = BOARD_BOOT_STACK_TOP,
+				   .rsi = loaded.boot_params};
+	if (boot_long_mode_tables(ram, o->memory, BOARD_BOOT_TABLES, boot, err, sizeof(err))) {
+		log_msg("%s", err);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(kernel);
+	free(initrd);
+	return rc;
+}
+
+/* Put the guest image in RAM and fill the vCPU's start state. */
+static int load_guest(const struct options *o, uint8_t *ram, struct vcpu_boot *boot)
+{
+	if (o->kernel)
+		return load_linux(o, ram, boot);
+	char err[256];
+	uint64_t image_size;
+	if (load_flat(o->flat, ram, o->memory, &image_size))
+		return -1;
+	if (boot_flat(ram, o->memory, image_size, o->flat_mode, boot, err, sizeof(err))) {
+		log_msg("%s: %s", o->flat, err);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the hooks the device proxies and board devices call ---- */
 
 static void vm_stop(struct vm *vm, enum vcpu_stop reason)
 {
@@ -282,13 +423,59 @@ static void hook_quit(void *opaque)
 	vm_stop(opaque, VCPU_STOP_POWEROFF);
 }
 
+static void board_stop(void *opaque, enum vcpu_stop reason)
+{
+	vm_stop(opaque, reason);
+}
+
+/* A device's line goes to the board's IOAPIC when the engine takes its
+ * messages; otherwise (KVM for now) to the engine's own line input. */
 static void hook_irq(void *opaque, unsigned line, int level)
+{
+	struct vm *vm = opaque;
+	if (vm->ops->signal_msi) {
+		ioapic_set_irq(&vm->ioapic, line, level);
+		return;
+	}
+	pthread_mutex_lock(&vm->lock);
+	if (vm->engine && vm->ops->set_irq)
+		vm->ops->set_irq(vm->engine, line, level);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* The IOAPIC's messages (called with its lock held: lock order is IOAPIC,
+ * then vm->lock, then the engine's LAPICs). */
+static void ioapic_to_engine(void *opaque, uint64_t address, uint32_t data)
 {
 	struct vm *vm = opaque;
 	pthread_mutex_lock(&vm->lock);
 	if (vm->engine)
-		vm->ops->set_irq(vm->engine, line, level);
+		vm->ops->signal_msi(vm->engine, address, data);
 	pthread_mutex_unlock(&vm->lock);
+}
+
+static void engine_eoi(void *opaque, uint8_t vector)
+{
+	struct vm *vm = opaque;
+	ioapic_eoi(&vm->ioapic, vector);
+}
+
+/* Put the board devices of this process on the bus. */
+static int attach_board(struct vm *vm, struct bus *bus, const struct options *o)
+{
+	char err[256];
+	struct ioapic_sink sink = {.opaque = vm, .deliver = ioapic_to_engine};
+	ioapic_init(&vm->ioapic, ACPI_IOAPIC_ADDR, (uint8_t)o->cpus, &sink); /* id after the LAPICs, as in the MADT */
+	power_init(&vm->power, board_stop, vm);
+	const char *announce = getenv("MINIVM_BOOT_TIME");
+	bootmark_init(&vm->bootmark, o->launch_ns, announce && strcmp(announce, "1") == 0);
+	if (bus_attach(bus, &vm->ioapic.dev, &vm->ioapic.range, 1, err, sizeof(err)) ||
+	    bus_attach(bus, &vm->power.dev, &vm->power.range, 1, err, sizeof(err)) ||
+	    bus_attach(bus, &vm->bootmark.dev, &vm->bootmark.range, 1, err, sizeof(err))) {
+		log_msg("board: %s", err);
+		return -1;
+	}
+	return 0;
 }
 
 struct vcpu_thread {
@@ -338,7 +525,8 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 	struct engine_config cfg = {.ram = ram,
 				    .ram_size = o->memory,
 				    .cpus = o->cpus,
-				    .bus = bus_engine_callbacks(bus)};
+				    .bus = bus_engine_callbacks(bus),
+				    .irqchip = {.opaque = vm, .eoi = engine_eoi}};
 	struct engine *engine = vm->ops->create(&cfg, err, sizeof(err));
 	if (!engine) {
 		log_msg("engine %s: %s", vm->ops->name, err);
@@ -373,8 +561,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 	case VCPU_STOP_POWEROFF:
 		return EXIT_GUEST_DONE;
 	case VCPU_STOP_RESET:
-		log_msg("the guest asked for a reset, which does not exist yet: stopping");
-		return EXIT_GUEST_DONE;
+		return o->no_reboot ? EXIT_GUEST_DONE : RUN_REBOOT;
 	case VCPU_STOP_SHUTDOWN:
 		log_msg("%s", t.stop.diag);
 		return EXIT_TRIPLE_FAULT;
@@ -407,17 +594,14 @@ int main(int argc, char **argv)
 		return EXIT_ERROR;
 	}
 	uint8_t *ram = host_shm_ptr(ram_shm);
-	uint64_t image_size;
 	struct vcpu_boot boot;
-	if (load_flat(o.flat, ram, o.memory, &image_size))
+	if (load_guest(&o, ram, &boot))
 		return EXIT_ERROR;
-	if (boot_flat(ram, o.memory, image_size, o.flat_mode, &boot, err, sizeof(err))) {
-		log_msg("%s: %s", o.flat, err);
-		return EXIT_ERROR;
-	}
 
 	struct bus bus;
 	bus_init(&bus, o.memory);
+	if (attach_board(&vm, &bus, &o))
+		return EXIT_ERROR;
 	struct devproxy_board board = {
 		.bus = &bus,
 		.ram_name = host_shm_name(ram_shm),
@@ -426,6 +610,15 @@ int main(int argc, char **argv)
 	};
 	uint64_t start = host_now_ns();
 	int status = attach_devices(&vm, &o, &board) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
+	while (status == RUN_REBOOT) {
+		/* QEMU's behaviour: the machine starts over with the same image.
+		 * The device processes keep their state: devproxy cannot send
+		 * IPC_RESET yet. */
+		log_msg("the guest reset the machine: rebooting");
+		ioapic_reset(&vm.ioapic);
+		vm.stop_asked = -1;
+		status = load_guest(&o, ram, &boot) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
+	}
 	uint64_t run_ns = host_now_ns() - start;
 
 	for (int i = 0; i < vm.ndevices; i++)
@@ -433,6 +626,10 @@ int main(int argc, char **argv)
 	for (int i = 0; i < vm.ndevices; i++)
 		devproxy_shutdown_and_destroy(vm.devices[i]);
 	stats_print_if_asked(run_ns);
+	const char *stats = getenv("MINIVM_STATS");
+	uint64_t marker_ns = atomic_load(&vm.bootmark.elapsed_ns);
+	if (stats && strcmp(stats, "1") == 0 && marker_ns)
+		log_msg("boot marker: %llu ms after launch", (unsigned long long)(marker_ns / 1000000));
 	host_shm_close(ram_shm);
 	return status;
 }
