@@ -546,7 +546,7 @@ static struct block *block_lookup(struct softcpu *c)
 	return b;
 }
 
-static struct block *block_find_or_decode(struct softcpu *c, uint64_t lin)
+static __attribute__((noinline)) struct block *block_find_or_decode(struct softcpu *c, uint64_t lin)
 {
 	struct block_cache *bc = c->blocks;
 	uint64_t phys = mmu_translate_exec(c, lin);
@@ -658,7 +658,9 @@ static void wait_for_wakeup(struct softcpu *c)
 	pthread_mutex_unlock(&c->wake_lock);
 }
 
-static enum softcpu_exit run_loop(struct softcpu *c)
+/* Not inlined into softcpu_run: a function calling setjmp keeps its locals
+ * in memory, and this loop is hot. */
+static __attribute__((noinline)) enum softcpu_exit run_loop(struct softcpu *c)
 {
 	for (;;) {
 		unsigned req = atomic_load_explicit(&c->requests, memory_order_relaxed);

@@ -115,16 +115,20 @@ struct lazy_flags {
 
 #define SOFTCPU_TLB_SIZE 1024
 #define SOFTCPU_TLB_VICTIMS 8
-/* One software TLB entry.  A tag is the linear page number that may use the
- * fast path for that access kind, or TLB_INVALID; addend + linear = host
- * address (only RAM pages get fast-path tags). */
+/* One software TLB entry (32 bytes: the fast path indexes it with a shift).
+ * A tag is the linear page number that may use the fast path for reads /
+ * writes, or TLB_INVALID; addend + linear = host address (only RAM pages get
+ * entries).  phys holds the page's physical address and TLB_EXEC/TLB_GLOBAL. */
 struct tlb_entry {
-	uint64_t tag_read, tag_write, tag_exec;
+	uint64_t tag_read, tag_write;
 	uintptr_t addend;
-	uint64_t phys_page; /* physical address of the page */
-	bool global;
+	uint64_t phys;
 };
 #define TLB_INVALID (~0ull)
+#define TLB_EXEC 0x1ull   /* instruction fetches allowed (with tag_read) */
+#define TLB_GLOBAL 0x2ull /* a global page: kept by CR3 writes */
+#define TLB_PAGE(e) ((e)->phys & ~0xfffull)
+_Static_assert(sizeof(struct tlb_entry) == 32, "TLB entries are indexed by shifting");
 
 struct xmm_reg {
 	uint64_t q[2];

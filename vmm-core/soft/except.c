@@ -23,7 +23,7 @@ static unsigned peek_code(struct softcpu *c, uint8_t *buf, unsigned n)
 	unsigned got = 0;
 	for (; got < n; got++, lin++) {
 		struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
-		if (e->tag_exec != lin >> 12)
+		if (e->tag_read != lin >> 12 || !(e->phys & TLB_EXEC))
 			break;
 		buf[got] = *(const uint8_t *)(e->addend + (uintptr_t)lin);
 	}

@@ -114,10 +114,10 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 	/* Writes to the page must now take the slow path. */
 	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
-			if (c->tlb[cls][i].phys_page == (pfn << 12))
+			if (TLB_PAGE(&c->tlb[cls][i]) == (pfn << 12))
 				c->tlb[cls][i].tag_write = TLB_INVALID;
 		for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++)
-			if (c->tlb_victim[cls][i].phys_page == (pfn << 12))
+			if (TLB_PAGE(&c->tlb_victim[cls][i]) == (pfn << 12))
 				c->tlb_victim[cls][i].tag_write = TLB_INVALID;
 	}
 }
@@ -126,14 +126,13 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 
 static void tlb_invalidate(struct tlb_entry *e)
 {
-	e->tag_read = e->tag_write = e->tag_exec = TLB_INVALID;
-	e->phys_page = TLB_INVALID;
-	e->global = false;
+	e->tag_read = e->tag_write = TLB_INVALID;
+	e->phys = 0;
 }
 
 static bool tlb_matches(const struct tlb_entry *e, uint64_t vpn)
 {
-	return e->tag_read == vpn || e->tag_write == vpn || e->tag_exec == vpn;
+	return e->tag_read == vpn || e->tag_write == vpn;
 }
 
 void softcpu_tlb_flush(struct softcpu *c, bool include_global)
@@ -141,10 +140,10 @@ void softcpu_tlb_flush(struct softcpu *c, bool include_global)
 	c->tlb_gen++;
 	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
-			if (include_global || !c->tlb[cls][i].global)
+			if (include_global || !(c->tlb[cls][i].phys & TLB_GLOBAL))
 				tlb_invalidate(&c->tlb[cls][i]);
 		for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++)
-			if (include_global || !c->tlb_victim[cls][i].global)
+			if (include_global || !(c->tlb_victim[cls][i].phys & TLB_GLOBAL))
 				tlb_invalidate(&c->tlb_victim[cls][i]);
 	}
 }
@@ -299,7 +298,9 @@ static void walk(struct softcpu *c, uint64_t lin, enum access acc, bool user, st
 
 static uint64_t tlb_tag(const struct tlb_entry *e, enum access acc)
 {
-	return acc == ACC_READ ? e->tag_read : acc == ACC_WRITE ? e->tag_write : e->tag_exec;
+	if (acc == ACC_EXEC)
+		return (e->phys & TLB_EXEC) ? e->tag_read : TLB_INVALID;
+	return acc == ACC_READ ? e->tag_read : e->tag_write;
 }
 
 /* Translate lin for `acc` in access class `user`, filling the TLB. */
@@ -314,7 +315,7 @@ static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool
 			struct tlb_entry t = *slot;
 			*slot = *v;
 			*v = t;
-			return slot->phys_page | (lin & 0xfff);
+			return TLB_PAGE(slot) | (lin & 0xfff);
 		}
 	}
 	struct walk w = {.phys = lin, .writable = true, .user = true, .dirty = true};
@@ -331,10 +332,8 @@ static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool
 		bool code = atomic_load_explicit(&c->m->code_bitmap[page >> 12], memory_order_relaxed);
 		e->tag_read = vpn;
 		e->tag_write = (w.writable && w.dirty && !code) ? vpn : TLB_INVALID;
-		e->tag_exec = w.nx ? TLB_INVALID : vpn;
 		e->addend = (uintptr_t)host - (uintptr_t)(lin & ~0xfffull);
-		e->phys_page = page;
-		e->global = w.global;
+		e->phys = page | (w.nx ? 0 : TLB_EXEC) | (w.global ? TLB_GLOBAL : 0);
 		if (w.large)
 			c->tlb_large = true;
 	}
@@ -344,8 +343,8 @@ static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool
 uint64_t mmu_translate_exec(struct softcpu *c, uint64_t lin)
 {
 	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
-	if (e->tag_exec == lin >> 12)
-		return e->phys_page | (lin & 0xfff);
+	if (e->tag_read == lin >> 12 && (e->phys & TLB_EXEC))
+		return TLB_PAGE(e) | (lin & 0xfff);
 	return translate(c, lin, ACC_EXEC, c->cpl == 3);
 }
 
