@@ -795,6 +795,25 @@ static void exec_grp7(struct softcpu *c, const struct insn *in)
 	c->rip = next_rip(c, in);
 }
 
+/* VERR / VERW: ZF = may this selector's segment be read / written at the
+ * current privilege?  A selector past its table's limit answers ZF = 0
+ * rather than faulting.  (Linux runs VERW as its MDS buffer clear.) */
+static void verify_seg(struct softcpu *c, const struct insn *in, bool write)
+{
+	uint16_t sel = (uint16_t)read_rm(c, in, 2);
+	uint64_t limit = (sel & 4) ? c->ldtr.limit : c->gdtr.limit;
+	bool ok = false;
+	if ((sel & ~3u) && (uint64_t)(sel & ~7u) + 7 <= limit && (!(sel & 4) || (c->ldtr.attr & SEG_ATTR_P))) {
+		unsigned attr = (unsigned)(softcpu_read_descriptor(c, sel) >> 40) & 0xff;
+		unsigned dpl = (attr >> 5) & 3, rpl = sel & 3;
+		bool code = attr & 0x8, conforming = code && (attr & 0x4);
+		bool allowed = write ? !code && (attr & 0x2) : !code || (attr & 0x2);
+		bool privileged = conforming || (dpl >= c->cpl && dpl >= rpl);
+		ok = (attr & SEG_ATTR_S) && allowed && privileged;
+	}
+	update_flags(c, F_ZF, ok ? F_ZF : 0);
+}
+
 static void exec_grp6(struct softcpu *c, const struct insn *in)
 {
 	if (!(c->cr0 & CR0_PE))
@@ -804,6 +823,8 @@ static void exec_grp6(struct softcpu *c, const struct insn *in)
 	case 1: write_rm(c, in, in->mod == 3 ? in->osz : 2, c->tr.sel); break;
 	case 2: load_system_seg(c, false, (uint16_t)read_rm(c, in, 2)); break;
 	case 3: load_system_seg(c, true, (uint16_t)read_rm(c, in, 2)); break;
+	case 4: verify_seg(c, in, false); break;
+	case 5: verify_seg(c, in, true); break;
 	default: softcpu_unimplemented(c, in);
 	}
 	c->rip = next_rip(c, in);
