@@ -21,8 +21,10 @@
 #include "log.h"
 #include "serial_device.h"
 
-#define DIAL_TIMEOUT_MS 10000
-#define WELCOME_TIMEOUT_MS 10000
+#define ATTACH_TIMEOUT_MS 10000 /* dialling until WELCOME, every attempt included */
+#define WELCOME_WAIT_MS 1000    /* per attempt: the core answers a HELLO at once */
+#define REDIAL_MIN_MS 10        /* backoff between attempts, doubling... */
+#define REDIAL_MAX_MS 200       /* ...up to this */
 #define CORE_LOST_NS 3000000000ull /* transport errors for this long: the core is gone */
 
 static const char usage[] =
@@ -33,6 +35,7 @@ static const char usage[] =
 	"  --mmio-uart ADDR  a second 16550 at MMIO ADDR (8 bytes, output to stdout)\n";
 
 static ipc_chan *chan;
+static host_shm *state_shm; /* the state page, mapped from WELCOME to exit */
 static struct serial_device dev;
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t input_space = PTHREAD_COND_INITIALIZER; /* signalled after each message */
@@ -215,37 +218,39 @@ static void keep_early(const struct ipc_msg *m)
 	early[nearly++] = *m;
 }
 
-/* Send HELLO and wait for the core's answer. */
-static struct ipc_welcome hello_welcome(const char *url)
+/* One attempt on a freshly dialled channel: HELLO number `attempt`, then
+ * its answer.  False if the channel closed or nothing came by WELCOME_WAIT_MS
+ * or the deadline: a new attempt may succeed (see attach). */
+static bool hello_welcome(uint64_t attempt, uint64_t deadline, struct ipc_welcome *w)
 {
 	char err[256];
 	struct ipc_msg m;
 	serial_hello(&dev.cfg, &m);
-	if (ipc_send(chan, &m) != IPC_OK) {
-		log_msg("cannot send HELLO to %s", url);
-		exit(1);
-	}
-	uint64_t deadline = host_now_ns() + WELCOME_TIMEOUT_MS * 1000000ull;
+	m.seq = attempt; /* the core's answer carries it */
+	if (ipc_send(chan, &m) != IPC_OK)
+		return false;
+	uint64_t now = host_now_ns();
+	if (deadline > now + WELCOME_WAIT_MS * 1000000ull)
+		deadline = now + WELCOME_WAIT_MS * 1000000ull;
 	for (;;) {
-		uint64_t now = host_now_ns();
-		int rc = now >= deadline ? IPC_ETIMEDOUT
-					 : ipc_recv(chan, &m, (int)((deadline - now) / 1000000), err,
-						    sizeof(err));
-		if (rc == IPC_ETIMEDOUT) {
-			log_msg("no answer from the core at %s", url);
-			exit(1);
-		}
+		now = host_now_ns();
+		if (now >= deadline)
+			return false;
+		int rc = ipc_recv(chan, &m, (int)((deadline - now) / 1000000), err, sizeof(err));
 		if (rc == IPC_EBADMSG) {
 			log_once("ignoring a malformed message from the core: %s", err);
 			continue;
 		}
-		if (rc != IPC_OK) {
-			log_msg("waiting for WELCOME: %s", err);
-			exit(1);
-		}
+		if (rc != IPC_OK)
+			return false;
 		switch (m.type) {
 		case IPC_WELCOME:
-			return m.u.welcome;
+			/* An earlier attempt's HELLO did reach the core: the
+			 * answer to this one follows. */
+			if (m.seq != attempt)
+				continue;
+			*w = m.u.welcome;
+			return true;
 		case IPC_REJECT:
 			log_msg("the core refused the device: %s", m.u.reason);
 			exit(1);
@@ -258,35 +263,65 @@ static struct ipc_welcome hello_welcome(const char *url)
 	}
 }
 
-/* HELLO, WELCOME, then the state page and what was left for us. */
+/* Dial, HELLO, WELCOME; then the state page and what was left for us.
+ * A restarted device may dial before the core has noticed its previous
+ * incarnation go: pair0 then refuses the new connection and closes it, and
+ * that channel is closed for good.  So each attempt that closes or stays
+ * unanswered is followed by a new dial, until ATTACH_TIMEOUT_MS.  Messages
+ * kept from earlier attempts stay kept: they are older than later ones. */
 static void attach(const char *url)
 {
 	char err[256];
-	int rc = ipc_dial(url, DIAL_TIMEOUT_MS, &chan, err, sizeof(err));
-	if (rc != IPC_OK) {
-		log_msg("%s", err);
-		exit(1);
+	uint64_t deadline = host_now_ns() + ATTACH_TIMEOUT_MS * 1000000ull;
+	unsigned backoff_ms = REDIAL_MIN_MS;
+	struct ipc_welcome w;
+	for (uint64_t attempt = 1;; attempt++) {
+		uint64_t now = host_now_ns();
+		int left_ms = now < deadline ? (int)((deadline - now) / 1000000) : 0;
+		if (ipc_dial(url, left_ms, &chan, err, sizeof(err)) != IPC_OK) {
+			log_msg("%s", err);
+			exit(1);
+		}
+		if (hello_welcome(attempt, deadline, &w))
+			break;
+		ipc_close(chan);
+		chan = NULL;
+		if (host_now_ns() + backoff_ms * 1000000ull >= deadline) {
+			log_msg("no answer from the core at %s within %d s", url, ATTACH_TIMEOUT_MS / 1000);
+			exit(1);
+		}
+		host_sleep_ms(backoff_ms);
+		backoff_ms = backoff_ms * 2 < REDIAL_MAX_MS ? backoff_ms * 2 : REDIAL_MAX_MS;
 	}
-	struct ipc_welcome w = hello_welcome(url);
 	if (w.state_size < IPC_STATE_SIZE) {
 		log_msg("the core's state page has %" PRIu64 " bytes, %d needed", w.state_size,
 			IPC_STATE_SIZE);
 		exit(1);
 	}
-	/* Mapped for the life of the process. */
-	host_shm *shm = host_shm_open(w.state_name, IPC_STATE_SIZE, err, sizeof(err));
-	if (!shm) {
+	state_shm = host_shm_open(w.state_name, IPC_STATE_SIZE, err, sizeof(err));
+	if (!state_shm) {
 		log_msg("%s", err);
 		exit(1);
 	}
 	pthread_mutex_lock(&dev_lock);
-	serial_attach(&dev, host_shm_ptr(shm), w.flags & IPC_WELCOME_RESUMED);
+	serial_attach(&dev, host_shm_ptr(state_shm), w.flags & IPC_WELCOME_RESUMED);
 	for (size_t i = 0; i < nearly; i++)
 		serial_handle(&dev, &early[i]);
 	pthread_mutex_unlock(&dev_lock);
 	free(early);
 	early = NULL;
 	nearly = 0;
+}
+
+/* Every exit once attached.  The reader thread may be blocked in a read:
+ * exit without joining it, but holding dev_lock, so that it never touches
+ * the channel or the state page again.  atexit restores the terminal. */
+static void __attribute__((noreturn)) detach_and_exit(int status)
+{
+	pthread_mutex_lock(&dev_lock);
+	ipc_close(chan);
+	host_shm_close(state_shm);
+	exit(status);
 }
 
 /* ---- serving ---- */
@@ -337,12 +372,10 @@ int main(int argc, char **argv)
 		pthread_t reader;
 		if (pthread_create(&reader, NULL, stdin_reader, NULL) != 0) {
 			log_msg("cannot start the stdin reader thread");
-			exit(1);
+			detach_and_exit(1);
 		}
 		pthread_detach(reader);
 	}
 	serve();
-	/* The reader thread may be blocked in a read: exit without joining.
-	 * atexit restores the terminal; the core owns the state page. */
-	exit(0);
+	detach_and_exit(0);
 }

@@ -9,12 +9,15 @@
  * callback reports each.  The dialing side (a device) lives for one listener:
  * once it goes away the channel is closed for good, so a device notices that
  * the core is gone and exits.  nng cannot interrupt a blocked send or receive
- * when that happens, so on the dialing side they wait in PEER_POLL_MS slices
- * and look at peer_gone in between.
+ * when that happens, so they wait in PEER_POLL_MS slices and look at
+ * peer_gone (and a send at its deadline) in between.  Between its receive
+ * slices the listening side renews its listener while it has no peer (see
+ * RELISTEN_NS).
  */
 #include "ipc.h"
 
 #include "host.h"
+#include "log.h"
 
 #include <nng/nng.h>
 #include <nng/protocol/pair0/pair.h>
@@ -27,6 +30,12 @@
 #endif
 
 #define PEER_POLL_MS 50
+/* nng 1.5.2's listener stops accepting for good when its half of the
+ * connection handshake fails with EPIPE: a dialer that connected and closed
+ * at once (a device killed, or closing its channel while nng's dialer was
+ * reconnecting in the background).  So a listener that has had no peer for
+ * this long is renewed, and keeps being renewed until one comes. */
+#define RELISTEN_NS 1000000000ull
 #define DIAL_RETRY_MS 10
 /* Larger messages make nng drop the connection.  Anything above
  * IPC_MAX_MSG is refused anyway; this bound only keeps a hostile peer from
@@ -46,8 +55,17 @@ struct ipc_chan {
 	void *opaque;
 	pthread_mutex_t peer_lock; /* orders the peer callbacks */
 	uint32_t peer_pipe;        /* nng pipe id of the attached peer, 0 if none */
+	uint64_t idle_since;       /* listener: host_now_ns() since no peer, or renewed */
+	nng_listener listener;
+	char *url;                 /* listener: to renew it */
 	_Atomic bool peer_gone;    /* dialer: the listener went away */
 };
+
+/* The host_now_ns() at which timeout_ms (negative: 0) will have passed. */
+static uint64_t deadline_after_ms(int timeout_ms)
+{
+	return host_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+}
 
 static void set_err(char *err, size_t errlen, const char *what, const char *url, int rv)
 {
@@ -69,6 +87,7 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 			c->cb(c->opaque, true);
 	} else if (ev == NNG_PIPE_EV_REM_POST && c->peer_pipe == id) {
 		c->peer_pipe = 0;
+		c->idle_since = host_now_ns();
 		if (c->dialer)
 			c->peer_gone = true;
 		if (c->cb)
@@ -119,7 +138,7 @@ static ipc_chan *chan_open(const char *url, bool dialer, ipc_peer_cb cb, void *o
 	    (rv = nng_socket_set_size(c->sock, NNG_OPT_RECVMAXSZ, RECV_MAX_BYTES)) ||
 	    (rv = nng_socket_set_int(c->sock, NNG_OPT_SENDBUF, QUEUE_MSGS)) ||
 	    (rv = nng_socket_set_int(c->sock, NNG_OPT_RECVBUF, QUEUE_MSGS)) ||
-	    (dialer && (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, PEER_POLL_MS))) ||
+	    (rv = nng_socket_set_ms(c->sock, NNG_OPT_SENDTIMEO, PEER_POLL_MS)) ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_ADD_POST, on_pipe_event, c)) ||
 	    (rv = nng_pipe_notify(c->sock, NNG_PIPE_EV_REM_POST, on_pipe_event, c))) {
 		set_err(err, errlen, "setting up the channel for", url, rv);
@@ -134,7 +153,9 @@ int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, ch
 	ipc_chan *c = chan_open(url, false, cb, opaque, err, errlen);
 	if (!c)
 		return IPC_EIO;
-	int rv = nng_listen(c->sock, url, NULL, 0);
+	c->idle_since = host_now_ns();
+	c->url = strdup(url);
+	int rv = c->url ? nng_listen(c->sock, url, &c->listener, 0) : NNG_ENOMEM;
 	if (rv) {
 		set_err(err, errlen, "listen on", url, rv);
 		ipc_close(c);
@@ -144,6 +165,25 @@ int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, ch
 	return IPC_OK;
 }
 
+/* Listener: renew the nng listener once no peer has come for RELISTEN_NS
+ * (see its definition).  A device dialling at that moment is refused and
+ * dials again. */
+static void renew_listener_if_idle(ipc_chan *c)
+{
+	uint64_t now = host_now_ns();
+	pthread_mutex_lock(&c->peer_lock);
+	bool idle = c->peer_pipe == 0 && now - c->idle_since >= RELISTEN_NS;
+	if (idle)
+		c->idle_since = now;
+	pthread_mutex_unlock(&c->peer_lock);
+	if (!idle)
+		return;
+	nng_listener_close(c->listener);
+	int rv = nng_listen(c->sock, c->url, &c->listener, 0);
+	if (rv)
+		log_once("cannot listen on %s again: %s", c->url, nng_strerror(rv));
+}
+
 int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t errlen)
 {
 	ipc_chan *c = chan_open(url, true, NULL, NULL, err, errlen);
@@ -151,7 +191,7 @@ int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t 
 		return IPC_EIO;
 	/* The core may not be listening yet: retry while the address is
 	 * missing or refuses, until the deadline. */
-	uint64_t deadline = host_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+	uint64_t deadline = deadline_after_ms(timeout_ms);
 	for (;;) {
 		int rv = nng_dial(c->sock, url, NULL, 0);
 		if (rv == 0)
@@ -169,7 +209,8 @@ int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t 
 	return IPC_OK;
 }
 
-int ipc_send(ipc_chan *c, const struct ipc_msg *m)
+/* deadline_ns 0: no deadline. */
+static int send_until(ipc_chan *c, const struct ipc_msg *m, uint64_t deadline_ns)
 {
 	uint8_t buf[IPC_MAX_MSG];
 	int len = ipc_encode(m, buf, sizeof(buf));
@@ -183,14 +224,26 @@ int ipc_send(ipc_chan *c, const struct ipc_msg *m)
 			return IPC_OK;
 		if (rv == NNG_ECLOSED)
 			return IPC_ECLOSED;
-		if (rv != NNG_ETIMEDOUT) /* only the dialer's send slices time out */
+		if (rv != NNG_ETIMEDOUT) /* a PEER_POLL_MS slice */
 			return IPC_EIO;
+		if (deadline_ns && host_now_ns() >= deadline_ns)
+			return IPC_ETIMEDOUT;
 	}
+}
+
+int ipc_send(ipc_chan *c, const struct ipc_msg *m)
+{
+	return send_until(c, m, 0);
+}
+
+int ipc_send_timeout(ipc_chan *c, const struct ipc_msg *m, int timeout_ms)
+{
+	return send_until(c, m, deadline_after_ms(timeout_ms));
 }
 
 int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen)
 {
-	uint64_t deadline = host_now_ns() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
+	uint64_t deadline = deadline_after_ms(timeout_ms);
 	for (;;) {
 		if (c->peer_gone) {
 			if (err && errlen)
@@ -202,7 +255,7 @@ int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t e
 			uint64_t now = host_now_ns();
 			wait = now >= deadline ? 0 : (nng_duration)((deadline - now + 999999) / 1000000);
 		}
-		if (c->dialer && (wait == NNG_DURATION_INFINITE || wait > PEER_POLL_MS))
+		if (wait == NNG_DURATION_INFINITE || wait > PEER_POLL_MS)
 			wait = PEER_POLL_MS;
 		nng_aio_set_timeout(c->recv_aio, wait);
 		nng_recv_aio(c->sock, c->recv_aio);
@@ -215,6 +268,8 @@ int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t e
 			return rc;
 		}
 		if (rv == NNG_ETIMEDOUT) {
+			if (!c->dialer)
+				renew_listener_if_idle(c);
 			if (timeout_ms >= 0 && host_now_ns() >= deadline)
 				return IPC_ETIMEDOUT;
 			continue;
@@ -233,5 +288,6 @@ void ipc_close(ipc_chan *c)
 	nng_close(c->sock);
 	nng_aio_free(c->recv_aio);
 	pthread_mutex_destroy(&c->peer_lock);
+	free(c->url);
 	free(c);
 }

@@ -39,8 +39,8 @@
 
 enum ipc_msg_type {
 	IPC_HELLO = 1,    /* dev -> core: name, version, ranges, irqs, regs */
-	IPC_WELCOME = 2,  /* core -> dev: attached; shared-memory names */
-	IPC_REJECT = 3,   /* core -> dev: not attached, with a reason */
+	IPC_WELCOME = 2,  /* core -> dev: attached; shared-memory names; HELLO's seq */
+	IPC_REJECT = 3,   /* core -> dev: not attached, with a reason; HELLO's seq */
 	IPC_IO_READ = 4,  /* core -> dev: read; answered by IPC_IO_REPLY, same seq */
 	IPC_IO_REPLY = 5, /* dev -> core */
 	IPC_IO_WRITE = 6, /* core -> dev: posted write, no reply */
@@ -143,7 +143,9 @@ typedef struct ipc_chan ipc_chan;
 /* Called from nng's thread when the peer attaches (up=true) or goes away. */
 typedef void (*ipc_peer_cb)(void *opaque, bool up);
 
-/* Core side: listen on url ("ipc:///path" or, on Windows, "ipc://name"). */
+/* Core side: listen on url ("ipc:///path" or, on Windows, "ipc://name").
+ * While no peer is attached, ipc_recv renews the listener every second
+ * (nng 1.5.2's can stop accepting for good; chan.c says when). */
 int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, char *err, size_t errlen);
 /* Device side: dial url, retrying until connected or timeout_ms passes
  * (IPC_ETIMEDOUT).  A dialed channel serves one listener: once it goes away,
@@ -152,6 +154,10 @@ int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t 
 /* Blocks while the peer is away or its queue is full (backpressure, never
  * drop); up to 256 messages queue inside the channel.  Any thread. */
 int ipc_send(ipc_chan *c, const struct ipc_msg *m);
+/* The same, but gives up with IPC_ETIMEDOUT once the message has waited
+ * about timeout_ms (+ up to 50 ms): for senders that must not hang on a peer
+ * that stopped reading. */
+int ipc_send_timeout(ipc_chan *c, const struct ipc_msg *m, int timeout_ms);
 /* timeout_ms < 0 waits forever.  A message that fails validation is consumed
  * and reported as IPC_EBADMSG with the reason in err. */
 int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen);

@@ -2,7 +2,8 @@
  * on a real ipc socket: HELLO/WELCOME, host input through a pipe (more than
  * the input queue holds, then end of input), output, PING, SHUTDOWN, and a
  * restart that resumes the state page and applies the writes queued for the
- * dead incarnation.  Linux only (stdin/stdout are swapped for pipes). */
+ * dead incarnation, and a restart that dials while the core still holds the
+ * dead one.  Linux only (stdin/stdout are swapped for pipes). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -105,7 +106,7 @@ static void welcome(struct core *c, bool resumed)
 	recv_skipping_irqs(c, &m);
 	assert_int_equal(m.type, IPC_HELLO);
 	assert_string_equal(m.u.hello.name, "serial");
-	struct ipc_msg w = {.type = IPC_WELCOME, .seq = c->seq++};
+	struct ipc_msg w = {.type = IPC_WELCOME, .seq = m.seq};
 	w.u.welcome.flags = resumed ? IPC_WELCOME_RESUMED : 0;
 	w.u.welcome.state_size = IPC_STATE_SIZE;
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
@@ -219,11 +220,37 @@ static void test_restart_resumes(void **state)
 	core_close(&c);
 }
 
+/* A restarted device may dial before the core has seen the previous
+ * incarnation go: pair0 refuses the new connection and closes it.  The
+ * device must dial again until it is taken, not give up. */
+static void test_attach_redials_while_the_old_peer_lingers(void **state)
+{
+	struct core c;
+	struct device d;
+	char err[256];
+	core_open(&c);
+	ipc_chan *old; /* the previous incarnation, not yet noticed gone */
+	assert_int_equal(ipc_dial(c.url, 5000, &old, err, sizeof(err)), IPC_OK);
+	while (!c.peer_up)
+		host_sleep_ms(1);
+	device_start(&d, &c);
+	host_sleep_ms(500); /* its connections are refused meanwhile */
+	ipc_close(old);
+
+	welcome(&c, false);
+	io_write(&c, COM1 + UART_SCR, 0xa5);
+	assert_int_equal(io_read(&c, COM1 + UART_SCR), 0xa5);
+	shutdown_and_wait(&c, &d);
+	device_close_pipes(&d);
+	core_close(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_input_output_shutdown),
 		cmocka_unit_test(test_restart_resumes),
+		cmocka_unit_test(test_attach_redials_while_the_old_peer_lingers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
