@@ -30,6 +30,8 @@
 
 #define READ_REPLY_TIMEOUT_MS 5000 /* a device silent this long is broken */
 #define RECV_POLL_MS 50            /* how often the receive thread checks for close */
+#define SEND_POLL_MS 50            /* how often a blocked send checks for abort */
+#define SHUTDOWN_WAIT_MS 1000      /* for the device to take SHUTDOWN and go */
 
 /* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
 struct pending_read {
@@ -118,10 +120,28 @@ static void mark_broken(struct devproxy *d, const char *why)
 	pthread_mutex_unlock(&d->lock);
 }
 
+/* ipc_send, waiting while the device's queue is full (backpressure), but
+ * only until the VM stops: a device that stopped reading must not keep the
+ * core from ending.  IPC_ETIMEDOUT: given up because of devproxy_abort.
+ * send_lock held. */
+static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
+{
+	for (;;) {
+		int rc = ipc_send_timeout(d->chan, m, SEND_POLL_MS);
+		if (rc != IPC_ETIMEDOUT)
+			return rc;
+		pthread_mutex_lock(&d->lock);
+		bool aborted = d->aborted;
+		pthread_mutex_unlock(&d->lock);
+		if (aborted)
+			return rc;
+	}
+}
+
 static int send_msg(struct devproxy *d, const struct ipc_msg *m)
 {
 	pthread_mutex_lock(&d->send_lock);
-	int rc = ipc_send(d->chan, m);
+	int rc = send_until_abort(d, m);
 	pthread_mutex_unlock(&d->send_lock);
 	return rc;
 }
@@ -148,7 +168,7 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
 	pthread_mutex_unlock(&d->lock);
 	int rc = send_msg(d, &m);
 	pthread_mutex_lock(&d->lock);
-	if (rc != IPC_OK && !p.lost)
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT && !p.lost)
 		mark_broken_locked(d, "cannot send to it");
 
 	struct timespec deadline = deadline_after_ms(READ_REPLY_TIMEOUT_MS);
@@ -217,12 +237,12 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 	if (policy_write_is_ordered(reg))
 		d->ordered_mark = m.seq;
 	pthread_mutex_unlock(&d->lock);
-	int rc = ipc_send(d->chan, &m);
+	int rc = send_until_abort(d, &m);
 	pthread_mutex_unlock(&d->send_lock);
-	if (rc != IPC_OK)
-		mark_broken(d, "cannot send to it");
-	else
+	if (rc == IPC_OK)
 		STATS_ADD(posted_writes, 1);
+	else if (rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
 }
 
 /* ---- the receive side ---- */
@@ -300,8 +320,10 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", d->board.ram_name);
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
 		 host_shm_name(d->state_shm));
-	if (send_msg(d, &w) != IPC_OK) {
-		mark_broken(d, "cannot send WELCOME");
+	rc = send_msg(d, &w);
+	if (rc != IPC_OK) {
+		if (rc != IPC_ETIMEDOUT) /* not merely the VM stopping */
+			mark_broken(d, "cannot send WELCOME");
 		return;
 	}
 	if (resumed)
@@ -469,17 +491,29 @@ void devproxy_abort(struct devproxy *d)
 
 void devproxy_shutdown_and_destroy(struct devproxy *d)
 {
-	pthread_mutex_lock(&d->lock);
-	bool up = d->up;
-	pthread_mutex_unlock(&d->lock);
-	if (up) {
-		struct ipc_msg m = {.type = IPC_SHUTDOWN};
-		send_msg(d, &m);
-	}
-	/* The receive thread notices within RECV_POLL_MS; only then is the
-	 * channel closed under nobody's feet. */
+	/* The receive thread notices within RECV_POLL_MS, and its sends give
+	 * up as the abort says: then nobody else uses the channel. */
+	devproxy_abort(d);
 	atomic_store(&d->closing, true);
 	pthread_join(d->rx_thread, NULL);
+
+	/* Every wait is bounded: a device that stopped reading cannot keep the
+	 * core from exiting (the launcher stops what is left). */
+	pthread_mutex_lock(&d->lock);
+	if (d->up) {
+		pthread_mutex_unlock(&d->lock);
+		struct ipc_msg m = {.type = IPC_SHUTDOWN};
+		int rc = ipc_send_timeout(d->chan, &m, SHUTDOWN_WAIT_MS);
+		pthread_mutex_lock(&d->lock);
+		/* The device goes once it has taken everything sent before
+		 * SHUTDOWN.  Closing the socket earlier could drop what nng
+		 * still holds: the guest's last output. */
+		struct timespec deadline = deadline_after_ms(SHUTDOWN_WAIT_MS);
+		while (rc == IPC_OK && d->up &&
+		       pthread_cond_timedwait(&d->cond, &d->lock, &deadline) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&d->lock);
 	ipc_close(d->chan);
 	if (d->state_shm)
 		host_shm_close(d->state_shm);

@@ -42,8 +42,10 @@ int devproxy_wait_attached(struct devproxy *d, int timeout_ms, char *err, size_t
  * future reads answer all-ones, writes are dropped).  Any thread. */
 void devproxy_abort(struct devproxy *d);
 
-/* Tell an attached device the VM is over (IPC_SHUTDOWN), then stop serving
- * it and free everything.  The state page is released with it. */
+/* Abort, tell an attached device the VM is over (IPC_SHUTDOWN) and give it
+ * a moment to take what was sent before and go, then stop serving it and
+ * free everything.  Returns within about 2 s whatever the device does.  The
+ * state page is released with it. */
 void devproxy_shutdown_and_destroy(struct devproxy *d);
 
 #endif
