@@ -34,7 +34,7 @@ static void argv_add(struct child_argv *a, const char *fmt, ...)
 }
 
 int child_argv_core(struct child_argv *a, const char *exe, const struct vmconf *c,
-		    const char *serial_url)
+		    const char *serial_url, uint64_t launch_ns)
 {
 	argv_start(a);
 	argv_add(a, "%s", exe);
@@ -60,6 +60,12 @@ int child_argv_core(struct child_argv *a, const char *exe, const struct vmconf *
 			argv_add(a, "--cmdline");
 			argv_add(a, "%s", c->cmdline);
 		}
+	}
+	if (c->reboot_exits)
+		argv_add(a, "--no-reboot");
+	if (launch_ns) {
+		argv_add(a, "--launch-time-ns");
+		argv_add(a, "%llu", (unsigned long long)launch_ns);
 	}
 	argv_add(a, "--device");
 	argv_add(a, "%s=%s", CHILD_SERIAL_NAME, serial_url);

@@ -22,11 +22,12 @@ struct child_argv {
 	size_t used;
 };
 
-/* `vmm-core --engine ... --device serial=URL`; exe is the path to run.
- * Returns -1 only if a string does not fit (cannot happen for a conf that
- * vmconf_check accepted). */
+/* `vmm-core --engine ... --device serial=URL`; exe is the path to run;
+ * launch_ns (host_now_ns() when the launcher started, for the boot-time
+ * marker) is passed on unless 0.  Returns -1 only if a string does not fit
+ * (cannot happen for a conf that vmconf_check accepted). */
 int child_argv_core(struct child_argv *a, const char *exe, const struct vmconf *c,
-		    const char *serial_url);
+		    const char *serial_url, uint64_t launch_ns);
 
 /* `dev-serial --connect URL --stdio on|off [--debugcon PORT] [--mmio-uart ADDR]` */
 int child_argv_serial(struct child_argv *a, const char *exe, const struct vmconf *c,

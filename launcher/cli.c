@@ -4,14 +4,17 @@
 
 #include <string.h>
 
-/* Flag names without their dashes: "-m" and "--m" both work, as in QEMU. */
+/* Flag names without their dashes: "-m" and "--m" both work, as in QEMU.
+ * A flag with a `fixed` value takes no argument and sets its key to it. */
 static const struct {
 	const char *name;
 	enum vmconf_key key;
+	const char *fixed;
 } flags[] = {
-	{"kernel", VMCONF_KERNEL}, {"initrd", VMCONF_INITRD},   {"append", VMCONF_CMDLINE},
-	{"m", VMCONF_MEMORY},      {"smp", VMCONF_CPUS},        {"accel", VMCONF_ENGINE},
-	{"flat", VMCONF_FLAT},     {"flat-mode", VMCONF_FLAT_MODE}, {"debugcon", VMCONF_DEBUGCON},
+	{"kernel", VMCONF_KERNEL, NULL}, {"initrd", VMCONF_INITRD, NULL}, {"append", VMCONF_CMDLINE, NULL},
+	{"m", VMCONF_MEMORY, NULL},      {"smp", VMCONF_CPUS, NULL},      {"accel", VMCONF_ENGINE, NULL},
+	{"flat", VMCONF_FLAT, NULL},     {"flat-mode", VMCONF_FLAT_MODE, NULL},
+	{"debugcon", VMCONF_DEBUGCON, NULL}, {"no-reboot", VMCONF_REBOOT, "exit"},
 };
 
 static const char *without_dashes(const char *arg)
@@ -19,13 +22,13 @@ static const char *without_dashes(const char *arg)
 	return arg + (arg[1] == '-' ? 2 : 1);
 }
 
-/* The key arg (a flag, dashes included) sets; -1 if it is no such flag. */
-static int flag_key(const char *arg)
+/* The index in flags[] of arg (a flag, dashes included); -1 if none. */
+static int flag_index(const char *arg)
 {
 	const char *name = without_dashes(arg);
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
 		if (!strcmp(name, flags[i].name))
-			return (int)flags[i].key;
+			return (int)i;
 	}
 	return -1;
 }
@@ -51,6 +54,7 @@ void cli_usage(FILE *out)
 	      "  -smp N            number of vCPUs (1 .. 8)              [vm] cpus\n"
 	      "  -accel ENGINE     auto, kvm, whpx or soft (tcg = soft)  [vm] engine\n"
 	      "  --debugcon PORT   debug port printed on stdout, or off  [serial] debugcon\n"
+	      "  -no-reboot        a guest reboot ends the VM (status 0) [vm] reboot = exit\n"
 	      "  -kernel replaces the file's flat; --flat replaces its kernel, initrd, cmdline.\n"
 	      "  Paths on the command line are relative to the current directory.\n"
 	      "\n"
@@ -64,6 +68,7 @@ void cli_usage(FILE *out)
 	      "  flat-mode = real      ; real | long\n"
 	      "  initrd = initrd.img\n"
 	      "  cmdline = console=ttyS0\n"
+	      "  reboot = restart      ; restart | exit: what a guest reboot does\n"
 	      "  [serial]\n"
 	      "  stdio = on            ; ttyS0 on the launcher's stdin/stdout\n"
 	      "  debugcon = 0xf1       ; optional debug port, output to stdout\n"
@@ -108,17 +113,19 @@ int cli_parse(int argc, char **argv, struct vmconf *conf, enum cli_action *actio
 			*action = is_help(arg) ? CLI_HELP : CLI_VERSION;
 			return 0;
 		}
-		int key = flag_key(arg);
-		if (key < 0) {
+		int f = flag_index(arg);
+		if (f < 0) {
 			snprintf(err, errlen, "unknown flag %s (try launcher --help)", arg);
 			return -1;
 		}
+		if (flags[f].fixed)
+			continue;
 		if (i + 1 >= argc) {
 			snprintf(err, errlen, "%s needs a value", arg);
 			return -1;
 		}
-		kernel_flag |= key == VMCONF_KERNEL;
-		flat_flag |= key == VMCONF_FLAT;
+		kernel_flag |= flags[f].key == VMCONF_KERNEL;
+		flat_flag |= flags[f].key == VMCONF_FLAT;
 		i++;
 	}
 
@@ -141,14 +148,17 @@ int cli_parse(int argc, char **argv, struct vmconf *conf, enum cli_action *actio
 	for (int i = 2; i < argc; i++) {
 		if (argv[i][0] != '-')
 			continue;
-		enum vmconf_key key = (enum vmconf_key)flag_key(argv[i]);
+		int f = flag_index(argv[i]);
+		enum vmconf_key key = flags[f].key;
+		const char *value = flags[f].fixed ? flags[f].fixed : argv[i + 1];
 		char why[VMCONF_ERR_MAX];
-		if (vmconf_set(conf, key, argv[i + 1], "", why, sizeof(why))) {
+		if (vmconf_set(conf, key, value, "", why, sizeof(why))) {
 			snprintf(err, errlen, "%s: %s", argv[i], why);
 			return -1;
 		}
 		conf->origin[key] = (struct vmconf_origin){.flag = argv[i]};
-		i++;
+		if (!flags[f].fixed)
+			i++;
 	}
 	return vmconf_check(conf, err, errlen);
 }

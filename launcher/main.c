@@ -217,7 +217,7 @@ static int supervise(void)
 
 /* From the runtime directory on, every path leaves through the end of this
  * function: children stopped, terminal restored, directory removed. */
-static int run_vm(const struct vmconf *conf)
+static int run_vm(const struct vmconf *conf, uint64_t launch_ns)
 {
 	char dir[VMCONF_PATH_MAX], core_exe[VMCONF_PATH_MAX + 32], serial_exe[VMCONF_PATH_MAX + 32];
 	if (host_exe_dir(dir, sizeof(dir))) {
@@ -235,7 +235,7 @@ static int run_vm(const struct vmconf *conf)
 	int status = 1;
 	char url[CHILD_URL_MAX];
 	if (host_ipc_url(runtime_dir, CHILD_SERIAL_NAME, url, sizeof(url)) ||
-	    child_argv_core(&child_info[CHILD_CORE].args, core_exe, conf, url) ||
+	    child_argv_core(&child_info[CHILD_CORE].args, core_exe, conf, url, launch_ns) ||
 	    child_argv_serial(&child_info[CHILD_SERIAL].args, serial_exe, conf, url)) {
 		log_msg("command lines for the VM's processes are too long");
 		goto out;
@@ -263,6 +263,9 @@ out:
 int main(int argc, char **argv)
 {
 	log_init("launcher");
+	/* The boot-time marker measures from here (monotonic clocks are
+	 * system-wide on Linux and Windows, so vmm-core can compare). */
+	uint64_t launch_ns = host_now_ns();
 	/* Large (paths); static rather than on the stack. */
 	static struct vmconf conf;
 	enum cli_action action;
@@ -279,5 +282,5 @@ int main(int argc, char **argv)
 		printf("launcher (minivm) %s\n", MINIVM_VERSION);
 		return 0;
 	}
-	return run_vm(&conf);
+	return run_vm(&conf, launch_ns);
 }

@@ -26,6 +26,7 @@ static const struct {
 	[VMCONF_STDIO] = {"serial", "stdio"},
 	[VMCONF_DEBUGCON] = {"serial", "debugcon"},
 	[VMCONF_MMIO_UART] = {"serial", "mmio-uart"},
+	[VMCONF_REBOOT] = {"vm", "reboot"},
 };
 
 void vmconf_init(struct vmconf *c)
@@ -284,6 +285,13 @@ int vmconf_set(struct vmconf *c, enum vmconf_key key, const char *value, const c
 		return set_debugcon(c, value, why, n);
 	case VMCONF_MMIO_UART:
 		return set_mmio_uart(c, value, why, n);
+	case VMCONF_REBOOT:
+		if (strcmp(value, "exit") && strcmp(value, "restart")) {
+			snprintf(why, n, "\"%s\" is not a reboot action (use restart or exit)", value);
+			return -1;
+		}
+		c->reboot_exits = !strcmp(value, "exit");
+		return 0;
 	case VMCONF_KEY_COUNT:
 		break;
 	}

@@ -35,6 +35,7 @@ enum vmconf_key {
 	VMCONF_STDIO,
 	VMCONF_DEBUGCON,
 	VMCONF_MMIO_UART,
+	VMCONF_REBOOT,
 	VMCONF_KEY_COUNT
 };
 
@@ -60,6 +61,7 @@ struct vmconf {
 	int debugcon; /* port, or -1 for none */
 	bool has_mmio_uart;
 	uint64_t mmio_uart; /* guest physical address of the second 16550 */
+	bool reboot_exits;  /* [vm] reboot = exit: a guest reset ends the VM */
 
 	char conf_path[VMCONF_PATH_MAX]; /* "" when no vm.conf was read */
 	struct vmconf_origin origin[VMCONF_KEY_COUNT];

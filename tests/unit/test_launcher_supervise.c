@@ -166,7 +166,8 @@ static void test_core_status_passes_through(void **state)
 	/* The core's argv, as docs/ARCHITECTURE.md has it. */
 	assert_non_null(strstr(read_text(LOG), "CORE "));
 	assert_non_null(strstr(read_text(LOG), " --engine auto --memory 268435456 --cpus 1 --flat " GUEST
-					      " --flat-mode real --device serial=ipc://"));
+					      " --flat-mode real --launch-time-ns "));
+	assert_non_null(strstr(read_text(LOG), " --device serial=ipc://"));
 }
 
 static void test_core_killed_by_signal(void **state)

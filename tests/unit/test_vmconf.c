@@ -205,7 +205,7 @@ static void test_structure_errors(void **state)
 {
 	assert_conf_error("[vm]\nflat = hello.bin\ncolour = blue\n",
 			  "vm.conf:3: [vm] colour: unknown key (the [vm] keys are engine, memory, cpus, "
-			  "kernel, flat, flat-mode, initrd, cmdline)");
+			  "kernel, flat, flat-mode, initrd, cmdline, reboot)");
 	assert_conf_error("[serial]\nbaud = 9600\n",
 			  "vm.conf:2: [serial] baud: unknown key (the [serial] keys are stdio, debugcon, mmio-uart)");
 	assert_conf_error("[vm]\nflat = hello.bin\n[net]\n",
@@ -430,7 +430,7 @@ static void test_child_argv_flat(void **state)
 				  "mmio-uart = 0xd0000000\n"),
 			 0);
 	static struct child_argv a;
-	assert_int_equal(child_argv_core(&a, "/bin/vmm-core", &conf, "ipc:///run/x/serial.sock"), 0);
+	assert_int_equal(child_argv_core(&a, "/bin/vmm-core", &conf, "ipc:///run/x/serial.sock", 0), 0);
 	const char *core[] = {"/bin/vmm-core", "--engine", "kvm", "--memory", "16777216", "--cpus", "1",
 			      "--flat", TEST_DIR "/hello.bin", "--flat-mode", "long", "--device",
 			      "serial=ipc:///run/x/serial.sock", NULL};
@@ -446,7 +446,7 @@ static void test_child_argv_kernel(void **state)
 {
 	assert_int_equal(run_conf("[vm]\nkernel = bzImage\ninitrd = initrd.img\ncmdline =\ncpus = 2\n"), 0);
 	static struct child_argv a;
-	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U"), 0);
+	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U", 0), 0);
 	const char *core[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "2",
 			      "--kernel", TEST_DIR "/bzImage", "--initrd", TEST_DIR "/initrd.img",
 			      "--cmdline", "", "--device", "serial=U", NULL};
@@ -457,16 +457,40 @@ static void test_child_argv_kernel(void **state)
 	assert_argv(a.argv, serial);
 
 	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n"), 0);
-	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U"), 0);
+	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U", 0), 0);
 	const char *no_extras[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1",
 				   "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
 	assert_argv(a.argv, no_extras);
+}
+
+/* [vm] reboot = exit and -no-reboot (a flag without a value) both reach
+ * vmm-core as --no-reboot; the launch time goes along when given. */
+static void test_reboot_key_and_flag(void **state)
+{
+	static struct child_argv a;
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\nreboot = exit\n"), 0);
+	assert_true(conf.reboot_exits);
+	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U", 42), 0);
+	const char *core[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1",
+			      "--kernel", TEST_DIR "/bzImage", "--no-reboot", "--launch-time-ns", "42",
+			      "--device", "serial=U", NULL};
+	assert_argv(a.argv, core);
+
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\nreboot = restart\n"), 0);
+	assert_false(conf.reboot_exits);
+	char *argv[] = {"launcher", "run", CONF, "-no-reboot", "-m", "64M", NULL};
+	assert_int_equal(run_args(argv), 0);
+	assert_true(conf.reboot_exits);
+	assert_int_equal(conf.memory, 64ull << 20);
+	assert_conf_error("[vm]\nkernel = bzImage\nreboot = maybe\n",
+			  "vm.conf:3: [vm] reboot: \"maybe\" is not a reboot action (use restart or exit)");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_reboot_key_and_flag),
 		cmocka_unit_test(test_every_kernel_key_with_inline_comments),
 		cmocka_unit_test(test_flat_keys),
 		cmocka_unit_test(test_value_forms),
