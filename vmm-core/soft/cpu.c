@@ -128,6 +128,7 @@ void softcpu_reset(struct softcpu *c)
 	c->cr2 = c->cr3 = c->cr4 = c->cr8 = 0;
 	c->efer = 0;
 	c->pat = 0x0007040600070406ull;
+	c->misc_enable = 1; /* fast string operations on: REP MOVS/STOS run in bulk here */
 	c->apic_base = 0xfee00000u | 0x800 | 0x100; /* enabled, BSP */
 	c->mxcsr = 0x1f80;
 	c->fcw = 0x40;
@@ -314,12 +315,21 @@ void softcpu_write_cr(struct softcpu *c, int cr, uint64_t val)
 	}
 }
 
+/* An interpreter executes nothing speculatively: none of the transient-
+ * execution bugs this MSR can deny applies, so Linux skips their mitigations
+ * (page-table isolation, buffer clearing...), which cost a lot under
+ * emulation.  RDCL_NO, SSB_NO, MDS_NO, PSCHANGE_MC_NO, TAA_NO, SBDR_SSDP_NO,
+ * FBSDP_NO, PSDP_NO, PBRSB_NO, GDS_NO, RFDS_NO. */
+#define ARCH_CAPABILITIES                                                                                  \
+	((1ull << 0) | (1ull << 4) | (1ull << 5) | (1ull << 6) | (1ull << 8) | (1ull << 13) | (1ull << 14) | \
+	 (1ull << 15) | (1ull << 24) | (1ull << 26) | (1ull << 27))
+
 /* ---- MSRs ---- */
 
 enum {
 	MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_FEATURE_CONTROL = 0x3a, MSR_UCODE_REV = 0x8b,
 	MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
-	MSR_MISC_ENABLE = 0x1a0, MSR_PAT = 0x277,
+	MSR_ARCH_CAPABILITIES = 0x10a, MSR_MISC_ENABLE = 0x1a0, MSR_PAT = 0x277,
 	MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
 	MSR_SFMASK = 0xc0000084, MSR_FS_BASE = 0xc0000100, MSR_GS_BASE = 0xc0000101,
 	MSR_KERNEL_GS_BASE = 0xc0000102, MSR_TSC_AUX = 0xc0000103,
@@ -341,6 +351,7 @@ bool softcpu_rdmsr(struct softcpu *c, uint32_t msr, uint64_t *val)
 	case MSR_SYSENTER_ESP: *val = c->sysenter_esp; return true;
 	case MSR_SYSENTER_EIP: *val = c->sysenter_eip; return true;
 	case MSR_MISC_ENABLE: *val = c->misc_enable; return true;
+	case MSR_ARCH_CAPABILITIES: *val = ARCH_CAPABILITIES; return true;
 	case MSR_PAT: *val = c->pat; return true;
 	case MSR_EFER: *val = c->efer; return true;
 	case MSR_STAR: *val = c->star; return true;
@@ -410,7 +421,6 @@ bool softcpu_wrmsr(struct softcpu *c, uint32_t msr, uint64_t val)
 
 void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
-	(void)sub;
 	out[0] = out[1] = out[2] = out[3] = 0;
 	switch (leaf) {
 	case 0:
@@ -427,6 +437,10 @@ void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[
 			 (1u << 6) /* PAE */ | (1u << 8) /* CX8 */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ |
 			 (1u << 16) /* PAT */ | (1u << 19) /* CLFSH */ | (1u << 24) /* FXSR */ |
 			 (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */ | (c->lapic_present ? 1u << 9 : 0) /* APIC */;
+		break;
+	case 7:
+		if (sub == 0)
+			out[3] = 1u << 29; /* IA32_ARCH_CAPABILITIES */
 		break;
 	case 6:
 		out[0] = c->lapic_present ? 1u << 2 : 0; /* ARAT: the LAPIC timer never stops */

@@ -110,7 +110,8 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 	uint64_t pfn = phys >> 12;
 	if (pfn >= c->m->npages)
 		return;
-	atomic_store_explicit(&c->m->code_bitmap[pfn], 1, memory_order_relaxed);
+	if (atomic_exchange_explicit(&c->m->code_bitmap[pfn], 1, memory_order_relaxed))
+		return; /* already code: no TLB entry lets writes to it through */
 	/* Writes to the page must now take the slow path. */
 	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
