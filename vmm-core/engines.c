@@ -8,12 +8,20 @@
 extern const struct engine_ops engine_kvm;
 #endif
 extern const struct engine_ops engine_soft;
+#ifdef _WIN32
+extern const struct engine_ops engine_whpx;
+#endif
 
 const struct engine_ops *const engine_list[] = {
 #ifdef __linux__
 	&engine_kvm,
 #endif
 	&engine_soft,
+#ifdef _WIN32
+	/* After soft until it can run a guest: only its availability probe
+	 * exists, and `auto` must not pick it. */
+	&engine_whpx,
+#endif
 	NULL,
 };
 
