@@ -150,7 +150,8 @@ static void test_terminal_raw_and_restore(void **state)
 	int saved_stdin = dup(STDIN_FILENO);
 	dup2(tty, STDIN_FILENO);
 
-	struct termios before, raw, after;
+	/* Zeroed: the padding inside struct termios is compared too. */
+	struct termios before = {0}, raw, after = {0};
 	tcgetattr(STDIN_FILENO, &before);
 	assert_true(host_stdin_is_tty());
 	struct host_term t;
