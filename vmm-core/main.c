@@ -7,7 +7,7 @@
  * the image is loaded again and the vCPUs start over.
  *
  * The x86 board (Linux guests): RAM from 0, ACPI tables in the BIOS area
- * (0xE0000, reserved in the e820 map), the zero page at 0x7000, the boot
+ * (0xE0000, reserved in the e820 map) and a reset stub at the reset vector, the zero page at 0x7000, the boot
  * stack below 0x9000, the long-mode start-up tables at 0x9000..0x10000 (low,
  * because the initrd goes to the top of RAM), the command line at 0x20000,
  * the kernel where its header asks (16 MiB); the IOAPIC at 0xFEC00000, each
@@ -47,7 +47,7 @@ enum { EXIT_GUEST_DONE = 0, EXIT_ERROR = 1, EXIT_TRIPLE_FAULT = 2 };
 
 /* Guest-physical layout of the board (see the top of this file). */
 #define BOARD_ACPI_REGION 0xe0000u
-#define BOARD_ACPI_REGION_SIZE 0x20000u
+#define BOARD_ACPI_REGION_SIZE (POWER_RESET_VECTOR - BOARD_ACPI_REGION) /* the reset stub follows */
 #define BOARD_BOOT_STACK_TOP 0x9000u
 #define BOARD_BOOT_TABLES 0x9000u
 #define BOARD_SERIAL_PORT 0x3f8
@@ -353,8 +353,8 @@ static int load_linux(const struct options *o, uint8_t *ram, struct vcpu_boot *b
 	};
 	uint64_t rsdp = acpi_build(ram, o->memory, BOARD_ACPI_REGION, BOARD_ACPI_REGION_SIZE, &acpi,
 				   err, sizeof(err));
-	if (!rsdp) {
-		log_msg("%s", err);
+	if (!rsdp || power_install_reset_stub(ram, o->memory)) {
+		log_msg("%s", rsdp ? "no room for the reset vector" : err);
 		goto out;
 	}
 	struct linux_load_args args = {

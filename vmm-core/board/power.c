@@ -1,6 +1,8 @@
 /* power.c - the FADT's power and reset registers (power.h). */
 #include "power.h"
 
+#include <string.h>
+
 #include "acpi.h"
 #include "log.h"
 
@@ -27,6 +29,21 @@ static void power_write(void *opaque, enum ipc_space space, uint64_t addr, unsig
 	} else if (addr == POWER_RESET_PORT && value == POWER_RESET_VALUE) {
 		p->stop(p->opaque, VCPU_STOP_RESET);
 	}
+}
+
+int power_install_reset_stub(uint8_t *ram, uint64_t ram_size)
+{
+	static const uint8_t stub[POWER_RESET_STUB_SIZE] = {
+		0xb0, POWER_RESET_VALUE,                                    /* mov al, 0x42 */
+		0xba, POWER_RESET_PORT & 0xff, POWER_RESET_PORT >> 8,       /* mov dx, 0x602 */
+		0xee,                                                       /* out dx, al */
+		0xf4,                                                       /* 1: hlt */
+		0xeb, 0xfd,                                                 /* jmp 1b */
+	};
+	if (ram_size < POWER_RESET_VECTOR + sizeof(stub))
+		return -1;
+	memcpy(ram + POWER_RESET_VECTOR, stub, sizeof(stub));
+	return 0;
 }
 
 void power_init(struct power *p, void (*stop)(void *opaque, enum vcpu_stop reason), void *opaque)

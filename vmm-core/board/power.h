@@ -9,6 +9,8 @@
 #ifndef MINIVM_POWER_H
 #define MINIVM_POWER_H
 
+#include <stdint.h>
+
 #include "bus.h"
 #include "engine.h"
 
@@ -16,6 +18,10 @@
 #define POWER_SLEEP_STATUS_PORT 0x601
 #define POWER_RESET_PORT 0x602
 #define POWER_RESET_VALUE 0x42
+
+/* The x86 reset vector, F000:FFF0 in real mode. */
+#define POWER_RESET_VECTOR 0xffff0u
+#define POWER_RESET_STUB_SIZE 16
 
 struct power {
 	struct bus_device dev;
@@ -26,5 +32,12 @@ struct power {
 };
 
 void power_init(struct power *p, void (*stop)(void *opaque, enum vcpu_stop reason), void *opaque);
+
+/* The board's whole firmware: at the reset vector, code that writes the
+ * reset register.  Linux on hardware-reduced ACPI reboots through "EFI",
+ * then by jumping to the reset vector in real mode (BOOT_BIOS), never
+ * reaching the FADT's reset register; this stub turns that jump into a
+ * reset.  RAM must reach past POWER_RESET_VECTOR + 16: returns -1 if not. */
+int power_install_reset_stub(uint8_t *ram, uint64_t ram_size);
 
 #endif
