@@ -65,6 +65,7 @@ struct form {
 	uint8_t enc, digit, imm, sizes, special;
 	uint16_t wr, un, rd; /* flags written (defined), left undefined, read */
 	bool sse;
+	bool lockable; /* takes a LOCK prefix with a memory operand */
 };
 
 #define MAX_FORMS 600
@@ -97,6 +98,17 @@ static void add(const char *name, uint8_t pfx, unsigned op, unsigned enc, unsign
 	f->rd = (uint16_t)rd;
 	f->special = (uint8_t)special;
 	f->sse = enc >= E_XMM;
+	unsigned d = digit, o = op & 0xff;
+	if (op < 0x40)
+		f->lockable = (op & 7) < 2 && op / 8 != 7;
+	else if (op <= 0xff)
+		f->lockable = ((o >= 0x80 && o <= 0x83) && d != 7) || o == 0x86 || o == 0x87 ||
+			      ((o == 0xf6 || o == 0xf7) && (d == 2 || d == 3));
+	else
+		f->lockable = o == 0xab || o == 0xb3 || o == 0xbb || (o == 0xba && d >= 5) || o == 0xb0 || o == 0xb1 ||
+			      o == 0xc0 || o == 0xc1 || o == 0xc7;
+	if ((o == 0xfe || o == 0xff) && op <= 0xff && enc == E_DIGIT && d < 2)
+		f->lockable = true;
 }
 
 #define OF2(x) (0x100 | (x)) /* 0F xx */
@@ -520,6 +532,8 @@ static void emit_form(struct out *o, const struct form *f, unsigned size)
 	if (byte_form && !want_rex && (reg >= 8 || (!mem && rm >= 8)))
 		want_rex = true;
 
+	if (mem && f->lockable && below(3) == 0)
+		put(o, 0xf0); /* LOCK */
 	if (size == 2 && !byte_form && !f->sse)
 		put(o, 0x66);
 	if (mem && below(8) == 0 && !m.rip_rel && m.rm != 4)

@@ -433,6 +433,58 @@ static void test_stop_request_from_another_thread(void **state)
 	assert_int_equal(f->c.rip, KCODE);
 }
 
+struct cpu_thread {
+	struct softcpu c;
+	enum softcpu_exit result;
+};
+
+static void *run_cpu(void *arg)
+{
+	struct cpu_thread *t = arg;
+	t->result = softcpu_run(&t->c, 0);
+	return NULL;
+}
+
+/* Two vCPUs on two threads run, 200000 times each:
+ *	1: lock incq (%rax); mov $1,%edx; lock xaddq %rdx,8(%rax); dec %ecx; jnz 1b; hlt
+ * on the same counters: LOCKed instructions must be atomic between them. */
+static void test_lock_atomic_across_threads(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xb9, 0x40, 0x0d, 0x03, 0x00, 0xf0, 0x48, 0xff, 0x00, 0xba, 0x01, 0x00, 0x00,
+				       0x00, 0xf0, 0x48, 0x0f, 0xc1, 0x50, 0x08, 0xff, 0xc9, 0x75, 0xed, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	static struct cpu_thread threads[2];
+	pthread_t tid[2];
+	for (int i = 0; i < 2; i++) {
+		struct softcpu *c = &threads[i].c;
+		softcpu_init(c, &f->m);
+		c->cr0 = f->c.cr0;
+		c->cr4 = f->c.cr4;
+		c->cr3 = f->c.cr3;
+		c->efer = f->c.efer;
+		c->gdtr = f->c.gdtr;
+		c->idtr = f->c.idtr;
+		for (int s = 0; s < S_NSEG; s++)
+			c->seg[s] = f->c.seg[s];
+		softcpu_update_mode(c);
+		softcpu_tlb_flush(c, true);
+		c->rip = KCODE;
+		c->r[R_AX] = UDATA;
+		c->r[R_DX] = 1;
+		c->r[R_SP] = KSTACK_TOP - 0x400 * (uint64_t)i;
+		softcpu_set_rflags(c, 0x2);
+		pthread_create(&tid[i], NULL, run_cpu, &threads[i]);
+	}
+	for (int i = 0; i < 2; i++) {
+		pthread_join(tid[i], NULL);
+		assert_int_equal(threads[i].result, SOFTCPU_EXIT_HALT);
+		softcpu_destroy(&threads[i].c);
+	}
+	assert_int_equal(get64(f, UDATA), 400000);
+	assert_int_equal(get64(f, UDATA + 8), 400000);
+}
+
 /* Real mode at 0 -> protected mode -> long mode (the benchmark guests'
  * start-up), then mov $0x123456789,%rax; hlt.  Source:
  *   cli; xor %ax,%ax; mov %ax,%ds; lgdtl gdt_desc; cr0.PE; ljmpl $8,$pm32
@@ -490,6 +542,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmio_routing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_request_from_another_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_to_protected_to_long, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lock_atomic_across_threads, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

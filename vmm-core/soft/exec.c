@@ -130,6 +130,81 @@ ALWAYS_INLINE uint64_t inc_dec(struct softcpu *c, bool dec, unsigned size, uint6
 	return r;
 }
 
+/* ---- read-modify-write of memory operands ----
+ * With LOCK (and always for XCHG) an operand in RAM is updated by a host
+ * compare-and-swap, so vCPUs on other threads see the instruction atomic;
+ * a failed swap restores the flags and recomputes.  Without LOCK, or where
+ * the slow paths must see the write (MMIO, page-crossing, a page holding
+ * decoded code), it is a read then a write.  Usage:
+ *	struct rmw r;
+ *	uint64_t old = rmw_begin(c, &r, lin, size, locked), new;
+ *	do new = f(old); while (!rmw_commit(c, &r, &old, new));
+ */
+struct rmw {
+	uint8_t *host; /* NULL: plain read then write */
+	uint64_t lin;
+	unsigned size;
+	struct lazy_flags lf; /* flags before the instruction, for a retry */
+	uint64_t rflags;
+};
+
+ALWAYS_INLINE uint64_t rmw_begin(struct softcpu *c, struct rmw *r, uint64_t lin, unsigned size, bool locked)
+{
+	uint64_t v = mem_read_rmw(c, lin, size); /* faults as a write, fills the TLB */
+	r->lin = lin;
+	r->size = size;
+	r->host = locked ? tlb_host(c, lin, size, true) : NULL;
+	r->lf = c->lf;
+	r->rflags = c->rflags;
+	return v;
+}
+
+static bool host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t new)
+{
+	switch (size) {
+	case 1: {
+		uint8_t e = (uint8_t)*old;
+		bool ok = __atomic_compare_exchange_n(p, &e, (uint8_t)new, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+		*old = e;
+		return ok;
+	}
+	case 2: {
+		uint16_t e = (uint16_t)*old;
+		bool ok = __atomic_compare_exchange_n((uint16_t *)p, &e, (uint16_t)new, false, __ATOMIC_SEQ_CST,
+						      __ATOMIC_SEQ_CST);
+		*old = e;
+		return ok;
+	}
+	case 4: {
+		uint32_t e = (uint32_t)*old;
+		bool ok = __atomic_compare_exchange_n((uint32_t *)p, &e, (uint32_t)new, false, __ATOMIC_SEQ_CST,
+						      __ATOMIC_SEQ_CST);
+		*old = e;
+		return ok;
+	}
+	default:
+		return __atomic_compare_exchange_n((uint64_t *)p, old, new, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+}
+
+ALWAYS_INLINE bool rmw_commit(struct softcpu *c, struct rmw *r, uint64_t *old, uint64_t new)
+{
+	if (!r->host) {
+		mem_write(c, r->lin, r->size, new);
+		return true;
+	}
+	if (host_cas(r->host, r->size, old, new))
+		return true;
+	c->lf = r->lf; /* another vCPU changed it: start over from the new value */
+	c->rflags = r->rflags;
+	return false;
+}
+
+ALWAYS_INLINE bool is_locked(const struct insn *in)
+{
+	return in->pfx & PFX_LOCK;
+}
+
 /* ---- the ALU instruction forms ---- */
 
 /* op r/m, reg */
@@ -146,8 +221,11 @@ ALWAYS_INLINE void alu_rm_reg(struct softcpu *c, const struct insn *in, unsigned
 	if (aop == 7) {
 		alu(c, aop, size, mem_read(c, lin, size), src);
 	} else {
-		uint64_t v = alu(c, aop, size, mem_read_rmw(c, lin, size), src);
-		mem_write(c, lin, size, v);
+		struct rmw r;
+		uint64_t old = rmw_begin(c, &r, lin, size, is_locked(in)), v;
+		do
+			v = alu(c, aop, size, old, src);
+		while (!rmw_commit(c, &r, &old, v));
 	}
 }
 
@@ -392,17 +470,6 @@ ALWAYS_INLINE void check_io(struct softcpu *c)
 ALWAYS_INLINE int64_t str_step(const struct softcpu *c, unsigned size)
 {
 	return (c->rflags & F_DF) ? -(int64_t)size : (int64_t)size;
-}
-
-/* Host pointer for [lin, lin+len) if it lies in one RAM page the TLB maps
- * for this access, else NULL (the caller takes the element-wise path). */
-ALWAYS_INLINE uint8_t *tlb_host(struct softcpu *c, uint64_t lin, uint64_t len, bool write)
-{
-	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
-	uint64_t tag = write ? e->tag_write : e->tag_read;
-	if (tag != lin >> 12 || (lin & 0xfff) + len > 4096)
-		return NULL;
-	return (uint8_t *)(e->addend + (uintptr_t)lin);
 }
 
 /* Bulk REP MOVS/STOS forward: as many whole elements as fit in the current
@@ -840,6 +907,18 @@ static void cmpxchg_wide(struct softcpu *c, const struct insn *in)
 		if (lin & 15)
 			raise_gp(c, 0);
 		mmu_probe_write(c, lin, 16);
+		uint8_t *host = is_locked(in) ? tlb_host(c, lin, 16, true) : NULL;
+		if (host) { /* LOCK CMPXCHG16B on the host (built with -mcx16) */
+			unsigned __int128 expect = ((unsigned __int128)c->r[R_DX] << 64) | c->r[R_AX];
+			unsigned __int128 desired = ((unsigned __int128)c->r[R_CX] << 64) | c->r[R_BX];
+			unsigned __int128 seen = __sync_val_compare_and_swap((unsigned __int128 *)host, expect, desired);
+			if (seen != expect) {
+				c->r[R_AX] = (uint64_t)seen;
+				c->r[R_DX] = (uint64_t)(seen >> 64);
+			}
+			update_flags(c, F_ZF, seen == expect ? F_ZF : 0);
+			return;
+		}
 		uint64_t lo = mem_read(c, lin, 8), hi = mem_read(c, lin + 8, 8);
 		bool eq = lo == c->r[R_AX] && hi == c->r[R_DX];
 		if (eq) {
@@ -853,13 +932,14 @@ static void cmpxchg_wide(struct softcpu *c, const struct insn *in)
 		}
 		update_flags(c, F_ZF, eq ? F_ZF : 0);
 	} else {
-		uint64_t v = mem_read_rmw(c, lin, 8);
+		struct rmw r;
 		uint64_t expect = (c->r[R_AX] & 0xffffffffu) | (c->r[R_DX] << 32);
-		bool eq = v == expect;
-		if (eq) {
-			mem_write(c, lin, 8, (c->r[R_BX] & 0xffffffffu) | (c->r[R_CX] << 32));
-		} else {
-			mem_write(c, lin, 8, v);
+		uint64_t v = rmw_begin(c, &r, lin, 8, is_locked(in));
+		bool eq;
+		do
+			eq = v == expect;
+		while (!rmw_commit(c, &r, &v, eq ? (c->r[R_BX] & 0xffffffffu) | (c->r[R_CX] << 32) : v));
+		if (!eq) {
 			c->r[R_AX] = (uint32_t)v;
 			c->r[R_DX] = v >> 32;
 		}
@@ -874,25 +954,28 @@ static void bit_op(struct softcpu *c, const struct insn *in, unsigned op, uint64
 	if (in->mod == 3 || imm) {
 		offset &= bits - 1;
 	}
-	uint64_t v, lin = 0;
+	uint64_t v;
 	if (in->mod == 3) {
 		v = get_reg(c, in, in->rm, size);
+		if (op) {
+			uint64_t bit = 1ull << offset;
+			set_reg(c, in, in->rm, size, op == 1 ? v | bit : op == 2 ? v & ~bit : v ^ bit);
+		}
 	} else {
 		int64_t word = imm ? 0 : sign_extend(offset, size) >> (size == 2 ? 4 : size == 4 ? 5 : 6);
-		lin = linear(c, in->seg, (ea_offset(c, in) + (uint64_t)word * size) & size_mask(in->asz));
+		uint64_t lin = linear(c, in->seg, (ea_offset(c, in) + (uint64_t)word * size) & size_mask(in->asz));
 		offset &= bits - 1;
-		v = op ? mem_read_rmw(c, lin, size) : mem_read(c, lin, size);
+		uint64_t bit = 1ull << offset;
+		if (op) {
+			struct rmw r;
+			v = rmw_begin(c, &r, lin, size, is_locked(in));
+			while (!rmw_commit(c, &r, &v, op == 1 ? v | bit : op == 2 ? v & ~bit : v ^ bit))
+				;
+		} else {
+			v = mem_read(c, lin, size);
+		}
 	}
-	uint64_t bit = 1ull << offset;
-	unsigned cf = (v & bit) != 0;
-	if (op) {
-		v = op == 1 ? v | bit : op == 2 ? v & ~bit : v ^ bit;
-		if (in->mod == 3)
-			set_reg(c, in, in->rm, size, v);
-		else
-			mem_write(c, lin, size, v);
-	}
-	update_flags(c, F_CF, cf ? F_CF : 0);
+	update_flags(c, F_CF, (v >> offset) & 1 ? F_CF : 0);
 }
 
 /* ---- the interpreter ---- */
@@ -929,8 +1012,11 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 			if (aop == 7) {
 				alu(c, aop, size, mem_read(c, lin, size), imm);
 			} else {
-				v = alu(c, aop, size, mem_read_rmw(c, lin, size), imm);
-				mem_write(c, lin, size, v);
+				struct rmw r;
+				uint64_t old = rmw_begin(c, &r, lin, size, is_locked(in));
+				do
+					v = alu(c, aop, size, old, imm);
+				while (!rmw_commit(c, &r, &old, v));
 			}
 		}
 		break;
@@ -952,9 +1038,10 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 			v = get_reg(c, in, in->rm, size);
 			set_reg(c, in, in->rm, size, r);
 		} else {
-			lin = mem_addr(c, in);
-			v = mem_read_rmw(c, lin, size);
-			mem_write(c, lin, size, r);
+			struct rmw rw;
+			v = rmw_begin(c, &rw, mem_addr(c, in), size, true);
+			while (!rmw_commit(c, &rw, &v, r))
+				;
 		}
 		set_reg(c, in, in->reg, size, v);
 		break;
@@ -1348,13 +1435,17 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 		if (r < 2) { /* TEST */
 			alu(c, 4, size, read_rm(c, in, size), in->imm & size_mask(size));
 		} else if (r == 2 || r == 3) { /* NOT, NEG */
-			lin = in->mod == 3 ? 0 : mem_addr(c, in);
-			v = in->mod == 3 ? get_reg(c, in, in->rm, size) : mem_read_rmw(c, lin, size);
-			uint64_t res = r == 2 ? ~v & size_mask(size) : alu(c, 5, size, 0, v);
-			if (in->mod == 3)
-				set_reg(c, in, in->rm, size, res);
-			else
-				mem_write(c, lin, size, res);
+			if (in->mod == 3) {
+				v = get_reg(c, in, in->rm, size);
+				set_reg(c, in, in->rm, size, r == 2 ? ~v & size_mask(size) : alu(c, 5, size, 0, v));
+			} else {
+				struct rmw rw;
+				uint64_t res;
+				v = rmw_begin(c, &rw, mem_addr(c, in), size, is_locked(in));
+				do
+					res = r == 2 ? ~v & size_mask(size) : alu(c, 5, size, 0, v);
+				while (!rmw_commit(c, &rw, &v, res));
+			}
 		} else {
 			muldiv(c, in, r, size, read_rm(c, in, size));
 		}
@@ -1366,9 +1457,11 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 			if (in->mod == 3) {
 				set_reg(c, in, in->rm, size, inc_dec(c, r, size, get_reg(c, in, in->rm, size)));
 			} else {
-				lin = mem_addr(c, in);
-				v = inc_dec(c, r, size, mem_read_rmw(c, lin, size));
-				mem_write(c, lin, size, v);
+				struct rmw rw;
+				uint64_t old = rmw_begin(c, &rw, mem_addr(c, in), size, is_locked(in));
+				do
+					v = inc_dec(c, r, size, old);
+				while (!rmw_commit(c, &rw, &old, v));
 			}
 			break;
 		}
@@ -1499,9 +1592,10 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 			else
 				set_reg(c, in, R_AX, size, v);
 		} else {
-			lin = mem_addr(c, in);
-			v = mem_read_rmw(c, lin, size);
-			mem_write(c, lin, size, acc == v ? src : v);
+			struct rmw rw; /* the locked cycle writes the old value back when they differ */
+			v = rmw_begin(c, &rw, mem_addr(c, in), size, is_locked(in));
+			while (!rmw_commit(c, &rw, &v, acc == v ? src : v))
+				;
 			alu(c, 7, size, acc, v);
 			if (acc != v)
 				set_reg(c, in, R_AX, size, v);
@@ -1517,10 +1611,10 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 			set_reg(c, in, in->reg, size, v);
 			set_reg(c, in, in->rm, size, sum);
 		} else {
-			lin = mem_addr(c, in);
-			v = mem_read_rmw(c, lin, size);
-			uint64_t sum = (v + src) & size_mask(size);
-			mem_write(c, lin, size, sum);
+			struct rmw rw;
+			v = rmw_begin(c, &rw, mem_addr(c, in), size, is_locked(in));
+			while (!rmw_commit(c, &rw, &v, (v + src) & size_mask(size)))
+				;
 			alu(c, 0, size, v, src);
 			set_reg(c, in, in->reg, size, v);
 		}
@@ -1583,7 +1677,13 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 		if (in->mod == 3) {
 			if (r < 5)
 				softcpu_unimplemented(c, in);
-			break; /* LFENCE, MFENCE, SFENCE: one vCPU thread orders itself */
+			/* The host is x86 too: its TSO already orders what LFENCE and
+			 * SFENCE order; MFENCE also orders stores before loads. */
+			if (r == 6)
+				__atomic_thread_fence(__ATOMIC_SEQ_CST);
+			else
+				__atomic_signal_fence(__ATOMIC_SEQ_CST);
+			break;
 		}
 		switch (r) {
 		case 0: softcpu_fxsave(c, mem_addr(c, in)); break;

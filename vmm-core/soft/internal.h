@@ -209,6 +209,17 @@ ALWAYS_INLINE void mem_write(struct softcpu *c, uint64_t lin, unsigned size, uin
 	mmu_write_slow(c, lin, size, val, false);
 }
 
+/* Host pointer for [lin, lin+len) if it lies in one RAM page the TLB maps
+ * for this access, else NULL (the caller takes the element-wise path). */
+ALWAYS_INLINE uint8_t *tlb_host(struct softcpu *c, uint64_t lin, uint64_t len, bool write)
+{
+	struct tlb_entry *e = tlb_slot(c, lin, c->cpl == 3);
+	uint64_t tag = write ? e->tag_write : e->tag_read;
+	if (tag != lin >> 12 || (lin & 0xfff) + len > 4096)
+		return NULL;
+	return (uint8_t *)(e->addend + (uintptr_t)lin);
+}
+
 /* Read of a read-modify-write operand: faults as a write. */
 ALWAYS_INLINE uint64_t mem_read_rmw(struct softcpu *c, uint64_t lin, unsigned size)
 {
