@@ -683,6 +683,9 @@ static __attribute__((noinline)) enum softcpu_exit run_loop(struct softcpu *c)
 			if (req & REQ_STOP)
 				return SOFTCPU_EXIT_STOP;
 		}
+		uint32_t code_marks = atomic_load_explicit(&c->m->code_mark_epoch, memory_order_acquire);
+		if (unlikely(code_marks != c->seen_code_mark_epoch))
+			mmu_sync_code_pages(c, code_marks);
 		bool shadow = c->intr_shadow;
 		c->intr_shadow = false;
 		if (atomic_load_explicit(&c->intr_line, memory_order_relaxed) && c->intr_ack && (c->rflags & F_IF) &&

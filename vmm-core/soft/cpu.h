@@ -154,6 +154,9 @@ struct softcpu_machine {
 	_Atomic uint8_t *code_bitmap;
 	_Atomic uint32_t *code_gen;
 	_Atomic uint32_t code_epoch; /* bumped with any code_gen: stales every jump cache entry */
+	/* Bumped when a page first holds code: every vCPU then drops the TLB
+	 * write fast paths to code pages (at its next block boundary). */
+	_Atomic uint32_t code_mark_epoch;
 	uint64_t npages;
 };
 
@@ -232,6 +235,7 @@ struct softcpu {
 	unsigned tlb_victim_next[2];
 	bool tlb_large; /* the TLB holds pieces of a large page */
 	uint32_t tlb_gen; /* bumped by every TLB flush/INVLPG (stales the block jump cache) */
+	uint32_t seen_code_mark_epoch; /* machine's code_mark_epoch at the last sync */
 	struct block_cache *blocks;
 };
 

@@ -165,6 +165,9 @@ void phys_write(struct softcpu *c, uint64_t pa, unsigned size, uint64_t val);
 void mmu_invlpg(struct softcpu *c, uint64_t lin);
 /* Mark a RAM page as holding decoded code (its writes then take the slow path). */
 void mmu_mark_code_page(struct softcpu *c, uint64_t phys);
+/* Another vCPU marked code pages (machine code_mark_epoch is `epoch`): drop
+ * this vCPU's write fast paths to them. */
+void mmu_sync_code_pages(struct softcpu *c, uint32_t epoch);
 
 ALWAYS_INLINE struct tlb_entry *tlb_slot(struct softcpu *c, uint64_t lin, bool user)
 {

@@ -112,7 +112,10 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 		return;
 	if (atomic_exchange_explicit(&c->m->code_bitmap[pfn], 1, memory_order_relaxed))
 		return; /* already code: no TLB entry lets writes to it through */
-	/* Writes to the page must now take the slow path. */
+	uint32_t before = atomic_fetch_add_explicit(&c->m->code_mark_epoch, 1, memory_order_release);
+	if (c->seen_code_mark_epoch == before)
+		c->seen_code_mark_epoch = before + 1; /* only our own mark: the scan below is enough */
+	/* Writes to the page must now take the slow path, from this vCPU at once. */
 	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
 			if (TLB_PAGE(&c->tlb[cls][i]) == (pfn << 12))
@@ -120,6 +123,22 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 		for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++)
 			if (TLB_PAGE(&c->tlb_victim[cls][i]) == (pfn << 12))
 				c->tlb_victim[cls][i].tag_write = TLB_INVALID;
+	}
+}
+
+void mmu_sync_code_pages(struct softcpu *c, uint32_t epoch)
+{
+	c->seen_code_mark_epoch = epoch;
+	for (int cls = 0; cls < 2; cls++) {
+		struct tlb_entry *sets[2] = {c->tlb[cls], c->tlb_victim[cls]};
+		int sizes[2] = {SOFTCPU_TLB_SIZE, SOFTCPU_TLB_VICTIMS};
+		for (int s = 0; s < 2; s++)
+			for (int i = 0; i < sizes[s]; i++) {
+				struct tlb_entry *e = &sets[s][i];
+				if (e->tag_write != TLB_INVALID &&
+				    atomic_load_explicit(&c->m->code_bitmap[TLB_PAGE(e) >> 12], memory_order_relaxed))
+					e->tag_write = TLB_INVALID;
+			}
 	}
 }
 
