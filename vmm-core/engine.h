@@ -26,6 +26,9 @@ enum vcpu_mode {
 	VCPU_REAL16, /* CS:IP = 0000:entry, flat 16-bit real mode */
 	VCPU_LONG64, /* 64-bit long mode, paging on (identity map of the first 4 GiB
 	              * built by the core in guest RAM at boot.page_tables) */
+	VCPU_WAIT_SIPI, /* an application processor: parked until another vCPU's
+	                 * LAPIC sends INIT and a Startup IPI, then real mode at
+	                 * vector * 0x1000 (engines with signal_msi only) */
 };
 
 struct vcpu_boot {

@@ -17,6 +17,7 @@
 #include "lapic.h"
 #include "log.h"
 
+#define APIC_BASE_BSP 0x100ull          /* IA32_APIC_BASE bit 8 */
 #define APIC_BASE_ENABLE 0x800ull       /* IA32_APIC_BASE bit 11 */
 #define APIC_BASE_ADDR 0xffffff000ull   /* its page address bits */
 
@@ -25,6 +26,12 @@ struct soft_apic {
 	struct engine *e;
 	int cpu;
 	struct lapic lapic;
+	/* An application processor's start-up: the Startup IPI arrives on the
+	 * sender's thread and is taken over by this vCPU's own thread. */
+	pthread_mutex_t start_lock;
+	pthread_cond_t start_cond;
+	bool wait_for_sipi; /* parked in the wait-for-SIPI state */
+	int sipi_vector;    /* the SIPI received while parked, or -1 */
 };
 
 struct engine {
@@ -54,8 +61,11 @@ static void soft_destroy(struct engine *e)
 	if (!e)
 		return;
 	if (e->apics)
-		for (int i = 0; i < e->ncpus; i++)
+		for (int i = 0; i < e->ncpus; i++) {
 			lapic_destroy(&e->apics[i].lapic);
+			pthread_mutex_destroy(&e->apics[i].start_lock);
+			pthread_cond_destroy(&e->apics[i].start_cond);
+		}
 	if (e->cpus)
 		for (int i = 0; i < e->ncpus; i++)
 			softcpu_destroy(&e->cpus[i]);
@@ -105,10 +115,20 @@ static void apic_eoi(void *opaque, uint8_t vector)
 		a->e->irqchip.eoi(a->e->irqchip.opaque, vector);
 }
 
+/* INIT and SIPI for a vCPU: only a parked one starts (at its first SIPI);
+ * INIT of a running vCPU (Linux does it only to take a CPU offline for
+ * good) is not modelled. */
 static void apic_startup(void *opaque, bool sipi, uint8_t vector)
 {
-	log_once("soft engine: INIT/SIPI to vCPU %d ignored: application processors do not "
-		 "start yet", ((struct soft_apic *)opaque)->cpu);
+	struct soft_apic *a = opaque;
+	pthread_mutex_lock(&a->start_lock);
+	if (sipi && a->wait_for_sipi && a->sipi_vector < 0) {
+		a->sipi_vector = vector;
+		pthread_cond_broadcast(&a->start_cond);
+	} else if (!sipi && !a->wait_for_sipi) {
+		log_once("soft engine: INIT of running vCPU %d ignored", a->cpu);
+	}
+	pthread_mutex_unlock(&a->start_lock);
 }
 
 static int apic_ack(void *opaque)
@@ -130,6 +150,9 @@ static int create_lapics(struct engine *e)
 		struct soft_apic *a = &apics[i];
 		a->e = e;
 		a->cpu = i;
+		pthread_mutex_init(&a->start_lock, NULL);
+		pthread_cond_init(&a->start_cond, NULL);
+		a->sipi_vector = -1;
 		e->lapics[i] = &a->lapic;
 		struct lapic_ops ops = {.opaque = a, .intr = apic_intr, .eoi = apic_eoi, .startup = apic_startup};
 		lapic_init(&a->lapic, (uint32_t)i, &ops, host_now_ns, e->lapics, e->ncpus);
@@ -221,6 +244,14 @@ static int soft_vcpu_init(struct engine *e, int cpu, const struct vcpu_boot *boo
 	}
 	struct softcpu *c = &e->cpus[cpu];
 	softcpu_reset(c);
+	if (cpu > 0)
+		c->apic_base &= ~APIC_BASE_BSP;
+	if (boot->mode == VCPU_WAIT_SIPI) {
+		e->apics[cpu].wait_for_sipi = true;
+		e->apics[cpu].sipi_vector = -1;
+		e->booted[cpu] = true;
+		return 0;
+	}
 	if (boot->mode == VCPU_LONG64)
 		boot_long64(c, boot);
 	else /* out of reset CS is f000 with base ffff0000: make it 0000:entry */
@@ -240,6 +271,26 @@ static void stopped(struct vcpu_stop_info *stop, enum vcpu_stop reason, uint64_t
 	stop->rip = rip;
 }
 
+/* A parked application processor waits here for its SIPI, then starts in
+ * real mode at CS:IP = vector<<8 : 0.  false: the VM stopped first. */
+static bool wait_for_sipi(struct engine *e, int cpu)
+{
+	struct soft_apic *a = &e->apics[cpu];
+	pthread_mutex_lock(&a->start_lock);
+	while (a->wait_for_sipi && a->sipi_vector < 0 && atomic_load(&e->stop_reason) < 0)
+		pthread_cond_wait(&a->start_cond, &a->start_lock);
+	if (a->wait_for_sipi && a->sipi_vector >= 0) {
+		struct softcpu *c = &e->cpus[cpu];
+		softcpu_set_seg(c, S_CS, (uint16_t)(a->sipi_vector << 8), (uint64_t)a->sipi_vector << 12, 0xffff,
+				0x9b);
+		c->rip = 0;
+		a->wait_for_sipi = false;
+	}
+	bool running = !a->wait_for_sipi;
+	pthread_mutex_unlock(&a->start_lock);
+	return running;
+}
+
 static void soft_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop)
 {
 	memset(stop, 0, sizeof(*stop));
@@ -250,6 +301,11 @@ static void soft_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop
 	}
 	struct softcpu *c = &e->cpus[cpu];
 	current_apic = &e->apics[cpu];
+	if (!wait_for_sipi(e, cpu)) {
+		stopped(stop, (enum vcpu_stop)atomic_load(&e->stop_reason), c->rip);
+		snprintf(stop->diag, sizeof(stop->diag), "stopped by the board before its Startup IPI");
+		return;
+	}
 	for (;;) {
 		enum softcpu_exit why = softcpu_run(c, 0);
 		int asked = atomic_load(&e->stop_reason);
@@ -287,8 +343,12 @@ static void soft_stop(struct engine *e, enum vcpu_stop reason)
 {
 	int none = -1;
 	atomic_compare_exchange_strong(&e->stop_reason, &none, (int)reason);
-	for (int i = 0; i < e->ncpus; i++)
+	for (int i = 0; i < e->ncpus; i++) {
 		softcpu_request(&e->cpus[i], REQ_STOP);
+		pthread_mutex_lock(&e->apics[i].start_lock); /* a parked vCPU too */
+		pthread_cond_broadcast(&e->apics[i].start_cond);
+		pthread_mutex_unlock(&e->apics[i].start_lock);
+	}
 }
 
 const struct engine_ops engine_soft = {

@@ -37,6 +37,7 @@
 #include "stats.h"
 
 #define MAX_DEVICES 8
+#define MAX_CPUS 8 /* vCPUs; the launcher offers 1 to 8 */
 #define ATTACH_TIMEOUT_MS 10000
 #define MEMORY_MIN (1ull << 20)
 #define MEMORY_MAX (3ull << 30) /* the MMIO hole starts at 3 GiB */
@@ -181,8 +182,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			have_memory = true;
 			break;
 		case OPT_CPUS:
-			if (parse_u64(optarg, &cpus) || cpus < 1 || cpus > 64) {
-				log_msg("--cpus %s: want a number from 1 to 64", optarg);
+			if (parse_u64(optarg, &cpus) || cpus < 1 || cpus > MAX_CPUS) {
+				log_msg("--cpus %s: want a number from 1 to %d", optarg, MAX_CPUS);
 				return 1;
 			}
 			o->cpus = (int)cpus;
@@ -240,11 +241,6 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (!o->kernel && (o->initrd || o->cmdline)) {
 		log_msg("--initrd and --cmdline go with --kernel");
-		return 1;
-	}
-	if (o->cpus > 1) {
-		log_msg("--cpus %d: only 1 vCPU until SMP start-up exists (it comes with the board)",
-			o->cpus);
 		return 1;
 	}
 	return 0;
@@ -485,10 +481,16 @@ struct vcpu_thread {
 	struct vcpu_stop_info stop;
 };
 
+/* Each vCPU on its own thread.  The VM ends with the boot vCPU, or when
+ * any vCPU fails (triple fault, engine error): then the others are stopped.
+ * An application processor that halts with interrupts off just ends. */
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu_thread *t = arg;
 	t->vm->ops->vcpu_run(t->engine, t->cpu, &t->stop);
+	bool failed = t->stop.reason == VCPU_STOP_SHUTDOWN || t->stop.reason == VCPU_STOP_ERROR;
+	if (t->cpu == 0 || failed)
+		t->vm->ops->stop(t->engine, VCPU_STOP_POWEROFF); /* no-op if a reason is set */
 	return NULL;
 }
 
@@ -532,10 +534,13 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 		log_msg("engine %s: %s", vm->ops->name, err);
 		return EXIT_ERROR;
 	}
-	if (vm->ops->vcpu_init(engine, 0, boot, err, sizeof(err))) {
-		log_msg("engine %s: %s", vm->ops->name, err);
-		vm->ops->destroy(engine);
-		return EXIT_ERROR;
+	struct vcpu_boot ap_boot = {.mode = VCPU_WAIT_SIPI};
+	for (int cpu = 0; cpu < o->cpus; cpu++) {
+		if (vm->ops->vcpu_init(engine, cpu, cpu == 0 ? boot : &ap_boot, err, sizeof(err))) {
+			log_msg("engine %s: %s", vm->ops->name, err);
+			vm->ops->destroy(engine);
+			return EXIT_ERROR;
+		}
 	}
 	pthread_mutex_lock(&vm->lock);
 	vm->engine = engine;
@@ -543,19 +548,32 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 		vm->ops->stop(engine, (enum vcpu_stop)vm->stop_asked);
 	pthread_mutex_unlock(&vm->lock);
 
-	struct vcpu_thread t = {.vm = vm, .engine = engine, .cpu = 0};
-	pthread_t thread;
-	if (pthread_create(&thread, NULL, vcpu_thread, &t)) {
-		log_msg("cannot start the vCPU thread");
-		return EXIT_ERROR;
+	struct vcpu_thread threads[MAX_CPUS];
+	pthread_t ids[MAX_CPUS];
+	int started = 0;
+	for (; started < o->cpus; started++) {
+		threads[started] = (struct vcpu_thread){.vm = vm, .engine = engine, .cpu = started};
+		if (pthread_create(&ids[started], NULL, vcpu_thread, &threads[started])) {
+			log_msg("cannot start the thread of vCPU %d", started);
+			vm->ops->stop(engine, VCPU_STOP_POWEROFF);
+			break;
+		}
 	}
-	pthread_join(thread, NULL);
+	for (int i = 0; i < started; i++)
+		pthread_join(ids[i], NULL);
 
 	pthread_mutex_lock(&vm->lock);
 	vm->engine = NULL;
 	pthread_mutex_unlock(&vm->lock);
 	vm->ops->destroy(engine);
+	if (started < o->cpus)
+		return EXIT_ERROR;
 
+	/* The boot vCPU's end is the VM's, unless another vCPU failed. */
+	struct vcpu_thread t = threads[0];
+	for (int i = 1; i < o->cpus; i++)
+		if (threads[i].stop.reason == VCPU_STOP_SHUTDOWN || threads[i].stop.reason == VCPU_STOP_ERROR)
+			t = threads[i];
 	switch (t.stop.reason) {
 	case VCPU_STOP_HALT:
 	case VCPU_STOP_POWEROFF:
@@ -586,6 +604,12 @@ int main(int argc, char **argv)
 	vm.ops = choose_engine(o.engine);
 	if (!vm.ops)
 		return EXIT_ERROR;
+	if (o.cpus > 1 && !vm.ops->signal_msi) {
+		/* Application processors start through LAPIC INIT/SIPI. */
+		log_msg("--cpus %d: the %s engine has no LAPICs yet: use 1 vCPU or the soft engine",
+			o.cpus, vm.ops->name);
+		return EXIT_ERROR;
+	}
 
 	char err[256];
 	host_shm *ram_shm = host_shm_create("guest-ram", o.memory, err, sizeof(err));

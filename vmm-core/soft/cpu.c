@@ -327,7 +327,8 @@ void softcpu_write_cr(struct softcpu *c, int cr, uint64_t val)
 /* ---- MSRs ---- */
 
 enum {
-	MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_FEATURE_CONTROL = 0x3a, MSR_UCODE_REV = 0x8b,
+	MSR_TSC = 0x10, MSR_APIC_BASE = 0x1b, MSR_FEATURE_CONTROL = 0x3a, MSR_TSC_ADJUST = 0x3b,
+	MSR_UCODE_REV = 0x8b,
 	MSR_SYSENTER_CS = 0x174, MSR_SYSENTER_ESP = 0x175, MSR_SYSENTER_EIP = 0x176,
 	MSR_ARCH_CAPABILITIES = 0x10a, MSR_MISC_ENABLE = 0x1a0, MSR_PAT = 0x277,
 	MSR_EFER = 0xc0000080, MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_CSTAR = 0xc0000083,
@@ -344,6 +345,7 @@ bool softcpu_rdmsr(struct softcpu *c, uint32_t msr, uint64_t *val)
 {
 	switch (msr) {
 	case MSR_TSC: *val = softcpu_rdtsc(c); return true;
+	case MSR_TSC_ADJUST: *val = c->tsc_adjust; return true;
 	case MSR_APIC_BASE: *val = c->apic_base; return true;
 	case MSR_FEATURE_CONTROL: *val = 1; return true; /* locked, VMX off */
 	case MSR_UCODE_REV: *val = 0; return true;
@@ -374,7 +376,16 @@ static bool canonical(uint64_t v)
 bool softcpu_wrmsr(struct softcpu *c, uint32_t msr, uint64_t val)
 {
 	switch (msr) {
-	case MSR_TSC: c->tsc_offset = val - c->m->clock_ns(); return true;
+	case MSR_TSC: { /* the SDM: a TSC write moves TSC_ADJUST by the same amount */
+		uint64_t offset = val - c->m->clock_ns();
+		c->tsc_adjust += offset - c->tsc_offset;
+		c->tsc_offset = offset;
+		return true;
+	}
+	case MSR_TSC_ADJUST:
+		c->tsc_offset += val - c->tsc_adjust;
+		c->tsc_adjust = val;
+		return true;
 	case MSR_APIC_BASE: c->apic_base = val; return true;
 	case MSR_UCODE_REV: return true;
 	case MSR_SYSENTER_CS: c->sysenter_cs = val; return true;
@@ -439,8 +450,13 @@ void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[
 			 (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */ | (c->lapic_present ? 1u << 9 : 0) /* APIC */;
 		break;
 	case 7:
-		if (sub == 0)
+		/* TSC_ADJUST with invariant TSC (0x80000007) lets Linux trust the
+		 * TSC without the clocksource watchdog, whose jiffies reference
+		 * drifts when emulation delays timer ticks. */
+		if (sub == 0) {
+			out[1] = 1u << 1; /* IA32_TSC_ADJUST */
 			out[3] = 1u << 29; /* IA32_ARCH_CAPABILITIES */
+		}
 		break;
 	case 6:
 		out[0] = c->lapic_present ? 1u << 2 : 0; /* ARAT: the LAPIC timer never stops */

@@ -184,6 +184,7 @@ struct softcpu {
 	uint64_t star, lstar, cstar, sfmask, kernel_gs_base, pat, apic_base, misc_enable;
 	uint64_t sysenter_cs, sysenter_esp, sysenter_eip;
 	uint64_t tsc_offset;
+	uint64_t tsc_adjust; /* IA32_TSC_ADJUST: what guest TSC writes added */
 	uint64_t tsc_aux;
 	struct xmm_reg xmm[16];
 	uint32_t mxcsr;
