@@ -457,7 +457,7 @@ void lapic_write(struct lapic *l, uint32_t offset, unsigned size, uint32_t value
 		case REG_LVT_CMCI: write_lvt_locked(l, LVT_CMCI, value); break;
 		case REG_ICR_HI: l->icr_hi = value & 0xff000000u; break;
 		case REG_ICR_LO:
-			l->icr_lo = value & 0xcdfffu;
+			l->icr_lo = value & 0xccfffu; /* delivery status (bit 12) reads idle */
 			ipi = true;
 			icr_lo = l->icr_lo;
 			icr_hi = l->icr_hi;
