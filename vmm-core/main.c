@@ -12,7 +12,8 @@
  * because the initrd goes to the top of RAM), the command line at 0x20000,
  * the kernel where its header asks (16 MiB); the IOAPIC at 0xFEC00000, each
  * vCPU's LAPIC at 0xFEE00000 (in the engine), the FADT's power and reset
- * ports at 0x600..0x602 and the boot-time marker at 0x3f0 in this process;
+ * ports at 0x600..0x602, the boot-time marker at 0x3f0 and the CMOS clock
+ * at 0x70 in this process;
  * the UART in dev-serial. */
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +35,7 @@
 #include "linux_boot.h"
 #include "log.h"
 #include "power.h"
+#include "rtc.h"
 #include "stats.h"
 
 #define MAX_DEVICES 8
@@ -85,6 +87,7 @@ struct vm {
 	struct ioapic ioapic;
 	struct power power;
 	struct bootmark bootmark;
+	struct rtc rtc;
 };
 
 static void usage(FILE *to)
@@ -465,9 +468,11 @@ static int attach_board(struct vm *vm, struct bus *bus, const struct options *o)
 	power_init(&vm->power, board_stop, vm);
 	const char *announce = getenv("MINIVM_BOOT_TIME");
 	bootmark_init(&vm->bootmark, o->launch_ns, announce && strcmp(announce, "1") == 0);
+	rtc_init(&vm->rtc);
 	if (bus_attach(bus, &vm->ioapic.dev, &vm->ioapic.range, 1, err, sizeof(err)) ||
 	    bus_attach(bus, &vm->power.dev, &vm->power.range, 1, err, sizeof(err)) ||
-	    bus_attach(bus, &vm->bootmark.dev, &vm->bootmark.range, 1, err, sizeof(err))) {
+	    bus_attach(bus, &vm->bootmark.dev, &vm->bootmark.range, 1, err, sizeof(err)) ||
+	    bus_attach(bus, &vm->rtc.dev, &vm->rtc.range, 1, err, sizeof(err))) {
 		log_msg("board: %s", err);
 		return -1;
 	}
