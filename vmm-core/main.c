@@ -6,15 +6,15 @@
  * triple-faulted (one line).  A reset without --no-reboot reboots the guest:
  * the image is loaded again and the vCPUs start over.
  *
- * The x86 board (Linux guests): RAM from 0, ACPI tables in the BIOS area
- * (0xE0000, reserved in the e820 map) and a reset stub at the reset vector, the zero page at 0x7000, the boot
- * stack below 0x9000, the long-mode start-up tables at 0x9000..0x10000 (low,
- * because the initrd goes to the top of RAM), the command line at 0x20000,
- * the kernel where its header asks (16 MiB); the IOAPIC at 0xFEC00000, each
- * vCPU's LAPIC at 0xFEE00000 (in the engine), the FADT's power and reset
- * ports at 0x600..0x602, the boot-time marker at 0x3f0 and the CMOS clock
- * at 0x70 in this process;
- * the UART in dev-serial. */
+ * The x86 board (Linux guests): RAM from 0; in the BIOS area (0xE0000,
+ * reserved in the e820 map) the ACPI tables and a reset stub at the reset
+ * vector; the zero page at 0x7000, the boot stack below 0x9000, the
+ * long-mode start-up tables at 0x9000..0x10000 (low, because the initrd goes
+ * to the top of RAM), the command line at 0x20000, the kernel where its
+ * header asks (16 MiB).  In this process: the IOAPIC at 0xFEC00000, the
+ * FADT's power and reset ports at 0x600..0x602, the boot-time marker at
+ * 0x3f0, the CMOS clock at 0x70.  Each vCPU's LAPIC (0xFEE00000) is the
+ * engine's; the UART is dev-serial's. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
