@@ -33,14 +33,13 @@ enum enc {
 	E_PLUSR,    /* register in the opcode's low bits */
 	E_XMM,      /* reg = XMM, rm = XMM or memory */
 	E_XMM_MEM,  /* reg = XMM, rm = memory */
-	E_XMM_REG,  /* reg = XMM, rm = XMM register */
 	E_XMM_DIGIT, /* reg = /digit, rm = XMM register */
 	E_XMM_GPR,  /* reg = XMM, rm = GPR or memory */
 	E_GPR_XMM,  /* reg = GPR, rm = XMM or memory */
 	E_GPR_XMMREG, /* reg = GPR, rm = XMM register */
 };
 
-enum imm { I_NONE, I_8, I_16, I_32, I_Z, I_V, I_COUNT /* imm8 below the operand width */ };
+enum imm { I_NONE, I_8, I_Z, I_V, I_COUNT /* imm8 below the operand width */ };
 
 #define S8 1u
 #define S16 2u
@@ -48,9 +47,8 @@ enum imm { I_NONE, I_8, I_16, I_32, I_Z, I_V, I_COUNT /* imm8 below the operand 
 #define S64 8u
 #define SV (S16 | S32 | S64)
 
-enum special {
-	SP_NONE,
-	SP_STRING, /* set RSI, RDI, RCX first */
+enum special { /* 0: none */
+	SP_STRING = 1, /* set RSI, RDI, RCX first */
 	SP_BT_MEM, /* bit offset register is R14 when the operand is memory */
 	SP_JCC8,   /* Jcc rel8 over an INC RAX */
 	SP_JCC32,
@@ -469,8 +467,6 @@ static unsigned imm_bytes(unsigned imm, unsigned size)
 {
 	switch (imm) {
 	case I_8: case I_COUNT: return 1;
-	case I_16: return 2;
-	case I_32: return 4;
 	case I_Z: return size == 2 ? 2 : 4;
 	case I_V: return size;
 	default: return 0;
@@ -504,7 +500,7 @@ static void emit_form(struct out *o, const struct form *f, unsigned size)
 	case E_PLUSR:
 		reg = byte_form ? byte_reg(want_rex) : free_reg();
 		break;
-	case E_XMM: case E_XMM_MEM: case E_XMM_REG:
+	case E_XMM: case E_XMM_MEM:
 		reg = below(16);
 		mem = f->enc == E_XMM_MEM || (f->enc == E_XMM && below(2));
 		rm = below(16);
