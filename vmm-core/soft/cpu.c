@@ -578,6 +578,11 @@ static struct block *block_lookup(struct softcpu *c)
 
 static __attribute__((noinline)) struct block *block_find_or_decode(struct softcpu *c, uint64_t lin)
 {
+	/* A page newly holding code bumps code_epoch too, so every vCPU comes
+	 * here soon after and drops its write fast paths to code pages. */
+	uint32_t code_marks = atomic_load_explicit(&c->m->code_mark_epoch, memory_order_acquire);
+	if (unlikely(code_marks != c->seen_code_mark_epoch))
+		mmu_sync_code_pages(c, code_marks);
 	struct block_cache *bc = c->blocks;
 	uint64_t phys = mmu_translate_exec(c, lin);
 	uint64_t pfn = phys >> 12;
@@ -699,9 +704,6 @@ static __attribute__((noinline)) enum softcpu_exit run_loop(struct softcpu *c)
 			if (req & REQ_STOP)
 				return SOFTCPU_EXIT_STOP;
 		}
-		uint32_t code_marks = atomic_load_explicit(&c->m->code_mark_epoch, memory_order_acquire);
-		if (unlikely(code_marks != c->seen_code_mark_epoch))
-			mmu_sync_code_pages(c, code_marks);
 		bool shadow = c->intr_shadow;
 		c->intr_shadow = false;
 		if (atomic_load_explicit(&c->intr_line, memory_order_relaxed) && c->intr_ack && (c->rflags & F_IF) &&

@@ -155,7 +155,7 @@ struct softcpu_machine {
 	_Atomic uint32_t *code_gen;
 	_Atomic uint32_t code_epoch; /* bumped with any code_gen: stales every jump cache entry */
 	/* Bumped when a page first holds code: every vCPU then drops the TLB
-	 * write fast paths to code pages (at its next block boundary). */
+	 * write fast paths to code pages (at its next block lookup). */
 	_Atomic uint32_t code_mark_epoch;
 	uint64_t npages;
 };

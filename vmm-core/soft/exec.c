@@ -153,9 +153,12 @@ ALWAYS_INLINE uint64_t rmw_begin(struct softcpu *c, struct rmw *r, uint64_t lin,
 	uint64_t v = mem_read_rmw(c, lin, size); /* faults as a write, fills the TLB */
 	r->lin = lin;
 	r->size = size;
-	r->host = locked ? tlb_host(c, lin, size, true) : NULL;
-	r->lf = c->lf;
-	r->rflags = c->rflags;
+	r->host = NULL;
+	if (unlikely(locked)) {
+		r->host = tlb_host(c, lin, size, true);
+		r->lf = c->lf;
+		r->rflags = c->rflags;
+	}
 	return v;
 }
 

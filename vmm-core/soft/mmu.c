@@ -113,6 +113,7 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys)
 	if (atomic_exchange_explicit(&c->m->code_bitmap[pfn], 1, memory_order_relaxed))
 		return; /* already code: no TLB entry lets writes to it through */
 	uint32_t before = atomic_fetch_add_explicit(&c->m->code_mark_epoch, 1, memory_order_release);
+	atomic_fetch_add_explicit(&c->m->code_epoch, 1, memory_order_release); /* stale jump caches: see block_find_or_decode */
 	if (c->seen_code_mark_epoch == before)
 		c->seen_code_mark_epoch = before + 1; /* only our own mark: the scan below is enough */
 	/* Writes to the page must now take the slow path, from this vCPU at once. */
