@@ -190,6 +190,15 @@ static bool host_cas(uint8_t *p, unsigned size, uint64_t *old, uint64_t new)
 	}
 }
 
+/* Another vCPU changed the operand: start over from its new value with the
+ * flags as they were before (ADC/SBB/INC/DEC read the old CF).  Out of line:
+ * rare, and r->lf is only set when r->host is. */
+static __attribute__((noinline)) void rmw_retry(struct softcpu *c, const struct rmw *r)
+{
+	c->lf = r->lf;
+	c->rflags = r->rflags;
+}
+
 ALWAYS_INLINE bool rmw_commit(struct softcpu *c, struct rmw *r, uint64_t *old, uint64_t new)
 {
 	if (!r->host) {
@@ -198,8 +207,7 @@ ALWAYS_INLINE bool rmw_commit(struct softcpu *c, struct rmw *r, uint64_t *old, u
 	}
 	if (host_cas(r->host, r->size, old, new))
 		return true;
-	c->lf = r->lf; /* another vCPU changed it: start over from the new value */
-	c->rflags = r->rflags;
+	rmw_retry(c, r);
 	return false;
 }
 
