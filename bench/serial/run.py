@@ -14,20 +14,13 @@ runs.  Output goes to a file in both cases and its size is checked.
 import argparse
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 
-
-def patched(src, count, tmp):
-    data = bytearray(open(src, "rb").read())
-    struct.pack_into("<I", data, 8, count)
-    path = os.path.join(tmp, f"flood.{count}.bin")
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from flatguest import jmp0_bios, patched, qemu_flat_cmd  # noqa: E402
 
 
 def timed(cmd, out_path, ok_codes):
@@ -57,21 +50,13 @@ def minivm(build, accel):
 
 
 def qemu(accel, tmp):
-    bios = os.path.join(tmp, "jmp0.bios")
-    with open(bios, "wb") as f:  # HLT everywhere, reset vector: jmp 0000:0000
-        rom = bytearray(b"\xf4" * 65536)
-        rom[0xfff0:0xfff5] = b"\xea\x00\x00\x00\x00"
-        f.write(rom)
+    bios = jmp0_bios(tmp)
 
     def run(guest, count, tmp_dir):
         out = os.path.join(tmp_dir, "qemu.out")
-        cmd = ["qemu-system-x86_64", "-M", "pc", "-accel", accel, "-m", "16M",
-               "-bios", bios, "-display", "none", "-nodefaults", "-no-reboot",
-               "-device", f"loader,file={guest},addr=0x0,force-raw=on",
-               "-chardev", f"file,id=s,path={out}", "-serial", "chardev:s",
-               "-device", "isa-debug-exit,iobase=0xf4,iosize=1"]
-        # isa-debug-exit makes QEMU exit with (0 << 1) | 1 = 1; its serial
-        # output goes to the chardev file, so stdout is discarded.
+        cmd = qemu_flat_cmd(bios, guest, accel, "16M") + [
+            "-chardev", f"file,id=s,path={out}", "-serial", "chardev:s"]
+        # Serial output goes to the chardev file, so stdout is discarded.
         elapsed = timed(cmd, os.devnull, {1})
         size = os.path.getsize(out)
         if size != count:
@@ -82,7 +67,7 @@ def qemu(accel, tmp):
 
 def throughput(runner, src, small, large, runs, tmp):
     rates = []
-    g_small, g_large = patched(src, small, tmp), patched(src, large, tmp)
+    g_small, g_large = (patched(src, 8, "<I", n, tmp) for n in (small, large))
     for _ in range(runs):
         t_small = runner(g_small, small, tmp)
         t_large = runner(g_large, large, tmp)

@@ -17,11 +17,13 @@ import argparse
 import os
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from flatguest import jmp0_bios, patched, qemu_flat_cmd  # noqa: E402
 
 GUESTS = {  # name: (small, large) iteration counts for minivm; QEMU runs QEMU_SCALE times more
     "intloop": (1_000_000, 10_000_000),
@@ -29,15 +31,6 @@ GUESTS = {  # name: (small, large) iteration counts for minivm; QEMU runs QEMU_S
     "checksum": (2_000_000, 20_000_000),
 }
 QEMU_SCALE = 10  # QEMU is faster: longer runs keep its start-up noise small
-
-
-def patched(src, iterations, tmp):
-    data = bytearray(open(src, "rb").read())
-    struct.pack_into("<Q", data, 8, iterations)
-    path = os.path.join(tmp, f"{os.path.basename(src)}.{iterations}")
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
 
 
 def last_number(text):
@@ -57,14 +50,12 @@ def run_minivm(build, guest):
     return last_number(out.stdout), elapsed
 
 
-def run_qemu(qemu, bios, guest, tmp):
+def run_qemu(bios, guest, tmp):
     log = os.path.join(tmp, "debugcon.txt")
     if os.path.exists(log):
         os.remove(log)
-    cmd = [qemu, "-M", "pc", "-accel", "tcg", "-m", "256M", "-bios", bios,
-           "-device", f"loader,file={guest},addr=0x0,force-raw=on",
-           "-device", "isa-debugcon,iobase=0xf1,chardev=d", "-chardev", f"file,id=d,path={log}",
-           "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-display", "none", "-nodefaults"]
+    cmd = qemu_flat_cmd(bios, guest, "tcg") + [
+        "-device", "isa-debugcon,iobase=0xf1,chardev=d", "-chardev", f"file,id=d,path={log}"]
     start = time.monotonic()
     subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
     elapsed = time.monotonic() - start
@@ -87,17 +78,14 @@ def main():
     args = parser.parse_args()
     qemu = shutil.which("qemu-system-x86_64")
     with tempfile.TemporaryDirectory() as tmp:
-        bios = os.path.join(tmp, "jmp0.bios")
-        image = bytearray(b"\xf4" * 65536)
-        image[0xFFF0:0xFFF5] = b"\xea\x00\x00\x00\x00"  # jmp 0000:0000
-        open(bios, "wb").write(image)
+        bios = jmp0_bios(tmp)
         print(f"{'guest':10} {'minivm soft':>12} {'QEMU TCG':>12} {'ratio':>7}")
         for name, (small, large) in GUESTS.items():
             src = os.path.join(args.build, "bench", "softcpu", f"{name}.bin")
-            pick = {n: patched(src, n, tmp) for n in (small, large, small * QEMU_SCALE, large * QEMU_SCALE)}
+            pick = {n: patched(src, 8, "<Q", n, tmp) for n in (small, large, small * QEMU_SCALE, large * QEMU_SCALE)}
             ours = mips(lambda n: run_minivm(args.build, pick[n]), small, large, args.runs)
             if qemu:
-                theirs = mips(lambda n: run_qemu(qemu, bios, pick[n], tmp), small * QEMU_SCALE,
+                theirs = mips(lambda n: run_qemu(bios, pick[n], tmp), small * QEMU_SCALE,
                               large * QEMU_SCALE, args.runs)
                 print(f"{name:10} {ours:9.0f} MIPS {theirs:7.0f} MIPS {ours / theirs:7.2f}")
             else:
