@@ -1,0 +1,223 @@
+#!/usr/bin/python3
+"""Linux boot: launch -> shell -> poweroff, minivm -accel soft beside QEMU TCG
+(-M microvm and the default pc machine), on the same kernel and initrd.
+
+    bench/boot/run.py BUILD_DIR [--runs N] [--timeout S]
+
+The guest is BUILD_DIR/guest (guest/build-guest.sh): Debian's kernel, a
+busybox initrd whose /init writes the boot marker (port 0x3f0) and prints
+"minivm: init ready".  Every VMM gets -m 256M, one vCPU, "console=ttyS0",
+ttyS0 on its stdio through pipes, and no network device.  Measured per run:
+
+  ready   launch -> "minivm: init ready" on the serial output (like for like)
+  marker  minivm only: vmm-core's own launch -> boot-marker time
+          (MINIVM_BOOT_TIME=1; "launch" is the launcher's start)
+  kernel  the guest's printk clock at the ready line: what the kernel itself
+          spent; ready - kernel is what passed before its clock started
+          (QEMU: firmware and the bzImage's in-guest xz decompression;
+          minivm decompresses on the host with liblzma)
+  exit    launch -> the VMM exited after "poweroff" at the "# " prompt
+  RSS     peak RSS of each process: the kernel's VmHWM (a high-water mark,
+          so sampling it every 50 ms misses nothing but the last 50 ms)
+
+Runs are interleaved (one of each VMM, then again) so machine load hits all
+alike; medians and the ratios minivm/QEMU are printed.  A run that does not
+reach the shell within --timeout is killed and counted as a hang (QEMU's
+microvm under TCG sometimes hangs before its first kernel message); hangs
+are retried up to --runs more times.
+
+QEMU's microvm gets pit=on: without the PIT, Debian's kernel cannot calibrate
+the TSC there and stops after "Marking TSC unstable".
+"""
+import argparse
+import os
+import re
+import selectors
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+READY = b"minivm: init ready"
+PROMPT = b"# "  # busybox ash sends ESC[6n after it: never anchor
+PRINTK_TIME = re.compile(rb"\[ *(\d+\.\d+)\] ")
+MARKER = re.compile(rb"boot marker: (\d+) ms after launch")
+SAMPLE_S = 0.05
+MiB = 1 << 20
+
+
+class Hang(Exception):
+    pass
+
+
+def children_of(pid):
+    """Pids whose parent is pid (this kernel has no /proc/PID/task/*/children)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The field after "(comm)" is the state, then the parent's pid.
+        if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
+            kids.append(int(entry))
+    return kids
+
+
+def peak_rss(pid):
+    """(name, VmHWM in bytes) of pid, or None once it has exited."""
+    name, hwm = None, None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("Name:"):
+                    name = line.split()[1]
+                elif line.startswith("VmHWM:"):
+                    hwm = int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return (name, hwm) if name and hwm else None
+
+
+def boot_once(cmd, env, timeout):
+    """Run one VMM: wait for the ready line and the prompt, type poweroff,
+    wait for the exit.  Returns the figures of the run (seconds, bytes)."""
+    start = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, start_new_session=True)
+    sel = selectors.DefaultSelector()
+    for stream in (proc.stdout, proc.stderr):
+        os.set_blocking(stream.fileno(), False)
+        sel.register(stream, selectors.EVENT_READ)
+    out, err = bytearray(), bytearray()
+    ready = kernel = None
+    powered_off = False
+    rss = {}  # pid -> (name, peak)
+    next_sample = start
+    try:
+        while sel.get_map():
+            now = time.monotonic()
+            if now - start > timeout:
+                raise Hang(f"no {'exit' if ready else 'shell'} after {timeout} s; "
+                           f"{'kernel messages seen' if PRINTK_TIME.search(out) else 'no kernel message'}")
+            if now >= next_sample:
+                for pid in [proc.pid] + children_of(proc.pid):
+                    sample = peak_rss(pid)
+                    if sample:
+                        rss[pid] = sample
+                next_sample = now + SAMPLE_S
+            for key, _ in sel.select(SAMPLE_S):
+                data = os.read(key.fileobj.fileno(), 65536)
+                if not data:
+                    sel.unregister(key.fileobj)
+                    continue
+                (out if key.fileobj is proc.stdout else err).extend(data)
+            if ready is None and READY in out:
+                ready = time.monotonic() - start
+                head = out[:out.index(READY)]
+                stamps = PRINTK_TIME.findall(head)
+                kernel = float(stamps[-1]) if stamps else None
+            if ready is not None and not powered_off and PROMPT in out[out.index(READY):]:
+                proc.stdin.write(b"poweroff\n")
+                proc.stdin.flush()
+                powered_off = True
+        status = proc.wait(timeout=max(1, timeout - (time.monotonic() - start)))
+        exited = time.monotonic() - start
+    except (Hang, subprocess.TimeoutExpired) as e:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise Hang(str(e)) from None
+    if status != 0 or not powered_off:
+        raise RuntimeError(f"{cmd[0]} exited {status} (poweroff sent: {powered_off}): "
+                           f"{err.decode(errors='replace').strip()[-500:]}")
+    marker = MARKER.search(err)
+    return {"ready": ready, "kernel": kernel, "exit": exited,
+            "marker": int(marker.group(1)) / 1000 if marker else None,
+            "rss": {name: peak for name, peak in rss.values()}}
+
+
+def vmms(build):
+    guest = os.path.join(build, "guest")
+    kernel, initrd = os.path.join(guest, "bzImage"), os.path.join(guest, "initrd.img")
+    common = ["-m", "256M", "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0"]
+    qemu = ["qemu-system-x86_64", "-accel", "tcg", *common, "-smp", "1", "-nodefaults",
+            "-no-user-config", "-display", "none", "-nic", "none",
+            "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
+    minivm_env = dict(os.environ, MINIVM_BOOT_TIME="1")
+    return [
+        ("minivm soft", [os.path.join(build, "bin", "launcher"), "run", "-accel", "soft",
+                         "-smp", "1", *common], minivm_env),
+        ("qemu microvm", qemu + ["-M", "microvm,pit=on"], None),
+        ("qemu pc", qemu + ["-M", "pc"], None),
+    ]
+
+
+def median(runs, key):
+    values = [r[key] for r in runs if r[key] is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(seconds):
+    return f"{seconds:7.2f} s" if seconds is not None else "      -  "
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("build")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--timeout", type=float, default=180,
+                    help="seconds a run may take to reach the shell and exit")
+    args = ap.parse_args()
+    for path in ("guest/bzImage", "guest/initrd.img", "bin/launcher"):
+        if not os.path.exists(os.path.join(args.build, path)):
+            sys.exit(f"bench/boot: {args.build}/{path} is missing (build with -DMINIVM_GUEST=ON)")
+
+    machines = vmms(args.build)
+    results = {name: [] for name, _, _ in machines}
+    hangs = {name: [] for name, _, _ in machines}
+    broken = set()  # VMMs that failed other than by hanging: not run again
+    for _ in range(2 * args.runs):
+        for name, cmd, env in machines:
+            if (name in broken or len(results[name]) >= args.runs
+                    or len(hangs[name]) >= args.runs):
+                continue
+            try:
+                results[name].append(boot_once(cmd, env, args.timeout))
+            except Hang as e:
+                hangs[name].append(str(e))
+                print(f"{name}: hang: {e}", flush=True)
+            except RuntimeError as e:
+                print(f"{name}: FAILED: {e}", flush=True)
+                broken.add(name)
+
+    print(f"Linux boot, -m 256M, console=ttyS0, medians of {args.runs} runs "
+          f"(kernel = the guest's printk clock at the ready line)")
+    failed = bool(broken)
+    print(f"{'':14} {'ready':>9} {'kernel':>9} {'marker':>9} {'exit':>9}  hangs  peak RSS")
+    for name, _, _ in machines:
+        runs = results[name]
+        if not runs:
+            print(f"{name:14} no successful run")
+            failed = True
+            continue
+        names = sorted({n for r in runs for n in r["rss"]})
+        rss = ", ".join(f"{n} {statistics.median(r['rss'].get(n, 0) for r in runs) / MiB:.0f} MiB"
+                        for n in names)
+        print(f"{name:14} {fmt(median(runs, 'ready'))} {fmt(median(runs, 'kernel'))} "
+              f"{fmt(median(runs, 'marker'))} {fmt(median(runs, 'exit'))}  "
+              f"{len(hangs[name])}/{len(runs) + len(hangs[name])}  {rss}")
+    ours = results[machines[0][0]]
+    for name, _, _ in machines[1:]:
+        if ours and results[name]:
+            print(f"minivm / {name}: ready {median(ours, 'ready') / median(results[name], 'ready'):.2f}, "
+                  f"exit {median(ours, 'exit') / median(results[name], 'exit'):.2f} "
+                  "(time ratios: below 1 is faster than QEMU)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
