@@ -555,6 +555,7 @@ static struct block *decode_crossing(struct softcpu *c, uint64_t lin, uint64_t p
 		bytes[i] = p ? *p : 0;
 	}
 	decode_insn(&bc->scratch.in, bytes, 15, c->code_bits);
+	softcpu_exec_prepare(&bc->scratch.in);
 	bc->scratch.b.ninsn = 1;
 	return &bc->scratch.b;
 }
@@ -615,6 +616,7 @@ static __attribute__((noinline)) struct block *block_find_or_decode(struct softc
 		int len = decode_insn(in, page + off, 4096 - off, c->code_bits);
 		if (len == 0)
 			break; /* crosses into the next page */
+		softcpu_exec_prepare(in);
 		n++;
 		off += (unsigned)len;
 		if (ends_block(in))

@@ -49,6 +49,7 @@ struct insn {
 	uint8_t base;  /* memory operand: base register, REG_RIP or REG_NONE */
 	uint8_t index; /* memory operand: index register or REG_NONE */
 	uint8_t scale; /* log2 of the index scale */
+	uint8_t handler; /* the executor's choice (softcpu_exec_prepare), not the decoder's: 0 here */
 	int32_t disp;
 	uint64_t imm;  /* immediate (sign-extended where the encoding says so) */
 	uint16_t imm2; /* second immediate: ENTER's level byte, far pointer's selector */

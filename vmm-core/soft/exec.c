@@ -92,6 +92,34 @@ ALWAYS_INLINE uint64_t pop(struct softcpu *c, unsigned size)
 	return v;
 }
 
+/* Near branches, shared by exec_one and the threaded handlers. */
+ALWAYS_INLINE void exec_jcc(struct softcpu *c, const struct insn *in)
+{
+	uint64_t next = next_rip(c, in);
+	if (cond_true(c, in->op & 15))
+		jump_to(c, next + in->imm, in->osz);
+	else
+		c->rip = next;
+}
+
+ALWAYS_INLINE void exec_call_rel(struct softcpu *c, const struct insn *in)
+{
+	uint64_t ret = next_rip(c, in), target = (ret + in->imm) & size_mask(in->osz);
+	if (c->code_bits == 64 && !canonical(target))
+		raise_gp(c, 0);
+	push(c, in->osz, ret);
+	c->rip = target;
+}
+
+/* RET, RET imm16 (C2) */
+ALWAYS_INLINE void exec_ret_near(struct softcpu *c, const struct insn *in)
+{
+	uint64_t target = pop(c, in->osz);
+	if (in->op == 0xc2)
+		sp_add(c, in->imm);
+	jump_to(c, target, in->osz);
+}
+
 /* ---- arithmetic ---- */
 
 /* The eight classic ALU operations (ADD OR ADC SBB AND SUB XOR CMP); operands
@@ -273,6 +301,30 @@ static void update_flags(struct softcpu *c, uint64_t mask, uint64_t values)
 	c->rflags = (c->rflags & ~mask) | (values & mask);
 }
 
+/* SHL/SAL (op 4, 6), SHR (5), SAR (7) with flags left lazy; count already
+ * masked and not 0. */
+ALWAYS_INLINE uint64_t shift_lazy(struct softcpu *c, unsigned op, unsigned size, uint64_t v, unsigned count)
+{
+	uint64_t r;
+	switch (op) {
+	case 5:
+		r = v >> count;
+		set_flags(c, LF_SHR, size, r, v, count);
+		return r;
+	case 7: {
+		unsigned bits = 8 * size;
+		int64_t sv = (int64_t)(v << (64 - bits)) >> (64 - bits);
+		r = (uint64_t)(sv >> count) & size_mask(size);
+		set_flags(c, LF_SAR, size, r, v, count);
+		return r;
+	}
+	default:
+		r = (v << count) & size_mask(size);
+		set_flags(c, LF_SHL, size, r, v, count);
+		return r;
+	}
+}
+
 /* Group 2: ROL ROR RCL RCR SHL SHR SAL SAR. */
 static uint64_t shift_op(struct softcpu *c, unsigned op, unsigned size, uint64_t v, unsigned count)
 {
@@ -321,20 +373,8 @@ static uint64_t shift_op(struct softcpu *c, unsigned op, unsigned size, uint64_t
 		update_flags(c, F_CF | F_OF, (cf ? F_CF : 0) | (of ? F_OF : 0));
 		return r;
 	}
-	case 4: case 6: /* SHL: flags lazily (internal.h) */
-		r = (v << count) & m;
-		set_flags(c, LF_SHL, size, r, v, count);
-		return r;
-	case 5: /* SHR */
-		r = v >> count;
-		set_flags(c, LF_SHR, size, r, v, count);
-		return r;
-	default: { /* SAR */
-		int64_t sv = (int64_t)(v << (64 - bits)) >> (64 - bits);
-		r = (uint64_t)(sv >> count) & m;
-		set_flags(c, LF_SAR, size, r, v, count);
-		return r;
-	}
+	default: /* SHL SHR SAL SAR */
+		return shift_lazy(c, op, size, v, count);
 	}
 }
 
@@ -1179,20 +1219,12 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 
 	case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
 	case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
-		if (cond_true(c, op & 15)) {
-			jump_to(c, next_rip(c, in) + in->imm, osz);
-			return;
-		}
-		break;
 	case OP_0F | 0x80: case OP_0F | 0x81: case OP_0F | 0x82: case OP_0F | 0x83:
 	case OP_0F | 0x84: case OP_0F | 0x85: case OP_0F | 0x86: case OP_0F | 0x87:
 	case OP_0F | 0x88: case OP_0F | 0x89: case OP_0F | 0x8a: case OP_0F | 0x8b:
 	case OP_0F | 0x8c: case OP_0F | 0x8d: case OP_0F | 0x8e: case OP_0F | 0x8f:
-		if (cond_true(c, op & 15)) {
-			jump_to(c, next_rip(c, in) + in->imm, osz);
-			return;
-		}
-		break;
+		exec_jcc(c, in);
+		return;
 	case OP_0F | 0x40: case OP_0F | 0x41: case OP_0F | 0x42: case OP_0F | 0x43:
 	case OP_0F | 0x44: case OP_0F | 0x45: case OP_0F | 0x46: case OP_0F | 0x47:
 	case OP_0F | 0x48: case OP_0F | 0x49: case OP_0F | 0x4a: case OP_0F | 0x4b:
@@ -1304,10 +1336,7 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	}
 
 	case 0xc2: case 0xc3: /* RET near */
-		v = pop(c, osz);
-		if (op == 0xc2)
-			sp_add(c, in->imm);
-		jump_to(c, v, osz);
+		exec_ret_near(c, in);
 		return;
 	case 0xca: case 0xcb: /* RET far */
 		far_return(c, osz, op == 0xca ? in->imm : 0, false);
@@ -1392,12 +1421,7 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 		break;
 	}
 	case 0xe8: /* CALL near */
-		v = next_rip(c, in);
-		lin = (v + in->imm) & size_mask(osz);
-		if (c->code_bits == 64 && !canonical(lin))
-			raise_gp(c, 0);
-		push(c, osz, v);
-		c->rip = lin;
+		exec_call_rel(c, in);
 		return;
 	case 0xe9: case 0xeb:
 		jump_to(c, next_rip(c, in) + in->imm, osz);
@@ -1722,18 +1746,262 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	c->rip = next_rip(c, in);
 }
 
-/* icount is advanced per block: an instruction that faults mid-block leaves
- * it counting the instructions after it too (icount is for run limits and
+/* ---- threaded dispatch ----
+ * softcpu_exec_prepare() picks, once per decoded instruction, a handler for
+ * the forms that dominate compiled code: ALU operations, moves, loads and
+ * stores at operand size 32/64, near branches.  Everything else (byte and
+ * 16-bit forms, memory destinations of ALU operations, system instructions)
+ * takes exec_one's switch.  Each handler ends by jumping straight to the
+ * next instruction's handler (GCC's computed goto): the host's branch
+ * predictor then learns one indirect jump per handler, where the single
+ * jump of a shared switch mispredicts on most instructions. */
+enum handler {
+	H_GENERIC,          /* exec_one */
+	H_ALU,              /* ALU register forms: H_ALU + alu_handler_index() */
+	H_MOV_LOAD = H_ALU + 8 * 3 * 2, /* MOV reg, r/m (8B) */
+	H_MOV_STORE,        /* MOV r/m, reg (89) */
+	H_MOV_IMM,          /* MOV reg, imm (B8+r) */
+	H_MOV_IMM_RM,       /* MOV reg, imm (C7 /0 with a register) */
+	H_LEA,
+	H_TEST,             /* TEST r/m, reg (85) */
+	H_INC, H_DEC,       /* FF /0, /1 with a register */
+	H_SHIFT_IMM,        /* SHL/SHR/SAR register, imm8 (C1 /4-/7) */
+	H_MOVZX,            /* MOVZX reg, r/m8 or r/m16 */
+	H_PUSH, H_POP,      /* 50+r, 58+r */
+	H_JCC, H_JMP, H_CALL, H_RET,
+	H_COUNT
+};
+_Static_assert(H_COUNT <= 256, "struct insn stores the handler in a byte");
+
+/* The ALU forms with a handler each per operation and size (4 or 8). */
+enum {
+	ALU_FORM_RM_REG, /* op r/m, reg with a register r/m (01, 09, ... 39) */
+	ALU_FORM_REG_RM, /* op reg, r/m (03, 0B, ... 3B) */
+	ALU_FORM_RM_IMM, /* op r/m, imm with a register r/m (81, 83) */
+};
+
+static uint8_t alu_handler(unsigned aop, unsigned form, unsigned osz)
+{
+	return (uint8_t)(H_ALU + (aop * 3 + form) * 2 + (osz == 8));
+}
+
+void softcpu_exec_prepare(struct insn *in)
+{
+	unsigned op = in->op, reg_op = in->reg & 7;
+	bool reg_form = in->mod == 3;
+	in->handler = H_GENERIC;
+	switch (op) { /* any operand size */
+	case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+		in->handler = H_PUSH;
+		return;
+	case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+		in->handler = H_POP;
+		return;
+	case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+	case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+	case OP_0F | 0x80: case OP_0F | 0x81: case OP_0F | 0x82: case OP_0F | 0x83:
+	case OP_0F | 0x84: case OP_0F | 0x85: case OP_0F | 0x86: case OP_0F | 0x87:
+	case OP_0F | 0x88: case OP_0F | 0x89: case OP_0F | 0x8a: case OP_0F | 0x8b:
+	case OP_0F | 0x8c: case OP_0F | 0x8d: case OP_0F | 0x8e: case OP_0F | 0x8f:
+		in->handler = H_JCC;
+		return;
+	case 0xe9: case 0xeb: in->handler = H_JMP; return;
+	case 0xe8: in->handler = H_CALL; return;
+	case 0xc2: case 0xc3: in->handler = H_RET; return;
+	default: break;
+	}
+	if (in->osz == 2)
+		return;
+	if (op < 0x40 && ((op & 7) == 1 || (op & 7) == 3)) {
+		if ((op & 7) == 3)
+			in->handler = alu_handler(op >> 3, ALU_FORM_REG_RM, in->osz);
+		else if (reg_form)
+			in->handler = alu_handler(op >> 3, ALU_FORM_RM_REG, in->osz);
+		return;
+	}
+	switch (op) { /* operand size 4 or 8 */
+	case 0x81: case 0x83:
+		if (reg_form)
+			in->handler = alu_handler(reg_op, ALU_FORM_RM_IMM, in->osz);
+		break;
+	case 0x85: in->handler = H_TEST; break;
+	case 0x89: in->handler = H_MOV_STORE; break;
+	case 0x8b: in->handler = H_MOV_LOAD; break;
+	case 0x8d:
+		if (!reg_form)
+			in->handler = H_LEA;
+		break;
+	case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf:
+		in->handler = H_MOV_IMM;
+		break;
+	case 0xc7:
+		if (reg_form && reg_op == 0)
+			in->handler = H_MOV_IMM_RM;
+		break;
+	case 0xc1:
+		if (reg_form && reg_op >= 4)
+			in->handler = H_SHIFT_IMM;
+		break;
+	case 0xff:
+		if (reg_form && reg_op < 2)
+			in->handler = reg_op ? H_DEC : H_INC;
+		break;
+	case OP_0F | 0xb6: case OP_0F | 0xb7:
+		in->handler = H_MOVZX;
+		break;
+	default:
+		break;
+	}
+}
+
+/* Execute up to n instructions: see softcpu_exec_prepare.  icount is
+ * advanced per block: an instruction that faults mid-block leaves it
+ * counting the instructions after it too (icount is for run limits and
  * statistics, not architectural). */
 void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n)
 {
-	unsigned i = 0;
+#define ALU_LABELS(aop)                                                                        \
+	[H_ALU + (aop * 3 + ALU_FORM_RM_REG) * 2] = &&alu_rm_reg_##aop##_4,                    \
+	[H_ALU + (aop * 3 + ALU_FORM_RM_REG) * 2 + 1] = &&alu_rm_reg_##aop##_8,                \
+	[H_ALU + (aop * 3 + ALU_FORM_REG_RM) * 2] = &&alu_reg_rm_##aop##_4,                    \
+	[H_ALU + (aop * 3 + ALU_FORM_REG_RM) * 2 + 1] = &&alu_reg_rm_##aop##_8,                \
+	[H_ALU + (aop * 3 + ALU_FORM_RM_IMM) * 2] = &&alu_rm_imm_##aop##_4,                    \
+	[H_ALU + (aop * 3 + ALU_FORM_RM_IMM) * 2 + 1] = &&alu_rm_imm_##aop##_8,
+	static const void *const handlers[H_COUNT] = {
+		[H_GENERIC] = &&generic,
+		ALU_LABELS(0) ALU_LABELS(1) ALU_LABELS(2) ALU_LABELS(3)
+		ALU_LABELS(4) ALU_LABELS(5) ALU_LABELS(6) ALU_LABELS(7)
+		[H_MOV_LOAD] = &&mov_load, [H_MOV_STORE] = &&mov_store,
+		[H_MOV_IMM] = &&mov_imm, [H_MOV_IMM_RM] = &&mov_imm_rm,
+		[H_LEA] = &&lea, [H_TEST] = &&test, [H_INC] = &&inc, [H_DEC] = &&dec,
+		[H_SHIFT_IMM] = &&shift_imm, [H_MOVZX] = &&movzx, [H_PUSH] = &&push, [H_POP] = &&pop,
+		[H_JCC] = &&jcc, [H_JMP] = &&jmp, [H_CALL] = &&call, [H_RET] = &&ret,
+	};
+#undef ALU_LABELS
+	const struct insn *end = in + n;
+	uint64_t v;
 	c->block_end = false;
 	c->icount += n;
-	while (i < n) {
-		exec_one(c, &in[i++]);
-		if (unlikely(c->block_end))
-			break;
+
+/* To the next instruction's handler, or out at the end of the block. */
+#define DISPATCH()                               \
+	do {                                     \
+		if (unlikely(in == end))         \
+			goto done;               \
+		goto *handlers[in->handler];     \
+	} while (0)
+/* The instruction completed without changing control flow. */
+#define NEXT()                                   \
+	do {                                     \
+		c->rip = next_rip(c, in);        \
+		in++;                            \
+		DISPATCH();                      \
+	} while (0)
+/* Same after a memory write, which may have hit this block's code page. */
+#define NEXT_AFTER_WRITE()                       \
+	do {                                     \
+		c->rip = next_rip(c, in);        \
+		in++;                            \
+		if (unlikely(c->block_end))      \
+			goto done;               \
+		DISPATCH();                      \
+	} while (0)
+
+	DISPATCH();
+
+generic:
+	exec_one(c, in++);
+	if (unlikely(c->block_end))
+		goto done;
+	DISPATCH();
+
+/* The ALU handlers per operation and size; results are already truncated
+ * to the size, so storing them whole zero-extends 32-bit ones. */
+#define ALU_HANDLERS(aop, size)                                                                        \
+	alu_rm_reg_##aop##_##size:                                                                     \
+	v = alu(c, aop, size, c->r[in->rm] & size_mask(size), c->r[in->reg] & size_mask(size));       \
+	if (aop != 7)                                                                                  \
+		c->r[in->rm] = v;                                                                      \
+	NEXT();                                                                                        \
+	alu_reg_rm_##aop##_##size:                                                                     \
+	v = alu(c, aop, size, c->r[in->reg] & size_mask(size), read_rm(c, in, size));                 \
+	if (aop != 7)                                                                                  \
+		c->r[in->reg] = v;                                                                     \
+	NEXT();                                                                                        \
+	alu_rm_imm_##aop##_##size:                                                                     \
+	v = alu(c, aop, size, c->r[in->rm] & size_mask(size), in->imm & size_mask(size));             \
+	if (aop != 7)                                                                                  \
+		c->r[in->rm] = v;                                                                      \
+	NEXT();
+	ALU_HANDLERS(0, 4) ALU_HANDLERS(1, 4) ALU_HANDLERS(2, 4) ALU_HANDLERS(3, 4)
+	ALU_HANDLERS(4, 4) ALU_HANDLERS(5, 4) ALU_HANDLERS(6, 4) ALU_HANDLERS(7, 4)
+	ALU_HANDLERS(0, 8) ALU_HANDLERS(1, 8) ALU_HANDLERS(2, 8) ALU_HANDLERS(3, 8)
+	ALU_HANDLERS(4, 8) ALU_HANDLERS(5, 8) ALU_HANDLERS(6, 8) ALU_HANDLERS(7, 8)
+#undef ALU_HANDLERS
+
+mov_load: /* read_rm zero-extends a 32-bit value */
+	c->r[in->reg] = read_rm(c, in, in->osz);
+	NEXT();
+mov_store:
+	v = c->r[in->reg];
+	if (in->mod == 3) {
+		c->r[in->rm] = v & size_mask(in->osz);
+		NEXT();
 	}
-	c->icount -= n - i;
+	mem_write(c, mem_addr(c, in), in->osz, v);
+	NEXT_AFTER_WRITE();
+mov_imm:
+	c->r[in->reg] = in->imm & size_mask(in->osz);
+	NEXT();
+mov_imm_rm:
+	c->r[in->rm] = in->imm & size_mask(in->osz);
+	NEXT();
+lea:
+	c->r[in->reg] = ea_offset(c, in) & size_mask(in->osz);
+	NEXT();
+test:
+	alu(c, 4, in->osz, read_rm(c, in, in->osz), c->r[in->reg] & size_mask(in->osz));
+	NEXT();
+inc:
+	c->r[in->rm] = inc_dec(c, false, in->osz, c->r[in->rm] & size_mask(in->osz));
+	NEXT();
+dec:
+	c->r[in->rm] = inc_dec(c, true, in->osz, c->r[in->rm] & size_mask(in->osz));
+	NEXT();
+shift_imm: { /* a zero count changes no flag but still zero-extends */
+	unsigned count = (unsigned)in->imm & (in->osz == 8 ? 63 : 31);
+	v = c->r[in->rm] & size_mask(in->osz);
+	c->r[in->rm] = count ? shift_lazy(c, in->reg & 7, in->osz, v, count) : v;
+	NEXT();
+}
+movzx:
+	c->r[in->reg] = read_rm(c, in, in->op == (OP_0F | 0xb6) ? 1 : 2);
+	NEXT();
+push:
+	push(c, in->osz, get_reg(c, in, in->reg, in->osz));
+	NEXT_AFTER_WRITE();
+pop:
+	v = pop(c, in->osz);
+	set_reg(c, in, in->reg, in->osz, v);
+	NEXT();
+/* Branches end their block (cpu.c), so after them DISPATCH leaves. */
+jcc:
+	exec_jcc(c, in++);
+	DISPATCH();
+jmp:
+	jump_to(c, next_rip(c, in) + in->imm, in->osz);
+	in++;
+	DISPATCH();
+call:
+	exec_call_rel(c, in++);
+	DISPATCH();
+ret:
+	exec_ret_near(c, in++);
+	DISPATCH();
+
+#undef DISPATCH
+#undef NEXT
+#undef NEXT_AFTER_WRITE
+done:
+	c->icount -= (uint64_t)(end - in);
 }

@@ -294,6 +294,9 @@ void softcpu_seg_from_descriptor(struct softcpu_seg *s, uint16_t sel, uint64_t d
 void softcpu_block_cache_invalidate_all(struct softcpu *c);
 
 /* ---- exec.c ---- */
+/* Choose the executor's handler for a freshly decoded instruction (once,
+ * before it is first executed; an unprepared one takes the generic path). */
+void softcpu_exec_prepare(struct insn *in);
 /* Execute up to n decoded instructions starting at c->rip; stops early when
  * one sets c->block_end (a write to a code page, an unfinished REP...). */
 void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n);
