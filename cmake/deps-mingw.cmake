@@ -113,3 +113,28 @@ if(MINIVM_TESTS)
     IMPORTED_LOCATION ${MINIVM_DEPS_PREFIX}/lib/libcmocka-static.a
     INTERFACE_INCLUDE_DIRECTORIES ${MINIVM_DEPS_PREFIX}/include)
 endif()
+
+# ---- liblzma (xz-utils) ----
+# The board unpacks the bzImage's xz payload on the host when it has liblzma
+# (vmm-core/board, MINIVM_HOST_DECOMPRESS).  Without it the kernel's own
+# decompressor runs in the software CPU: about 14 s more per boot natively,
+# and more under Wine (docs/PERFORMANCE.md, "Linux boot").  xz-utils 5.4's
+# CMake build makes the static liblzma (and xz.exe, unused) but no
+# liblzma.pc, which the board looks for with pkg-config: we write one.  If
+# the source package cannot be fetched, the build goes on without it.
+minivm_debian_source(xz-utils XZ_SRC)
+if(XZ_SRC)
+  minivm_build_cmake_dep(xz-utils ${XZ_SRC} ${MINIVM_DEPS_PREFIX}/lib/liblzma.a -DBUILD_TESTING=OFF)
+  # LZMA_API_STATIC: lzma.h declares its functions dllimport otherwise.
+  file(WRITE ${MINIVM_DEPS_PREFIX}/lib/pkgconfig/liblzma.pc
+    "prefix=${MINIVM_DEPS_PREFIX}\n"
+    "Name: liblzma\nDescription: xz-utils' liblzma, static, for MinGW\nVersion: 5.4\n"
+    "Cflags: -I\${prefix}/include -DLZMA_API_STATIC\nLibs: -L\${prefix}/lib -llzma\n")
+  set(MINIVM_HOST_DECOMPRESS ON CACHE BOOL "Unpack xz bzImage payloads on the host (liblzma)")
+endif()
+# pkg-config must see only the Windows libraries built here, never the
+# host's .pc files; find_library must look in the deps prefix, which is not
+# under the MinGW sysroot.
+set(ENV{PKG_CONFIG_LIBDIR} ${MINIVM_DEPS_PREFIX}/lib/pkgconfig)
+set(ENV{PKG_CONFIG_PATH} "")
+list(APPEND CMAKE_FIND_ROOT_PATH ${MINIVM_DEPS_PREFIX})
