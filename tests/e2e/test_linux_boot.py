@@ -4,13 +4,11 @@ on ttyS0 (served by dev-serial), and the machine's power paths work.
 The guest comes from guest/build-guest.sh, which the build runs into
 MINIVM_BUILD/guest when the CMake option MINIVM_GUEST is on; without it the
 tests are skipped.  Each boot takes seconds of software emulation, so one VM
-serves the shell checks and the power paths boot their own.
-
-The UART paste is 64 KiB rather than the issue's 1 MiB: each received byte
-costs an exit per register access under emulation (see the report)."""
+serves the shell checks and the power paths boot their own."""
 import hashlib
 import os
 import random
+import shlex
 from pathlib import Path
 
 import pexpect
@@ -88,7 +86,9 @@ def test_one_cpu(shell):
 
 def test_paste_arrives_intact(shell):
     """Random printable text through the UART into `cat`; sha256 must match.
-    (64 KiB here: input costs an interrupt per FIFO fill under emulation.)"""
+    64 KiB, not the issue's 1 MiB: pastes over ~128 KiB stall (the UART's
+    interrupt line stays high while dev-serial refills the FIFO, so the
+    edge-triggered IRQ 4 never fires again; see the issue-4 report)."""
     rng = random.Random(4)
     lines = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(63))
              for _ in range(1024)]
@@ -129,6 +129,27 @@ def test_panic_with_no_reboot_exits_0():
     child.sendline("echo c > /proc/sysrq-trigger")
     child.expect("Kernel panic")
     assert wait_exit(child) == 0
+
+
+def test_ctrl_a_x_on_a_terminal_restores_it(tmp_path):
+    """The foundation's pty test with the Linux shell: the terminal is raw
+    while the guest runs, Ctrl-A x stops the VM (status 0), and the
+    terminal's settings afterwards equal those before."""
+    before, after = tmp_path / "before", tmp_path / "after"
+    launch = " ".join(shlex.quote(a) for a in [
+        str(LAUNCHER), "run", "-accel", "soft", "-m", "256M", "-kernel", str(KERNEL),
+        "-initrd", str(INITRD), "-append", "console=ttyS0"])
+    script = f"stty -g > {before}; {launch}; echo LAUNCHER-EXIT=$?; stty -g > {after}"
+    child = pexpect.spawn("/bin/sh", ["-c", script], timeout=BOOT_TIMEOUT, encoding="utf-8",
+                          codec_errors="replace", dimensions=(24, 200))
+    child.expect("minivm: init ready")
+    child.expect(PROMPT)
+    assert run(child, "echo $((6*7))") == "42"
+    child.send("\x01x")
+    child.expect(r"LAUNCHER-EXIT=(\d+)")
+    assert child.match.group(1) == "0"
+    child.expect(pexpect.EOF)
+    assert before.read_text() == after.read_text()
 
 
 @pytest.mark.parametrize("cpus", [2, 4])
