@@ -4,10 +4,12 @@
  * on.  Two deliberate simplifications, both consequences of an infinitely
  * fast line:
  *  - The transmitter never holds a byte, so LSR.THRE/TEMT are constant.
- *  - The character timeout fires at once: the RX FIFO is refilled from the
- *    input queue whenever it has room, so a FIFO holding fewer bytes than the
- *    trigger level means the line is idle, which is exactly when a real
- *    16550A raises the timeout interrupt (4 character times later).
+ *  - The character timeout fires at once: host input moves into the RX FIFO
+ *    as soon as it arrives and has room, so a FIFO holding fewer bytes than
+ *    the trigger level means the line is idle, which is exactly when a real
+ *    16550A raises the timeout interrupt (4 character times later).  While
+ *    the guest drains the FIFO, the queue refills it only once it is empty
+ *    (see uart_read), as a real line would between the guest's reads.
  * PE, FE and BI never occur: the host side has no parity, framing or break.
  * OE occurs in loopback, when the guest sends into a full receiver. */
 #include "uart16550.h"
@@ -190,7 +192,17 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 		if (rx_count(u)) {
 			value = u->rx_fifo[u->rx_head % UART_FIFO_SIZE];
 			u->rx_head++;
-			refill_rx(u);
+			/* The receiver takes the next batch from the input queue
+			 * only once the guest has emptied it, and the interrupt
+			 * output falls before the batch raises it again.  IRQ 4
+			 * is edge-triggered (ISA): topping up on every read
+			 * would keep it high for a whole paste, and once Linux's
+			 * 8250 handler gives up on a busy line ("too much work
+			 * for irq4") no new edge would ever come. */
+			if (!rx_count(u)) {
+				update_irq(u, io);
+				refill_rx(u);
+			}
 		}
 		break;
 	case UART_IER:

@@ -17,6 +17,7 @@ struct effects {
 	size_t nout;
 	int level;      /* last level reported */
 	int irq_calls;  /* number of reports */
+	int rises;      /* reports of 1 after 0: edges an ISA IRQ sees */
 };
 
 static void record_output(void *opaque, uint8_t byte)
@@ -28,6 +29,8 @@ static void record_output(void *opaque, uint8_t byte)
 static void record_irq(void *opaque, int level)
 {
 	struct effects *e = opaque;
+	if (level && !e->level)
+		e->rises++;
 	e->level = level;
 	e->irq_calls++;
 }
@@ -369,6 +372,29 @@ static void test_input_backpressure(void **state)
 	assert_int_equal(uart_lsr(&f->u) & UART_LSR_OE, 0); /* nothing was lost */
 }
 
+/* A paste longer than the FIFO: every batch the queue moves into the emptied
+ * FIFO raises the interrupt output anew, so an edge-triggered IRQ 4 fires
+ * again even if the guest's handler stopped reading with the line high. */
+static void test_long_input_gives_an_edge_per_fifo_batch(void **state)
+{
+	struct fixture *f = *state;
+	wr(f, UART_IIR, UART_FCR_ENABLE | 0xc0); /* trigger level 14 */
+	wr(f, UART_IER, UART_IER_RDI);
+	static char text[4 * UART_FIFO_SIZE + 1];
+	memset(text, 'p', sizeof(text) - 1);
+	input(f, text);
+	assert_int_equal(f->fx.rises, 1);
+	int batches = 1;
+	for (size_t got = 0; got < sizeof(text) - 1; got++) {
+		assert_true(rd(f, UART_LSR) & UART_LSR_DR);
+		assert_int_equal(rd(f, UART_RBR), 'p');
+		if ((got + 1) % UART_FIFO_SIZE == 0 && got + 1 < sizeof(text) - 1)
+			assert_int_equal(f->fx.rises, ++batches);
+	}
+	assert_false(rd(f, UART_LSR) & UART_LSR_DR);
+	assert_int_equal(f->fx.level, 0);
+}
+
 static void test_reset_keeps_input(void **state)
 {
 	struct fixture *f = *state;
@@ -460,6 +486,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_overrun, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_priority, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_backpressure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_long_input_gives_an_edge_per_fifo_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_keeps_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_values, setup, teardown),
