@@ -1757,13 +1757,15 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
  * jump of a shared switch mispredicts on most instructions. */
 enum handler {
 	H_GENERIC,          /* exec_one */
-	H_ALU,              /* ALU register forms: H_ALU + alu_handler_index() */
+	H_ALU,              /* ALU forms: alu_handler() */
+	/* Handlers that access memory come in pairs, for operand size 4 and
+	 * 8 (sized()): a constant size spares the memory helpers' size switch. */
 	H_MOV_LOAD = H_ALU + 8 * 3 * 2, /* MOV reg, r/m (8B) */
-	H_MOV_STORE,        /* MOV r/m, reg (89) */
-	H_MOV_IMM,          /* MOV reg, imm (B8+r) */
+	H_MOV_STORE = H_MOV_LOAD + 2,   /* MOV r/m, reg (89) */
+	H_TEST = H_MOV_STORE + 2,       /* TEST r/m, reg (85) */
+	H_MOV_IMM = H_TEST + 2,         /* MOV reg, imm (B8+r) */
 	H_MOV_IMM_RM,       /* MOV reg, imm (C7 /0 with a register) */
 	H_LEA,
-	H_TEST,             /* TEST r/m, reg (85) */
 	H_INC, H_DEC,       /* FF /0, /1 with a register */
 	H_SHIFT_IMM,        /* SHL/SHR/SAR register, imm8 (C1 /4-/7) */
 	H_MOVZX,            /* MOVZX reg, r/m8 or r/m16 */
@@ -1780,9 +1782,14 @@ enum {
 	ALU_FORM_RM_IMM, /* op r/m, imm with a register r/m (81, 83) */
 };
 
+static uint8_t sized(enum handler h, unsigned osz)
+{
+	return (uint8_t)(h + (osz == 8));
+}
+
 static uint8_t alu_handler(unsigned aop, unsigned form, unsigned osz)
 {
-	return (uint8_t)(H_ALU + (aop * 3 + form) * 2 + (osz == 8));
+	return sized(H_ALU + (aop * 3 + form) * 2, osz);
 }
 
 void softcpu_exec_prepare(struct insn *in)
@@ -1824,9 +1831,9 @@ void softcpu_exec_prepare(struct insn *in)
 		if (reg_form)
 			in->handler = alu_handler(reg_op, ALU_FORM_RM_IMM, in->osz);
 		break;
-	case 0x85: in->handler = H_TEST; break;
-	case 0x89: in->handler = H_MOV_STORE; break;
-	case 0x8b: in->handler = H_MOV_LOAD; break;
+	case 0x85: in->handler = sized(H_TEST, in->osz); break;
+	case 0x89: in->handler = sized(H_MOV_STORE, in->osz); break;
+	case 0x8b: in->handler = sized(H_MOV_LOAD, in->osz); break;
 	case 0x8d:
 		if (!reg_form)
 			in->handler = H_LEA;
@@ -1871,9 +1878,11 @@ void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n)
 		[H_GENERIC] = &&generic,
 		ALU_LABELS(0) ALU_LABELS(1) ALU_LABELS(2) ALU_LABELS(3)
 		ALU_LABELS(4) ALU_LABELS(5) ALU_LABELS(6) ALU_LABELS(7)
-		[H_MOV_LOAD] = &&mov_load, [H_MOV_STORE] = &&mov_store,
+		[H_MOV_LOAD] = &&mov_load_4, [H_MOV_LOAD + 1] = &&mov_load_8,
+		[H_MOV_STORE] = &&mov_store_4, [H_MOV_STORE + 1] = &&mov_store_8,
+		[H_TEST] = &&test_4, [H_TEST + 1] = &&test_8,
 		[H_MOV_IMM] = &&mov_imm, [H_MOV_IMM_RM] = &&mov_imm_rm,
-		[H_LEA] = &&lea, [H_TEST] = &&test, [H_INC] = &&inc, [H_DEC] = &&dec,
+		[H_LEA] = &&lea, [H_INC] = &&inc, [H_DEC] = &&dec,
 		[H_SHIFT_IMM] = &&shift_imm, [H_MOVZX] = &&movzx, [H_PUSH] = &&push, [H_POP] = &&pop,
 		[H_JCC] = &&jcc, [H_JMP] = &&jmp, [H_CALL] = &&call, [H_RET] = &&ret,
 	};
@@ -1939,17 +1948,10 @@ generic:
 	ALU_HANDLERS(4, 8) ALU_HANDLERS(5, 8) ALU_HANDLERS(6, 8) ALU_HANDLERS(7, 8)
 #undef ALU_HANDLERS
 
-mov_load: /* read_rm zero-extends a 32-bit value */
-	c->r[in->reg] = read_rm(c, in, in->osz);
-	NEXT();
-mov_store:
-	v = c->r[in->reg];
-	if (in->mod == 3) {
-		c->r[in->rm] = v & size_mask(in->osz);
-		NEXT();
-	}
-	mem_write(c, mem_addr(c, in), in->osz, v);
-	NEXT_AFTER_WRITE();
+/* The memory handlers per size (read_rm zero-extends a 32-bit value). */
+#define SIZED_HANDLERS(size)                                                                           	mov_load_##size:                                                                               	c->r[in->reg] = read_rm(c, in, size);                                                          	NEXT();                                                                                        	mov_store_##size:                                                                              	v = c->r[in->reg];                                                                             	if (in->mod == 3) {                                                                            		c->r[in->rm] = v & size_mask(size);                                                    		NEXT();                                                                                	}                                                                                              	mem_write(c, mem_addr(c, in), size, v);                                                        	NEXT_AFTER_WRITE();                                                                            	test_##size:                                                                                   	alu(c, 4, size, read_rm(c, in, size), c->r[in->reg] & size_mask(size));                      	NEXT();
+	SIZED_HANDLERS(4) SIZED_HANDLERS(8)
+#undef SIZED_HANDLERS
 mov_imm:
 	c->r[in->reg] = in->imm & size_mask(in->osz);
 	NEXT();
@@ -1958,9 +1960,6 @@ mov_imm_rm:
 	NEXT();
 lea:
 	c->r[in->reg] = ea_offset(c, in) & size_mask(in->osz);
-	NEXT();
-test:
-	alu(c, 4, in->osz, read_rm(c, in, in->osz), c->r[in->reg] & size_mask(in->osz));
 	NEXT();
 inc:
 	c->r[in->rm] = inc_dec(c, false, in->osz, c->r[in->rm] & size_mask(in->osz));
@@ -1975,12 +1974,19 @@ shift_imm: { /* a zero count changes no flag but still zero-extends */
 	NEXT();
 }
 movzx:
-	c->r[in->reg] = read_rm(c, in, in->op == (OP_0F | 0xb6) ? 1 : 2);
+	c->r[in->reg] = in->op == (OP_0F | 0xb6) ? read_rm(c, in, 1) : read_rm(c, in, 2);
 	NEXT();
-push:
-	push(c, in->osz, get_reg(c, in, in->reg, in->osz));
+push: /* 64-bit pushes and pops inline with their constant size */
+	if (likely(in->osz == 8))
+		push(c, 8, c->r[in->reg]);
+	else
+		push(c, in->osz, get_reg(c, in, in->reg, in->osz));
 	NEXT_AFTER_WRITE();
 pop:
+	if (likely(in->osz == 8)) {
+		c->r[in->reg] = pop(c, 8);
+		NEXT();
+	}
 	v = pop(c, in->osz);
 	set_reg(c, in, in->reg, in->osz, v);
 	NEXT();
