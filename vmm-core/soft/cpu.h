@@ -104,6 +104,7 @@ enum lazy_op {
 	LF_SHL,   /* res = src1 << src2 (count 1..63, never 0) */
 	LF_SHR,   /* res = src1 >> src2 */
 	LF_SAR,   /* res = src1 >> src2, arithmetic */
+	LF_MUL,   /* MUL/IMUL: res = low half, CF = OF = src1 (the product did not fit) */
 };
 
 struct lazy_flags {

@@ -416,6 +416,27 @@ ALWAYS_INLINE int64_t sign_extend(uint64_t v, unsigned size)
 	return (int64_t)(v << s) >> s;
 }
 
+/* IMUL r, r/m (0F AF), IMUL r, r/m, imm (69, 6B) */
+ALWAYS_INLINE void exec_imul(struct softcpu *c, const struct insn *in, unsigned size)
+{
+	int64_t a = sign_extend(read_rm(c, in, size), size);
+	int64_t b = in->op == (OP_0F | 0xaf) ? sign_extend(get_reg(c, in, in->reg, size), size) : (int64_t)in->imm;
+	__int128 p = (__int128)a * b;
+	uint64_t r = (uint64_t)p & size_mask(size);
+	set_reg(c, in, in->reg, size, r);
+	set_flags(c, LF_MUL, size, r, p != (__int128)sign_extend(r, size), 0);
+}
+
+/* CMOVcc r, r/m */
+ALWAYS_INLINE void exec_cmov(struct softcpu *c, const struct insn *in, unsigned size)
+{
+	uint64_t v = read_rm(c, in, size); /* read (and fault) even when false */
+	if (cond_true(c, in->op & 15))
+		set_reg(c, in, in->reg, size, v);
+	else if (size == 4)
+		set_reg(c, in, in->reg, 4, get_reg(c, in, in->reg, 4)); /* zero-extends */
+}
+
 /* Group 3 MUL/IMUL/DIV/IDIV on the accumulator. */
 static void muldiv(struct softcpu *c, const struct insn *in, unsigned op, unsigned size, uint64_t src)
 {
@@ -434,7 +455,7 @@ static void muldiv(struct softcpu *c, const struct insn *in, unsigned op, unsign
 			set_reg(c, in, R_AX, size, lo);
 			set_reg(c, in, R_DX, size, hi);
 		}
-		set_flags_result(c, size, lo, hi != 0, hi != 0);
+		set_flags(c, LF_MUL, size, lo, hi != 0, 0);
 		return;
 	}
 	case 5: { /* IMUL */
@@ -447,7 +468,7 @@ static void muldiv(struct softcpu *c, const struct insn *in, unsigned op, unsign
 			set_reg(c, in, R_AX, size, lo);
 			set_reg(c, in, R_DX, size, hi);
 		}
-		set_flags_result(c, size, lo, overflow, overflow);
+		set_flags(c, LF_MUL, size, lo, overflow, 0);
 		return;
 	}
 	case 6: { /* DIV */
@@ -1202,16 +1223,9 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	case 0x68: case 0x6a:
 		push(c, osz, in->imm);
 		break;
-	case 0x69: case 0x6b: case OP_0F | 0xaf: { /* IMUL r, r/m(, imm) */
-		int64_t a = sign_extend(read_rm(c, in, osz), osz);
-		int64_t b = op == (OP_0F | 0xaf) ? sign_extend(get_reg(c, in, in->reg, osz), osz) : (int64_t)in->imm;
-		__int128 p = (__int128)a * b;
-		uint64_t r = (uint64_t)p & size_mask(osz);
-		bool overflow = p != (__int128)sign_extend(r, osz);
-		set_reg(c, in, in->reg, osz, r);
-		set_flags_result(c, osz, r, overflow, overflow);
+	case 0x69: case 0x6b: case OP_0F | 0xaf:
+		exec_imul(c, in, osz);
 		break;
-	}
 	case 0x6c: case 0x6d: case 0x6e: case 0x6f:
 	case 0xa4: case 0xa5: case 0xa6: case 0xa7: case 0xaa: case 0xab: case 0xac: case 0xad: case 0xae: case 0xaf:
 		string_op(c, in);
@@ -1229,11 +1243,7 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	case OP_0F | 0x44: case OP_0F | 0x45: case OP_0F | 0x46: case OP_0F | 0x47:
 	case OP_0F | 0x48: case OP_0F | 0x49: case OP_0F | 0x4a: case OP_0F | 0x4b:
 	case OP_0F | 0x4c: case OP_0F | 0x4d: case OP_0F | 0x4e: case OP_0F | 0x4f:
-		v = read_rm(c, in, osz); /* read (and fault) even when false */
-		if (cond_true(c, op & 15))
-			set_reg(c, in, in->reg, osz, v);
-		else if (osz == 4)
-			set_reg(c, in, in->reg, 4, get_reg(c, in, in->reg, 4)); /* zero-extends */
+		exec_cmov(c, in, osz);
 		break;
 	case OP_0F | 0x90: case OP_0F | 0x91: case OP_0F | 0x92: case OP_0F | 0x93:
 	case OP_0F | 0x94: case OP_0F | 0x95: case OP_0F | 0x96: case OP_0F | 0x97:
@@ -1763,12 +1773,17 @@ enum handler {
 	H_MOV_LOAD = H_ALU + 8 * 3 * 2, /* MOV reg, r/m (8B) */
 	H_MOV_STORE = H_MOV_LOAD + 2,   /* MOV r/m, reg (89) */
 	H_TEST = H_MOV_STORE + 2,       /* TEST r/m, reg (85) */
-	H_MOV_IMM = H_TEST + 2,         /* MOV reg, imm (B8+r) */
+	H_IMUL = H_TEST + 2,            /* IMUL reg, r/m(, imm) */
+	H_CMOV = H_IMUL + 2,            /* CMOVcc reg, r/m */
+	H_MOV_IMM = H_CMOV + 2,         /* MOV reg, imm (B8+r) */
 	H_MOV_IMM_RM,       /* MOV reg, imm (C7 /0 with a register) */
 	H_LEA,
 	H_INC, H_DEC,       /* FF /0, /1 with a register */
 	H_SHIFT_IMM,        /* SHL/SHR/SAR register, imm8 (C1 /4-/7) */
 	H_MOVZX,            /* MOVZX reg, r/m8 or r/m16 */
+	H_MOVSXD,           /* MOVSXD reg64, r/m32 */
+	H_SETCC,            /* SETcc r/m8 (any operand size) */
+	H_NOP,              /* NOP, PAUSE, multi-byte NOP, prefetch hints */
 	H_PUSH, H_POP,      /* 50+r, 58+r */
 	H_JCC, H_JMP, H_CALL, H_RET,
 	H_COUNT
@@ -1815,6 +1830,20 @@ void softcpu_exec_prepare(struct insn *in)
 	case 0xe9: case 0xeb: in->handler = H_JMP; return;
 	case 0xe8: in->handler = H_CALL; return;
 	case 0xc2: case 0xc3: in->handler = H_RET; return;
+	case OP_0F | 0x90: case OP_0F | 0x91: case OP_0F | 0x92: case OP_0F | 0x93:
+	case OP_0F | 0x94: case OP_0F | 0x95: case OP_0F | 0x96: case OP_0F | 0x97:
+	case OP_0F | 0x98: case OP_0F | 0x99: case OP_0F | 0x9a: case OP_0F | 0x9b:
+	case OP_0F | 0x9c: case OP_0F | 0x9d: case OP_0F | 0x9e: case OP_0F | 0x9f:
+		in->handler = H_SETCC;
+		return;
+	case 0x90: /* with REX.B it is XCHG r8, rAX */
+		if (!(in->rex & 1))
+			in->handler = H_NOP;
+		return;
+	case OP_0F | 0x0d: case OP_0F | 0x18: case OP_0F | 0x19: case OP_0F | 0x1a: case OP_0F | 0x1b:
+	case OP_0F | 0x1c: case OP_0F | 0x1d: case OP_0F | 0x1e: case OP_0F | 0x1f:
+		in->handler = H_NOP;
+		return;
 	default: break;
 	}
 	if (in->osz == 2)
@@ -1856,6 +1885,19 @@ void softcpu_exec_prepare(struct insn *in)
 	case OP_0F | 0xb6: case OP_0F | 0xb7:
 		in->handler = H_MOVZX;
 		break;
+	case 0x63:
+		if (in->osz == 8)
+			in->handler = H_MOVSXD;
+		break;
+	case 0x69: case 0x6b: case OP_0F | 0xaf:
+		in->handler = sized(H_IMUL, in->osz);
+		break;
+	case OP_0F | 0x40: case OP_0F | 0x41: case OP_0F | 0x42: case OP_0F | 0x43:
+	case OP_0F | 0x44: case OP_0F | 0x45: case OP_0F | 0x46: case OP_0F | 0x47:
+	case OP_0F | 0x48: case OP_0F | 0x49: case OP_0F | 0x4a: case OP_0F | 0x4b:
+	case OP_0F | 0x4c: case OP_0F | 0x4d: case OP_0F | 0x4e: case OP_0F | 0x4f:
+		in->handler = sized(H_CMOV, in->osz);
+		break;
 	default:
 		break;
 	}
@@ -1881,9 +1923,12 @@ void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n)
 		[H_MOV_LOAD] = &&mov_load_4, [H_MOV_LOAD + 1] = &&mov_load_8,
 		[H_MOV_STORE] = &&mov_store_4, [H_MOV_STORE + 1] = &&mov_store_8,
 		[H_TEST] = &&test_4, [H_TEST + 1] = &&test_8,
+		[H_IMUL] = &&imul_4, [H_IMUL + 1] = &&imul_8,
+		[H_CMOV] = &&cmov_4, [H_CMOV + 1] = &&cmov_8,
 		[H_MOV_IMM] = &&mov_imm, [H_MOV_IMM_RM] = &&mov_imm_rm,
 		[H_LEA] = &&lea, [H_INC] = &&inc, [H_DEC] = &&dec,
-		[H_SHIFT_IMM] = &&shift_imm, [H_MOVZX] = &&movzx, [H_PUSH] = &&push, [H_POP] = &&pop,
+		[H_SHIFT_IMM] = &&shift_imm, [H_MOVZX] = &&movzx,
+		[H_MOVSXD] = &&movsxd, [H_SETCC] = &&setcc, [H_NOP] = &&nop, [H_PUSH] = &&push, [H_POP] = &&pop,
 		[H_JCC] = &&jcc, [H_JMP] = &&jmp, [H_CALL] = &&call, [H_RET] = &&ret,
 	};
 #undef ALU_LABELS
@@ -1949,7 +1994,27 @@ generic:
 #undef ALU_HANDLERS
 
 /* The memory handlers per size (read_rm zero-extends a 32-bit value). */
-#define SIZED_HANDLERS(size)                                                                           	mov_load_##size:                                                                               	c->r[in->reg] = read_rm(c, in, size);                                                          	NEXT();                                                                                        	mov_store_##size:                                                                              	v = c->r[in->reg];                                                                             	if (in->mod == 3) {                                                                            		c->r[in->rm] = v & size_mask(size);                                                    		NEXT();                                                                                	}                                                                                              	mem_write(c, mem_addr(c, in), size, v);                                                        	NEXT_AFTER_WRITE();                                                                            	test_##size:                                                                                   	alu(c, 4, size, read_rm(c, in, size), c->r[in->reg] & size_mask(size));                      	NEXT();
+#define SIZED_HANDLERS(size)                                                   \
+	mov_load_##size:                                                       \
+	c->r[in->reg] = read_rm(c, in, size);                                  \
+	NEXT();                                                                \
+	mov_store_##size:                                                      \
+	v = c->r[in->reg];                                                     \
+	if (in->mod == 3) {                                                    \
+		c->r[in->rm] = v & size_mask(size);                            \
+		NEXT();                                                        \
+	}                                                                      \
+	mem_write(c, mem_addr(c, in), size, v);                                \
+	NEXT_AFTER_WRITE();                                                    \
+	test_##size:                                                           \
+	alu(c, 4, size, read_rm(c, in, size), c->r[in->reg] & size_mask(size)); \
+	NEXT();                                                                \
+	imul_##size:                                                           \
+	exec_imul(c, in, size);                                                \
+	NEXT();                                                                \
+	cmov_##size:                                                           \
+	exec_cmov(c, in, size);                                                \
+	NEXT();
 	SIZED_HANDLERS(4) SIZED_HANDLERS(8)
 #undef SIZED_HANDLERS
 mov_imm:
@@ -1975,6 +2040,14 @@ shift_imm: { /* a zero count changes no flag but still zero-extends */
 }
 movzx:
 	c->r[in->reg] = in->op == (OP_0F | 0xb6) ? read_rm(c, in, 1) : read_rm(c, in, 2);
+	NEXT();
+movsxd:
+	c->r[in->reg] = (uint64_t)(int64_t)(int32_t)read_rm(c, in, 4);
+	NEXT();
+setcc:
+	write_rm(c, in, 1, cond_true(c, in->op & 15));
+	NEXT_AFTER_WRITE();
+nop:
 	NEXT();
 push: /* 64-bit pushes and pops inline with their constant size */
 	if (likely(in->osz == 8))

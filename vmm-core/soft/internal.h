@@ -62,6 +62,7 @@ ALWAYS_INLINE unsigned flag_cf(const struct softcpu *c)
 	case LF_SBB: return f->cin ? f->src1 <= f->src2 : f->src1 < f->src2;
 	case LF_LOGIC: return 0;
 	case LF_INC: case LF_DEC: return f->cin;
+	case LF_MUL: return (unsigned)f->src1;
 	case LF_SHL: return f->src2 <= 8u * f->size ? (unsigned)(f->src1 >> (8 * f->size - f->src2)) & 1 : 0;
 	case LF_SHR: return (unsigned)(f->src1 >> (f->src2 - 1)) & 1;
 	case LF_SAR: {
@@ -93,7 +94,7 @@ ALWAYS_INLINE unsigned flag_af(const struct softcpu *c)
 	if (f->op == LF_NONE)
 		return !!(c->rflags & F_AF);
 	if (f->op == LF_LOGIC || f->op >= LF_SHL)
-		return 0; /* undefined for logic and shifts: 0 */
+		return 0; /* undefined for logic, shifts and multiplications: 0 */
 	return (unsigned)((f->src1 ^ f->src2 ^ f->res) >> 4) & 1;
 }
 
@@ -107,6 +108,7 @@ ALWAYS_INLINE unsigned flag_of(const struct softcpu *c)
 	case LF_SUB: case LF_SBB: case LF_DEC:
 		return (unsigned)(((f->src1 ^ f->src2) & (f->src1 ^ f->res)) >> s) & 1;
 	case LF_LOGIC: case LF_SAR: return 0;
+	case LF_MUL: return (unsigned)f->src1;
 	case LF_SHL: return (unsigned)(f->res >> s & 1) ^ flag_cf(c); /* for count 1; undefined otherwise */
 	case LF_SHR: return (unsigned)(f->src1 >> s) & 1;
 	default: return !!(c->rflags & F_OF);
