@@ -85,19 +85,17 @@ def test_one_cpu(shell):
 
 
 def test_paste_arrives_intact(shell):
-    """Random printable text through the UART into `cat`; sha256 must match.
-    64 KiB, not the issue's 1 MiB: pastes over ~128 KiB stall (the UART's
-    interrupt line stays high while dev-serial refills the FIFO, so the
-    edge-triggered IRQ 4 never fires again; see the issue-4 report)."""
+    """1 MiB of random printable text pasted through the UART into `cat`
+    arrives with the sha256 sent (about 16 KB/s under emulation: ~70 s)."""
     rng = random.Random(4)
     lines = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(63))
-             for _ in range(1024)]
+             for _ in range(16384)]
     data = "\n".join(lines) + "\n"
     shell.sendline("stty -echo; cat > /tmp/x")
     for i in range(0, len(data), 4096):
         shell.send(data[i:i + 4096])
     shell.sendcontrol("d")
-    shell.expect(PROMPT, timeout=300)
+    shell.expect(PROMPT, timeout=600)
     run(shell, "stty echo")
     digest = run(shell, "sha256sum /tmp/x").split()[0]
     assert digest == hashlib.sha256(data.encode()).hexdigest()
