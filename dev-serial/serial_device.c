@@ -247,6 +247,8 @@ enum serial_verdict serial_handle(struct serial_device *d, const struct ipc_msg 
 		io = mmio_io(d);
 		uart_reset(&d->state->mmio, &io);
 		publish(d);
+		/* A reset is ordered like a write: the core's shadow reads wait for it. */
+		atomic_store_explicit(&d->page->applied_seq, m->seq, memory_order_release);
 		break;
 	}
 	case IPC_SHUTDOWN:

@@ -210,14 +210,12 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	return value;
 }
 
-static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigned size,
-		      uint64_t value)
+/* Post m (an IO_WRITE or a RESET) in seq order once the device is usable.
+ * An ordered message makes later shadow reads wait until the device has
+ * applied it (its applied_seq reaches m's seq).  Returns the send's status,
+ * or IPC_ECLOSED when the device is not usable (broken, or the VM stops). */
+static int post(struct devproxy *d, struct ipc_msg *m, bool ordered)
 {
-	struct devproxy *d = opaque;
-	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
-	struct ipc_msg m = {.type = IPC_IO_WRITE};
-	m.u.io = (struct ipc_io){.space = space, .size = size, .addr = addr, .data = value};
-
 	/* send_lock before lock, and never while waiting: the receive thread
 	 * needs send_lock to WELCOME the device we may be waiting for. */
 	for (;;) {
@@ -225,7 +223,7 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 		bool usable = wait_usable_locked(d);
 		pthread_mutex_unlock(&d->lock);
 		if (!usable)
-			return;
+			return IPC_ECLOSED;
 		pthread_mutex_lock(&d->send_lock);
 		pthread_mutex_lock(&d->lock);
 		if (d->up && !d->broken && !d->aborted)
@@ -233,16 +231,32 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 		pthread_mutex_unlock(&d->lock);
 		pthread_mutex_unlock(&d->send_lock);
 	}
-	m.seq = d->next_seq++;
-	if (policy_write_is_ordered(reg))
-		d->ordered_mark = m.seq;
+	m->seq = d->next_seq++;
+	if (ordered)
+		d->ordered_mark = m->seq;
 	pthread_mutex_unlock(&d->lock);
-	int rc = send_until_abort(d, &m);
+	int rc = send_until_abort(d, m);
 	pthread_mutex_unlock(&d->send_lock);
-	if (rc == IPC_OK)
-		STATS_ADD(posted_writes, 1);
-	else if (rc != IPC_ETIMEDOUT)
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
 		mark_broken(d, "cannot send to it");
+	return rc;
+}
+
+static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigned size,
+		      uint64_t value)
+{
+	struct devproxy *d = opaque;
+	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
+	struct ipc_msg m = {.type = IPC_IO_WRITE};
+	m.u.io = (struct ipc_io){.space = space, .size = size, .addr = addr, .data = value};
+	if (post(d, &m, policy_write_is_ordered(reg)) == IPC_OK)
+		STATS_ADD(posted_writes, 1);
+}
+
+void devproxy_reset(struct devproxy *d)
+{
+	struct ipc_msg m = {.type = IPC_RESET};
+	post(d, &m, true);
 }
 
 /* ---- the receive side ---- */

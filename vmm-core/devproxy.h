@@ -38,6 +38,10 @@ struct devproxy *devproxy_create(const char *name, const char *url,
  * reason (the last REJECT sent, or a timeout) in err. */
 int devproxy_wait_attached(struct devproxy *d, int timeout_ms, char *err, size_t errlen);
 
+/* The guest reset the machine: tell the device (IPC_RESET, posted in order
+ * with its writes; later shadow reads wait until it has reset). */
+void devproxy_reset(struct devproxy *d);
+
 /* The VM is stopping: nothing waits for this device any more (pending and
  * future reads answer all-ones, writes are dropped).  Any thread. */
 void devproxy_abort(struct devproxy *d);

@@ -640,11 +640,13 @@ int main(int argc, char **argv)
 	uint64_t start = host_now_ns();
 	int status = attach_devices(&vm, &o, &board) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
 	while (status == RUN_REBOOT) {
-		/* QEMU's behaviour: the machine starts over with the same image.
-		 * The device processes keep their state: devproxy cannot send
-		 * IPC_RESET yet. */
+		/* QEMU's behaviour: the machine starts over with the same image,
+		 * and every device is reset (host input queued for the UART
+		 * stays: it was typed for the next boot too). */
 		log_msg("the guest reset the machine: rebooting");
 		ioapic_reset(&vm.ioapic);
+		for (int i = 0; i < vm.ndevices; i++)
+			devproxy_reset(vm.devices[i]);
 		vm.stop_asked = -1;
 		status = load_guest(&o, ram, &boot) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
 	}

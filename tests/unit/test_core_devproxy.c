@@ -272,6 +272,31 @@ static void test_ordered_write_waits_for_the_device(void **state)
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x21);
 }
 
+static void test_reset_is_posted_in_order_and_holds_shadow_reads(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	dev_publish_lsr(f, 0x60, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a');
+	devproxy_reset(f->proxy);
+	struct ipc_msg w = dev_recv(f);
+	struct ipc_msg r = dev_recv(f);
+	assert_int_equal(w.type, IPC_IO_WRITE);
+	assert_int_equal(r.type, IPC_RESET);
+	assert_true(r.seq > w.seq);
+	/* Until the device has applied the reset, LSR comes from the device. */
+	struct vcpu_read rd;
+	start_read(f, &rd, LSR);
+	struct ipc_msg m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m.seq};
+	reply.u.io.data = 0x60;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&rd), 0x60);
+	dev_publish_lsr(f, 0x61, r.seq);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x61);
+}
+
 static void test_irq_and_quit_reach_the_board(void **state)
 {
 	struct fixture *f = *state;
@@ -408,6 +433,7 @@ int main(void)
 		T(test_round_trip_read_and_posted_write),
 		T(test_shadow_read_needs_no_device),
 		T(test_ordered_write_waits_for_the_device),
+		T(test_reset_is_posted_in_order_and_holds_shadow_reads),
 		T(test_irq_and_quit_reach_the_board),
 		T(test_restart_resumes_and_retries_lost_read),
 		T(test_restart_with_other_declarations_rejected),
