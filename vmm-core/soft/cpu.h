@@ -116,6 +116,8 @@ struct lazy_flags {
 
 #define SOFTCPU_TLB_SIZE 1024
 #define SOFTCPU_TLB_VICTIMS 8
+#define SOFTCPU_TLB_LARGE_MAX 32
+#define SOFTCPU_JUMP_PAGE_BITS 4096
 /* One software TLB entry (32 bytes: the fast path indexes it with a shift).
  * A tag is the linear page number that may use the fast path for reads /
  * writes, or TLB_INVALID; addend + linear = host address (only RAM pages get
@@ -235,8 +237,18 @@ struct softcpu {
 	 * would otherwise thrash one slot); searched before a page walk. */
 	struct tlb_entry tlb_victim[2][SOFTCPU_TLB_VICTIMS];
 	unsigned tlb_victim_next[2];
-	bool tlb_large; /* the TLB holds pieces of a large page */
-	uint32_t tlb_gen; /* bumped by every TLB flush/INVLPG (stales the block jump cache) */
+	/* The large pages the TLB holds 4 KiB pieces of (in slots all over the
+	 * TLB: an INVLPG inside one flushes everything).  tlb_large_count >
+	 * SOFTCPU_TLB_LARGE_MAX: more than that, any INVLPG flushes. */
+	struct {
+		uint64_t base, mask;
+	} tlb_large[SOFTCPU_TLB_LARGE_MAX];
+	unsigned tlb_large_count;
+	uint32_t tlb_gen; /* bumped by TLB flushes and INVLPGs that may hit it: stales the block jump cache */
+	/* Linear pages (hashed to a bit) that entries of the jump cache were
+	 * translated through since tlb_gen last changed: an INVLPG of another
+	 * page leaves tlb_gen, and so the jump cache, alone. */
+	uint64_t jump_pages[SOFTCPU_JUMP_PAGE_BITS / 64];
 	uint32_t seen_code_mark_epoch; /* machine's code_mark_epoch at the last sync */
 	struct block_cache *blocks;
 };

@@ -171,6 +171,11 @@ void mmu_mark_code_page(struct softcpu *c, uint64_t phys);
  * this vCPU's write fast paths to them. */
 void mmu_sync_code_pages(struct softcpu *c, uint32_t epoch);
 
+ALWAYS_INLINE unsigned jump_page_bit(uint64_t lin)
+{
+	return (unsigned)(lin >> 12) & (SOFTCPU_JUMP_PAGE_BITS - 1);
+}
+
 ALWAYS_INLINE struct tlb_entry *tlb_slot(struct softcpu *c, uint64_t lin, bool user)
 {
 	return &c->tlb[user][(lin >> 12) & (SOFTCPU_TLB_SIZE - 1)];

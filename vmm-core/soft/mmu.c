@@ -159,6 +159,9 @@ static bool tlb_matches(const struct tlb_entry *e, uint64_t vpn)
 void softcpu_tlb_flush(struct softcpu *c, bool include_global)
 {
 	c->tlb_gen++;
+	memset(c->jump_pages, 0, sizeof(c->jump_pages));
+	if (include_global)
+		c->tlb_large_count = 0; /* a CR3 write keeps global large pages */
 	for (int cls = 0; cls < 2; cls++) {
 		for (int i = 0; i < SOFTCPU_TLB_SIZE; i++)
 			if (include_global || !(c->tlb[cls][i].phys & TLB_GLOBAL))
@@ -169,15 +172,45 @@ void softcpu_tlb_flush(struct softcpu *c, bool include_global)
 	}
 }
 
+/* Remember a large page the TLB now holds a piece of. */
+static void tlb_note_large(struct softcpu *c, uint64_t base, uint64_t mask)
+{
+	unsigned n = c->tlb_large_count;
+	if (n > SOFTCPU_TLB_LARGE_MAX)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		if (c->tlb_large[i].base == base && c->tlb_large[i].mask == mask)
+			return;
+	if (n < SOFTCPU_TLB_LARGE_MAX) {
+		c->tlb_large[n].base = base;
+		c->tlb_large[n].mask = mask;
+	}
+	c->tlb_large_count = n + 1;
+}
+
+static bool tlb_may_hold_large(const struct softcpu *c, uint64_t lin)
+{
+	if (c->tlb_large_count > SOFTCPU_TLB_LARGE_MAX)
+		return true;
+	for (unsigned i = 0; i < c->tlb_large_count; i++)
+		if ((lin & ~c->tlb_large[i].mask) == c->tlb_large[i].base)
+			return true;
+	return false;
+}
+
 void mmu_invlpg(struct softcpu *c, uint64_t lin)
 {
-	c->tlb_gen++;
 	/* Large pages are cached as 4 KiB pieces in different slots, so INVLPG
-	 * of an address inside one flushes everything rather than hunting them. */
-	if (c->tlb_large) {
+	 * of an address inside one flushes everything rather than hunting them.
+	 * (Linux's INVLPGs hit 4 KiB pages: fixmap, vmalloc, user space.) */
+	if (tlb_may_hold_large(c, lin)) {
 		softcpu_tlb_flush(c, true);
-		c->tlb_large = false;
 		return;
+	}
+	unsigned bit = jump_page_bit(lin);
+	if (c->jump_pages[bit / 64] & (1ull << (bit % 64))) {
+		c->tlb_gen++;
+		memset(c->jump_pages, 0, sizeof(c->jump_pages));
 	}
 	for (int cls = 0; cls < 2; cls++) {
 		struct tlb_entry *e = tlb_slot(c, lin, cls);
@@ -194,6 +227,7 @@ void mmu_invlpg(struct softcpu *c, uint64_t lin)
 struct walk {
 	uint64_t phys; /* physical address of the byte */
 	bool writable, user, nx, dirty, global, large;
+	uint64_t page_mask; /* offset bits within the (large) page */
 };
 
 static noreturn void page_fault(struct softcpu *c, uint64_t lin, uint32_t err)
@@ -293,6 +327,7 @@ static void walk(struct softcpu *c, uint64_t lin, enum access acc, bool user, st
 			w->dirty = e & PTE_D;
 			w->global = (e & PTE_G) && (c->cr4 & CR4_PGE);
 			w->large = n < levels;
+			w->page_mask = page_mask;
 			break;
 		}
 		table = size == 8 ? e & PTE_ADDR_MASK : e & 0xfffff000u;
@@ -356,7 +391,7 @@ static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool
 		e->addend = (uintptr_t)host - (uintptr_t)(lin & ~0xfffull);
 		e->phys = page | (w.nx ? 0 : TLB_EXEC) | (w.global ? TLB_GLOBAL : 0);
 		if (w.large)
-			c->tlb_large = true;
+			tlb_note_large(c, lin & ~w.page_mask, w.page_mask);
 	}
 	return w.phys;
 }
