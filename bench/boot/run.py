@@ -102,8 +102,10 @@ def boot_once(cmd, env, timeout):
         while sel.get_map():
             now = time.monotonic()
             if now - start > timeout:
-                raise Hang(f"no {'exit' if ready else 'shell'} after {timeout} s; "
-                           f"{'kernel messages seen' if PRINTK_TIME.search(out) else 'no kernel message'}")
+                lines = out.rstrip().split(b"\n")
+                last = lines[-1].strip().decode(errors="replace")[:100] if out else "nothing"
+                raise Hang(f"no {'exit' if ready else 'shell'} after {timeout:.0f} s; "
+                           f"last output: {last}")
             if now >= next_sample:
                 for pid in [proc.pid] + children_of(proc.pid):
                     sample = peak_rss(pid)
@@ -127,10 +129,14 @@ def boot_once(cmd, env, timeout):
                 powered_off = True
         status = proc.wait(timeout=max(1, timeout - (time.monotonic() - start)))
         exited = time.monotonic() - start
-    except (Hang, subprocess.TimeoutExpired) as e:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise Hang(str(e)) from None
+    except subprocess.TimeoutExpired:
+        raise Hang(f"no exit within {timeout:.0f} s of launch") from None
+    finally:
+        # The VMM runs in its own session: a hang, an error or ^C here must
+        # not leave it (and the launcher's children) running.
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     if status != 0 or not powered_off:
         raise RuntimeError(f"{cmd[0]} exited {status} (poweroff sent: {powered_off}): "
                            f"{err.decode(errors='replace').strip()[-500:]}")
@@ -169,9 +175,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("build")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--timeout", type=float, default=180,
+    ap.add_argument("--timeout", type=float, default=120,
                     help="seconds a run may take to reach the shell and exit")
     args = ap.parse_args()
+    # Turn SIGTERM into an exit so the VMM being measured is killed too.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     for path in ("guest/bzImage", "guest/initrd.img", "bin/launcher"):
         if not os.path.exists(os.path.join(args.build, path)):
             sys.exit(f"bench/boot: {args.build}/{path} is missing (build with -DMINIVM_GUEST=ON)")
