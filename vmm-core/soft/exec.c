@@ -1775,7 +1775,10 @@ enum handler {
 	H_TEST = H_MOV_STORE + 2,       /* TEST r/m, reg (85) */
 	H_IMUL = H_TEST + 2,            /* IMUL reg, r/m(, imm) */
 	H_CMOV = H_IMUL + 2,            /* CMOVcc reg, r/m */
-	H_MOV_IMM = H_CMOV + 2,         /* MOV reg, imm (B8+r) */
+	H_TEST_IMM = H_CMOV + 2,        /* TEST r/m, imm (F7 /0) */
+	H_CMP_MEM_REG = H_TEST_IMM + 2, /* CMP mem, reg (39) */
+	H_CMP_MEM_IMM = H_CMP_MEM_REG + 2, /* CMP mem, imm (81 /7, 83 /7) */
+	H_MOV_IMM = H_CMP_MEM_IMM + 2,  /* MOV reg, imm (B8+r) */
 	H_MOV_IMM_RM,       /* MOV reg, imm (C7 /0 with a register) */
 	H_LEA,
 	H_INC, H_DEC,       /* FF /0, /1 with a register */
@@ -1784,6 +1787,10 @@ enum handler {
 	H_MOVSXD,           /* MOVSXD reg64, r/m32 */
 	H_SETCC,            /* SETcc r/m8 (any operand size) */
 	H_NOP,              /* NOP, PAUSE, multi-byte NOP, prefetch hints */
+	H_BYTE_TEST,        /* TEST r/m8, reg8 (84) */
+	H_BYTE_TEST_IMM,    /* TEST r/m8, imm8 (F6 /0) */
+	H_BYTE_STORE,       /* MOV r/m8, reg8 (88) */
+	H_BYTE_LOAD,        /* MOV reg8, r/m8 (8A) */
 	H_PUSH, H_POP,      /* 50+r, 58+r */
 	H_JCC, H_JMP, H_CALL, H_RET,
 	H_COUNT
@@ -1836,6 +1843,13 @@ void softcpu_exec_prepare(struct insn *in)
 	case OP_0F | 0x9c: case OP_0F | 0x9d: case OP_0F | 0x9e: case OP_0F | 0x9f:
 		in->handler = H_SETCC;
 		return;
+	case 0x84: in->handler = H_BYTE_TEST; return;
+	case 0x88: in->handler = H_BYTE_STORE; return;
+	case 0x8a: in->handler = H_BYTE_LOAD; return;
+	case 0xf6:
+		if (reg_op < 2)
+			in->handler = H_BYTE_TEST_IMM;
+		return;
 	case 0x90: /* with REX.B it is XCHG r8, rAX */
 		if (!(in->rex & 1))
 			in->handler = H_NOP;
@@ -1853,12 +1867,20 @@ void softcpu_exec_prepare(struct insn *in)
 			in->handler = alu_handler(op >> 3, ALU_FORM_REG_RM, in->osz);
 		else if (reg_form)
 			in->handler = alu_handler(op >> 3, ALU_FORM_RM_REG, in->osz);
+		else if (op == 0x39)
+			in->handler = sized(H_CMP_MEM_REG, in->osz);
 		return;
 	}
 	switch (op) { /* operand size 4 or 8 */
 	case 0x81: case 0x83:
 		if (reg_form)
 			in->handler = alu_handler(reg_op, ALU_FORM_RM_IMM, in->osz);
+		else if (reg_op == 7)
+			in->handler = sized(H_CMP_MEM_IMM, in->osz);
+		break;
+	case 0xf7:
+		if (reg_op < 2)
+			in->handler = sized(H_TEST_IMM, in->osz);
 		break;
 	case 0x85: in->handler = sized(H_TEST, in->osz); break;
 	case 0x89: in->handler = sized(H_MOV_STORE, in->osz); break;
@@ -1925,10 +1947,15 @@ void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n)
 		[H_TEST] = &&test_4, [H_TEST + 1] = &&test_8,
 		[H_IMUL] = &&imul_4, [H_IMUL + 1] = &&imul_8,
 		[H_CMOV] = &&cmov_4, [H_CMOV + 1] = &&cmov_8,
+		[H_TEST_IMM] = &&test_imm_4, [H_TEST_IMM + 1] = &&test_imm_8,
+		[H_CMP_MEM_REG] = &&cmp_mem_reg_4, [H_CMP_MEM_REG + 1] = &&cmp_mem_reg_8,
+		[H_CMP_MEM_IMM] = &&cmp_mem_imm_4, [H_CMP_MEM_IMM + 1] = &&cmp_mem_imm_8,
 		[H_MOV_IMM] = &&mov_imm, [H_MOV_IMM_RM] = &&mov_imm_rm,
 		[H_LEA] = &&lea, [H_INC] = &&inc, [H_DEC] = &&dec,
 		[H_SHIFT_IMM] = &&shift_imm, [H_MOVZX] = &&movzx,
-		[H_MOVSXD] = &&movsxd, [H_SETCC] = &&setcc, [H_NOP] = &&nop, [H_PUSH] = &&push, [H_POP] = &&pop,
+		[H_MOVSXD] = &&movsxd, [H_SETCC] = &&setcc, [H_NOP] = &&nop,
+		[H_BYTE_TEST] = &&byte_test, [H_BYTE_TEST_IMM] = &&byte_test_imm,
+		[H_BYTE_STORE] = &&byte_store, [H_BYTE_LOAD] = &&byte_load, [H_PUSH] = &&push, [H_POP] = &&pop,
 		[H_JCC] = &&jcc, [H_JMP] = &&jmp, [H_CALL] = &&call, [H_RET] = &&ret,
 	};
 #undef ALU_LABELS
@@ -2014,6 +2041,15 @@ generic:
 	NEXT();                                                                \
 	cmov_##size:                                                           \
 	exec_cmov(c, in, size);                                                \
+	NEXT();                                                                \
+	test_imm_##size:                                                       \
+	alu(c, 4, size, read_rm(c, in, size), in->imm & size_mask(size));     \
+	NEXT();                                                                \
+	cmp_mem_reg_##size:                                                    \
+	alu(c, 7, size, mem_read(c, mem_addr(c, in), size), c->r[in->reg] & size_mask(size)); \
+	NEXT();                                                                \
+	cmp_mem_imm_##size:                                                    \
+	alu(c, 7, size, mem_read(c, mem_addr(c, in), size), in->imm & size_mask(size)); \
 	NEXT();
 	SIZED_HANDLERS(4) SIZED_HANDLERS(8)
 #undef SIZED_HANDLERS
@@ -2048,6 +2084,18 @@ setcc:
 	write_rm(c, in, 1, cond_true(c, in->op & 15));
 	NEXT_AFTER_WRITE();
 nop:
+	NEXT();
+byte_test:
+	alu(c, 4, 1, read_rm(c, in, 1), get_reg(c, in, in->reg, 1));
+	NEXT();
+byte_test_imm:
+	alu(c, 4, 1, read_rm(c, in, 1), in->imm & 0xff);
+	NEXT();
+byte_store:
+	write_rm(c, in, 1, get_reg(c, in, in->reg, 1));
+	NEXT_AFTER_WRITE();
+byte_load:
+	set_reg(c, in, in->reg, 1, read_rm(c, in, 1));
 	NEXT();
 push: /* 64-bit pushes and pops inline with their constant size */
 	if (likely(in->osz == 8))
