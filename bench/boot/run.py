@@ -2,7 +2,7 @@
 """Linux boot: launch -> shell -> poweroff, minivm -accel soft beside QEMU TCG
 (-M microvm and the default pc machine), on the same kernel and initrd.
 
-    bench/boot/run.py BUILD_DIR [--runs N] [--timeout S]
+    bench/boot/run.py BUILD_DIR [--runs N] [--timeout S] [--guest-unxz-build DIR]
 
 The guest is BUILD_DIR/guest (guest/build-guest.sh): Debian's kernel, a
 busybox initrd whose /init writes the boot marker (port 0x3f0) and prints
@@ -15,7 +15,8 @@ ttyS0 on its stdio through pipes, and no network device.  Measured per run:
   kernel  the guest's printk clock at the ready line: what the kernel itself
           spent; ready - kernel is what passed before its clock started
           (QEMU: firmware and the bzImage's in-guest xz decompression;
-          minivm decompresses on the host with liblzma)
+          minivm unpacks the kernel on the host with liblzma, except the
+          "minivm unxz" row)
   exit    launch -> the VMM exited after "poweroff" at the "# " prompt
   RSS     peak RSS of each process: the kernel's VmHWM (a high-water mark,
           so sampling it every 50 ms misses nothing but the last 50 ms)
@@ -146,7 +147,7 @@ def boot_once(cmd, env, timeout):
             "rss": {name: peak for name, peak in rss.values()}}
 
 
-def vmms(build):
+def vmms(build, guest_unxz_build):
     guest = os.path.join(build, "guest")
     kernel, initrd = os.path.join(guest, "bzImage"), os.path.join(guest, "initrd.img")
     common = ["-m", "256M", "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0"]
@@ -159,7 +160,9 @@ def vmms(build):
                          "-smp", "1", *common], minivm_env),
         ("qemu microvm", qemu + ["-M", "microvm,pit=on"], None),
         ("qemu pc", qemu + ["-M", "pc"], None),
-    ]
+    ] + ([("minivm unxz", [os.path.join(guest_unxz_build, "bin", "launcher"), "run",
+                           "-accel", "soft", "-smp", "1", *common], minivm_env)]
+         if guest_unxz_build else [])
 
 
 def median(runs, key):
@@ -177,6 +180,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=120,
                     help="seconds a run may take to reach the shell and exit")
+    ap.add_argument("--guest-unxz-build", metavar="DIR",
+                    help="also boot with DIR's launcher, built with "
+                    "-DMINIVM_HOST_DECOMPRESS=OFF: the kernel's own xz decompressor "
+                    "runs in the software CPU, as in a Windows build without liblzma")
     args = ap.parse_args()
     # Turn SIGTERM into an exit so the VMM being measured is killed too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -184,7 +191,7 @@ def main():
         if not os.path.exists(os.path.join(args.build, path)):
             sys.exit(f"bench/boot: {args.build}/{path} is missing (build with -DMINIVM_GUEST=ON)")
 
-    machines = vmms(args.build)
+    machines = vmms(args.build, args.guest_unxz_build)
     results = {name: [] for name, _, _ in machines}
     hangs = {name: [] for name, _, _ in machines}
     broken = set()  # VMMs that failed other than by hanging: not run again
@@ -220,7 +227,7 @@ def main():
               f"{len(hangs[name])}/{len(runs) + len(hangs[name])}  {rss}")
     ours = results[machines[0][0]]
     for name, _, _ in machines[1:]:
-        if ours and results[name]:
+        if ours and results[name] and name.startswith("qemu"):
             print(f"minivm / {name}: ready {median(ours, 'ready') / median(results[name], 'ready'):.2f}, "
                   f"exit {median(ours, 'exit') / median(results[name], 'exit'):.2f} "
                   "(time ratios: below 1 is faster than QEMU)")
