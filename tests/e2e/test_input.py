@@ -8,16 +8,17 @@ import subprocess
 import time
 
 import pexpect
+import pytest
 
-from conftest import LAUNCHER, alive, child_named, guest, wait_gone, write_conf
+from conftest import ENGINES, LAUNCHER, alive, child_named, guest, wait_gone, write_conf
 
 CTRL_A = "\x01"
 CTRL_D = b"\x04"
 BULK_SIZE = 256 * 1024
 
 
-def echo_conf(tmp_path):
-    return write_conf(tmp_path, vm={"engine": "kvm", "flat": guest("echo64"),
+def echo_conf(tmp_path, engine="kvm"):
+    return write_conf(tmp_path, vm={"engine": engine, "flat": guest("echo64"),
                                     "flat-mode": "long"})
 
 
@@ -28,15 +29,16 @@ def random_bytes_without_ctrl_d(n):
     return bytes(data[:n])
 
 
-def test_pipe_bulk_input_echoes_every_byte(tmp_path, capsys):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pipe_bulk_input_echoes_every_byte(tmp_path, capsys, engine):
     data = random_bytes_without_ctrl_d(BULK_SIZE)
     start = time.monotonic()
-    r = subprocess.run([str(LAUNCHER), "run", str(echo_conf(tmp_path))],
+    r = subprocess.run([str(LAUNCHER), "run", str(echo_conf(tmp_path, engine))],
                        input=data + CTRL_D, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=800)
     elapsed = time.monotonic() - start
     with capsys.disabled():                 # shown even when output is captured
-        print(f"\n{BULK_SIZE} bytes echoed through the guest in {elapsed:.1f} s "
+        print(f"\n{BULK_SIZE} bytes echoed through the guest ({engine}) in {elapsed:.1f} s "
               f"({BULK_SIZE / elapsed / 1024:.1f} KiB/s)")
     assert r.returncode == 0, r.stderr.decode()
     expected = b"echo ready\n" + data + b"bye\n"

@@ -5,7 +5,9 @@ import signal
 import subprocess
 import time
 
-from conftest import LAUNCHER, alive, child_named, guest, wait_gone, write_conf
+import pytest
+
+from conftest import ENGINES, LAUNCHER, alive, child_named, guest, wait_gone, write_conf
 
 # Bytes the guest may have written that were still in flight (queued in the
 # ipc socket or in the dead process) when dev-serial was killed.  They are
@@ -13,8 +15,8 @@ from conftest import LAUNCHER, alive, child_named, guest, wait_gone, write_conf
 MAX_LOST_BYTES = 64 * 1024
 
 
-def start_counter(tmp_path, register):
-    conf = write_conf(tmp_path, vm={"engine": "kvm", "flat": guest("counter64"),
+def start_counter(tmp_path, register, engine="kvm"):
+    conf = write_conf(tmp_path, vm={"engine": engine, "flat": guest("counter64"),
                                     "flat-mode": "long"})
     p = subprocess.Popen([str(LAUNCHER), "run", str(conf)], stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -68,8 +70,9 @@ def count_lines(n):
     return lambda data: data.count(b"\n") >= n
 
 
-def test_dev_serial_crash_is_restarted_without_guest_reset(tmp_path, kill_on_exit):
-    p = start_counter(tmp_path, kill_on_exit)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dev_serial_crash_is_restarted_without_guest_reset(tmp_path, kill_on_exit, engine):
+    p = start_counter(tmp_path, kill_on_exit, engine)
     serial = child_named(p.pid, "dev-serial")
     core = child_named(p.pid, "vmm-core")
     before = read_until(p.stdout, count_lines(3000), 120)
