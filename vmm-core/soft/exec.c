@@ -1768,8 +1768,9 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 enum handler {
 	H_GENERIC,          /* exec_one */
 	H_ALU,              /* ALU forms: alu_handler() */
-	/* Handlers that access memory come in pairs, for operand size 4 and
-	 * 8 (sized()): a constant size spares the memory helpers' size switch. */
+	/* Handlers that access memory or set flags come in pairs, for operand
+	 * size 4 and 8 (sized()): a constant size spares the memory and flag
+	 * helpers' size switches and shifts. */
 	H_MOV_LOAD = H_ALU + 8 * 3 * 2, /* MOV reg, r/m (8B) */
 	H_MOV_STORE = H_MOV_LOAD + 2,   /* MOV r/m, reg (89) */
 	H_TEST = H_MOV_STORE + 2,       /* TEST r/m, reg (85) */
@@ -1778,11 +1779,12 @@ enum handler {
 	H_TEST_IMM = H_CMOV + 2,        /* TEST r/m, imm (F7 /0) */
 	H_CMP_MEM_REG = H_TEST_IMM + 2, /* CMP mem, reg (39) */
 	H_CMP_MEM_IMM = H_CMP_MEM_REG + 2, /* CMP mem, imm (81 /7, 83 /7) */
-	H_MOV_IMM = H_CMP_MEM_IMM + 2,  /* MOV reg, imm (B8+r) */
+	H_INC = H_CMP_MEM_IMM + 2,      /* INC reg (FF /0 with a register) */
+	H_DEC = H_INC + 2,              /* DEC reg (FF /1 with a register) */
+	H_SHIFT_IMM = H_DEC + 2,        /* SHL/SHR/SAR register, imm8 (C1 /4-/7) */
+	H_MOV_IMM = H_SHIFT_IMM + 2,    /* MOV reg, imm (B8+r) */
 	H_MOV_IMM_RM,       /* MOV reg, imm (C7 /0 with a register) */
 	H_LEA,
-	H_INC, H_DEC,       /* FF /0, /1 with a register */
-	H_SHIFT_IMM,        /* SHL/SHR/SAR register, imm8 (C1 /4-/7) */
 	H_MOVZX,            /* MOVZX reg, r/m8 or r/m16 */
 	H_MOVSXD,           /* MOVSXD reg64, r/m32 */
 	H_SETCC,            /* SETcc r/m8 (any operand size) */
@@ -1898,11 +1900,11 @@ void softcpu_exec_prepare(struct insn *in)
 		break;
 	case 0xc1:
 		if (reg_form && reg_op >= 4)
-			in->handler = H_SHIFT_IMM;
+			in->handler = sized(H_SHIFT_IMM, in->osz);
 		break;
 	case 0xff:
 		if (reg_form && reg_op < 2)
-			in->handler = reg_op ? H_DEC : H_INC;
+			in->handler = sized(reg_op ? H_DEC : H_INC, in->osz);
 		break;
 	case OP_0F | 0xb6: case OP_0F | 0xb7:
 		in->handler = H_MOVZX;
@@ -1951,11 +1953,12 @@ void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n)
 		[H_CMP_MEM_REG] = &&cmp_mem_reg_4, [H_CMP_MEM_REG + 1] = &&cmp_mem_reg_8,
 		[H_CMP_MEM_IMM] = &&cmp_mem_imm_4, [H_CMP_MEM_IMM + 1] = &&cmp_mem_imm_8,
 		[H_MOV_IMM] = &&mov_imm, [H_MOV_IMM_RM] = &&mov_imm_rm,
-		[H_LEA] = &&lea, [H_INC] = &&inc, [H_DEC] = &&dec,
-		[H_SHIFT_IMM] = &&shift_imm, [H_MOVZX] = &&movzx,
-		[H_MOVSXD] = &&movsxd, [H_SETCC] = &&setcc, [H_NOP] = &&nop,
+		[H_INC] = &&inc_4, [H_INC + 1] = &&inc_8, [H_DEC] = &&dec_4, [H_DEC + 1] = &&dec_8,
+		[H_SHIFT_IMM] = &&shift_imm_4, [H_SHIFT_IMM + 1] = &&shift_imm_8, [H_LEA] = &&lea,
+		[H_MOVZX] = &&movzx, [H_MOVSXD] = &&movsxd, [H_SETCC] = &&setcc, [H_NOP] = &&nop,
 		[H_BYTE_TEST] = &&byte_test, [H_BYTE_TEST_IMM] = &&byte_test_imm,
-		[H_BYTE_STORE] = &&byte_store, [H_BYTE_LOAD] = &&byte_load, [H_PUSH] = &&push, [H_POP] = &&pop,
+		[H_BYTE_STORE] = &&byte_store, [H_BYTE_LOAD] = &&byte_load,
+		[H_PUSH] = &&push, [H_POP] = &&pop,
 		[H_JCC] = &&jcc, [H_JMP] = &&jmp, [H_CALL] = &&call, [H_RET] = &&ret,
 	};
 #undef ALU_LABELS
@@ -2050,7 +2053,19 @@ generic:
 	NEXT();                                                                \
 	cmp_mem_imm_##size:                                                    \
 	alu(c, 7, size, mem_read(c, mem_addr(c, in), size), in->imm & size_mask(size)); \
-	NEXT();
+	NEXT();                                                                \
+	inc_##size:                                                            \
+	c->r[in->rm] = inc_dec(c, false, size, c->r[in->rm] & size_mask(size)); \
+	NEXT();                                                                \
+	dec_##size:                                                            \
+	c->r[in->rm] = inc_dec(c, true, size, c->r[in->rm] & size_mask(size)); \
+	NEXT();                                                                \
+	shift_imm_##size: { /* a zero count changes no flag but zero-extends */ \
+		unsigned count = (unsigned)in->imm & (8 * size - 1);           \
+		v = c->r[in->rm] & size_mask(size);                            \
+		c->r[in->rm] = count ? shift_lazy(c, in->reg & 7, size, v, count) : v; \
+		NEXT();                                                        \
+	}
 	SIZED_HANDLERS(4) SIZED_HANDLERS(8)
 #undef SIZED_HANDLERS
 mov_imm:
@@ -2062,18 +2077,6 @@ mov_imm_rm:
 lea:
 	c->r[in->reg] = ea_offset(c, in) & size_mask(in->osz);
 	NEXT();
-inc:
-	c->r[in->rm] = inc_dec(c, false, in->osz, c->r[in->rm] & size_mask(in->osz));
-	NEXT();
-dec:
-	c->r[in->rm] = inc_dec(c, true, in->osz, c->r[in->rm] & size_mask(in->osz));
-	NEXT();
-shift_imm: { /* a zero count changes no flag but still zero-extends */
-	unsigned count = (unsigned)in->imm & (in->osz == 8 ? 63 : 31);
-	v = c->r[in->rm] & size_mask(in->osz);
-	c->r[in->rm] = count ? shift_lazy(c, in->reg & 7, in->osz, v, count) : v;
-	NEXT();
-}
 movzx:
 	c->r[in->reg] = in->op == (OP_0F | 0xb6) ? read_rm(c, in, 1) : read_rm(c, in, 2);
 	NEXT();
