@@ -116,6 +116,24 @@ static host_shm *shm_map(HANDLE mapping, const char *name, uint64_t size, char *
 	return s;
 }
 
+/* The checks both ends make before naming a mapping to Windows; returns the
+ * name in UTF-16 (free it) or NULL with the reason in err. */
+static wchar_t *shm_wide_name(const char *name, uint64_t size, char *err, size_t errlen)
+{
+	if (!shm_name_ok(name)) {
+		snprintf(err, errlen, "bad shared memory name");
+		return NULL;
+	}
+	if (size == 0 || size > SIZE_MAX) {
+		snprintf(err, errlen, "bad shared memory size %llu", (unsigned long long)size);
+		return NULL;
+	}
+	wchar_t *wname = utf8_to_wide(name);
+	if (!wname)
+		snprintf(err, errlen, "out of memory");
+	return wname;
+}
+
 host_shm *host_shm_create(const char *tag, uint64_t size, char *err, size_t errlen)
 {
 	static atomic_uint shm_counter;
@@ -126,15 +144,9 @@ host_shm *host_shm_create(const char *tag, uint64_t size, char *err, size_t errl
 		snprintf(err, errlen, "bad shared memory tag '%s'", tag);
 		return NULL;
 	}
-	if (size == 0 || size > SIZE_MAX) {
-		snprintf(err, errlen, "bad shared memory size %llu", (unsigned long long)size);
+	wchar_t *wname = shm_wide_name(name, size, err, errlen);
+	if (!wname)
 		return NULL;
-	}
-	wchar_t *wname = utf8_to_wide(name);
-	if (!wname) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	HANDLE mapping = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE, (DWORD)(size >> 32),
 					    (DWORD)size, wname);
 	DWORD code = GetLastError();
@@ -156,19 +168,9 @@ host_shm *host_shm_create(const char *tag, uint64_t size, char *err, size_t errl
 
 host_shm *host_shm_open(const char *name, uint64_t size, char *err, size_t errlen)
 {
-	if (!shm_name_ok(name)) {
-		snprintf(err, errlen, "bad shared memory name");
+	wchar_t *wname = shm_wide_name(name, size, err, errlen);
+	if (!wname)
 		return NULL;
-	}
-	if (size == 0 || size > SIZE_MAX) {
-		snprintf(err, errlen, "bad shared memory size %llu", (unsigned long long)size);
-		return NULL;
-	}
-	wchar_t *wname = utf8_to_wide(name);
-	if (!wname) {
-		snprintf(err, errlen, "out of memory");
-		return NULL;
-	}
 	HANDLE mapping = OpenFileMappingW(FILE_MAP_ALL_ACCESS, FALSE, wname);
 	DWORD code = GetLastError();
 	free(wname);
