@@ -682,10 +682,6 @@ int host_runtime_dir_create(char *buf, size_t n, char *err, size_t errlen)
 		win_error(err, errlen, GetLastError(), "GetTempPath");
 		return -1;
 	}
-	wchar_t dir[MAX_PATH + 64];
-	swprintf(dir, sizeof(dir) / sizeof(dir[0]), L"%lsminivm-%lu-%u", temp, (unsigned long)GetCurrentProcessId(),
-		 atomic_fetch_add(&dir_counter, 1));
-
 	/* Private: full access for the owner (us) and nobody else, protected
 	 * from inheriting the permissions of %TEMP%. */
 	SECURITY_ATTRIBUTES sa = {.nLength = sizeof(sa)};
@@ -694,8 +690,18 @@ int host_runtime_dir_create(char *buf, size_t n, char *err, size_t errlen)
 		win_error(err, errlen, GetLastError(), "cannot build the runtime directory's permissions");
 		return -1;
 	}
-	BOOL ok = CreateDirectoryW(dir, &sa);
-	DWORD code = GetLastError();
+	/* A directory of that name can be left over from a process that was
+	 * killed and had our pid (Windows and Wine reuse pids): take the next
+	 * name, never somebody else's directory. */
+	wchar_t dir[MAX_PATH + 64];
+	BOOL ok = FALSE;
+	DWORD code = ERROR_ALREADY_EXISTS;
+	for (int attempt = 0; !ok && code == ERROR_ALREADY_EXISTS && attempt < 100; attempt++) {
+		swprintf(dir, sizeof(dir) / sizeof(dir[0]), L"%lsminivm-%lu-%u", temp,
+			 (unsigned long)GetCurrentProcessId(), atomic_fetch_add(&dir_counter, 1));
+		ok = CreateDirectoryW(dir, &sa);
+		code = GetLastError();
+	}
 	LocalFree(sa.lpSecurityDescriptor);
 	if (!ok) {
 		win_error(err, errlen, code, "cannot create the runtime directory");
