@@ -73,7 +73,7 @@ def throughput(runner, src, small, large, runs, tmp):
         t_large = runner(g_large, large, tmp)
         if t_large <= t_small:
             raise RuntimeError(f"{large} bytes took no longer than {small}: "
-                               "raise --bytes until start-up noise is small")
+                               "raise --kvm-bytes or --soft-bytes until start-up noise is small")
         rates.append((large - small) / (t_large - t_small))
     return statistics.median(rates)
 
