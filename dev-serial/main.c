@@ -151,7 +151,7 @@ static void __attribute__((format(printf, 1, 2), noreturn)) bad_usage(const char
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n%s", usage);
-	exit(1);
+	exit(IPC_DEVICE_EXIT_REFUSED);
 }
 
 static const char *parse_args(int argc, char **argv, struct serial_config *cfg)
@@ -253,7 +253,7 @@ static bool hello_welcome(uint64_t attempt, uint64_t deadline, struct ipc_welcom
 			return true;
 		case IPC_REJECT:
 			log_msg("the core refused the device: %s", m.u.reason);
-			exit(1);
+			exit(IPC_DEVICE_EXIT_REFUSED);
 		case IPC_SHUTDOWN:
 			exit(0);
 		default:

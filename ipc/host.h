@@ -27,7 +27,7 @@ struct host_term {
 bool host_stdin_is_tty(void);
 bool host_stdout_is_tty(void);
 int host_term_save(struct host_term *t);          /* of stdin/stdout */
-int host_term_raw(const struct host_term *saved); /* raw input, no echo, output untouched */
+int host_term_raw(const struct host_term *saved); /* raw input, no echo, no output processing (bytes pass as written; VT processing on a Windows console) */
 void host_term_restore(const struct host_term *t); /* async-signal-safe on Linux */
 
 /* Read up to n bytes of stdin; blocks until at least one byte is there.

@@ -53,6 +53,12 @@ enum ipc_msg_type {
 	IPC_MSG_TYPE_MAX
 };
 
+/* A device process exits with this status when it is refused for good: its
+ * arguments are wrong, or the core answered IPC_REJECT.  Starting it again
+ * would only repeat the refusal, so the launcher stops the VM instead of
+ * restarting it.  (78 is sysexits' EX_CONFIG.) */
+#define IPC_DEVICE_EXIT_REFUSED 78
+
 enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 
 /* flags of struct ipc_reg */

@@ -9,6 +9,7 @@
 #include "child_argv.h"
 #include "cli.h"
 #include "host.h"
+#include "ipc.h"
 #include "log.h"
 #include "vmconf.h"
 
@@ -207,6 +208,11 @@ static int supervise(void)
 			child_running[CHILD_CORE] = false;
 			stop_children(EXIT_GRACE_MS);
 			return core_exit_status(core_status);
+		}
+		if (status == IPC_DEVICE_EXIT_REFUSED) {
+			log_msg("%s was refused (see above); stopping the VM", child_info[i].name);
+			stop_children(0);
+			return 1;
 		}
 		if (restart_device((enum child_index)i, status)) {
 			stop_children(0);

@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include "ipc.h"
+
 #define LOG SUPERVISE_DIR "/children.log"
 #define STDERR_FILE SUPERVISE_DIR "/launcher.stderr"
 #define GUEST SUPERVISE_DIR "/guest.bin"
@@ -206,6 +208,22 @@ static void test_gives_up_on_a_crash_loop(void **state)
 				    "stopping the VM\n"));
 }
 
+/* Bad arguments or the core's REJECT: restarting would only repeat it. */
+static void test_refused_device_is_not_restarted(void **state)
+{
+	char refused[8];
+	snprintf(refused, sizeof(refused), "%d", IPC_DEVICE_EXIT_REFUSED);
+	setenv("FAKE_SERIAL_MS", "20", 1);
+	setenv("FAKE_SERIAL_EXIT", refused, 1);
+	assert_int_equal(wait_launcher(start_launcher(), 10000), 1);
+	long core;
+	assert_int_equal(starts("CORE", &core), 1);
+	assert_int_equal(starts("SERIAL", NULL), 1);
+	assert_false(process_exists(core));
+	assert_string_equal(read_text(STDERR_FILE),
+			    "launcher: dev-serial was refused (see above); stopping the VM\n");
+}
+
 /* Ctrl-A x: dev-serial exits 0 first, the core follows. */
 static void test_device_exit_before_core_is_normal(void **state)
 {
@@ -244,6 +262,7 @@ int main(void)
 		cmocka_unit_test_setup(test_core_killed_by_signal, reset),
 		cmocka_unit_test_setup(test_crashed_device_restarted, reset),
 		cmocka_unit_test_setup(test_gives_up_on_a_crash_loop, reset),
+		cmocka_unit_test_setup(test_refused_device_is_not_restarted, reset),
 		cmocka_unit_test_setup(test_device_exit_before_core_is_normal, reset),
 		cmocka_unit_test_setup(test_termination_signals, reset),
 	};
