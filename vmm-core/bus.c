@@ -136,8 +136,10 @@ static void log_unowned(struct bus *b, enum ipc_space space, uint64_t addr, unsi
 
 uint64_t bus_read(struct bus *b, enum ipc_space space, uint64_t addr, unsigned size)
 {
-	STATS_ADD(pio_reads, space == IPC_SPACE_PIO);
-	STATS_ADD(mmio_reads, space == IPC_SPACE_MMIO);
+	if (space == IPC_SPACE_PIO)
+		STATS_ADD(pio_reads, 1);
+	else
+		STATS_ADD(mmio_reads, 1);
 	const struct bus_range *r = find(b, space, addr, size);
 	if (!r) {
 		log_unowned(b, space, addr, size, false);
@@ -148,8 +150,10 @@ uint64_t bus_read(struct bus *b, enum ipc_space space, uint64_t addr, unsigned s
 
 void bus_write(struct bus *b, enum ipc_space space, uint64_t addr, unsigned size, uint64_t value)
 {
-	STATS_ADD(pio_writes, space == IPC_SPACE_PIO);
-	STATS_ADD(mmio_writes, space == IPC_SPACE_MMIO);
+	if (space == IPC_SPACE_PIO)
+		STATS_ADD(pio_writes, 1);
+	else
+		STATS_ADD(mmio_writes, 1);
 	const struct bus_range *r = find(b, space, addr, size);
 	if (!r) {
 		log_unowned(b, space, addr, size, true);

@@ -322,8 +322,10 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	bool resumed = d->attached_once;
 	d->attached_once = true;
 	d->broken = false;
-	/* Writes sent to a dead incarnation will never be applied: stop waiting for them. */
-	d->ordered_mark = 0;
+	/* ordered_mark stays: writes queued for the dead incarnation reach this
+	 * one before its WELCOME and are applied after it; if some were lost
+	 * with the old process, the next write applied moves applied_seq past
+	 * the mark, and until then LSR/MSR reads are round trips. */
 	unsigned incarnation = ++d->incarnation;
 	pthread_mutex_unlock(&d->lock);
 

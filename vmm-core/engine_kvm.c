@@ -1,9 +1,10 @@
 /* engine_kvm.c - the KVM engine (Linux): guest RAM as one memory slot, one
  * vCPU per thread, exits turned into bus accesses.
  *
- * No interrupt controller yet: the IOAPIC in userspace with KVM's split
- * irqchip comes with the board (issue 4), so HLT always returns to us and
- * set_irq only records the line. */
+ * Not connected to the board's interrupt controllers yet (engine.h says
+ * why: Linux cannot run on this PVM host anyway): HLT always returns to us
+ * and set_irq only records the line.  The way there is KVM's split irqchip
+ * with the board's userspace IOAPIC delivering through KVM_SIGNAL_MSI. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>

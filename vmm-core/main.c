@@ -80,7 +80,8 @@ struct vm {
 	pthread_mutex_t lock;
 	const struct engine_ops *ops;
 	struct engine *engine; /* set once the vCPUs are ready to run */
-	int stop_asked;        /* enum vcpu_stop asked before the engine existed, or -1 */
+	bool poweroff_asked;   /* the user quit or the guest powered off: ends the VM
+	                        * even if asked between reboots or during a reset */
 	struct devproxy *devices[MAX_DEVICES];
 	int ndevices;
 	/* The board devices in this process. */
@@ -410,10 +411,12 @@ static int load_guest(const struct options *o, uint8_t *ram, struct vcpu_boot *b
 static void vm_stop(struct vm *vm, enum vcpu_stop reason)
 {
 	pthread_mutex_lock(&vm->lock);
+	/* A reset comes only from a running vCPU; a poweroff (Ctrl-A x) can
+	 * come at any time, so it is remembered beyond this engine. */
+	if (reason == VCPU_STOP_POWEROFF)
+		vm->poweroff_asked = true;
 	if (vm->engine)
 		vm->ops->stop(vm->engine, reason);
-	else if (vm->stop_asked < 0)
-		vm->stop_asked = (int)reason;
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -549,8 +552,8 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 	}
 	pthread_mutex_lock(&vm->lock);
 	vm->engine = engine;
-	if (vm->stop_asked >= 0)
-		vm->ops->stop(engine, (enum vcpu_stop)vm->stop_asked);
+	if (vm->poweroff_asked)
+		vm->ops->stop(engine, VCPU_STOP_POWEROFF);
 	pthread_mutex_unlock(&vm->lock);
 
 	struct vcpu_thread threads[MAX_CPUS];
@@ -569,6 +572,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 
 	pthread_mutex_lock(&vm->lock);
 	vm->engine = NULL;
+	bool poweroff_asked = vm->poweroff_asked;
 	pthread_mutex_unlock(&vm->lock);
 	vm->ops->destroy(engine);
 	if (started < o->cpus)
@@ -584,7 +588,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8
 	case VCPU_STOP_POWEROFF:
 		return EXIT_GUEST_DONE;
 	case VCPU_STOP_RESET:
-		return o->no_reboot ? EXIT_GUEST_DONE : RUN_REBOOT;
+		return o->no_reboot || poweroff_asked ? EXIT_GUEST_DONE : RUN_REBOOT;
 	case VCPU_STOP_SHUTDOWN:
 		log_msg("%s", t.stop.diag);
 		return EXIT_TRIPLE_FAULT;
@@ -604,7 +608,7 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc < 0 ? 0 : EXIT_ERROR;
 
-	struct vm vm = {.stop_asked = -1};
+	struct vm vm = {0};
 	pthread_mutex_init(&vm.lock, NULL);
 	vm.ops = choose_engine(o.engine);
 	if (!vm.ops)
@@ -647,7 +651,6 @@ int main(int argc, char **argv)
 		ioapic_reset(&vm.ioapic);
 		for (int i = 0; i < vm.ndevices; i++)
 			devproxy_reset(vm.devices[i]);
-		vm.stop_asked = -1;
 		status = load_guest(&o, ram, &boot) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
 	}
 	uint64_t run_ns = host_now_ns() - start;

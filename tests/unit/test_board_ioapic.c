@@ -90,6 +90,20 @@ static void test_edge_fires_on_rising_edge_only(void **state)
 	assert_false(entry(4) & IOAPIC_RTE_REMOTE_IRR); /* edge entries never set it */
 }
 
+/* Startup (6) and mode 3 are reserved in a redirection entry: a guest that
+ * programs them must not start vCPUs through an interrupt line. */
+static void test_reserved_delivery_modes_dropped(void **state)
+{
+	set_entry(4, 0x630); /* delivery mode 6: startup */
+	ioapic_set_irq(&io, 4, 1);
+	set_entry(5, 0x330);
+	ioapic_set_irq(&io, 5, 1);
+	assert_int_equal(sent.n, 0);
+	set_entry(6, 0x130); /* lowest priority is fine */
+	ioapic_set_irq(&io, 6, 1);
+	assert_int_equal(sent.n, 1);
+}
+
 static void test_level_waits_for_eoi(void **state)
 {
 	set_entry(16, 0x41 | IOAPIC_RTE_LEVEL | (3ull << IOAPIC_RTE_DEST_SHIFT));
@@ -156,6 +170,7 @@ int main(void)
 		cmocka_unit_test_setup(test_masking, setup),
 		cmocka_unit_test_setup(test_guest_cannot_write_status_bits, setup),
 		cmocka_unit_test_setup(test_hostile_accesses, setup),
+		cmocka_unit_test_setup(test_reserved_delivery_modes_dropped, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -60,6 +60,12 @@ static void fire_locked(struct ioapic *io, unsigned pin)
 		return;
 	uint8_t vector = (uint8_t)(e & IOAPIC_RTE_VECTOR);
 	unsigned delmode = (unsigned)(e >> IOAPIC_RTE_DELMODE_SHIFT) & 7;
+	/* 3 and 6 (Startup) are reserved in a redirection entry: passed on as
+	 * a message they would let an interrupt line start a parked vCPU. */
+	if (delmode == 3 || delmode == 6) {
+		log_once("IOAPIC pin %u: reserved delivery mode %u, interrupt dropped", pin, delmode);
+		return;
+	}
 	uint8_t dest = (uint8_t)(e >> IOAPIC_RTE_DEST_SHIFT);
 	bool level = e & IOAPIC_RTE_LEVEL;
 	uint64_t address = 0xfee00000u | (uint64_t)dest << 12 | ((e & IOAPIC_RTE_DESTMODE) ? 1u << 2 : 0);
