@@ -368,11 +368,6 @@ bool softcpu_rdmsr(struct softcpu *c, uint32_t msr, uint64_t *val)
 	}
 }
 
-static bool canonical(uint64_t v)
-{
-	return (uint64_t)(((int64_t)v << 16) >> 16) == v;
-}
-
 bool softcpu_wrmsr(struct softcpu *c, uint32_t msr, uint64_t val)
 {
 	switch (msr) {
@@ -548,11 +543,18 @@ static struct block *decode_crossing(struct softcpu *c, uint64_t lin, uint64_t p
 	struct block_cache *bc = c->blocks;
 	uint8_t bytes[15];
 	unsigned first = 4096 - (unsigned)(phys & 0xfff);
-	uint64_t phys2 = mmu_translate_exec(c, lin + first);
+	uint64_t next = lin + first;
+	if (c->code_bits != 64)
+		next = (uint32_t)next; /* linear addresses wrap at 4 GiB outside long mode */
+	uint64_t phys2 = mmu_translate_exec(c, next);
+	if (!mmu_ram_ptr(c, phys2 & ~0xfffull, 4096)) {
+		log_once("softcpu: instruction continues outside guest RAM at physical %#llx -> #UD",
+			 (unsigned long long)phys2);
+		raise_ud(c);
+	}
 	for (unsigned i = 0; i < 15; i++) {
 		uint64_t pa = i < first ? phys + i : phys2 + (i - first);
-		const uint8_t *p = mmu_ram_ptr(c, pa, 1);
-		bytes[i] = p ? *p : 0;
+		bytes[i] = *mmu_ram_ptr(c, pa, 1);
 	}
 	decode_insn(&bc->scratch.in, bytes, 15, c->code_bits);
 	softcpu_exec_prepare(&bc->scratch.in);

@@ -1,7 +1,10 @@
 /* exec.c - the interpreter: executes decoded instructions (struct insn).
  *
- * One switch on the opcode; operands are read and written through small
- * inline helpers.  Rules every case follows:
+ * Threaded dispatch: softcpu_exec_prepare() gives the common instruction
+ * forms a handler when their block is decoded, and handlers jump straight
+ * to the next one; everything else goes through exec_one()'s switch on the
+ * opcode.  Operands are read and written through small inline helpers.
+ * Rules every case follows:
  *  - c->rip is the instruction's address until it completes; the case sets
  *    the next RIP last, so a fault (softcpu_raise) leaves a precise state.
  *  - all memory accesses that may fault come before register updates;
@@ -44,11 +47,6 @@ ALWAYS_INLINE void write_rm(struct softcpu *c, const struct insn *in, unsigned s
 }
 
 /* ---- control transfer helpers ---- */
-
-ALWAYS_INLINE bool canonical(uint64_t v)
-{
-	return (uint64_t)(((int64_t)v << 16) >> 16) == v;
-}
 
 /* Near branch to target with operand size osz. */
 ALWAYS_INLINE void jump_to(struct softcpu *c, uint64_t target, unsigned osz)
@@ -1059,7 +1057,6 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	uint64_t v, lin;
 
 	switch (op) {
-	/* ALU: 00-3F in the pattern op*8 + {Eb,Gb  Ev,Gv  Gb,Eb  Gv,Ev  AL,Ib  eAX,Iz} */
 	/* ALU 00-3F: op*8 + {Eb,Gb  Ev,Gv  Gb,Eb  Gv,Ev  AL,Ib  eAX,Iz}, one case
 	 * each so that alu() is inlined with a constant operation. */
 #define ALU_CASES(aop)                                                         \
@@ -1823,10 +1820,12 @@ void softcpu_exec_prepare(struct insn *in)
 	in->handler = H_GENERIC;
 	switch (op) { /* any operand size */
 	case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
-		in->handler = H_PUSH;
+		if (in->osz == 8)
+			in->handler = H_PUSH;
 		return;
 	case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
-		in->handler = H_POP;
+		if (in->osz == 8)
+			in->handler = H_POP;
 		return;
 	case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
 	case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
@@ -2100,19 +2099,11 @@ byte_store:
 byte_load:
 	set_reg(c, in, in->reg, 1, read_rm(c, in, 1));
 	NEXT();
-push: /* 64-bit pushes and pops inline with their constant size */
-	if (likely(in->osz == 8))
-		push(c, 8, c->r[in->reg]);
-	else
-		push(c, in->osz, get_reg(c, in, in->reg, in->osz));
+push: /* 64-bit only (prepare): other sizes take exec_one's general case */
+	push(c, 8, c->r[in->reg]);
 	NEXT_AFTER_WRITE();
 pop:
-	if (likely(in->osz == 8)) {
-		c->r[in->reg] = pop(c, 8);
-		NEXT();
-	}
-	v = pop(c, in->osz);
-	set_reg(c, in, in->reg, in->osz, v);
+	c->r[in->reg] = pop(c, 8);
 	NEXT();
 /* Branches end their block (cpu.c), so after them DISPATCH leaves. */
 jcc:

@@ -10,11 +10,17 @@
 #include "cpu.h"
 #include "decode.h"
 
-/* The interpreter's hot helpers must be inlined into its one big switch;
- * GCC's heuristics give up on a function that large. */
+/* The interpreter's hot helpers must be inlined into its handlers and its
+ * fallback switch; GCC's heuristics give up on functions that large. */
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* A 64-bit address is canonical when bits 63..47 are all equal. */
+static inline bool canonical(uint64_t v)
+{
+	return (uint64_t)(((int64_t)v << 16) >> 16) == v;
+}
 
 /* ---- exceptions (except.c) ----
  * softcpu_raise() abandons the current instruction (c->rip still points at

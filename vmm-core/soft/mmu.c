@@ -236,11 +236,6 @@ static noreturn void page_fault(struct softcpu *c, uint64_t lin, uint32_t err)
 	softcpu_raise(c, EXC_PF, err, true);
 }
 
-static bool is_canonical(uint64_t lin)
-{
-	return (uint64_t)(((int64_t)lin << 16) >> 16) == lin;
-}
-
 /* Read one paging-structure entry; an entry outside RAM reads as not present. */
 static uint64_t read_pte(struct softcpu *c, uint64_t pa, unsigned size)
 {
@@ -362,7 +357,7 @@ static uint64_t tlb_tag(const struct tlb_entry *e, enum access acc)
 /* Translate lin for `acc` in access class `user`, filling the TLB. */
 static uint64_t translate(struct softcpu *c, uint64_t lin, enum access acc, bool user)
 {
-	if ((c->efer & EFER_LMA) && !is_canonical(lin))
+	if ((c->efer & EFER_LMA) && !canonical(lin))
 		raise_gp(c, 0);
 	struct tlb_entry *slot = tlb_slot(c, lin, user);
 	for (int i = 0; i < SOFTCPU_TLB_VICTIMS; i++) {

@@ -43,7 +43,9 @@ void softcpu_fxsave(struct softcpu *c, uint64_t lin)
 	mem_write(c, lin + 8, 8, 0); /* FIP */
 	mem_write(c, lin + 16, 8, 0); /* FDP */
 	mem_write(c, lin + 24, 4, c->mxcsr);
-	mem_write(c, lin + 28, 4, 0xffff); /* MXCSR_MASK: DAZ not supported */
+	/* MXCSR_MASK: bits 0-15 are writable; they are kept, not applied
+	 * (rounding modes, DAZ and FTZ are not modelled). */
+	mem_write(c, lin + 28, 4, 0xffff);
 	for (unsigned i = 0; i < 8; i++) {
 		mem_write(c, lin + 32 + 16 * i, 8, 0);
 		mem_write(c, lin + 40 + 16 * i, 8, 0);
