@@ -22,6 +22,7 @@
 
 #include "host.h"
 #include "ipc.h"
+#include "parse.h"
 
 #define WARMUP 200
 #define RAW_READ_BYTES 32  /* an encoded IO_READ */
@@ -163,9 +164,8 @@ static double bench_raw(int fd, uint64_t *ns, size_t n, double *p99_us)
 
 static size_t count_arg(const char *s, const char *what)
 {
-	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (*end || v == 0 || v > 100000000)
+	uint64_t v;
+	if (!parse_u64(s, 100000000, &v) || v == 0)
 		die(what, "expected a count between 1 and 100000000");
 	return (size_t)v;
 }

@@ -15,18 +15,15 @@ _Static_assert(IPC_STATE_DEV_OFFSET + sizeof(struct serial_state) <= IPC_STATE_S
 enum serial_slot {
 	SLOT_COM1_LSR,
 	SLOT_COM1_MSR,
-	SLOT_DEBUGCON,
 	SLOT_MMIO_LSR,
 	SLOT_MMIO_MSR,
+	SLOT_PL011_FR,
+	SLOT_HVC0_FIRST, /* VIRTIO_SHADOW_COUNT slots from here */
 };
+_Static_assert(SLOT_HVC0_FIRST + VIRTIO_SHADOW_COUNT <= IPC_MAX_REGS, "shadow slots");
+_Static_assert(6 + VIRTIO_CONSOLE_HELLO_REGS <= IPC_MAX_REGS, "the HELLO's registers");
 
 /* ---- the models' effects ---- */
-
-static void send_msg(struct serial_device *d, struct ipc_msg *m)
-{
-	m->seq = d->next_seq++;
-	d->sink.send(d->sink.opaque, m);
-}
 
 static void uart_output(void *opaque, uint8_t byte)
 {
@@ -41,7 +38,7 @@ static void com1_set_irq(void *opaque, int level)
 	struct ipc_msg m = {.type = IPC_IRQ};
 	m.u.irq.line = SERIAL_COM1_IRQ;
 	m.u.irq.level = (uint32_t)level;
-	send_msg(d, &m);
+	d->sink.send(d->sink.opaque, &m);
 }
 
 /* The MMIO UART has no interrupt line: the guests that use it poll. */
@@ -54,6 +51,20 @@ static struct uart_io com1_io(struct serial_device *d)
 	return (struct uart_io){.opaque = d, .output = uart_output, .set_irq = com1_set_irq};
 }
 
+static void pl011_set_irq(void *opaque, int level)
+{
+	struct serial_device *d = opaque;
+	struct ipc_msg m = {.type = IPC_IRQ};
+	m.u.irq.line = SERIAL_PL011_IRQ;
+	m.u.irq.level = (uint32_t)level;
+	d->sink.send(d->sink.opaque, &m);
+}
+
+static struct pl011_io pl011_io(struct serial_device *d)
+{
+	return (struct pl011_io){.opaque = d, .output = uart_output, .set_irq = pl011_set_irq};
+}
+
 static struct uart_io mmio_io(struct serial_device *d)
 {
 	return (struct uart_io){.opaque = d, .output = uart_output, .set_irq = no_irq};
@@ -61,9 +72,12 @@ static struct uart_io mmio_io(struct serial_device *d)
 
 /* ---- HELLO ---- */
 
-static void add_range(struct ipc_hello *h, enum ipc_space space, uint64_t base, uint64_t size)
+static struct ipc_range *add_range(struct ipc_hello *h, enum ipc_space space, uint64_t base,
+				   uint64_t size, enum ipc_range_kind kind)
 {
-	h->ranges[h->nranges++] = (struct ipc_range){.space = space, .base = base, .size = size};
+	struct ipc_range *r = &h->ranges[h->nranges++];
+	*r = (struct ipc_range){.space = space, .base = base, .size = size, .kind = kind};
+	return r;
 }
 
 /* slot matters only with IPC_REG_SHADOW. */
@@ -74,30 +88,52 @@ static void add_reg(struct ipc_hello *h, enum ipc_space space, uint64_t addr, ui
 		.space = space, .size = 1, .flags = flags, .slot = slot, .addr = addr};
 }
 
-void serial_hello(const struct serial_config *cfg, struct ipc_msg *m)
+void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 {
-	memset(m, 0, sizeof(*m));
-	m->type = IPC_HELLO;
-	struct ipc_hello *h = &m->u.hello;
+	memset(h, 0, sizeof(*h));
 	h->version = IPC_PROTO_VERSION;
 	strcpy(h->name, "serial");
-	h->irqs[h->nirqs++] = SERIAL_COM1_IRQ;
-
-	add_range(h, IPC_SPACE_PIO, SERIAL_COM1_BASE, UART_NREGS);
-	add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_RBR, IPC_REG_STREAM, 0);
-	add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_LSR, IPC_REG_SHADOW, SLOT_COM1_LSR);
-	add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MSR, IPC_REG_SHADOW, SLOT_COM1_MSR);
-	if (cfg->debugcon) {
-		add_range(h, IPC_SPACE_PIO, cfg->debugcon_port, 1);
-		add_reg(h, IPC_SPACE_PIO, cfg->debugcon_port, IPC_REG_SHADOW | IPC_REG_STREAM,
-			SLOT_DEBUGCON);
+	if (cfg->pl011) {
+		/* A level-triggered line; DR writes are a stream, FR is read
+		 * before every byte the driver sends: shadowed. */
+		h->irqs[h->nirqs++] = (struct ipc_irq_line){.gsi = SERIAL_PL011_IRQ,
+							    .trigger = IPC_TRIGGER_LEVEL};
+		struct ipc_range *r =
+			add_range(h, IPC_SPACE_MMIO, SERIAL_PL011_BASE, PL011_SIZE, IPC_RANGE_PL011);
+		r->has_irq = true;
+		r->irq = 0;
+		h->regs[h->nregs++] = (struct ipc_reg){.space = IPC_SPACE_MMIO, .size = 4,
+						       .flags = IPC_REG_STREAM,
+						       .addr = SERIAL_PL011_BASE + PL011_DR};
+		h->regs[h->nregs++] = (struct ipc_reg){.space = IPC_SPACE_MMIO, .size = 4,
+						       .flags = IPC_REG_SHADOW, .slot = SLOT_PL011_FR,
+						       .addr = SERIAL_PL011_BASE + PL011_FR};
+	} else {
+		/* The 16550's ISA interrupt: edge-triggered, as on every PC. */
+		h->irqs[h->nirqs++] = (struct ipc_irq_line){.gsi = SERIAL_COM1_IRQ,
+							    .trigger = IPC_TRIGGER_EDGE};
+		struct ipc_range *com1 =
+			add_range(h, IPC_SPACE_PIO, SERIAL_COM1_BASE, UART_NREGS, IPC_RANGE_UART16550);
+		com1->has_irq = true;
+		com1->irq = 0;
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_RBR, IPC_REG_STREAM, 0);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_LSR, IPC_REG_SHADOW, SLOT_COM1_LSR);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MSR, IPC_REG_SHADOW, SLOT_COM1_MSR);
 	}
+	/* The debug ports need no registers: the core answers their reads. */
+	if (cfg->debugcon)
+		add_range(h, IPC_SPACE_PIO, cfg->debugcon_port, 1, IPC_RANGE_DEBUGCON);
+	if (cfg->debugcon_mmio)
+		add_range(h, IPC_SPACE_MMIO, cfg->debugcon_mmio_addr, 1, IPC_RANGE_DEBUGCON);
 	if (cfg->mmio_uart) {
-		add_range(h, IPC_SPACE_MMIO, cfg->mmio_base, UART_NREGS);
+		/* No line: the guests that use it poll. */
+		add_range(h, IPC_SPACE_MMIO, cfg->mmio_base, UART_NREGS, IPC_RANGE_UART16550);
 		add_reg(h, IPC_SPACE_MMIO, cfg->mmio_base + UART_RBR, IPC_REG_STREAM, 0);
 		add_reg(h, IPC_SPACE_MMIO, cfg->mmio_base + UART_LSR, IPC_REG_SHADOW, SLOT_MMIO_LSR);
 		add_reg(h, IPC_SPACE_MMIO, cfg->mmio_base + UART_MSR, IPC_REG_SHADOW, SLOT_MMIO_MSR);
 	}
+	if (cfg->hvc0) /* last: its range is the WELCOME's last */
+		virtio_console_hello(h, SLOT_HVC0_FIRST);
 }
 
 /* ---- the state page ---- */
@@ -112,7 +148,7 @@ static void publish(struct serial_device *d)
 	bool pure = uart_status_reads_pure(com1);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_LSR], uart_lsr(com1), memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_MSR], uart_msr(com1), memory_order_relaxed);
-	atomic_store_explicit(&p->shadow[SLOT_DEBUGCON], SERIAL_DEBUGCON_READBACK,
+	atomic_store_explicit(&p->shadow[SLOT_PL011_FR], pl011_fr(&d->state->pl011),
 			      memory_order_relaxed);
 	if (d->cfg.mmio_uart) {
 		pure = pure && uart_status_reads_pure(mmio);
@@ -122,16 +158,66 @@ static void publish(struct serial_device *d)
 	__atomic_store_n(&p->magic, pure ? IPC_STATE_MAGIC : 0, __ATOMIC_RELEASE);
 }
 
+/* ---- hvc0 ---- */
+
+static void hvc0_output(void *opaque, const void *buf, size_t len)
+{
+	struct serial_device *d = opaque;
+	if (d->cfg.stdio)
+		d->sink.write(d->sink.opaque, buf, len);
+}
+
+static void hvc0_irq(void *opaque, int level)
+{
+	struct serial_device *d = opaque;
+	struct ipc_msg m = {.type = IPC_IRQ};
+	m.u.irq.line = d->hvc0_gsi;
+	m.u.irq.level = (uint32_t)level;
+	d->sink.send(d->sink.opaque, &m);
+}
+
+static void hvc0_publish(void *opaque, enum virtio_mmio_shadow which, uint32_t value)
+{
+	struct serial_device *d = opaque;
+	atomic_store_explicit(&d->page->shadow[SLOT_HVC0_FIRST + which], value, memory_order_release);
+}
+
+bool serial_attach_hvc0(struct serial_device *d, const struct guest_mem *ram, uint64_t base,
+			uint32_t gsi, bool resumed)
+{
+	d->hvc0_base = base;
+	d->hvc0_gsi = gsi;
+	d->hvc0.io = (struct virtio_console_io){
+		.opaque = d, .output = hvc0_output, .irq = hvc0_irq, .publish_shadow = hvc0_publish};
+	return virtio_console_attach(&d->hvc0, &d->state->hvc0, ram, resumed, d->cols, d->rows);
+}
+
+void serial_resize(struct serial_device *d, uint16_t cols, uint16_t rows)
+{
+	d->cols = cols;
+	d->rows = rows;
+	if (d->cfg.hvc0 && d->hvc0.state)
+		virtio_console_resize(&d->hvc0, cols, rows);
+}
+
+static bool hvc0_hit(const struct serial_device *d, const struct ipc_io *io)
+{
+	return d->cfg.hvc0 && d->hvc0.state && io->space == IPC_SPACE_MMIO &&
+	       io->addr - d->hvc0_base < VIRTIO_MMIO_WINDOW_SIZE;
+}
+
 bool serial_state_valid(const struct serial_state *s)
 {
 	return s->magic == SERIAL_STATE_MAGIC && s->size == sizeof(*s) &&
-	       uart_state_valid(&s->com1) && uart_state_valid(&s->mmio);
+	       uart_state_valid(&s->com1) && uart_state_valid(&s->mmio) &&
+	       pl011_state_valid(&s->pl011);
 }
 
 static void state_init(struct serial_state *s)
 {
 	uart_init(&s->com1);
 	uart_init(&s->mmio);
+	pl011_init(&s->pl011);
 	s->size = sizeof(*s);
 	s->magic = SERIAL_STATE_MAGIC;
 }
@@ -150,8 +236,12 @@ bool serial_attach(struct serial_device *d, void *page, bool resumed)
 	d->page->version = IPC_PROTO_VERSION;
 	publish(d);
 	/* Whatever the core's line says now, make it match the model. */
-	struct uart_io io = com1_io(d);
-	io.set_irq(io.opaque, d->state->com1.irq_level);
+	if (d->cfg.pl011) {
+		pl011_set_irq(d, d->state->pl011.irq_level);
+	} else {
+		struct uart_io io = com1_io(d);
+		io.set_irq(io.opaque, d->state->com1.irq_level);
+	}
 	return kept;
 }
 
@@ -186,6 +276,9 @@ static struct target find_target(struct serial_device *d, const struct ipc_io *i
 				    (unsigned)(io->addr - SERIAL_COM1_BASE)};
 	} else if (io->space == IPC_SPACE_PIO && d->cfg.debugcon && io->addr == d->cfg.debugcon_port) {
 		t.kind = TARGET_DEBUGCON;
+	} else if (io->space == IPC_SPACE_MMIO && d->cfg.debugcon_mmio &&
+		   io->addr == d->cfg.debugcon_mmio_addr) {
+		t.kind = TARGET_DEBUGCON;
 	} else if (io->space == IPC_SPACE_MMIO && d->cfg.mmio_uart &&
 		   io->addr - d->cfg.mmio_base < UART_NREGS) {
 		t = (struct target){TARGET_UART, &d->state->mmio, mmio_io(d),
@@ -198,79 +291,132 @@ static struct target find_target(struct serial_device *d, const struct ipc_io *i
 	return t;
 }
 
-static void io_read(struct serial_device *d, const struct ipc_msg *m)
+/* An access to the PL011's window (any size: the model takes 1, 2 or 4). */
+static bool pl011_hit(const struct serial_device *d, const struct ipc_io *io)
 {
-	struct target t = find_target(d, &m->u.io);
-	uint64_t value = all_ones(m->u.io.size);
+	if (!d->cfg.pl011 || io->space != IPC_SPACE_MMIO || io->addr - SERIAL_PL011_BASE >= PL011_SIZE)
+		return false;
+	if (io->size != 1 && io->size != 2 && io->size != 4) {
+		log_once("ignoring a %u-byte PL011 access: its registers take 1, 2 or 4", io->size);
+		return false;
+	}
+	return true;
+}
+
+uint64_t serial_read(struct serial_device *d, const struct ipc_io *io)
+{
+	if (hvc0_hit(d, io))
+		return virtio_console_read(&d->hvc0, io->addr - d->hvc0_base, io->size);
+	if (pl011_hit(d, io)) {
+		struct pl011_io pio = pl011_io(d);
+		uint64_t v = pl011_read(&d->state->pl011, (unsigned)(io->addr - SERIAL_PL011_BASE), &pio);
+		publish(d);
+		return v & all_ones(io->size);
+	}
+	struct target t = find_target(d, io);
+	uint64_t value = all_ones(io->size);
 	if (t.kind == TARGET_UART)
 		value = uart_read(t.uart, t.reg, &t.io);
 	else if (t.kind == TARGET_DEBUGCON)
-		value = SERIAL_DEBUGCON_READBACK;
+		value = IPC_DEBUGCON_READBACK; /* the core answers these itself */
 	publish(d); /* before the reply: the core may read a shadow right after it */
-
-	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m->seq};
-	reply.u.io = m->u.io;
-	reply.u.io.data = value;
-	d->sink.send(d->sink.opaque, &reply);
+	return value;
 }
 
-static void io_write(struct serial_device *d, const struct ipc_msg *m)
+void serial_write(struct serial_device *d, const struct ipc_io *io)
 {
-	struct target t = find_target(d, &m->u.io);
-	uint8_t byte = (uint8_t)m->u.io.data;
+	if (hvc0_hit(d, io)) {
+		virtio_console_write(&d->hvc0, io->addr - d->hvc0_base, io->size, io->data);
+		return;
+	}
+	if (pl011_hit(d, io)) {
+		struct pl011_io pio = pl011_io(d);
+		pl011_write(&d->state->pl011, (unsigned)(io->addr - SERIAL_PL011_BASE),
+			    (uint32_t)(io->data & all_ones(io->size)), &pio);
+		publish(d);
+		return;
+	}
+	struct target t = find_target(d, io);
+	uint8_t byte = (uint8_t)io->data;
 	if (t.kind == TARGET_UART)
 		uart_write(t.uart, t.reg, byte, &t.io);
 	else if (t.kind == TARGET_DEBUGCON)
 		d->sink.output(d->sink.opaque, byte);
 	publish(d);
-	/* Release: the shadows above are visible to a core that sees this. */
-	atomic_store_explicit(&d->page->applied_seq, m->seq, memory_order_release);
 }
 
-bool serial_keep_early(const struct ipc_msg *m)
+void serial_reset(struct serial_device *d)
 {
-	return m->type == IPC_IO_WRITE || m->type == IPC_RESET;
+	struct uart_io io = com1_io(d);
+	uart_reset(&d->state->com1, &io);
+	io = mmio_io(d);
+	uart_reset(&d->state->mmio, &io);
+	struct pl011_io pio = pl011_io(d);
+	pl011_reset(&d->state->pl011, &pio);
+	if (d->cfg.hvc0 && d->hvc0.state)
+		virtio_console_machine_reset(&d->hvc0);
+	publish(d);
 }
 
-enum serial_verdict serial_handle(struct serial_device *d, const struct ipc_msg *m)
+/* ---- as a devlib device ---- */
+
+static void ops_hello(void *dev, struct ipc_hello *h)
 {
-	switch (m->type) {
-	case IPC_IO_READ:
-		io_read(d, m);
-		break;
-	case IPC_IO_WRITE:
-		io_write(d, m);
-		break;
-	case IPC_RESET: {
-		struct uart_io io = com1_io(d);
-		uart_reset(&d->state->com1, &io);
-		io = mmio_io(d);
-		uart_reset(&d->state->mmio, &io);
-		publish(d);
-		/* A reset is ordered like a write: the core's shadow reads wait for it. */
-		atomic_store_explicit(&d->page->applied_seq, m->seq, memory_order_release);
-		break;
-	}
-	case IPC_SHUTDOWN:
-		return SERIAL_EXIT;
-	case IPC_PING: {
-		struct ipc_msg pong = {.type = IPC_PONG, .seq = m->seq};
-		d->sink.send(d->sink.opaque, &pong);
-		break;
-	}
-	case IPC_PONG:
-		break;
-	default:
-		log_once("ignoring an unexpected %s message from the core", ipc_type_name(m->type));
-		break;
-	}
-	return SERIAL_CONTINUE;
+	struct serial_device *d = dev;
+	serial_hello(&d->cfg, h);
 }
+
+/* The ranges and the line are explicit: the WELCOME places them as declared. */
+static void ops_attach(void *dev, struct ipc_state_page *page, const struct guest_mem *ram,
+		       const struct ipc_welcome *w)
+{
+	struct serial_device *d = dev;
+	bool resumed = w->flags & IPC_WELCOME_RESUMED;
+	serial_attach(d, page, resumed);
+	if (d->cfg.hvc0) /* the HELLO's last range and line */
+		serial_attach_hvc0(d, ram, w->range_base[w->nranges - 1], w->irq_gsi[w->nirqs - 1], resumed);
+}
+
+static uint64_t ops_read(void *dev, const struct ipc_io *io)
+{
+	return serial_read(dev, io);
+}
+
+static void ops_write(void *dev, const struct ipc_io *io)
+{
+	serial_write(dev, io);
+}
+
+static void ops_reset(void *dev)
+{
+	serial_reset(dev);
+}
+
+const struct dev_ops serial_dev_ops = {
+	.hello = ops_hello,
+	.attach = ops_attach,
+	.read = ops_read,
+	.write = ops_write,
+	.reset = ops_reset,
+};
 
 /* ---- host side ---- */
 
+static bool input_to_hvc0(const struct serial_device *d)
+{
+	return d->cfg.console == SERIAL_CONSOLE_HVC0 && d->cfg.hvc0;
+}
+
 size_t serial_input(struct serial_device *d, const uint8_t *buf, size_t n)
 {
+	if (input_to_hvc0(d))
+		return virtio_console_input(&d->hvc0, buf, n);
+	if (d->cfg.pl011) {
+		struct pl011_io pio = pl011_io(d);
+		size_t taken = pl011_input(&d->state->pl011, buf, n, &pio);
+		publish(d);
+		return taken;
+	}
 	struct uart_io io = com1_io(d);
 	size_t taken = uart_input(&d->state->com1, buf, n, &io);
 	publish(d);
@@ -279,11 +425,15 @@ size_t serial_input(struct serial_device *d, const uint8_t *buf, size_t n)
 
 size_t serial_input_space(const struct serial_device *d)
 {
+	if (input_to_hvc0(d))
+		return virtio_console_input_space(&d->hvc0);
+	if (d->cfg.pl011)
+		return pl011_input_space(&d->state->pl011);
 	return uart_input_space(&d->state->com1);
 }
 
 void serial_quit(struct serial_device *d)
 {
 	struct ipc_msg m = {.type = IPC_QUIT};
-	send_msg(d, &m);
+	d->sink.send(d->sink.opaque, &m);
 }

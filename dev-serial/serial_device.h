@@ -1,8 +1,9 @@
-/* serial_device.h - dev-serial between the ipc channel and its models: the
- * addresses it owns and declares in HELLO, the handling of every message
- * from the core, and the state page it publishes for the core's shadow
- * reads.  No sockets, threads or terminal here (main.c owns those), so the
- * fuzz target runs exactly this code.  Callers serialise all calls.
+/* serial_device.h - dev-serial's device behind the device library
+ * (devlib.h): the addresses it owns and declares in HELLO, its reads, writes
+ * and reset, and the state page it publishes for the core's shadow reads.
+ * No sockets, threads or terminal here (main.c owns those), so the fuzz
+ * target runs exactly this code through dev_handle.  Callers serialise all
+ * calls.
  *
  * Shadowed registers (answered by the core from the state page):
  *  - LSR and MSR of each UART.  Their reads have side effects only while
@@ -22,12 +23,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "devlib.h"
 #include "ipc.h"
+#include "pl011.h"
 #include "uart16550.h"
+#include "virtio_console.h"
 
 #define SERIAL_COM1_BASE 0x3f8
 #define SERIAL_COM1_IRQ 4
-#define SERIAL_DEBUGCON_READBACK 0xe9 /* what QEMU's isa-debugcon reads as */
+/* The arm64 board's ttyAMA0 (cfg.pl011): the core puts what the HELLO
+ * declares in the device tree. */
+#define SERIAL_PL011_BASE 0xc0000000ull
+#define SERIAL_PL011_IRQ 1 /* a level-triggered line (the GIC's SPI 1) */
 
 /* The device's part of the state page (from IPC_STATE_DEV_OFFSET). */
 struct serial_state {
@@ -35,21 +42,34 @@ struct serial_state {
 	uint32_t size;  /* sizeof(struct serial_state): another layout is not resumed */
 	struct uart16550 com1;
 	struct uart16550 mmio; /* used only with an MMIO UART */
+	struct pl011 pl011;    /* used only with cfg.pl011 */
+	struct virtio_console_state hvc0; /* used only with hvc0 */
 };
+
+/* Which device the host terminal's input goes to. */
+enum serial_console { SERIAL_CONSOLE_TTYS0, SERIAL_CONSOLE_HVC0 };
 
 struct serial_config {
 	bool stdio;          /* the UART is on the host terminal (else its output is dropped) */
+	bool pl011;          /* the terminal's UART is a PL011 at SERIAL_PL011_BASE
+	                      * (the arm64 board), not the 16550 at 0x3f8 */
 	bool debugcon;
 	uint16_t debugcon_port;
+	bool debugcon_mmio;  /* the same debug port at an MMIO address (arm64 boards) */
+	uint64_t debugcon_mmio_addr;
 	bool mmio_uart;
 	uint64_t mmio_base;  /* 8 registers, 1-byte stride */
+	bool hvc0;           /* a virtio-console in a virtio-mmio slot */
+	enum serial_console console; /* SERIAL_CONSOLE_HVC0 needs hvc0 */
 };
 
 /* Where the device's effects go. */
 struct serial_sink {
 	void *opaque;
-	void (*send)(void *opaque, const struct ipc_msg *m); /* to the core */
+	/* IRQ and QUIT messages to the core (dev_send numbers them). */
+	void (*send)(void *opaque, struct ipc_msg *m);
 	void (*output)(void *opaque, uint8_t byte);         /* to the host's stdout */
+	void (*write)(void *opaque, const void *buf, size_t len); /* the same, a run of bytes */
 };
 
 struct serial_device {
@@ -57,13 +77,17 @@ struct serial_device {
 	struct serial_sink sink;
 	struct ipc_state_page *page; /* shared with the core; NULL until attached */
 	struct serial_state *state;  /* inside page */
-	uint64_t next_seq;           /* of messages this device originates */
+	struct virtio_console hvc0;  /* with cfg.hvc0, once attached */
+	uint64_t hvc0_base;          /* its window: the slot the core gave */
+	uint32_t hvc0_gsi;           /* its line */
+	uint16_t cols, rows;         /* the host terminal's size (0: unknown) */
 };
 
-enum serial_verdict { SERIAL_CONTINUE, SERIAL_EXIT };
+/* The device's ops for dev_run and dev_handle; dev is a struct serial_device. */
+extern const struct dev_ops serial_dev_ops;
 
-/* The HELLO announcing cfg's ranges, interrupt line and registers. */
-void serial_hello(const struct serial_config *cfg, struct ipc_msg *m);
+/* The HELLO body announcing cfg's ranges, interrupt line and registers. */
+void serial_hello(const struct serial_config *cfg, struct ipc_hello *h);
 
 /* Start serving with the state page page (IPC_STATE_SIZE bytes): resume the
  * state a previous incarnation left there if resumed and it is valid (else
@@ -71,21 +95,25 @@ void serial_hello(const struct serial_config *cfg, struct ipc_msg *m);
  * level.  Returns false if a resumed state had to be reset. */
 bool serial_attach(struct serial_device *d, void *page, bool resumed);
 
+/* Attach hvc0 (with cfg.hvc0, after serial_attach): its window at base,
+ * its line gsi, guest RAM ram; resumed as for serial_attach. */
+bool serial_attach_hvc0(struct serial_device *d, const struct guest_mem *ram, uint64_t base,
+			uint32_t gsi, bool resumed);
+
+/* The host terminal is now cols x rows (hvc0's size; kept until attached). */
+void serial_resize(struct serial_device *d, uint16_t cols, uint16_t rows);
+
 /* Every field in range, and the layout this build writes: s may be resumed. */
 bool serial_state_valid(const struct serial_state *s);
 
-/* A message that arrives before WELCOME was sent to the previous incarnation
- * of this device, which died before taking it.  True if it must be handled
- * once attached: writes and resets (the guest issued them and nobody resends
- * them).  Reads are dropped unanswered: the core fails them back to the vCPU,
- * which retries after the new HELLO, and would take a late reply for a
- * protocol error. */
-bool serial_keep_early(const struct ipc_msg *m);
+/* An access the core forwarded (any address, any size: checked here). */
+uint64_t serial_read(struct serial_device *d, const struct ipc_io *io);
+void serial_write(struct serial_device *d, const struct ipc_io *io);
+/* The machine was reset: both UARTs are. */
+void serial_reset(struct serial_device *d);
 
-/* One decoded message from the core (after serial_attach). */
-enum serial_verdict serial_handle(struct serial_device *d, const struct ipc_msg *m);
-
-/* Host keyboard input for the 0x3f8 UART: queues what fits, returns how much. */
+/* Host keyboard input for the console (cfg.console: the 0x3f8 UART or
+ * hvc0): queues what fits, returns how much. */
 size_t serial_input(struct serial_device *d, const uint8_t *buf, size_t n);
 size_t serial_input_space(const struct serial_device *d);
 

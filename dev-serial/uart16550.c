@@ -10,6 +10,19 @@
  *    16550A raises the timeout interrupt (4 character times later).  While
  *    the guest drains the FIFO, the queue refills it only once it is empty
  *    (see uart_read), as a real line would between the guest's reads.
+ *
+ * Typeahead.  A line may deliver a byte at any time, so the model chooses a
+ * time at which the guest is ready for it:
+ *  - A guest that has enabled the receive interrupt (IER.ERBFI) since reset
+ *    is interrupt-driven: while that interrupt is off, host input stays in
+ *    the queue.  Linux's 8250 driver enables it in its probe and again once
+ *    a port is open; in between it clears the FIFOs and reads RBR blindly
+ *    (probe, port start-up), which would eat input that had reached the
+ *    receiver.  A polling guest never enables it and gets input at once.
+ *  - Clearing the RX FIFO (FCR) returns the host-input bytes it held to the
+ *    front of the queue: as far as the guest can tell they were cleared and
+ *    the line sent the same bytes again later.  The queue keeps room for
+ *    them (uart_input_space).
  * PE, FE and BI never occur: the host side has no parity, framing or break.
  * OE occurs in loopback, when the guest sends into a full receiver. */
 #include "uart16550.h"
@@ -42,6 +55,17 @@ static unsigned rx_count(const struct uart16550 *u)
 static unsigned input_count(const struct uart16550 *u)
 {
 	return u->in_tail - u->in_head;
+}
+
+static uint16_t slot_bit(uint32_t index)
+{
+	return (uint16_t)(1u << (index % UART_FIFO_SIZE));
+}
+
+/* Host-input bytes in the receiver, which a FIFO clear gives back. */
+static unsigned rx_input_count(const struct uart16550 *u)
+{
+	return (unsigned)__builtin_popcount(u->rx_from_input);
 }
 
 /* The modem input lines: in loopback the outputs are wired back to them,
@@ -106,29 +130,49 @@ static void update_irq(struct uart16550 *u, const struct uart_io *io)
 
 /* A byte arrives at the receiver; a full receiver keeps its contents and
  * flags the overrun (the datasheet's rule). */
-static void receive(struct uart16550 *u, uint8_t byte)
+static void receive(struct uart16550 *u, uint8_t byte, bool from_input)
 {
 	if (rx_count(u) >= rx_capacity(u)) {
 		u->lsr_errors |= UART_LSR_OE;
 		return;
 	}
 	u->rx_fifo[u->rx_tail % UART_FIFO_SIZE] = byte;
+	if (from_input)
+		u->rx_from_input |= slot_bit(u->rx_tail);
+	else
+		u->rx_from_input &= (uint16_t)~slot_bit(u->rx_tail);
 	u->rx_tail++;
 }
 
-/* Move queued host input into the receiver while it has room.  In loopback
- * the receiver is disconnected from the line, so the input waits. */
+/* Does host input move into the receiver now?  In loopback the receiver is
+ * disconnected from the line; an interrupt-driven guest with the receive
+ * interrupt off is not ready for it (typeahead, above). */
+static bool receiver_takes_input(const struct uart16550 *u)
+{
+	return !loopback(u) && (!u->rx_irq_driven || (u->ier & UART_IER_RDI));
+}
+
+/* Move queued host input into the receiver while it has room. */
 static void refill_rx(struct uart16550 *u)
 {
-	while (!loopback(u) && input_count(u) && rx_count(u) < rx_capacity(u)) {
-		receive(u, u->in_buf[u->in_head % UART_INPUT_SIZE]);
+	while (receiver_takes_input(u) && input_count(u) && rx_count(u) < rx_capacity(u)) {
+		receive(u, u->in_buf[u->in_head % UART_INPUT_SIZE], true);
 		u->in_head++;
 	}
 }
 
+/* Empty the receiver; its host-input bytes go back to the front of the
+ * queue, in order (typeahead, above). */
 static void clear_rx(struct uart16550 *u)
 {
-	u->rx_head = u->rx_tail;
+	while (u->rx_tail != u->rx_head) {
+		u->rx_tail--;
+		if (u->rx_from_input & slot_bit(u->rx_tail)) {
+			u->in_head--;
+			u->in_buf[u->in_head % UART_INPUT_SIZE] = u->rx_fifo[u->rx_tail % UART_FIFO_SIZE];
+		}
+	}
+	u->rx_from_input = 0;
 }
 
 static void set_modem_control(struct uart16550 *u, uint8_t mcr)
@@ -164,6 +208,8 @@ static void set_interrupt_enable(struct uart16550 *u, uint8_t ier)
 {
 	uint8_t rising = ~u->ier & ier;
 	u->ier = ier & 0x0f;
+	if (ier & UART_IER_RDI)
+		u->rx_irq_driven = 1;
 	/* Enabling THRI while THRE is set raises the interrupt again even after
 	 * an IIR read cleared it: not in the datasheet, but real parts do it,
 	 * Linux's THRE test at port start-up expects it and Windows relies on
@@ -175,7 +221,7 @@ static void set_interrupt_enable(struct uart16550 *u, uint8_t ier)
 static void transmit(struct uart16550 *u, uint8_t byte, const struct uart_io *io)
 {
 	if (loopback(u))
-		receive(u, byte);
+		receive(u, byte, false);
 	else
 		io->output(io->opaque, byte);
 	u->thr_pending = 1; /* the byte is gone at once: THR is empty again */
@@ -191,6 +237,7 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 			return u->dll;
 		if (rx_count(u)) {
 			value = u->rx_fifo[u->rx_head % UART_FIFO_SIZE];
+			u->rx_from_input &= (uint16_t)~slot_bit(u->rx_head);
 			u->rx_head++;
 			/* The receiver takes the next batch from the input queue
 			 * only once the guest has emptied it, and the interrupt
@@ -270,9 +317,10 @@ void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct u
 	update_irq(u, io);
 }
 
+/* Room is kept for the receiver's host-input bytes to come back. */
 size_t uart_input_space(const struct uart16550 *u)
 {
-	return UART_INPUT_SIZE - input_count(u);
+	return UART_INPUT_SIZE - input_count(u) - rx_input_count(u);
 }
 
 size_t uart_input(struct uart16550 *u, const uint8_t *buf, size_t n, const struct uart_io *io)
@@ -301,6 +349,7 @@ static void reset_registers(struct uart16550 *u)
 	u->dll = 0x0c; /* 9600 baud */
 	u->dlm = 0;
 	u->thr_pending = 0;
+	u->rx_irq_driven = 0;
 	clear_rx(u);
 }
 
@@ -317,13 +366,23 @@ void uart_reset(struct uart16550 *u, const struct uart_io *io)
 	update_irq(u, io);
 }
 
+/* rx_from_input marks only slots the receiver holds. */
+static bool rx_input_bits_held(const struct uart16550 *u)
+{
+	uint16_t held = 0;
+	for (uint32_t i = u->rx_head; i != u->rx_tail && rx_count(u) <= UART_FIFO_SIZE; i++)
+		held |= slot_bit(i);
+	return !(u->rx_from_input & ~held);
+}
+
 bool uart_state_valid(const struct uart16550 *u)
 {
 	return !(u->ier & ~0x0f) && !(u->mcr & ~0x1f) &&
 	       !(u->fcr & ~(UART_FCR_ENABLE | UART_FCR_DMA | UART_FCR_TRIGGER)) &&
 	       !(u->lsr_errors & ~UART_LSR_OE) && !(u->msr_deltas & ~UART_MSR_DELTAS) &&
-	       u->thr_pending <= 1 && u->irq_level <= 1 && rx_count(u) <= rx_capacity(u) &&
-	       input_count(u) <= UART_INPUT_SIZE;
+	       u->thr_pending <= 1 && u->irq_level <= 1 && u->rx_irq_driven <= 1 &&
+	       rx_count(u) <= rx_capacity(u) && input_count(u) <= UART_INPUT_SIZE &&
+	       input_count(u) + rx_input_count(u) <= UART_INPUT_SIZE && rx_input_bits_held(u);
 }
 
 bool uart_status_reads_pure(const struct uart16550 *u)

@@ -92,6 +92,13 @@ struct uart16550 {
 	uint8_t dll, dlm;
 	uint8_t thr_pending; /* 1: THRE interrupt armed (cleared by the IIR read reporting it) */
 	uint8_t irq_level;   /* interrupt output last reported through set_irq */
+	/* 1: the guest enabled the receive interrupt (IER.ERBFI) since reset, so
+	 * it is an interrupt-driven driver and host input waits in the queue
+	 * while that interrupt is off (typeahead, uart16550.c). */
+	uint8_t rx_irq_driven;
+	/* Bit i: rx_fifo[i] holds a byte from the host input queue (not one the
+	 * guest looped back); a FIFO clear returns those to the queue. */
+	uint16_t rx_from_input;
 	uint8_t rx_fifo[UART_FIFO_SIZE];
 	uint32_t rx_head, rx_tail; /* free-running; rx_tail - rx_head bytes queued */
 	uint32_t in_head, in_tail; /* free-running; in_tail - in_head bytes queued */
@@ -116,7 +123,9 @@ void uart_reset(struct uart16550 *u, const struct uart_io *io);
 uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io);
 void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct uart_io *io);
 
-/* Host input: queue up to n bytes, returns how many fit (never drops). */
+/* Host input: queue up to n bytes, returns how many fit (never drops).  The
+ * queue's bytes reach the receiver while it has room, except while an
+ * interrupt-driven guest has the receive interrupt off (typeahead). */
 size_t uart_input(struct uart16550 *u, const uint8_t *buf, size_t n, const struct uart_io *io);
 size_t uart_input_space(const struct uart16550 *u);
 

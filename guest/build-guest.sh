@@ -1,9 +1,12 @@
 #!/bin/sh
-# build-guest.sh OUTDIR [--initrd-compression gzip|none]
+# build-guest.sh OUTDIR [--initrd-compression gzip|none] [--tools DIR]
 #
 # Builds minivm's default guest from Debian packages only:
 #   OUTDIR/bzImage          Debian's stock kernel (linux-image-amd64's dependency)
-#   OUTDIR/initrd.img       newc cpio: busybox-static, /init, the virtio modules
+#   OUTDIR/initrd.img       newc cpio: busybox-static, /init, the virtio modules,
+#                           and with --tools every executable file of DIR in
+#                           /usr/bin (the build passes guest/tools' static
+#                           programs: devwrite, devread)
 #   OUTDIR/vmlinux-version  the kernel release, what `uname -r` prints in the guest
 #
 # Downloads go to OUTDIR/debs and are reused: once the two .debs are there the
@@ -15,7 +18,7 @@
 set -eu
 
 usage() {
-	echo "usage: $0 OUTDIR [--initrd-compression gzip|none]" >&2
+	echo "usage: $0 OUTDIR [--initrd-compression gzip|none] [--tools DIR]" >&2
 	exit 2
 }
 die() {
@@ -27,6 +30,7 @@ die() {
 OUTDIR=$1
 shift
 COMPRESSION=gzip
+TOOLS=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--initrd-compression)
@@ -34,10 +38,16 @@ while [ $# -gt 0 ]; do
 		COMPRESSION=$2
 		shift 2
 		;;
+	--tools)
+		[ $# -ge 2 ] || usage
+		TOOLS=$2
+		shift 2
+		;;
 	*) usage ;;
 	esac
 done
 case "$COMPRESSION" in gzip | none) ;; *) usage ;; esac
+[ -z "$TOOLS" ] || [ -d "$TOOLS" ] || die "--tools $TOOLS is not a directory"
 
 SRCDIR=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$OUTDIR/debs"
@@ -165,6 +175,13 @@ done <"$ORDER.files"
 
 install -m 0755 "$SRCDIR/init" "$ROOT/init"
 install -m 0755 "$SRCDIR/udhcpc.script" "$ROOT/etc/udhcpc/default.script"
+if [ -n "$TOOLS" ]; then
+	for tool in "$TOOLS"/*; do
+		if [ -f "$tool" ] && [ -x "$tool" ]; then
+			install -m 0755 "$tool" "$ROOT/usr/bin/"
+		fi
+	done
+fi
 echo "root:x:0:0:root:/root:/bin/sh" >"$ROOT/etc/passwd"
 echo "root:x:0:" >"$ROOT/etc/group"
 chmod 1777 "$ROOT/tmp"

@@ -280,6 +280,12 @@ int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t e
 	}
 }
 
+host_pollable ipc_chan_pollable(ipc_chan *c)
+{
+	int fd;
+	return nng_socket_get_int(c->sock, NNG_OPT_RECVFD, &fd) ? -1 : fd;
+}
+
 void ipc_close(ipc_chan *c)
 {
 	if (!c)

@@ -30,6 +30,15 @@ int host_term_save(struct host_term *t);          /* of stdin/stdout */
 int host_term_raw(const struct host_term *saved); /* raw input, no echo, no output processing (bytes pass as written; VT processing on a Windows console) */
 void host_term_restore(const struct host_term *t); /* async-signal-safe on Linux */
 
+/* The terminal's size in character cells (of stdout, else stdin): 0, or -1
+ * when neither is a terminal. */
+int host_term_size(unsigned *cols, unsigned *rows);
+/* Call fn(opaque) from a thread of the host layer each time the terminal's
+ * size may have changed (SIGWINCH on Linux; a console buffer-size event,
+ * seen while host_stdin_read reads the console, on Windows).  fn then asks
+ * host_term_size.  Once per process. */
+void host_on_term_resize(void (*fn)(void *opaque), void *opaque);
+
 /* Read up to n bytes of stdin; blocks until at least one byte is there.
  * Returns bytes read, 0 at end of input, -1 on error. On a Windows console,
  * key events without characters (arrows...) are turned into VT sequences. */
@@ -76,8 +85,97 @@ int host_ipc_url(const char *dir, const char *name, char *buf, size_t n);
  * console close event arrives; then the process exits with 128+signal. */
 void host_on_terminate(void (*fn)(int sig));
 
+/* ---- waiting on several handles ----
+ * A pollable handle is a file descriptor on Linux and a SOCKET on Windows
+ * (WSAPoll takes sockets only: nng's NNG_OPT_RECVFD is one there). */
+typedef intptr_t host_pollable;
+#define HOST_POLLIN 0x1   /* readable (or a connection to accept) */
+#define HOST_POLLOUT 0x2  /* writable */
+#define HOST_POLLERR 0x4  /* revents only: error */
+#define HOST_POLLHUP 0x8  /* revents only: the peer hung up */
+struct host_pollfd {
+	host_pollable fd;
+	unsigned events;  /* HOST_POLLIN | HOST_POLLOUT */
+	unsigned revents; /* set by host_poll */
+};
+/* Wait up to timeout_ms (-1: forever) until one of the n handles is ready.
+ * Returns the number ready (0 on timeout, or when a signal interrupted the
+ * wait), -1 on error. */
+int host_poll(struct host_pollfd *fds, size_t n, int timeout_ms);
+
+/* Make sockets usable in this process before it opens its own (dev-net's
+ * libslirp): WSAStartup on Windows, where nng starts Winsock only when it
+ * opens its first socket; nothing on Linux.  0, or -1 with err. */
+int host_sockets_init(char *err, size_t errlen);
+
+/* If socket s is listening, let its backlog hold as many pending connections
+ * as the OS allows (libslirp listens with a backlog of 1, which turns a
+ * burst of connections into SYN retransmissions seconds apart).  Nothing
+ * for any other handle. */
+void host_listen_deepen(host_pollable s);
+
+/* ---- sandbox ----
+ * A process enters its sandbox once it holds everything it needs from
+ * outside (a device: after attaching, i.e. with the channel dialled and the
+ * state page and guest RAM mapped).  From then on it can no longer gain
+ * privileges, start programs, open files (unless its profile says so) or
+ * make network sockets (unless it says so).  Linux (sandbox_linux.c): a
+ * seccomp-bpf allowlist (the base every minivm process needs plus the
+ * profile's system calls), no_new_privs, no capabilities, and when started
+ * as root the user and group nobody (65534) and an empty root directory.
+ * A forbidden system call ends the process: one line on stderr naming it,
+ * then exit status HOST_EXIT_SANDBOX_VIOLATION, which is what a death by
+ * SIGSYS looks like in host_wait_any.  Windows (host_windows.c): a job
+ * object of its own that allows no child process and bounds memory, and
+ * the low integrity level (what else Windows offers: there). */
+struct host_sandbox_profile {
+	/* Linux: system calls allowed beyond the base, by name, NULL-terminated. */
+	const char *const *syscalls;
+	/* Linux: the ioctl requests allowed, 0-terminated; NULL: any (vmm-core
+	 * drives KVM through ioctls). */
+	const unsigned long *ioctls;
+	unsigned flags;      /* HOST_SANDBOX_* */
+	/* Bytes of private memory the process may take beyond what it holds
+	 * when it enters (RLIMIT_DATA; the job's committed memory on Windows):
+	 * what it holds already depends on the host (nng starts threads per
+	 * CPU).  0: no bound. */
+	uint64_t data_limit;
+	unsigned files_max;  /* open handles (RLIMIT_NOFILE); 0: unchanged */
+};
+#define HOST_SANDBOX_INET 0x1      /* may make TCP/UDP sockets, listen and accept (dev-net: libslirp) */
+#define HOST_SANDBOX_OPEN_READ 0x2 /* may open existing files read-only (dev-net: libslirp re-reads resolv.conf) */
+#define HOST_SANDBOX_OPEN_DEVICE 0x4 /* may open existing files read-write, never create one, and keeps
+				      * its user (vmm-core under KVM: /dev/kvm on every boot) */
+#define HOST_SANDBOX_SERVES_PIPES 0x8 /* Windows: creates named-pipe instances for (re)connecting
+				       * devices (vmm-core), so it keeps its integrity level */
+#define HOST_EXIT_SANDBOX_VIOLATION (128 + 31) /* 128 + SIGSYS */
+/* The launcher's --no-sandbox ([vm] sandbox = off) reaches its children as
+ * this environment variable set to "off". */
+#define HOST_SANDBOX_ENV "MINIVM_SANDBOX"
+enum host_sandbox_result { HOST_SANDBOX_ENTERED, HOST_SANDBOX_OFF, HOST_SANDBOX_FAILED };
+/* Enter the sandbox of profile p for the rest of the process's life (every
+ * thread), unless HOST_SANDBOX_ENV is "off".  FAILED: err says why, and the
+ * caller must not go on unconfined. */
+enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p, char *err, size_t errlen);
+
+/* ---- executable memory (the software CPU's JIT code cache) ----
+ * One region seen at two addresses: `rw` to write code, `rx` to run it (W^X:
+ * no address is writable and executable).  Linux: a memfd mapped twice;
+ * Windows: a pagefile-backed section viewed twice.  Allocate before entering
+ * the sandbox, which forbids executable mappings. */
+struct host_exec {
+	uint8_t *rw;
+	uint8_t *rx;
+	size_t size;
+};
+int host_exec_alloc(struct host_exec *x, size_t size, char *err, size_t errlen);
+void host_exec_free(struct host_exec *x);
+
 /* ---- time ---- */
 uint64_t host_now_ns(void); /* monotonic */
+/* The host's RAM plus swap (page file) in bytes: the most guest RAM it can
+ * back.  0 if unknown. */
+uint64_t host_memory_bytes(void);
 void host_sleep_ms(unsigned ms);
 
 /* ---- run-time library loading (WinHvPlatform.dll) ---- */

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -16,8 +18,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/un.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -184,6 +189,68 @@ int host_term_raw(const struct host_term *saved)
 	tio.c_cc[VMIN] = 1;
 	tio.c_cc[VTIME] = 0;
 	return tcsetattr(STDIN_FILENO, TCSANOW, &tio) < 0 ? -1 : 0;
+}
+
+int host_term_size(unsigned *cols, unsigned *rows)
+{
+	struct winsize ws;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) != 0)
+		return -1;
+	*cols = ws.ws_col;
+	*rows = ws.ws_row;
+	return 0;
+}
+
+/* SIGWINCH: the handler writes a byte to a pipe, a thread reads it and
+ * calls the callback outside signal context (it takes locks). */
+static int winch_pipe[2] = {-1, -1};
+static void (*resize_fn)(void *opaque);
+static void *resize_opaque;
+
+static void on_winch(int sig)
+{
+	int saved = errno;
+	char b = 0;
+	ssize_t rc = write(winch_pipe[1], &b, 1); /* full: a wake-up is pending anyway */
+	(void)rc;
+	errno = saved;
+}
+
+static void *winch_thread(void *arg)
+{
+	char buf[64];
+	for (;;) {
+		ssize_t n = read(winch_pipe[0], buf, sizeof(buf));
+		if (n > 0)
+			resize_fn(resize_opaque);
+		else if (n == 0 || errno != EINTR)
+			return NULL;
+	}
+}
+
+void host_on_term_resize(void (*fn)(void *opaque), void *opaque)
+{
+	if (winch_pipe[0] >= 0)
+		return;
+	if (pipe2(winch_pipe, O_CLOEXEC) != 0) {
+		log_msg("cannot follow the terminal's size: %s", strerror(errno));
+		return;
+	}
+	fcntl(winch_pipe[1], F_SETFL, O_NONBLOCK);
+	resize_fn = fn;
+	resize_opaque = opaque;
+	pthread_t t;
+	if (pthread_create(&t, NULL, winch_thread, NULL) != 0) {
+		log_msg("cannot follow the terminal's size: no thread");
+		return;
+	}
+	pthread_detach(t);
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_winch;
+	sa.sa_flags = SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGWINCH, &sa, NULL);
 }
 
 void host_term_restore(const struct host_term *t)
@@ -451,6 +518,33 @@ void host_on_terminate(void (*fn)(int sig))
 }
 
 /* ---- time ---- */
+int host_poll(struct host_pollfd *fds, size_t n, int timeout_ms)
+{
+	struct pollfd pfd[n ? n : 1];
+	for (size_t i = 0; i < n; i++) {
+		pfd[i] = (struct pollfd){.fd = (int)fds[i].fd};
+		pfd[i].events = (short)((fds[i].events & HOST_POLLIN ? POLLIN : 0) |
+					(fds[i].events & HOST_POLLOUT ? POLLOUT : 0));
+	}
+	int rc = poll(pfd, (nfds_t)n, timeout_ms);
+	if (rc < 0)
+		return errno == EINTR ? 0 : -1;
+	for (size_t i = 0; i < n; i++) {
+		short r = pfd[i].revents;
+		fds[i].revents = (r & POLLIN ? HOST_POLLIN : 0) | (r & POLLOUT ? HOST_POLLOUT : 0) |
+				 (r & (POLLERR | POLLNVAL) ? HOST_POLLERR : 0) | (r & POLLHUP ? HOST_POLLHUP : 0);
+	}
+	return rc;
+}
+
+uint64_t host_memory_bytes(void)
+{
+	struct sysinfo si;
+	if (sysinfo(&si) != 0)
+		return 0;
+	return ((uint64_t)si.totalram + si.totalswap) * si.mem_unit;
+}
+
 uint64_t host_now_ns(void)
 {
 	struct timespec ts;
@@ -477,4 +571,55 @@ void *host_lib_open_system(const char *name, char *err, size_t errlen)
 void *host_lib_sym(void *lib, const char *sym)
 {
 	return dlsym(lib, sym);
+}
+
+int host_sockets_init(char *err, size_t errlen)
+{
+	return 0;
+}
+
+void host_listen_deepen(host_pollable s)
+{
+	int listening = 0;
+	socklen_t len = sizeof(listening);
+	if (getsockopt((int)s, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening)
+		listen((int)s, SOMAXCONN); /* a second listen() only resizes the backlog */
+}
+
+/* ---- executable memory ---- */
+
+int host_exec_alloc(struct host_exec *x, size_t size, char *err, size_t errlen)
+{
+	*x = (struct host_exec){0};
+	int fd = memfd_create("minivm-jit", MFD_CLOEXEC);
+	if (fd < 0) {
+		set_err(err, errlen, "jit code cache: memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		set_err(err, errlen, "jit code cache: ftruncate: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	void *rw = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *rx = rw == MAP_FAILED ? MAP_FAILED : mmap(NULL, size, PROT_READ | PROT_EXEC, MAP_SHARED, fd, 0);
+	int saved = errno;
+	close(fd); /* the mappings keep the memory */
+	if (rx == MAP_FAILED) {
+		if (rw != MAP_FAILED)
+			munmap(rw, size);
+		set_err(err, errlen, "jit code cache: mmap: %s", strerror(saved));
+		return -1;
+	}
+	*x = (struct host_exec){.rw = rw, .rx = rx, .size = size};
+	return 0;
+}
+
+void host_exec_free(struct host_exec *x)
+{
+	if (x->rw) {
+		munmap(x->rw, x->size);
+		munmap(x->rx, x->size);
+	}
+	*x = (struct host_exec){0};
 }

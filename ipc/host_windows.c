@@ -6,8 +6,10 @@
  * kill exits with 128+9, one we terminate with 128+15, and a console event
  * ends a process with 128+signal. */
 #define WIN32_LEAN_AND_MEAN
+#include <winsock2.h> /* before windows.h */
 #include <windows.h>
 #include <sddl.h>
+#include <psapi.h> /* K32GetProcessMemoryInfo: kernel32 */
 
 #include "host.h"
 
@@ -256,9 +258,10 @@ int host_term_raw(const struct host_term *saved)
 	int rc = 0;
 	if (m.in_console) {
 		/* Every key to the guest: no line editing, no echo, Ctrl-C as a
-		 * byte; mouse and window events would only be skipped. */
-		DWORD raw = m.in_mode & ~(DWORD)(ENABLE_LINE_INPUT | ENABLE_ECHO_INPUT | ENABLE_PROCESSED_INPUT |
-						 ENABLE_MOUSE_INPUT | ENABLE_WINDOW_INPUT);
+		 * byte; no mouse events; window (buffer-size) events for
+		 * host_on_term_resize. */
+		DWORD raw = (m.in_mode & ~(DWORD)(ENABLE_LINE_INPUT | ENABLE_ECHO_INPUT | ENABLE_PROCESSED_INPUT |
+						  ENABLE_MOUSE_INPUT)) | ENABLE_WINDOW_INPUT;
 		HANDLE in = GetStdHandle(STD_INPUT_HANDLE);
 		/* Consoles without VT input (older Windows, Wine) still give raw
 		 * key events, which host_stdin_read turns into VT sequences. */
@@ -354,9 +357,40 @@ static struct {
 	WCHAR high_surrogate; /* first half of a pair, waiting for the second */
 } console_key;
 
+/* ---- the console's size ---- */
+
+static void (*resize_fn)(void *opaque);
+static void *resize_opaque;
+
+int host_term_size(unsigned *cols, unsigned *rows)
+{
+	CONSOLE_SCREEN_BUFFER_INFO info;
+	if (!GetConsoleScreenBufferInfo(GetStdHandle(STD_OUTPUT_HANDLE), &info))
+		return -1;
+	/* The visible window, not the scroll-back buffer. */
+	*cols = (unsigned)(info.srWindow.Right - info.srWindow.Left + 1);
+	*rows = (unsigned)(info.srWindow.Bottom - info.srWindow.Top + 1);
+	return 0;
+}
+
+/* Windows reports a resize as a WINDOW_BUFFER_SIZE_EVENT among the input
+ * records (ENABLE_WINDOW_INPUT, set by host_term_raw), which console_read
+ * sees on the stdin reader's thread: the callback runs there.  Windows
+ * Terminal and conhost send one when the window changes size; Wine's
+ * console may send none, and then the size stays the one at start. */
+void host_on_term_resize(void (*fn)(void *opaque), void *opaque)
+{
+	resize_opaque = opaque;
+	resize_fn = fn;
+}
+
 /* Turn one input record into console_key; false if it yields no bytes. */
 static bool console_key_from_record(const INPUT_RECORD *rec)
 {
+	if (rec->EventType == WINDOW_BUFFER_SIZE_EVENT && resize_fn) {
+		resize_fn(resize_opaque);
+		return false;
+	}
 	if (rec->EventType != KEY_EVENT || !rec->Event.KeyEvent.bKeyDown)
 		return false;
 	const KEY_EVENT_RECORD *k = &rec->Event.KeyEvent;
@@ -778,7 +812,123 @@ void host_on_terminate(void (*fn)(int sig))
 	SetConsoleCtrlHandler(console_ctrl_handler, TRUE);
 }
 
+/* ---- sandbox ----
+ * Windows has no system-call filter a process can put on itself; what it
+ * can still do to itself once running:
+ * - a job object of its own (nested in the launcher's kill-on-close job,
+ *   Windows 8 and later) that allows one active process, so it cannot
+ *   start another program (CreateProcess fails), bounds its committed
+ *   memory, dies on an unhandled exception instead of showing a dialog,
+ *   and has no access to the desktop, clipboard, global atoms or other
+ *   processes' USER handles;
+ * - the low integrity level on its own token: from then on it cannot open
+ *   for writing any file, registry key, pipe or process of the user's
+ *   (medium) level.  Not for a process that creates named-pipe instances
+ *   for devices that (re)connect (HOST_SANDBOX_SERVES_PIPES: vmm-core), since
+ *   a new instance of the medium pipe would be a write up.
+ * What Windows only offers at CreateProcess time and the launcher does not
+ * use yet: a restricted token (deny-only SIDs), an AppContainer,
+ * PROC_THREAD_ATTRIBUTE_CHILD_PROCESS_POLICY and mitigation policies
+ * through PROC_THREAD_ATTRIBUTE_MITIGATION_POLICY (docs/ARCHITECTURE.md). */
+static int lower_integrity(char *err, size_t errlen)
+{
+	HANDLE token;
+	PSID low = NULL;
+	if (!OpenProcessToken(GetCurrentProcess(), TOKEN_ADJUST_DEFAULT | TOKEN_QUERY, &token)) {
+		win_error(err, errlen, GetLastError(), "sandbox: OpenProcessToken");
+		return -1;
+	}
+	TOKEN_MANDATORY_LABEL label = {0};
+	BOOL ok = ConvertStringSidToSidW(L"S-1-16-4096", &low); /* Mandatory Label\Low */
+	if (ok) {
+		label.Label.Attributes = SE_GROUP_INTEGRITY;
+		label.Label.Sid = low;
+		ok = SetTokenInformation(token, TokenIntegrityLevel, &label,
+					 sizeof(label) + GetLengthSid(low));
+	}
+	DWORD e = GetLastError();
+	if (low)
+		LocalFree(low);
+	CloseHandle(token);
+	if (!ok) {
+		win_error(err, errlen, e, "sandbox: lowering the integrity level");
+		return -1;
+	}
+	return 0;
+}
+
+static int enter_own_job(const struct host_sandbox_profile *p, char *err, size_t errlen)
+{
+	HANDLE job = CreateJobObjectW(NULL, NULL);
+	JOBOBJECT_EXTENDED_LIMIT_INFORMATION limits = {0};
+	limits.BasicLimitInformation.LimitFlags =
+		JOB_OBJECT_LIMIT_ACTIVE_PROCESS | JOB_OBJECT_LIMIT_DIE_ON_UNHANDLED_EXCEPTION;
+	limits.BasicLimitInformation.ActiveProcessLimit = 1;
+	PROCESS_MEMORY_COUNTERS now;
+	if (p->data_limit && K32GetProcessMemoryInfo(GetCurrentProcess(), &now, sizeof(now))) {
+		limits.BasicLimitInformation.LimitFlags |= JOB_OBJECT_LIMIT_PROCESS_MEMORY;
+		limits.ProcessMemoryLimit = now.PagefileUsage + (SIZE_T)p->data_limit;
+	}
+	JOBOBJECT_BASIC_UI_RESTRICTIONS ui = {
+		.UIRestrictionsClass = JOB_OBJECT_UILIMIT_DESKTOP | JOB_OBJECT_UILIMIT_DISPLAYSETTINGS |
+				       JOB_OBJECT_UILIMIT_EXITWINDOWS | JOB_OBJECT_UILIMIT_GLOBALATOMS |
+				       JOB_OBJECT_UILIMIT_HANDLES | JOB_OBJECT_UILIMIT_READCLIPBOARD |
+				       JOB_OBJECT_UILIMIT_SYSTEMPARAMETERS | JOB_OBJECT_UILIMIT_WRITECLIPBOARD,
+	};
+	if (!job || !SetInformationJobObject(job, JobObjectExtendedLimitInformation, &limits, sizeof(limits)) ||
+	    !SetInformationJobObject(job, JobObjectBasicUIRestrictions, &ui, sizeof(ui)) ||
+	    !AssignProcessToJobObject(job, GetCurrentProcess())) {
+		win_error(err, errlen, GetLastError(), "sandbox: a job object of its own");
+		if (job)
+			CloseHandle(job);
+		return -1;
+	}
+	/* The handle stays open: the job lives as long as the process. */
+	return 0;
+}
+
+enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p, char *err, size_t errlen)
+{
+	const char *env = getenv(HOST_SANDBOX_ENV);
+	if (env && !strcmp(env, "off"))
+		return HOST_SANDBOX_OFF;
+	if (enter_own_job(p, err, errlen) || (!(p->flags & HOST_SANDBOX_SERVES_PIPES) && lower_integrity(err, errlen)))
+		return HOST_SANDBOX_FAILED;
+	return HOST_SANDBOX_ENTERED;
+}
+
 /* ---- time ---- */
+
+/* WSAPoll needs Winsock started: nng, which every caller uses, starts it. */
+int host_poll(struct host_pollfd *fds, size_t n, int timeout_ms)
+{
+	if (n == 0) {
+		Sleep(timeout_ms < 0 ? INFINITE : (DWORD)timeout_ms);
+		return 0;
+	}
+	WSAPOLLFD pfd[n];
+	for (size_t i = 0; i < n; i++) {
+		pfd[i] = (WSAPOLLFD){.fd = (SOCKET)fds[i].fd};
+		pfd[i].events = (SHORT)((fds[i].events & HOST_POLLIN ? POLLRDNORM : 0) |
+					(fds[i].events & HOST_POLLOUT ? POLLWRNORM : 0));
+	}
+	int rc = WSAPoll(pfd, (ULONG)n, timeout_ms);
+	if (rc == SOCKET_ERROR)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		SHORT r = pfd[i].revents;
+		fds[i].revents = (r & (POLLRDNORM | POLLRDBAND) ? HOST_POLLIN : 0) |
+				 (r & POLLWRNORM ? HOST_POLLOUT : 0) |
+				 (r & (POLLERR | POLLNVAL) ? HOST_POLLERR : 0) | (r & POLLHUP ? HOST_POLLHUP : 0);
+	}
+	return rc;
+}
+
+uint64_t host_memory_bytes(void)
+{
+	MEMORYSTATUSEX ms = {.dwLength = sizeof(ms)};
+	return GlobalMemoryStatusEx(&ms) ? ms.ullTotalPageFile : 0; /* RAM + page file */
+}
 
 uint64_t host_now_ns(void)
 {
@@ -821,4 +971,63 @@ void *host_lib_open_system(const char *name, char *err, size_t errlen)
 void *host_lib_sym(void *lib, const char *sym)
 {
 	return (void *)GetProcAddress(lib, sym);
+}
+
+int host_sockets_init(char *err, size_t errlen)
+{
+	/* Once; Winsock then stays started until exit.  WSAStartup counts its
+	 * callers, so nng's own WSAStartup/WSACleanup pair is not disturbed. */
+	static bool started;
+	WSADATA wsa;
+	if (started)
+		return 0;
+	int rc = WSAStartup(MAKEWORD(2, 2), &wsa);
+	if (rc) {
+		win_error(err, errlen, (DWORD)rc, "WSAStartup");
+		return -1;
+	}
+	started = true;
+	return 0;
+}
+
+void host_listen_deepen(host_pollable s)
+{
+	BOOL listening = FALSE;
+	int len = sizeof(listening);
+	if (getsockopt((SOCKET)s, SOL_SOCKET, SO_ACCEPTCONN, (char *)&listening, &len) == 0 && listening)
+		listen((SOCKET)s, SOMAXCONN);
+}
+
+/* ---- executable memory ---- */
+
+int host_exec_alloc(struct host_exec *x, size_t size, char *err, size_t errlen)
+{
+	*x = (struct host_exec){0};
+	HANDLE h = CreateFileMappingA(INVALID_HANDLE_VALUE, NULL, PAGE_EXECUTE_READWRITE, (DWORD)((uint64_t)size >> 32),
+				      (DWORD)size, NULL);
+	if (!h) {
+		win_error(err, errlen, GetLastError(), "jit code cache: CreateFileMapping");
+		return -1;
+	}
+	void *rw = MapViewOfFile(h, FILE_MAP_WRITE, 0, 0, size);
+	void *rx = rw ? MapViewOfFile(h, FILE_MAP_READ | FILE_MAP_EXECUTE, 0, 0, size) : NULL;
+	DWORD code = GetLastError();
+	CloseHandle(h); /* the views keep the section */
+	if (!rx) {
+		if (rw)
+			UnmapViewOfFile(rw);
+		win_error(err, errlen, code, "jit code cache: MapViewOfFile");
+		return -1;
+	}
+	*x = (struct host_exec){.rw = rw, .rx = rx, .size = size};
+	return 0;
+}
+
+void host_exec_free(struct host_exec *x)
+{
+	if (x->rw) {
+		UnmapViewOfFile(x->rw);
+		UnmapViewOfFile(x->rx);
+	}
+	*x = (struct host_exec){0};
 }

@@ -21,7 +21,7 @@
  * Body, by type (offsets from the start of the body; the body length must be
  * exactly the one given here):
  *
- * IPC_HELLO, 24 + 24*nranges + 4*nirqs + 16*nregs bytes:
+ * IPC_HELLO, 24 + 24*nranges + 8*nirqs + 16*nregs bytes:
  *   0  u32       version   the device's protocol version (the core compares)
  *   4  char[16]  name      NUL-terminated, not empty
  *  20  u8        nranges   <= IPC_MAX_RANGES
@@ -29,22 +29,40 @@
  *  22  u8        nregs     <= IPC_MAX_REGS
  *  23  u8        zero
  *  24  nranges x range, 24 bytes each:
- *        0 u8 space (0 PIO, 1 MMIO), 1 u8[7] zero, 8 u64 base, 16 u64 size
- *        size > 0, base + size does not wrap, PIO ranges end at or below 0x10000
- *  ..  nirqs x u32 line
+ *        0 u8 space (0 PIO, 1 MMIO), 1 u8 kind (enum ipc_range_kind),
+ *        2 u8 irq (index of its line below, or 0xff: none), 3 u8[5] zero,
+ *        8 u64 base, 16 u64 size
+ *        size > 0, base + size does not wrap, PIO ranges end at or below 0x10000;
+ *        a uart16550 is 8 bytes; a virtio-mmio is 0x200 bytes of MMIO with a
+ *        line, and base 0 asks for a slot, which needs a line of gsi ANY
+ *  ..  nirqs x line, 8 bytes each:
+ *        0 u32 gsi (0xffffffff: ANY, the core assigns it with a slot, for
+ *        exactly one slot-asking range), 4 u8 trigger (0 edge, 1 level),
+ *        5 u8[3] zero
  *  ..  nregs x reg, 16 bytes each:
  *        0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8 flags (IPC_REG_*),
  *        3 u8 slot (< IPC_MAX_REGS), 4 u8[4] zero, 8 u64 addr
  *        the access lies in its space as a range would; no two regs share an
  *        address; no two IPC_REG_SHADOW regs share a slot
  *
- * IPC_WELCOME, 280 bytes:
+ * IPC_WELCOME, 424 bytes:
  *   0  u32       flags       IPC_WELCOME_* only
  *   4  u32       zero
  *   8  u64       ram_size
  *  16  u64       state_size
  *  24  char[128] ram_name    NUL-terminated (host_shm_open names)
  * 152  char[128] state_name  NUL-terminated
+ * 280  u8        nranges     <= IPC_MAX_RANGES (the HELLO's)
+ * 281  u8        nirqs       <= IPC_MAX_IRQS (the HELLO's)
+ * 282  u8[6]     zero
+ * 288  u64[8]    range_base  where each range is (assigned or declared);
+ *                            entries from nranges on are zero
+ * 352  u32[8]    irq_gsi     each line's GSI, never ANY; zero from nirqs on
+ * 384  u8        nregions    1..GUEST_MEM_MAX_REGIONS (2)
+ * 385  u8[7]     zero
+ * 392  {u64 gpa, u64 size}[2]  ram_regions: guest RAM's bytes in order,
+ *                            laid out as guest_mem_set_regions accepts;
+ *                            zero from nregions on
  *
  * IPC_REJECT, 128 bytes:
  *   0  char[128] reason      NUL-terminated
@@ -64,6 +82,7 @@
  * IPC_RESET, IPC_SHUTDOWN, IPC_QUIT, IPC_PING, IPC_PONG: no body.
  */
 #include "ipc.h"
+#include "le.h"
 #include "log.h"
 
 #include <stdarg.h>
@@ -72,55 +91,27 @@
 
 #define HELLO_FIXED 24
 #define RANGE_WIRE 24
-#define IRQ_WIRE 4
+#define IRQ_WIRE 8
 #define REG_WIRE 16
-#define WELCOME_WIRE 280
+#define WELCOME_NAMES_END 280
+#define WELCOME_BASES 288
+#define WELCOME_GSIS (WELCOME_BASES + 8 * IPC_MAX_RANGES)
+#define WELCOME_REGIONS_COUNT (WELCOME_GSIS + 4 * IPC_MAX_IRQS)
+#define WELCOME_REGIONS (WELCOME_REGIONS_COUNT + 8)
+#define WELCOME_WIRE (WELCOME_REGIONS + 16 * GUEST_MEM_MAX_REGIONS)
 #define IO_READ_WIRE 16
 #define IO_WRITE_WIRE 24
 #define IO_REPLY_WIRE 8
 #define IRQ_MSG_WIRE 8
 #define PIO_SPACE_END 0x10000u
+#define RANGE_NO_IRQ 0xff
 
 _Static_assert(IPC_HDR_SIZE + HELLO_FIXED + IPC_MAX_RANGES * RANGE_WIRE + IPC_MAX_IRQS * IRQ_WIRE +
 			       IPC_MAX_REGS * REG_WIRE <=
 		       IPC_MAX_MSG,
 	       "the largest HELLO must fit in IPC_MAX_MSG");
-_Static_assert(24 + 2 * IPC_MAX_SHM_NAME == WELCOME_WIRE, "WELCOME layout");
-
-/* ---- little-endian field access ---- */
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	put32(p, (uint32_t)v);
-	put32(p + 4, (uint32_t)(v >> 32));
-}
+_Static_assert(24 + 2 * IPC_MAX_SHM_NAME == WELCOME_NAMES_END && WELCOME_WIRE == 424,
+	       "WELCOME layout");
 
 /* A string field: the bytes up to the NUL, zeros after it (nothing of the
  * sender's memory beyond the string leaves the process).  A string that
@@ -183,7 +174,7 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 {
 	if (blen < HELLO_FIXED)
 		return bad(err, errlen, "HELLO: body of %zu bytes, need at least %d", blen, HELLO_FIXED);
-	h->version = get32(b);
+	h->version = le32(b);
 	if (!get_str(h->name, b + 4, IPC_MAX_NAME))
 		return bad(err, errlen, "HELLO: device name not NUL-terminated");
 	if (!h->name[0])
@@ -204,29 +195,76 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 	for (unsigned i = 0; i < h->nranges; i++, p += RANGE_WIRE) {
 		struct ipc_range *r = &h->ranges[i];
 		r->space = p[0];
-		r->base = get64(p + 8);
-		r->size = get64(p + 16);
-		if (!all_zero(p + 1, 7))
+		r->kind = p[1];
+		r->has_irq = p[2] != RANGE_NO_IRQ;
+		r->irq = r->has_irq ? p[2] : 0;
+		r->base = le64(p + 8);
+		r->size = le64(p + 16);
+		if (!all_zero(p + 3, 5))
 			return bad(err, errlen, "HELLO: range %u: reserved bytes not zero", i);
 		if (!valid_span(r->space, r->base, r->size))
 			return bad(err, errlen, "HELLO: range %u: space %u base 0x%llx size 0x%llx is empty, wraps or is outside its space",
 				   i, r->space, (unsigned long long)r->base, (unsigned long long)r->size);
+		if (r->kind >= IPC_RANGE_KIND_MAX)
+			return bad(err, errlen, "HELLO: range %u: unknown kind %u", i, r->kind);
+		if (r->has_irq && r->irq >= h->nirqs)
+			return bad(err, errlen, "HELLO: range %u: line %u, the device has %u", i, r->irq,
+				   h->nirqs);
+		if (r->kind == IPC_RANGE_UART16550 && r->size != IPC_UART16550_SIZE)
+			return bad(err, errlen, "HELLO: range %u: a uart16550 is %d bytes, not %llu", i,
+				   IPC_UART16550_SIZE, (unsigned long long)r->size);
+		if (r->kind == IPC_RANGE_PL011 &&
+		    (r->space != IPC_SPACE_MMIO || r->size != IPC_PL011_SIZE || !r->has_irq))
+			return bad(err, errlen, "HELLO: range %u: a pl011 range is 0x%x bytes of MMIO with a line",
+				   i, IPC_PL011_SIZE);
+		if (r->kind == IPC_RANGE_DEBUGCON && r->size != 1)
+			return bad(err, errlen, "HELLO: range %u: a debug port is 1 byte, not %llu", i,
+				   (unsigned long long)r->size);
+		if (r->kind == IPC_RANGE_VIRTIO_MMIO &&
+		    (r->space != IPC_SPACE_MMIO || r->size != IPC_VIRTIO_MMIO_SIZE || !r->has_irq))
+			return bad(err, errlen, "HELLO: range %u: a virtio-mmio range is 0x%x bytes of MMIO with a line",
+				   i, IPC_VIRTIO_MMIO_SIZE);
 	}
-	for (unsigned i = 0; i < h->nirqs; i++, p += IRQ_WIRE)
-		h->irqs[i] = get32(p);
+	for (unsigned i = 0; i < h->nirqs; i++, p += IRQ_WIRE) {
+		struct ipc_irq_line *l = &h->irqs[i];
+		l->gsi = le32(p);
+		l->trigger = p[4];
+		if (!all_zero(p + 5, 3))
+			return bad(err, errlen, "HELLO: line %u: reserved bytes not zero", i);
+		if (l->trigger != IPC_TRIGGER_EDGE && l->trigger != IPC_TRIGGER_LEVEL)
+			return bad(err, errlen, "HELLO: line %u: trigger %u is neither edge nor level", i,
+				   l->trigger);
+	}
+	/* A slot comes with its line: a slot-asking range has a line of its
+	 * own marked ANY, and an ANY line belongs to exactly one such range. */
+	for (unsigned i = 0; i < h->nirqs; i++) {
+		unsigned users = 0, slot_users = 0;
+		for (unsigned j = 0; j < h->nranges; j++) {
+			const struct ipc_range *r = &h->ranges[j];
+			if (!r->has_irq || r->irq != i)
+				continue;
+			users++;
+			slot_users += r->kind == IPC_RANGE_VIRTIO_MMIO && r->base == 0;
+		}
+		bool any = h->irqs[i].gsi == IPC_IRQ_ANY;
+		if (slot_users && !(any && users == 1))
+			return bad(err, errlen, "HELLO: line %u: a range asking for a slot needs a line of gsi ANY of its own", i);
+		if (any && !slot_users)
+			return bad(err, errlen, "HELLO: line %u: gsi ANY but no range asks for a slot", i);
+	}
 	for (unsigned i = 0; i < h->nregs; i++, p += REG_WIRE) {
 		struct ipc_reg *g = &h->regs[i];
 		g->space = p[0];
 		g->size = p[1];
 		g->flags = p[2];
 		g->slot = p[3];
-		g->addr = get64(p + 8);
+		g->addr = le64(p + 8);
 		if (!all_zero(p + 4, 4))
 			return bad(err, errlen, "HELLO: reg %u: reserved bytes not zero", i);
 		if (!valid_access_size(g->size) || !valid_span(g->space, g->addr, g->size))
 			return bad(err, errlen, "HELLO: reg %u: space %u addr 0x%llx size %u is not a valid access",
 				   i, g->space, (unsigned long long)g->addr, g->size);
-		if (g->flags & ~(IPC_REG_SHADOW | IPC_REG_STREAM))
+		if (g->flags & ~IPC_REG_FLAGS)
 			return bad(err, errlen, "HELLO: reg %u: unknown flags 0x%x", i, g->flags);
 		if (g->slot >= IPC_MAX_REGS)
 			return bad(err, errlen, "HELLO: reg %u: slot %u >= %d", i, g->slot, IPC_MAX_REGS);
@@ -243,16 +281,52 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 
 static int decode_welcome(const uint8_t *b, struct ipc_welcome *w, char *err, size_t errlen)
 {
-	w->flags = get32(b);
+	w->flags = le32(b);
 	if (w->flags & ~IPC_WELCOME_RESUMED)
 		return bad(err, errlen, "WELCOME: unknown flags 0x%x", w->flags);
-	if (get32(b + 4))
+	if (le32(b + 4))
 		return bad(err, errlen, "WELCOME: reserved field not zero");
-	w->ram_size = get64(b + 8);
-	w->state_size = get64(b + 16);
+	w->ram_size = le64(b + 8);
+	w->state_size = le64(b + 16);
 	if (!get_str(w->ram_name, b + 24, IPC_MAX_SHM_NAME) ||
 	    !get_str(w->state_name, b + 24 + IPC_MAX_SHM_NAME, IPC_MAX_SHM_NAME))
 		return bad(err, errlen, "WELCOME: shared-memory name not NUL-terminated");
+	w->nranges = b[WELCOME_NAMES_END];
+	w->nirqs = b[WELCOME_NAMES_END + 1];
+	if (!all_zero(b + WELCOME_NAMES_END + 2, 6))
+		return bad(err, errlen, "WELCOME: reserved bytes not zero");
+	if (w->nranges > IPC_MAX_RANGES || w->nirqs > IPC_MAX_IRQS)
+		return bad(err, errlen, "WELCOME: %u ranges, %u irqs exceed the limits %d, %d", w->nranges,
+			   w->nirqs, IPC_MAX_RANGES, IPC_MAX_IRQS);
+	for (unsigned i = 0; i < IPC_MAX_RANGES; i++) {
+		w->range_base[i] = le64(b + WELCOME_BASES + 8 * i);
+		if (i >= w->nranges && w->range_base[i])
+			return bad(err, errlen, "WELCOME: base of range %u, beyond the %u ranges", i, w->nranges);
+	}
+	for (unsigned i = 0; i < IPC_MAX_IRQS; i++) {
+		w->irq_gsi[i] = le32(b + WELCOME_GSIS + 4 * i);
+		if (i >= w->nirqs && w->irq_gsi[i])
+			return bad(err, errlen, "WELCOME: gsi of line %u, beyond the %u lines", i, w->nirqs);
+		if (w->irq_gsi[i] == IPC_IRQ_ANY)
+			return bad(err, errlen, "WELCOME: line %u left unassigned", i);
+	}
+	w->nregions = b[WELCOME_REGIONS_COUNT];
+	if (!all_zero(b + WELCOME_REGIONS_COUNT + 1, 7))
+		return bad(err, errlen, "WELCOME: reserved bytes not zero");
+	if (w->nregions < 1 || w->nregions > GUEST_MEM_MAX_REGIONS)
+		return bad(err, errlen, "WELCOME: %u RAM regions, want 1 to %d", w->nregions,
+			   GUEST_MEM_MAX_REGIONS);
+	for (unsigned i = 0; i < GUEST_MEM_MAX_REGIONS; i++) {
+		w->ram_regions[i].gpa = le64(b + WELCOME_REGIONS + 16 * i);
+		w->ram_regions[i].size = le64(b + WELCOME_REGIONS + 16 * i + 8);
+		if (i >= w->nregions && (w->ram_regions[i].gpa || w->ram_regions[i].size))
+			return bad(err, errlen, "WELCOME: RAM region %u, beyond the %u regions", i,
+				   w->nregions);
+	}
+	struct guest_mem probe = {.size = w->ram_size};
+	if (!guest_mem_set_regions(&probe, w->ram_regions, w->nregions))
+		return bad(err, errlen, "WELCOME: RAM regions that are not %llu bytes in ascending, "
+			   "page-aligned, separate pieces", (unsigned long long)w->ram_size);
 	return IPC_OK;
 }
 
@@ -261,7 +335,7 @@ static int decode_io_access(const uint8_t *b, struct ipc_io *io, char *err, size
 {
 	io->space = b[0];
 	io->size = b[1];
-	io->addr = get64(b + 8);
+	io->addr = le64(b + 8);
 	if (!all_zero(b + 2, 6))
 		return bad(err, errlen, "IO: reserved bytes not zero");
 	if (!valid_access_size(io->size) || !valid_span(io->space, io->addr, io->size))
@@ -300,18 +374,18 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 		return bad(err, errlen, "message of %zu bytes is shorter than the header", len);
 	if (len > IPC_MAX_MSG)
 		return bad(err, errlen, "message of %zu bytes exceeds %d", len, IPC_MAX_MSG);
-	if (get16(buf) != IPC_MAGIC)
-		return bad(err, errlen, "bad magic 0x%04x", get16(buf));
+	if (le16(buf) != IPC_MAGIC)
+		return bad(err, errlen, "bad magic 0x%04x", le16(buf));
 	if (buf[2] != IPC_PROTO_VERSION)
 		return bad(err, errlen, "protocol version %u, expected %d", buf[2], IPC_PROTO_VERSION);
 	unsigned type = buf[3];
 	if (type < IPC_HELLO || type >= IPC_MSG_TYPE_MAX)
 		return bad(err, errlen, "unknown message type %u", type);
-	if (get32(buf + 4) != len)
+	if (le32(buf + 4) != len)
 		return bad(err, errlen, "%s: length field %u but %zu bytes received", ipc_type_name(type),
-			   get32(buf + 4), len);
+			   le32(buf + 4), len);
 	m->type = (uint8_t)type;
-	m->seq = get64(buf + 8);
+	m->seq = le64(buf + 8);
 
 	const uint8_t *b = buf + IPC_HDR_SIZE;
 	size_t blen = len - IPC_HDR_SIZE;
@@ -336,17 +410,17 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 		break;
 	case IPC_IO_WRITE:
 		rc = decode_io_access(b, &m->u.io, err, errlen);
-		m->u.io.data = get64(b + 16);
+		m->u.io.data = le64(b + 16);
 		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
 			rc = bad(err, errlen, "IO_WRITE: data 0x%llx does not fit in %u bytes",
 				 (unsigned long long)m->u.io.data, m->u.io.size);
 		break;
 	case IPC_IO_REPLY:
-		m->u.io.data = get64(b);
+		m->u.io.data = le64(b);
 		break;
 	case IPC_IRQ:
-		m->u.irq.line = get32(b);
-		m->u.irq.level = get32(b + 4);
+		m->u.irq.line = le32(b);
+		m->u.irq.level = le32(b + 4);
 		if (m->u.irq.level > 1)
 			rc = bad(err, errlen, "IRQ: level %u is neither 0 nor 1", m->u.irq.level);
 		break;
@@ -362,7 +436,7 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 
 static void encode_hello(const struct ipc_hello *h, uint8_t *b)
 {
-	put32(b, h->version);
+	put_le32(b, h->version);
 	put_str(b + 4, h->name, IPC_MAX_NAME);
 	b[20] = (uint8_t)h->nranges;
 	b[21] = (uint8_t)h->nirqs;
@@ -372,18 +446,44 @@ static void encode_hello(const struct ipc_hello *h, uint8_t *b)
 	for (unsigned i = 0; i < h->nranges; i++, p += RANGE_WIRE) {
 		memset(p, 0, RANGE_WIRE);
 		p[0] = h->ranges[i].space;
-		put64(p + 8, h->ranges[i].base);
-		put64(p + 16, h->ranges[i].size);
+		p[1] = h->ranges[i].kind;
+		p[2] = h->ranges[i].has_irq ? h->ranges[i].irq : RANGE_NO_IRQ;
+		put_le64(p + 8, h->ranges[i].base);
+		put_le64(p + 16, h->ranges[i].size);
 	}
-	for (unsigned i = 0; i < h->nirqs; i++, p += IRQ_WIRE)
-		put32(p, h->irqs[i]);
+	for (unsigned i = 0; i < h->nirqs; i++, p += IRQ_WIRE) {
+		memset(p, 0, IRQ_WIRE);
+		put_le32(p, h->irqs[i].gsi);
+		p[4] = h->irqs[i].trigger;
+	}
 	for (unsigned i = 0; i < h->nregs; i++, p += REG_WIRE) {
 		memset(p, 0, REG_WIRE);
 		p[0] = h->regs[i].space;
 		p[1] = h->regs[i].size;
 		p[2] = h->regs[i].flags;
 		p[3] = h->regs[i].slot;
-		put64(p + 8, h->regs[i].addr);
+		put_le64(p + 8, h->regs[i].addr);
+	}
+}
+
+static void encode_welcome(const struct ipc_welcome *w, uint8_t *b)
+{
+	memset(b, 0, WELCOME_WIRE);
+	put_le32(b, w->flags);
+	put_le64(b + 8, w->ram_size);
+	put_le64(b + 16, w->state_size);
+	put_str(b + 24, w->ram_name, IPC_MAX_SHM_NAME);
+	put_str(b + 24 + IPC_MAX_SHM_NAME, w->state_name, IPC_MAX_SHM_NAME);
+	b[WELCOME_NAMES_END] = (uint8_t)w->nranges;
+	b[WELCOME_NAMES_END + 1] = (uint8_t)w->nirqs;
+	for (unsigned i = 0; i < IPC_MAX_RANGES; i++)
+		put_le64(b + WELCOME_BASES + 8 * i, w->range_base[i]);
+	for (unsigned i = 0; i < IPC_MAX_IRQS; i++)
+		put_le32(b + WELCOME_GSIS + 4 * i, w->irq_gsi[i]);
+	b[WELCOME_REGIONS_COUNT] = (uint8_t)w->nregions;
+	for (unsigned i = 0; i < GUEST_MEM_MAX_REGIONS && i < w->nregions; i++) {
+		put_le64(b + WELCOME_REGIONS + 16 * i, w->ram_regions[i].gpa);
+		put_le64(b + WELCOME_REGIONS + 16 * i + 8, w->ram_regions[i].size);
 	}
 }
 
@@ -392,7 +492,7 @@ static void encode_io_access(const struct ipc_io *io, uint8_t *b)
 	memset(b, 0, IO_READ_WIRE);
 	b[0] = io->space;
 	b[1] = io->size;
-	put64(b + 8, io->addr);
+	put_le64(b + 8, io->addr);
 }
 
 int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
@@ -406,6 +506,9 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		/* Checked before writing: the counts index the struct's arrays. */
 		if (h->nranges > IPC_MAX_RANGES || h->nirqs > IPC_MAX_IRQS || h->nregs > IPC_MAX_REGS)
 			return IPC_EBADMSG;
+		for (unsigned i = 0; i < h->nranges; i++)
+			if (h->ranges[i].has_irq && h->ranges[i].irq >= h->nirqs)
+				return IPC_EBADMSG; /* would read as "no line" */
 		blen = HELLO_FIXED + h->nranges * RANGE_WIRE + h->nirqs * IRQ_WIRE + h->nregs * REG_WIRE;
 	} else {
 		blen = (size_t)body_size(type);
@@ -414,23 +517,18 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 	if (cap < len)
 		return IPC_ENOSPC;
 
-	put16(buf, IPC_MAGIC);
+	put_le16(buf, IPC_MAGIC);
 	buf[2] = IPC_PROTO_VERSION;
 	buf[3] = (uint8_t)type;
-	put32(buf + 4, (uint32_t)len);
-	put64(buf + 8, m->seq);
+	put_le32(buf + 4, (uint32_t)len);
+	put_le64(buf + 8, m->seq);
 	uint8_t *b = buf + IPC_HDR_SIZE;
 	switch (type) {
 	case IPC_HELLO:
 		encode_hello(&m->u.hello, b);
 		break;
 	case IPC_WELCOME:
-		put32(b, m->u.welcome.flags);
-		put32(b + 4, 0);
-		put64(b + 8, m->u.welcome.ram_size);
-		put64(b + 16, m->u.welcome.state_size);
-		put_str(b + 24, m->u.welcome.ram_name, IPC_MAX_SHM_NAME);
-		put_str(b + 24 + IPC_MAX_SHM_NAME, m->u.welcome.state_name, IPC_MAX_SHM_NAME);
+		encode_welcome(&m->u.welcome, b);
 		break;
 	case IPC_REJECT:
 		put_str(b, m->u.reason, IPC_MAX_REASON);
@@ -440,14 +538,14 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		break;
 	case IPC_IO_WRITE:
 		encode_io_access(&m->u.io, b);
-		put64(b + 16, m->u.io.data);
+		put_le64(b + 16, m->u.io.data);
 		break;
 	case IPC_IO_REPLY:
-		put64(b, m->u.io.data);
+		put_le64(b, m->u.io.data);
 		break;
 	case IPC_IRQ:
-		put32(b, m->u.irq.line);
-		put32(b + 4, m->u.irq.level);
+		put_le32(b, m->u.irq.line);
+		put_le32(b + 4, m->u.irq.level);
 		break;
 	default:
 		break;

@@ -25,8 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "guest_mem.h"
+#include "host.h"
+
 #define IPC_MAGIC 0x564du /* "MV" on the wire */
-#define IPC_PROTO_VERSION 1
+#define IPC_PROTO_VERSION 2
 #define IPC_HDR_SIZE 16
 #define IPC_MAX_MSG 1024 /* no valid message is larger */
 
@@ -44,7 +47,7 @@ enum ipc_msg_type {
 	IPC_IO_READ = 4,  /* core -> dev: read; answered by IPC_IO_REPLY, same seq */
 	IPC_IO_REPLY = 5, /* dev -> core */
 	IPC_IO_WRITE = 6, /* core -> dev: posted write, no reply */
-	IPC_IRQ = 7,      /* dev -> core: set an interrupt line's level */
+	IPC_IRQ = 7,      /* dev -> core: set an interrupt line's level (its GSI) */
 	IPC_RESET = 8,    /* core -> dev: the guest reset the machine */
 	IPC_SHUTDOWN = 9, /* core -> dev: the VM is ending; exit cleanly */
 	IPC_QUIT = 10,    /* dev -> core: the user asked to stop the VM */
@@ -64,14 +67,56 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 /* flags of struct ipc_reg */
 #define IPC_REG_SHADOW 0x1u /* reads answered by the core from shadow[slot] */
 #define IPC_REG_STREAM 0x2u /* writes never change a shadowed value */
+/* An interrupt acknowledge (virtio's InterruptACK): a write whose value
+ * clears every bit set in shadow[slot] (the pending-interrupt register) makes
+ * the core lower the line of the register's range at once, before the
+ * write is posted, so that the guest's EOI finds a low line (no second,
+ * spurious interrupt).  The device, after applying such a write, sends the
+ * line's level again if anything is still pending. */
+#define IPC_REG_ACK_LOWERS 0x4u
+#define IPC_REG_FLAGS (IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS)
 
 /* flags of IPC_WELCOME */
 #define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */
 
+/* What a range is, so that the core can describe it to the guest (ACPI)
+ * without knowing the device: devices are described by data. */
+enum ipc_range_kind {
+	IPC_RANGE_PLAIN = 0,       /* not described to the guest */
+	IPC_RANGE_UART16550 = 1,   /* a 16550, 8 registers (ACPI PNP0501 for a PIO one) */
+	IPC_RANGE_VIRTIO_MMIO = 2, /* a virtio-mmio transport (ACPI LNRO0005) */
+	IPC_RANGE_DEBUGCON = 3,    /* a 1-byte debug port, PIO or MMIO: writes are posted to
+	                            * the device, reads answered by the core itself
+	                            * (IPC_DEBUGCON_READBACK); not described to the guest */
+	IPC_RANGE_PL011 = 4,       /* an Arm PL011 UART, IPC_PL011_SIZE bytes of MMIO with a
+	                            * line (device tree "arm,pl011") */
+	IPC_RANGE_KIND_MAX
+};
+#define IPC_UART16550_SIZE 8
+#define IPC_VIRTIO_MMIO_SIZE 0x200
+#define IPC_PL011_SIZE 0x1000
+#define IPC_DEBUGCON_READBACK 0xe9 /* what QEMU's isa-debugcon reads as */
+
 struct ipc_range {
 	uint8_t space; /* enum ipc_space */
+	/* > 0, base + size does not wrap.  A virtio-mmio range with base 0
+	 * asks the core for a slot: WELCOME gives the base it got, and the
+	 * registers the HELLO declares inside [0, size) of MMIO are offsets
+	 * into the slot (the core moves them there). */
 	uint64_t base;
-	uint64_t size; /* > 0, base + size does not wrap */
+	uint64_t size;
+	uint8_t kind;  /* enum ipc_range_kind */
+	bool has_irq;  /* the range raises ipc_hello.irqs[irq] */
+	uint8_t irq;
+};
+
+enum ipc_trigger { IPC_TRIGGER_EDGE = 0, IPC_TRIGGER_LEVEL = 1 };
+/* ipc_irq_line.gsi in a HELLO: the core picks the line (with a slot). */
+#define IPC_IRQ_ANY 0xffffffffu
+
+struct ipc_irq_line {
+	uint32_t gsi;    /* the board's interrupt line, or IPC_IRQ_ANY */
+	uint8_t trigger; /* enum ipc_trigger */
 };
 
 struct ipc_reg {
@@ -87,7 +132,7 @@ struct ipc_hello {
 	char name[IPC_MAX_NAME];
 	uint32_t nranges, nirqs, nregs;
 	struct ipc_range ranges[IPC_MAX_RANGES];
-	uint32_t irqs[IPC_MAX_IRQS];
+	struct ipc_irq_line irqs[IPC_MAX_IRQS];
 	struct ipc_reg regs[IPC_MAX_REGS];
 };
 
@@ -97,6 +142,16 @@ struct ipc_welcome {
 	uint64_t state_size;
 	char ram_name[IPC_MAX_SHM_NAME];
 	char state_name[IPC_MAX_SHM_NAME];
+	/* Where the HELLO's ranges and lines ended up: the declared values,
+	 * or the slot and line the core assigned.  The counts are the HELLO's;
+	 * IPC_IRQ messages name lines by these GSIs. */
+	uint32_t nranges, nirqs;
+	uint64_t range_base[IPC_MAX_RANGES];
+	uint32_t irq_gsi[IPC_MAX_IRQS];
+	/* Where guest RAM's ram_size bytes sit in guest-physical space
+	 * (guest_mem_set_regions: the decoder has checked the layout). */
+	uint32_t nregions;
+	struct guest_mem_region ram_regions[GUEST_MEM_MAX_REGIONS];
 };
 
 struct ipc_io {
@@ -167,6 +222,12 @@ int ipc_send_timeout(ipc_chan *c, const struct ipc_msg *m, int timeout_ms);
 /* timeout_ms < 0 waits forever.  A message that fails validation is consumed
  * and reported as IPC_EBADMSG with the reason in err. */
 int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen);
+/* A handle (host.h) that polls readable while a message waits to be
+ * received (nng's NNG_OPT_RECVFD), for event loops that also wait on other
+ * handles; receive with timeout 0 once it is.  A dialer whose peer went away
+ * is not signalled through it: such a loop wakes at least every 50 ms and
+ * tries ipc_recv, which reports IPC_ECLOSED.  -1 if nng cannot give one. */
+host_pollable ipc_chan_pollable(ipc_chan *c);
 /* Not while another thread is still inside ipc_send/ipc_recv on c. */
 void ipc_close(ipc_chan *c);
 

@@ -9,7 +9,7 @@
 
 #include "vmconf.h"
 
-enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION };
+enum cli_action { CLI_RUN, CLI_HELP, CLI_VERSION, CLI_CHECK };
 
 /* Parse argv (argv[0] is the program).  For CLI_RUN, conf holds vm.conf
  * (if one was given) with the flags applied over it, checked by

@@ -1,5 +1,7 @@
 /* vmconf.c - vm.conf parsing, value checking, cross-key checks. */
 #include "vmconf.h"
+#include "child_argv.h" /* the devices' sections */
+#include "parse.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,12 +23,18 @@ static const struct {
 	[VMCONF_KERNEL] = {"vm", "kernel"},
 	[VMCONF_FLAT] = {"vm", "flat"},
 	[VMCONF_FLAT_MODE] = {"vm", "flat-mode"},
+	[VMCONF_FLAT_ADDR] = {"vm", "flat-addr"},
 	[VMCONF_INITRD] = {"vm", "initrd"},
 	[VMCONF_CMDLINE] = {"vm", "cmdline"},
 	[VMCONF_STDIO] = {"serial", "stdio"},
 	[VMCONF_DEBUGCON] = {"serial", "debugcon"},
 	[VMCONF_MMIO_UART] = {"serial", "mmio-uart"},
+	[VMCONF_HVC0] = {"serial", "hvc0"},
+	[VMCONF_CONSOLE] = {"serial", "console"},
+	[VMCONF_DEBUGCON_MMIO] = {"serial", "debugcon-mmio"},
 	[VMCONF_REBOOT] = {"vm", "reboot"},
+	[VMCONF_SANDBOX] = {"vm", "sandbox"},
+	[VMCONF_JIT] = {"vm", "jit"},
 };
 
 void vmconf_init(struct vmconf *c)
@@ -38,6 +46,10 @@ void vmconf_init(struct vmconf *c)
 	c->flat_mode = VMCONF_FLAT_REAL;
 	c->stdio = true;
 	c->debugcon = -1;
+	net_config_init(&c->net);
+	c->hvc0 = true;
+	c->sandbox = true;
+	c->jit = false; /* opt-in: see README (an open input stall) */
 }
 
 void vmconf_where(const struct vmconf *c, enum vmconf_key key, char *buf, size_t n)
@@ -52,6 +64,77 @@ void vmconf_where(const struct vmconf *c, enum vmconf_key key, char *buf, size_t
 		snprintf(buf, n, "[%s] %s", key_names[key].section, key_names[key].name);
 }
 
+/* ---- the network: net_config's keys, remembered for dev-net ---- */
+
+static int net_arg_add(struct vmconf *c, const char *key_value, struct vmconf_origin origin)
+{
+	if (c->n_net_args >= VMCONF_NET_ARGS_MAX || strlen(key_value) >= NET_PAIR_MAX)
+		return -1;
+	snprintf(c->net_args[c->n_net_args].text, NET_PAIR_MAX, "%s", key_value);
+	c->net_args[c->n_net_args++].origin = origin;
+	return 0;
+}
+
+struct nic_parse {
+	struct vmconf *conf;
+	const char *flag;
+	bool overflow;
+};
+
+static void nic_pair(void *opaque, const char *key_value)
+{
+	struct nic_parse *p = opaque;
+	if (net_arg_add(p->conf, key_value, (struct vmconf_origin){.flag = p->flag}))
+		p->overflow = true;
+}
+
+int vmconf_set_nic(struct vmconf *c, const char *flag, const char *optstr, char *why, size_t whylen)
+{
+	net_config_init(&c->net);
+	c->n_net_args = 0;
+	c->net_listed = true;
+	struct nic_parse p = {.conf = c, .flag = flag};
+	if (net_config_parse_nic(&c->net, optstr, nic_pair, &p, why, whylen))
+		return -1;
+	if (p.overflow) {
+		snprintf(why, whylen, "more than %d options", VMCONF_NET_ARGS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/* Where the last key_value starting with "key:" or "key=" came from, for
+ * net_config_check's errors (which begin with the key's name). */
+static void net_where(const struct vmconf *c, const char *err, char *buf, size_t n)
+{
+	size_t klen = strcspn(err, ":");
+	for (unsigned i = c->n_net_args; i-- > 0;) {
+		const char *t = c->net_args[i].text;
+		if (strncmp(t, err, klen) || t[klen] != '=')
+			continue;
+		const struct vmconf_origin *o = &c->net_args[i].origin;
+		if (o->flag)
+			snprintf(buf, n, "%s", o->flag);
+		else
+			snprintf(buf, n, "%s:%d: [net]", c->conf_path, o->line);
+		return;
+	}
+	snprintf(buf, n, "[net]");
+}
+
+static int net_check(const struct vmconf *c, char *err, size_t errlen)
+{
+	if (!c->net_listed || !c->net.user)
+		return 0;
+	struct net_config checked = c->net;
+	char why[NET_ERR_MAX], where[VMCONF_PATH_MAX + 32];
+	if (!net_config_check(&checked, why, sizeof(why)))
+		return 0;
+	net_where(c, why, where, sizeof(where));
+	snprintf(err, errlen, "%s %s", where, why);
+	return -1;
+}
+
 bool vmconf_is_set(const struct vmconf *c, enum vmconf_key key)
 {
 	return c->origin[key].flag || c->origin[key].line > 0;
@@ -63,6 +146,7 @@ void vmconf_unset_guest_key(struct vmconf *c, enum vmconf_key key)
 	case VMCONF_KERNEL: c->kernel[0] = '\0'; break;
 	case VMCONF_FLAT: c->flat[0] = '\0'; break;
 	case VMCONF_FLAT_MODE: c->flat_mode = VMCONF_FLAT_REAL; break;
+	case VMCONF_FLAT_ADDR: c->flat_addr = 0; break;
 	case VMCONF_INITRD: c->initrd[0] = '\0'; break;
 	case VMCONF_CMDLINE: c->cmdline[0] = '\0'; break;
 	default: return; /* not a guest file: nothing replaces it */
@@ -72,41 +156,23 @@ void vmconf_unset_guest_key(struct vmconf *c, enum vmconf_key key)
 
 /* ---- values ---- */
 
-/* A decimal number, or hexadecimal with 0x.  No sign, no blanks. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	bool hex = s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
-	const char *digits = hex ? s + 2 : s;
-	/* strtoull alone would also take blanks, a sign, or nothing at all. */
-	if (hex ? !isxdigit((unsigned char)digits[0]) : !isdigit((unsigned char)digits[0]))
-		return false;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(digits, &end, hex ? 16 : 10);
-	if (errno || *end)
-		return false;
-	*out = v;
-	return true;
-}
-
-/* Decimal with an optional K, M or G; a bare number means MiB, as in QEMU.
+/* A number with an optional K, M or G; a bare number means MiB, as in QEMU.
  * A value too large for 64 bits comes out as UINT64_MAX: out of range. */
 static bool parse_size(const char *s, uint64_t *out)
 {
-	if (!isdigit((unsigned char)s[0]))
+	uint64_t v;
+	enum parse_status st = parse_u64_prefix(&s, UINT64_MAX, &v);
+	if (st == PARSE_SYNTAX)
 		return false;
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
 	unsigned shift = 20;
-	char suffix = (char)toupper((unsigned char)*end);
+	char suffix = (char)toupper((unsigned char)*s);
 	if (suffix == 'K' || suffix == 'M' || suffix == 'G') {
 		shift = suffix == 'K' ? 10 : suffix == 'M' ? 20 : 30;
-		end++;
+		s++;
 	}
-	if (*end)
+	if (*s)
 		return false;
-	*out = (errno || v > (UINT64_MAX >> shift)) ? UINT64_MAX : (uint64_t)v << shift;
+	*out = (st == PARSE_RANGE || v > (UINT64_MAX >> shift)) ? UINT64_MAX : v << shift;
 	return true;
 }
 
@@ -167,7 +233,7 @@ static int set_memory(struct vmconf *c, const char *value, char *why, size_t n)
 		return -1;
 	}
 	if (bytes < VMCONF_MEMORY_MIN || bytes > VMCONF_MEMORY_MAX) {
-		snprintf(why, n, "\"%s\" is out of range (2M .. 3G)", value);
+		snprintf(why, n, "\"%s\" is out of range (2M .. 512G)", value);
 		return -1;
 	}
 	if (bytes % 4096) {
@@ -181,7 +247,7 @@ static int set_memory(struct vmconf *c, const char *value, char *why, size_t n)
 static int set_cpus(struct vmconf *c, const char *value, char *why, size_t n)
 {
 	uint64_t v;
-	if (!parse_u64(value, &v) || v < 1 || v > VMCONF_CPUS_MAX) {
+	if (!parse_u64(value, VMCONF_CPUS_MAX, &v) || v < 1) {
 		snprintf(why, n, "\"%s\" is not a number of CPUs (1 .. %d)", value, VMCONF_CPUS_MAX);
 		return -1;
 	}
@@ -209,7 +275,7 @@ static int set_debugcon(struct vmconf *c, const char *value, char *why, size_t n
 		c->debugcon = -1;
 		return 0;
 	}
-	if (!parse_u64(value, &port) || port > 0xffff) {
+	if (!parse_u64(value, 0xffff, &port)) {
 		snprintf(why, n, "\"%s\" is not a port (0 .. 0xffff, or off)", value);
 		return -1;
 	}
@@ -224,7 +290,7 @@ static int set_mmio_uart(struct vmconf *c, const char *value, char *why, size_t 
 		c->has_mmio_uart = false;
 		return 0;
 	}
-	if (!parse_u64(value, &addr)) {
+	if (!parse_u64(value, UINT64_MAX, &addr)) {
 		snprintf(why, n, "\"%s\" is not an address (e.g. 0xd0000000, or off)", value);
 		return -1;
 	}
@@ -236,6 +302,28 @@ static int set_mmio_uart(struct vmconf *c, const char *value, char *why, size_t 
 	}
 	c->has_mmio_uart = true;
 	c->mmio_uart = addr;
+	return 0;
+}
+
+/* A guest physical address below the 3 GiB the board's RAM may reach. */
+static int set_address(uint64_t *to, const char *value, char *why, size_t n)
+{
+	if (!parse_u64(value, VMCONF_MEMORY_MAX - 1, to)) {
+		snprintf(why, n, "\"%s\" is not an address below 3 GiB (e.g. 0x10000)", value);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_debugcon_mmio(struct vmconf *c, const char *value, char *why, size_t n)
+{
+	if (!strcmp(value, "off")) {
+		c->has_debugcon_mmio = false;
+		return 0;
+	}
+	if (set_address(&c->debugcon_mmio, value, why, n))
+		return -1;
+	c->has_debugcon_mmio = true;
 	return 0;
 }
 
@@ -270,6 +358,8 @@ int vmconf_set(struct vmconf *c, enum vmconf_key key, const char *value, const c
 		return set_path(c->flat, value, base_dir, why, n);
 	case VMCONF_FLAT_MODE:
 		return set_flat_mode(c, value, why, n);
+	case VMCONF_FLAT_ADDR:
+		return set_address(&c->flat_addr, value, why, n);
 	case VMCONF_INITRD:
 		return set_path(c->initrd, value, base_dir, why, n);
 	case VMCONF_CMDLINE:
@@ -285,6 +375,17 @@ int vmconf_set(struct vmconf *c, enum vmconf_key key, const char *value, const c
 		return set_debugcon(c, value, why, n);
 	case VMCONF_MMIO_UART:
 		return set_mmio_uart(c, value, why, n);
+	case VMCONF_HVC0:
+		return set_bool(&c->hvc0, value, why, n);
+	case VMCONF_CONSOLE:
+		if (strcmp(value, "ttyS0") && strcmp(value, "hvc0")) {
+			snprintf(why, n, "\"%s\" is not a console (use ttyS0 or hvc0)", value);
+			return -1;
+		}
+		c->console_hvc0 = !strcmp(value, "hvc0");
+		return 0;
+	case VMCONF_DEBUGCON_MMIO:
+		return set_debugcon_mmio(c, value, why, n);
 	case VMCONF_REBOOT:
 		if (strcmp(value, "exit") && strcmp(value, "restart")) {
 			snprintf(why, n, "\"%s\" is not a reboot action (use restart or exit)", value);
@@ -292,6 +393,10 @@ int vmconf_set(struct vmconf *c, enum vmconf_key key, const char *value, const c
 		}
 		c->reboot_exits = !strcmp(value, "exit");
 		return 0;
+	case VMCONF_SANDBOX:
+		return set_bool(&c->sandbox, value, why, n);
+	case VMCONF_JIT:
+		return set_bool(&c->jit, value, why, n);
 	case VMCONF_KEY_COUNT:
 		break;
 	}
@@ -304,14 +409,14 @@ int vmconf_set(struct vmconf *c, enum vmconf_key key, const char *value, const c
  * archive has no source of libinih for the Windows build, and one parser for
  * both platforms beats two.  The grammar, line by line:
  *   blank, or a comment starting with ';' or '#'
- *   [section]                     (vm or serial)
+ *   [section]                     (vm, or a device's: child_argv.c)
  *   key = value [ ;comment]       (an inline comment needs a blank before ';')
  * Leading and trailing blanks are ignored; there are no continuation lines. */
 
 struct conf_parser {
 	struct vmconf *conf;
 	char base_dir[VMCONF_PATH_MAX];
-	char section[8]; /* "" before the first [section] */
+	char section[16]; /* "" before the first [section] */
 	int line;
 	char *err;
 	size_t errlen;
@@ -346,13 +451,24 @@ static int conf_section(struct conf_parser *p, char *text, char *end)
 	char *name_end = close;
 	char *name = trim(text + 1, &name_end);
 	size_t len = (size_t)(name_end - name);
-	if (!((len == 2 && !memcmp(name, "vm", 2)) || (len == 6 && !memcmp(name, "serial", 6)))) {
-		snprintf(p->err, p->errlen, "%s:%d: unknown section [%.*s] (vm.conf has [vm] and [serial])",
-			 c->conf_path, p->line, (int)len, name);
+	if (!(len == 2 && !memcmp(name, "vm", 2)) && !device_program_for_section(name, len)) {
+		char known[128] = "[vm]";
+		for (unsigned i = 0; i < ndevice_programs; i++)
+			snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s[%s]",
+				 i + 1 == ndevice_programs ? " and " : ", ", device_programs[i].section);
+		snprintf(p->err, p->errlen, "%s:%d: unknown section [%.*s] (vm.conf has %s)",
+			 c->conf_path, p->line, (int)len, name, known);
+		return -1;
+	}
+	if (len >= sizeof(p->section)) {
+		snprintf(p->err, p->errlen, "%s:%d: section name [%.*s] is too long", c->conf_path,
+			 p->line, (int)len, name);
 		return -1;
 	}
 	memcpy(p->section, name, len);
 	p->section[len] = '\0';
+	if (!strcmp(p->section, "net"))
+		c->net_listed = true;
 	return 0;
 }
 
@@ -382,6 +498,21 @@ static int conf_key(struct conf_parser *p, char *text, char *end)
 		snprintf(p->err, p->errlen, "%s:%d: %s: outside a section (put it under [vm] or [serial])",
 			 c->conf_path, p->line, name);
 		return -1;
+	}
+	if (!strcmp(p->section, "net")) {
+		/* net_config's keys; its errors begin with the key's name */
+		char why[NET_ERR_MAX], pair[NET_PAIR_MAX];
+		if (net_config_set(&c->net, name, value, why, sizeof(why))) {
+			snprintf(p->err, p->errlen, "%s:%d: [net] %s", c->conf_path, p->line, why);
+			return -1;
+		}
+		snprintf(pair, sizeof(pair), "%s=%s", name, value);
+		if (net_arg_add(c, pair, (struct vmconf_origin){.line = p->line})) {
+			snprintf(p->err, p->errlen, "%s:%d: [net] %s: too many or too long [net] keys",
+				 c->conf_path, p->line, name);
+			return -1;
+		}
+		return 0;
 	}
 	int key = -1;
 	for (int k = 0; k < VMCONF_KEY_COUNT; k++) {
@@ -549,6 +680,11 @@ int vmconf_check(const struct vmconf *c, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	if (c->console_hvc0 && !c->hvc0) {
+		vmconf_where(c, VMCONF_CONSOLE, where, sizeof(where));
+		snprintf(err, errlen, "%s: hvc0 is the console but [serial] hvc0 is off", where);
+		return -1;
+	}
 	static const enum vmconf_key kernel_only[] = {VMCONF_INITRD, VMCONF_CMDLINE};
 	for (size_t i = 0; i < sizeof(kernel_only) / sizeof(kernel_only[0]); i++) {
 		if (!c->kernel[0] && vmconf_is_set(c, kernel_only[i])) {
@@ -570,5 +706,5 @@ int vmconf_check(const struct vmconf *c, char *err, size_t errlen)
 			 (unsigned long long)c->mmio_uart, (unsigned long long)c->memory);
 		return -1;
 	}
-	return 0;
+	return net_check(c, err, errlen);
 }

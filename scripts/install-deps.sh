@@ -1,20 +1,36 @@
 #!/bin/sh
 # Installs every Debian package minivm needs to build, test and benchmark,
-# and enables deb-src so the MinGW build can fetch Debian's nng source.
+# enables deb-src so the MinGW build can fetch the Debian sources of nng,
+# cmocka, xz-utils, pcre2, glib2.0 and libslirp (meson builds the last two),
+# and adds the arm64 architecture (multiarch) for the arm64 cross build's
+# libraries and the nested arm64 rig's kernel and busybox.
 # Idempotent; needs root (or sudo).
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 PKGS="build-essential cmake ninja-build pkg-config git xz-utils
-  libnng-dev libslirp-dev libglib2.0-dev libcmocka-dev liblzma-dev
+  libnng-dev libseccomp-dev libslirp-dev libglib2.0-dev libcmocka-dev liblzma-dev
   python3 python3-pytest python3-pexpect
   clang libclang-rt-14-dev
   gcc-mingw-w64-x86-64-posix mingw-w64-x86-64-dev wine wine64
-  qemu-system-x86 busybox-static cpio dpkg-dev kmod"
+  qemu-system-x86 busybox-static cpio dpkg-dev kmod meson libfdt-dev
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm qemu-user"
+# The arm64 cross build links Debian's arm64 builds of its libraries
+# (multiarch: they install beside the host's, under /usr/lib/aarch64-linux-gnu).
+# libfdt-dev is not multi-arch: the host's (PKGS) gives the headers, libfdt1:arm64 the library.
+ARM64_PKGS="libnng-dev:arm64 libcmocka-dev:arm64 libseccomp-dev:arm64 libfdt1:arm64"
 
 missing=""
 for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
+done
+
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  missing="$missing "   # force apt-get update below
+fi
+for p in $ARM64_PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
 done
 

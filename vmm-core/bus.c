@@ -47,7 +47,9 @@ static int range_refused(const struct bus *b, const struct ipc_range *r, unsigne
 			 (unsigned long long)r->base, (unsigned long long)r->size);
 		return 1;
 	}
-	if (r->space == IPC_SPACE_MMIO && overlaps(r->base, r->size, 0, b->ram_size)) {
+	if (r->space == IPC_SPACE_MMIO && (overlaps(r->base, r->size, b->ram_start, b->ram_size - b->ram_start) ||
+					   (b->high_ram_size && overlaps(r->base, r->size, b->high_ram_base,
+									 b->high_ram_size)))) {
 		snprintf(err, errlen, "mmio range %#llx+%#llx overlaps guest RAM",
 			 (unsigned long long)r->base, (unsigned long long)r->size);
 		return 1;

@@ -35,7 +35,10 @@ struct bus_range {
 };
 
 struct bus {
-	uint64_t ram_size; /* MMIO below this is RAM and cannot be claimed */
+	uint64_t ram_size; /* MMIO below this is RAM and cannot be claimed... */
+	uint64_t ram_start; /* ...from here: 0 but on the arm64 board, whose
+	                     * RAM below BOOT_ARM64_RAM_START is left to MMIO */
+	uint64_t high_ram_base, high_ram_size; /* nor RAM above the 32-bit MMIO hole */
 	struct bus_range ranges[BUS_MAX_RANGES];
 	_Atomic unsigned nranges;
 	pthread_mutex_t lock; /* attach, and the unowned-address log below */

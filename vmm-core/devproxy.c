@@ -65,8 +65,11 @@ struct devproxy {
 	uint64_t stale_seq;    /* replies up to this seq belong to a dead incarnation */
 	struct pending_read *pending;
 	char reject_reason[IPC_MAX_REASON];
+	struct irq_budget irq_budget; /* receive thread only */
 
-	/* Set by the first accepted HELLO, before any vCPU runs; read-only after. */
+	/* Set by the first accepted HELLO, before any vCPU runs; read-only after:
+	 * what it declared, and where it was placed (slots filled in). */
+	struct ipc_hello declared;
 	struct ipc_hello hello;
 	host_shm *state_shm;
 	const struct ipc_state_page *state;
@@ -188,6 +191,8 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	struct devproxy *d = opaque;
 	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
 	uint64_t value = bus_ones(size);
+	if (policy_local_read(&d->hello, space, addr, size, &value))
+		return value;
 	uint64_t t0 = host_now_ns();
 	pthread_mutex_lock(&d->lock);
 	while (wait_usable_locked(d)) {
@@ -249,6 +254,14 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
 	struct ipc_msg m = {.type = IPC_IO_WRITE};
 	m.u.io = (struct ipc_io){.space = space, .size = size, .addr = addr, .data = value};
+	/* An acknowledge that clears everything pending: lower the line now,
+	 * before the write leaves, so that the device's answer to it (the
+	 * level again, if something new is pending) comes after (ipc.h). */
+	int gsi = policy_ack_lowers(&d->hello, reg, d->state, size, value);
+	if (gsi >= 0) {
+		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, 0);
+		STATS_ADD(acks_lowered, 1);
+	}
 	if (post(d, &m, policy_write_is_ordered(reg)) == IPC_OK)
 		STATS_ADD(posted_writes, 1);
 }
@@ -285,13 +298,16 @@ static int first_attach_locked(struct devproxy *d, const struct ipc_hello *h, ch
 		snprintf(why, n, "cannot create its state page: %.90s", err);
 		return -1;
 	}
-	if (bus_attach(d->board.bus, &d->busdev, h->ranges, h->nranges, why, n)) {
+	struct ipc_hello placed;
+	if (policy_place(d->board.slots, d->name, h, &placed, why, n) ||
+	    bus_attach(d->board.bus, &d->busdev, placed.ranges, placed.nranges, why, n)) {
 		host_shm_close(d->state_shm);
 		d->state_shm = NULL;
 		return -1;
 	}
 	d->state = host_shm_ptr(d->state_shm);
-	d->hello = *h;
+	d->declared = *h;
+	d->hello = placed;
 	return 0;
 }
 
@@ -306,7 +322,7 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	int rc = 0;
 	if (!d->attached_once)
 		rc = first_attach_locked(d, &m->u.hello, why, sizeof(why));
-	else if (!policy_same_device(&d->hello, &m->u.hello)) {
+	else if (!policy_same_device(&d->declared, &m->u.hello)) {
 		snprintf(why, sizeof(why), "a restarted device must declare what it did first");
 		rc = -1;
 	}
@@ -331,11 +347,23 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 
 	struct ipc_msg w = {.type = IPC_WELCOME, .seq = m->seq};
 	w.u.welcome.flags = resumed ? IPC_WELCOME_RESUMED : 0;
-	w.u.welcome.ram_size = d->board.ram_size;
+	w.u.welcome.ram_size = d->board.ram->size;
+	/* A core that never split its RAM has it all at 0. */
+	w.u.welcome.nregions = d->board.ram->nregions ? d->board.ram->nregions : 1;
+	if (d->board.ram->nregions)
+		memcpy(w.u.welcome.ram_regions, d->board.ram->regions, sizeof(w.u.welcome.ram_regions));
+	else
+		w.u.welcome.ram_regions[0] = (struct guest_mem_region){0, d->board.ram->size};
 	w.u.welcome.state_size = IPC_STATE_SIZE;
 	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", d->board.ram_name);
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
 		 host_shm_name(d->state_shm));
+	w.u.welcome.nranges = d->hello.nranges;
+	w.u.welcome.nirqs = d->hello.nirqs;
+	for (uint32_t i = 0; i < d->hello.nranges; i++)
+		w.u.welcome.range_base[i] = d->hello.ranges[i].base;
+	for (uint32_t i = 0; i < d->hello.nirqs; i++)
+		w.u.welcome.irq_gsi[i] = d->hello.irqs[i].gsi;
 	rc = send_msg(d, &w);
 	if (rc != IPC_OK) {
 		if (rc != IPC_ETIMEDOUT) /* not merely the VM stopping */
@@ -370,7 +398,7 @@ static void on_reply(struct devproxy *d, const struct ipc_msg *m)
 static bool irq_declared(const struct devproxy *d, uint32_t line)
 {
 	for (uint32_t i = 0; i < d->hello.nirqs; i++)
-		if (d->hello.irqs[i] == line)
+		if (d->hello.irqs[i].gsi == line)
 			return true;
 	return false;
 }
@@ -391,12 +419,19 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	case IPC_IO_REPLY:
 		on_reply(d, m);
 		break;
-	case IPC_IRQ:
+	case IPC_IRQ: {
+		uint64_t wait_ns = policy_irq_wait(&d->irq_budget, host_now_ns());
+		if (wait_ns) {
+			log_once("a device sends more than %d interrupt messages a second: slowing it down",
+				 DEVPROXY_IRQ_RATE);
+			host_sleep_ms((unsigned)(wait_ns / 1000000 + 1));
+		}
 		if (!irq_declared(d, m->u.irq.line) || m->u.irq.level > 1)
 			mark_broken(d, "an interrupt on a line it did not declare");
 		else
 			d->board.hooks.irq(d->board.hooks.opaque, m->u.irq.line, (int)m->u.irq.level);
 		break;
+	}
 	case IPC_QUIT:
 		log_msg("device %s asked to stop the VM", d->name);
 		d->board.hooks.quit(d->board.hooks.opaque);
@@ -480,6 +515,11 @@ struct devproxy *devproxy_create(const char *name, const char *url,
 		return NULL;
 	}
 	return d;
+}
+
+const struct ipc_hello *devproxy_placed(const struct devproxy *d)
+{
+	return &d->hello;
 }
 
 int devproxy_wait_attached(struct devproxy *d, int timeout_ms, char *err, size_t errlen)

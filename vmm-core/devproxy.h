@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "devproxy_policy.h"
 
 /* What the proxy reports to the board; called on the proxy's receive thread. */
 struct devproxy_hooks {
@@ -23,8 +24,9 @@ struct devproxy_hooks {
 /* Everything a device is told in its WELCOME, and where its ranges go. */
 struct devproxy_board {
 	struct bus *bus;
-	const char *ram_name; /* host_shm_name of guest RAM */
-	uint64_t ram_size;
+	struct slot_table *slots; /* the board's virtio-mmio slots (devproxy_policy.h) */
+	const char *ram_name;       /* host_shm_name of guest RAM */
+	const struct guest_mem *ram; /* its size and guest-physical regions */
 	struct devproxy_hooks hooks;
 };
 
@@ -37,6 +39,11 @@ struct devproxy *devproxy_create(const char *name, const char *url,
 /* Wait up to timeout_ms for the first accepted HELLO.  0, or -1 with the
  * reason (the last REJECT sent, or a timeout) in err. */
 int devproxy_wait_attached(struct devproxy *d, int timeout_ms, char *err, size_t errlen);
+
+/* What the device declared, placed: its ranges and lines where the board
+ * put them (slots filled in).  Valid once devproxy_wait_attached succeeded;
+ * the ACPI tables are built from it. */
+const struct ipc_hello *devproxy_placed(const struct devproxy *d);
 
 /* The guest reset the machine: tell the device (IPC_RESET, posted in order
  * with its writes; later shadow reads wait until it has reset). */

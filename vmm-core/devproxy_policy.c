@@ -3,6 +3,7 @@
 #include "devproxy_policy.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static bool range_holds(const struct ipc_range *r, uint8_t space, uint64_t addr, uint64_t size)
 {
@@ -21,20 +22,25 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 		snprintf(why, n, "register %u: size %u is not 1, 2, 4 or 8", i, reg->size);
 		return -1;
 	}
-	if (reg->flags & ~(IPC_REG_SHADOW | IPC_REG_STREAM)) {
+	if (reg->flags & ~IPC_REG_FLAGS) {
 		snprintf(why, n, "register %u: unknown flags %#x", i, reg->flags);
 		return -1;
 	}
-	if ((reg->flags & IPC_REG_SHADOW) && reg->slot >= IPC_MAX_REGS) {
+	if ((reg->flags & (IPC_REG_SHADOW | IPC_REG_ACK_LOWERS)) && reg->slot >= IPC_MAX_REGS) {
 		snprintf(why, n, "register %u: shadow slot %u out of range", i, reg->slot);
 		return -1;
 	}
-	bool inside = false;
-	for (uint32_t r = 0; r < h->nranges && !inside; r++)
-		inside = range_holds(&h->ranges[r], reg->space, reg->addr, reg->size);
-	if (!inside) {
+	const struct ipc_range *in = NULL;
+	for (uint32_t r = 0; r < h->nranges && !in; r++)
+		if (range_holds(&h->ranges[r], reg->space, reg->addr, reg->size))
+			in = &h->ranges[r];
+	if (!in) {
 		snprintf(why, n, "register %u at %#llx is outside the device's ranges", i,
 			 (unsigned long long)reg->addr);
+		return -1;
+	}
+	if ((reg->flags & IPC_REG_ACK_LOWERS) && (!in->has_irq || in->irq >= h->nirqs)) {
+		snprintf(why, n, "register %u lowers a line but its range has none", i);
 		return -1;
 	}
 	for (unsigned j = 0; j < i; j++) {
@@ -59,9 +65,9 @@ int policy_check_hello(const struct ipc_hello *h, char *why, size_t n)
 		return -1;
 	}
 	for (uint32_t i = 0; i < h->nirqs; i++) {
-		if (h->irqs[i] >= BOARD_IRQ_LINES) {
-			snprintf(why, n, "irq %u is not a board line (0..%d)", h->irqs[i],
-				 BOARD_IRQ_LINES - 1);
+		uint32_t gsi = h->irqs[i].gsi;
+		if (gsi >= BOARD_IRQ_LINES && gsi != IPC_IRQ_ANY) {
+			snprintf(why, n, "irq %u is not a board line (0..%d)", gsi, BOARD_IRQ_LINES - 1);
 			return -1;
 		}
 	}
@@ -77,11 +83,12 @@ bool policy_same_device(const struct ipc_hello *a, const struct ipc_hello *b)
 		return false;
 	for (uint32_t i = 0; i < a->nranges && i < IPC_MAX_RANGES; i++) {
 		const struct ipc_range *x = &a->ranges[i], *y = &b->ranges[i];
-		if (x->space != y->space || x->base != y->base || x->size != y->size)
+		if (x->space != y->space || x->base != y->base || x->size != y->size ||
+		    x->kind != y->kind || x->has_irq != y->has_irq || x->irq != y->irq)
 			return false;
 	}
 	for (uint32_t i = 0; i < a->nirqs && i < IPC_MAX_IRQS; i++)
-		if (a->irqs[i] != b->irqs[i])
+		if (a->irqs[i].gsi != b->irqs[i].gsi || a->irqs[i].trigger != b->irqs[i].trigger)
 			return false;
 	for (uint32_t i = 0; i < a->nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *x = &a->regs[i], *y = &b->regs[i];
@@ -103,6 +110,20 @@ const struct ipc_reg *policy_find_reg(const struct ipc_hello *h, enum ipc_space 
 	return NULL;
 }
 
+bool policy_local_read(const struct ipc_hello *h, enum ipc_space space, uint64_t addr,
+		       unsigned size, uint64_t *value)
+{
+	for (uint32_t i = 0; i < h->nranges && i < IPC_MAX_RANGES; i++) {
+		const struct ipc_range *r = &h->ranges[i];
+		if (r->kind == IPC_RANGE_DEBUGCON && r->space == space && addr - r->base < r->size) {
+			*value = size >= 8 ? IPC_DEBUGCON_READBACK
+					   : IPC_DEBUGCON_READBACK & ((1ull << (8 * size)) - 1);
+			return true;
+		}
+	}
+	return false;
+}
+
 bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *state,
 			uint64_t ordered_mark, unsigned size, uint64_t *value)
 {
@@ -119,7 +140,86 @@ bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *
 	return true;
 }
 
+int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
+		      const struct ipc_state_page *state, unsigned size, uint64_t value)
+{
+	if (!reg || !(reg->flags & IPC_REG_ACK_LOWERS) || reg->slot >= IPC_MAX_REGS || !state)
+		return -1;
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC)
+		return -1;
+	uint64_t mask = size >= 8 ? ~0ull : (1ull << (8 * size)) - 1;
+	uint64_t pending = atomic_load_explicit(&state->shadow[reg->slot], memory_order_acquire);
+	if (pending & mask & ~value)
+		return -1; /* something stays pending: the line stays up */
+	for (uint32_t r = 0; r < h->nranges && r < IPC_MAX_RANGES; r++)
+		if (range_holds(&h->ranges[r], reg->space, reg->addr, reg->size))
+			return h->ranges[r].has_irq && h->ranges[r].irq < h->nirqs && h->ranges[r].irq < IPC_MAX_IRQS
+				       ? (int)h->irqs[h->ranges[r].irq].gsi
+				       : -1;
+	return -1;
+}
+
 bool policy_write_is_ordered(const struct ipc_reg *reg)
 {
 	return !(reg && (reg->flags & IPC_REG_STREAM));
+}
+
+static int find_slot_locked(struct slot_table *t, const char *name, unsigned range)
+{
+	int free_slot = -1;
+	for (int i = 0; i < BOARD_VIRTIO_MMIO_SLOTS; i++) {
+		if (!strcmp(t->slot[i].owner, name) && t->slot[i].range == range)
+			return i;
+		if (free_slot < 0 && !t->slot[i].owner[0])
+			free_slot = i;
+	}
+	if (free_slot >= 0) {
+		snprintf(t->slot[free_slot].owner, IPC_MAX_NAME, "%s", name);
+		t->slot[free_slot].range = range;
+	}
+	return free_slot;
+}
+
+int policy_place(struct slot_table *t, const char *name, const struct ipc_hello *h,
+		 struct ipc_hello *placed, char *why, size_t n)
+{
+	*placed = *h;
+	for (uint32_t i = 0; i < h->nranges && i < IPC_MAX_RANGES; i++) {
+		struct ipc_range *r = &placed->ranges[i];
+		/* ipc_decode: such a range has a line of gsi ANY of its own. */
+		if (r->kind != IPC_RANGE_VIRTIO_MMIO || r->base != 0 || !r->has_irq || r->irq >= h->nirqs)
+			continue;
+		pthread_mutex_lock(&t->lock);
+		int slot = find_slot_locked(t, name, i);
+		pthread_mutex_unlock(&t->lock);
+		if (slot < 0) {
+			snprintf(why, n, "no virtio-mmio slot left (the board has %d)",
+				 BOARD_VIRTIO_MMIO_SLOTS);
+			return -1;
+		}
+		r->base = BOARD_VIRTIO_MMIO_BASE + (uint64_t)slot * IPC_VIRTIO_MMIO_SIZE;
+		placed->irqs[r->irq] = (struct ipc_irq_line){
+			.gsi = BOARD_VIRTIO_MMIO_GSI + (uint32_t)slot, .trigger = IPC_TRIGGER_LEVEL};
+		/* The device declared this range's registers at offsets from 0,
+		 * not knowing its base: they move with it. */
+		for (uint32_t j = 0; j < h->nregs && j < IPC_MAX_REGS; j++)
+			if (range_holds(&h->ranges[i], h->regs[j].space, h->regs[j].addr, h->regs[j].size))
+				placed->regs[j].addr += r->base;
+	}
+	for (uint32_t i = 0; i < placed->nirqs && i < IPC_MAX_IRQS; i++) {
+		if (placed->irqs[i].gsi == IPC_IRQ_ANY) {
+			snprintf(why, n, "line %u is ANY but no range asks for a slot with it", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+uint64_t policy_irq_wait(struct irq_budget *b, uint64_t now_ns)
+{
+	const uint64_t interval = 1000000000ull / DEVPROXY_IRQ_RATE;
+	const uint64_t tolerance = interval * DEVPROXY_IRQ_BURST;
+	uint64_t tat = (b->tat > now_ns ? b->tat : now_ns) + interval;
+	b->tat = tat; /* the caller waits if it must: the message is then on time */
+	return tat - now_ns > tolerance ? tat - now_ns - tolerance : 0;
 }

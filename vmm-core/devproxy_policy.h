@@ -10,10 +10,42 @@
 
 #include "ipc.h"
 
+#include <pthread.h>
+
 #define BOARD_IRQ_LINES 24 /* GSIs 0..23: the IOAPIC pins of the board */
 
+/* The board's virtio-mmio slots, handed to devices that ask (a virtio-mmio
+ * range with base 0 and a line of gsi ANY): slot n is 0x200 bytes at
+ * BOARD_VIRTIO_MMIO_BASE + n * 0x200 with GSI BOARD_VIRTIO_MMIO_GSI + n,
+ * level-triggered.  Below 4 GiB (the DSDT's Memory32Fixed), above the
+ * largest RAM (3 GiB) and apart from the IOAPIC and LAPIC pages; GSIs
+ * 16..23, the IOAPIC's pins above the ISA IRQs (COM1's 4 among them), as
+ * QEMU's microvm does. */
+#define BOARD_VIRTIO_MMIO_BASE 0xd0001000u
+#define BOARD_VIRTIO_MMIO_SLOTS 8
+#define BOARD_VIRTIO_MMIO_GSI 16
+
+/* Who holds each slot: a device name and its range index, so that a device
+ * asking again (a restart, the same name) gets the same slot back.  Shared
+ * by every proxy of the VM. */
+struct slot_table {
+	pthread_mutex_t lock;
+	struct {
+		char owner[IPC_MAX_NAME]; /* "" if free */
+		unsigned range;
+	} slot[BOARD_VIRTIO_MMIO_SLOTS];
+};
+
+/* Place h's ranges and lines: copy h to *placed with every slot-asking
+ * range's base and its line's GSI filled in from t, and the registers
+ * declared inside such a range (at offsets from 0) moved to its base (the slot name/range
+ * held before, else the first free one).  Returns 0, or -1 with a reason in
+ * why (no slot left). */
+int policy_place(struct slot_table *t, const char *name, const struct ipc_hello *h,
+		 struct ipc_hello *placed, char *why, size_t n);
+
 /* A HELLO's declarations make sense on their own: protocol version, interrupt
- * lines in 0..23, registers of a valid size and flags lying wholly inside one
+ * lines in 0..23 (or ANY, for a slot), registers of a valid size and flags lying wholly inside one
  * of the device's own ranges of the same space, no register declared twice,
  * shadow slots in range.  Range placement (RAM, other devices, each other) is
  * the bus's business (bus_attach).  Returns 0, or -1 with a reason in why. */
@@ -28,6 +60,11 @@ bool policy_same_device(const struct ipc_hello *a, const struct ipc_hello *b);
 const struct ipc_reg *policy_find_reg(const struct ipc_hello *h, enum ipc_space space,
 				      uint64_t addr, unsigned size);
 
+/* Does the core answer a read at addr itself, with no word from the device?
+ * A debug port (IPC_RANGE_DEBUGCON) reads as IPC_DEBUGCON_READBACK. */
+bool policy_local_read(const struct ipc_hello *h, enum ipc_space space, uint64_t addr,
+		       unsigned size, uint64_t *value);
+
 /* Can a read of reg be answered from the state page?  Only for a shadowed
  * register, once the device has published valid shadows (magic) and applied
  * every ordered write sent before (applied_seq >= ordered_mark).  On true,
@@ -35,9 +72,32 @@ const struct ipc_reg *policy_find_reg(const struct ipc_hello *h, enum ipc_space 
 bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *state,
 			uint64_t ordered_mark, unsigned size, uint64_t *value);
 
+/* A write of value (size bytes) to reg, a placed HELLO h's register: the GSI
+ * to lower at once (IPC_REG_ACK_LOWERS, with every bit pending in
+ * shadow[slot] cleared by value and the shadows valid), else -1. */
+int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
+		      const struct ipc_state_page *state, unsigned size, uint64_t value);
+
 /* Does a write to reg (NULL: an undeclared register) move the ordered mark?
  * Every write does except those to stream registers, which by declaration
  * never change a shadowed value. */
 bool policy_write_is_ordered(const struct ipc_reg *reg);
+
+/* How fast a device may send IPC_IRQ: DEVPROXY_IRQ_RATE messages a second,
+ * with bursts of DEVPROXY_IRQ_BURST (a virtio device raises its line once
+ * per batch of buffers, the UART once per FIFO's worth).  Beyond it the
+ * proxy's receive thread waits before taking the next message, so a flooding
+ * device is slowed down by its own send queue backing up; nothing is
+ * dropped, and no other device, vCPU or the guest's interrupt handling pays
+ * for it.  A generic cell rate algorithm: tat is when the next message
+ * would be on time. */
+#define DEVPROXY_IRQ_RATE 100000
+#define DEVPROXY_IRQ_BURST 1000
+struct irq_budget {
+	uint64_t tat; /* host_now_ns clock; 0 before the first message */
+};
+/* One IRQ message at now_ns: 0 if within the budget, else how many ns the
+ * caller waits before handling it. */
+uint64_t policy_irq_wait(struct irq_budget *b, uint64_t now_ns);
 
 #endif

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct guest_mem;
+
 /* Callbacks into the board; called on the vCPU's thread. */
 struct engine_bus {
 	void *opaque;
@@ -28,7 +30,9 @@ enum vcpu_mode {
 	              * built by the core in guest RAM at boot.page_tables) */
 	VCPU_WAIT_SIPI, /* an application processor: parked until another vCPU's
 	                 * LAPIC sends INIT and a Startup IPI, then real mode at
-	                 * vector * 0x1000 (engines with signal_msi only) */
+	                 * vector * 0x1000 (engines with signal_msi only); on
+	                 * arm64: powered off until the guest's PSCI CPU_ON */
+	VCPU_AARCH64, /* arm64: EL1h, DAIF masked, MMU off, PC = entry, X0 = x0 */
 };
 
 struct vcpu_boot {
@@ -39,6 +43,11 @@ struct vcpu_boot {
 	uint64_t cr3; /* LONG64: PML4 address */
 	uint64_t gdt_base; /* LONG64: a GDT with 0x08 = 64-bit code, 0x10 = data */
 	uint16_t gdt_limit;
+	uint64_t x0; /* AARCH64: Linux's arm64 boot protocol: the device tree's address */
+	uint64_t vbar; /* AARCH64: VBAR_EL1 at entry */
+	uint64_t trap_gpa; /* AARCH64: a write here means the guest took an exception
+	                    * into the board's catch-all vectors: the vCPU stops with
+	                    * a diagnosis (0: none) */
 };
 
 enum vcpu_stop {
@@ -67,7 +76,19 @@ struct engine_irqchip {
 struct engine_config {
 	uint8_t *ram;      /* guest RAM, mapped at guest physical 0 */
 	uint64_t ram_size;
+	/* The rest of it, right after ram_size bytes at ram, at guest physical
+	 * high_ram_gpa (above the board's 32-bit MMIO hole); size 0: none. */
+	uint64_t high_ram_gpa, high_ram_size;
+	/* Guest RAM below this address (a multiple of 4096) is not mapped, so
+	 * that the board can put MMIO there: the arm64 flat board's first
+	 * 64 KiB.  0 on x86 (engines there map all of RAM). */
+	uint64_t ram_map_from;
+	/* The same RAM with the log of pages device processes write
+	 * (guest_mem.h): engines that cache decoded code read it; KVM and WHP
+	 * have no such cache. */
+	const struct guest_mem *mem;
 	int cpus;
+	bool jit; /* soft engine: translate guest code (jit.h) rather than interpret */
 	struct engine_bus bus;
 	struct engine_irqchip irqchip;
 };
@@ -78,22 +99,37 @@ struct engine_ops {
 	const char *name; /* "kvm", "soft", "whpx" */
 	/* Can this engine run here?  If not, why (one line, what to do). */
 	bool (*available)(char *why, size_t n);
+	/* Optional, before the process enters its sandbox: take what the
+	 * engine needs that the sandbox forbids (the JIT's executable memory). */
+	void (*before_sandbox)(bool jit);
 	struct engine *(*create)(const struct engine_config *cfg, char *err, size_t n);
 	int (*vcpu_init)(struct engine *e, int cpu, const struct vcpu_boot *boot, char *err, size_t n);
 	/* Runs vCPU `cpu` on this thread until it stops. */
 	void (*vcpu_run)(struct engine *e, int cpu, struct vcpu_stop_info *stop);
-	/* Set the level of a board interrupt line (GSI); any thread.  Used only
-	 * by engines without signal_msi (the board's IOAPIC cannot reach them). */
-	void (*set_irq)(struct engine *e, unsigned gsi, int level);
 	/* Deliver an interrupt message in MSI format (address 0xFEExxxxx with
 	 * the destination, data with vector, delivery and trigger mode) to the
 	 * engine's LAPICs: what the board's IOAPIC sends.  Any thread.  NULL
-	 * when the engine has no LAPICs yet (KVM: would be KVM_SIGNAL_MSI with
-	 * a split irqchip, not done: Linux cannot run on this PVM host). */
+	 * when the engine has no LAPICs yet (its guests get no interrupts). */
 	void (*signal_msi)(struct engine *e, uint64_t address, uint32_t data);
+	/* The IOAPIC's pin `gsi` now sends (address, data), or nothing while
+	 * `masked` (called on every redirection-entry change).  For engines
+	 * whose LAPICs report EOIs (engine_irqchip.eoi) only for level-triggered
+	 * vectors they know come from the IOAPIC (KVM's split irqchip); NULL
+	 * otherwise.  Any thread. */
+	void (*irq_route)(struct engine *e, unsigned gsi, bool masked, uint64_t address,
+			  uint32_t data);
+	/* Set device interrupt line `line` (the board's numbering) to `level`,
+	 * for engines whose interrupt controller is the hypervisor's (arm64:
+	 * the in-kernel GIC); NULL on x86, where the board's IOAPIC takes the
+	 * lines and sends signal_msi.  Any thread. */
+	void (*set_irq)(struct engine *e, unsigned line, int level);
 	/* Make every vcpu_run return with `reason` (POWEROFF or RESET); any thread. */
 	void (*stop)(struct engine *e, enum vcpu_stop reason);
 	void (*destroy)(struct engine *e);
+	/* What the engine finds on this host, for `vmm-core --check` and bug
+	 * reports: lines of "  name: value\n" into out (truncated at n).  NULL:
+	 * nothing beyond available(). */
+	int (*describe)(char *out, size_t n);
 };
 
 /* The engines built into this binary, best first; NULL-terminated. */

@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "boot.h"
 #include "cpu.h"
 #include "engine.h"
 #include "host.h"
+#include "jit.h"
 #include "lapic.h"
 #include "log.h"
 
@@ -169,6 +171,22 @@ static int create_lapics(struct engine *e)
 	return 0;
 }
 
+/* Whether the JIT's executable memory is mapped: after the sandbox is
+ * entered nothing may try to map it (a forbidden system call). */
+static bool jit_reserved;
+
+static void soft_before_sandbox(bool jit)
+{
+	char err[160];
+	if (!jit)
+		return;
+	if (softcpu_jit_reserve(err, sizeof(err)) < 0) {
+		log_msg("soft engine: %s; interpreting", err);
+		return;
+	}
+	jit_reserved = true;
+}
+
 static struct engine *soft_create(const struct engine_config *cfg, char *err, size_t n)
 {
 	if (cfg->cpus < 1 || !cfg->ram || cfg->ram_size == 0) {
@@ -188,12 +206,22 @@ static struct engine *soft_create(const struct engine_config *cfg, char *err, si
 		return NULL;
 	}
 	struct softcpu_machine *m = &e->machine;
+	if (cfg->high_ram_size &&
+	    softcpu_machine_add_high_ram(m, cfg->high_ram_gpa, cfg->high_ram_size) < 0) {
+		softcpu_machine_destroy(m);
+		free(e);
+		snprintf(err, n, "soft engine: out of memory for %llu bytes of RAM above 4 GiB",
+			 (unsigned long long)cfg->high_ram_size);
+		return NULL;
+	}
 	m->bus_opaque = cfg->bus.opaque;
 	m->pio_read = cfg->bus.pio_read;
 	m->pio_write = cfg->bus.pio_write;
 	m->mmio_read = soft_mmio_read; /* the LAPIC page, then cfg->bus */
 	m->mmio_write = soft_mmio_write;
 	m->clock_ns = host_now_ns;
+	if (cfg->mem)
+		softcpu_machine_set_dirty_log(m, cfg->mem);
 	e->bus = cfg->bus;
 	e->irqchip = cfg->irqchip;
 	e->cpus = calloc((size_t)cfg->cpus, sizeof(*e->cpus));
@@ -210,6 +238,8 @@ static struct engine *soft_create(const struct engine_config *cfg, char *err, si
 			return NULL;
 		}
 		e->ncpus = i + 1;
+		if (cfg->jit && jit_reserved && softcpu_set_jit(&e->cpus[i], true) < 0)
+			log_msg("soft engine: no JIT code cache left for vCPU %d; it interprets", i);
 	}
 	if (create_lapics(e) < 0) {
 		soft_destroy(e);
@@ -219,20 +249,27 @@ static struct engine *soft_create(const struct engine_config *cfg, char *err, si
 	return e;
 }
 
-/* The long-mode start state the board promises (engine.h): flat 64-bit code
- * at selector 0x08, data at 0x10, paging on with boot->cr3. */
+static void load_segment(struct softcpu *c, int seg, const struct boot_segment *s)
+{
+	softcpu_set_seg(c, seg, s->selector, s->base, s->limit, s->attr);
+}
+
+/* The long-mode start state every engine shares (boot.h). */
 static void boot_long64(struct softcpu *c, const struct vcpu_boot *boot)
 {
-	c->cr0 = CR0_PE | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
-	c->cr4 = CR4_PAE;
-	c->cr3 = boot->cr3;
-	c->efer = EFER_LME | EFER_LMA;
-	c->gdtr = (struct softcpu_dtr){.base = boot->gdt_base, .limit = boot->gdt_limit};
-	c->tr = (struct softcpu_seg){.limit = 0x67, .attr = 0x8b};
-	softcpu_set_seg(c, S_CS, 0x08, 0, 0xffffffffu, 0xa09b);
-	for (int s = 0; s < S_NSEG; s++)
-		if (s != S_CS)
-			softcpu_set_seg(c, s, 0x10, 0, 0xffffffffu, 0xc093);
+	struct boot_long_mode_state s;
+	boot_long_mode_state(boot, &s);
+	c->cr0 = s.cr0;
+	c->cr4 = s.cr4;
+	c->cr3 = s.cr3;
+	c->efer = s.efer;
+	c->gdtr = (struct softcpu_dtr){.base = s.gdt_base, .limit = s.gdt_limit};
+	c->tr = (struct softcpu_seg){.sel = s.tr.selector, .base = s.tr.base, .limit = s.tr.limit,
+				     .attr = s.tr.attr};
+	load_segment(c, S_CS, &s.code);
+	for (int seg = 0; seg < S_NSEG; seg++)
+		if (seg != S_CS)
+			load_segment(c, seg, &s.data);
 	softcpu_tlb_flush(c, true);
 }
 
@@ -327,6 +364,7 @@ static void soft_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop
 				 cpu, (unsigned long long)c->rip, c->exc_vector, c->exc_error);
 			return;
 		case SOFTCPU_EXIT_STOP:
+		case SOFTCPU_EXIT_ABANDONED: /* never: this engine sets no hook that abandons */
 			continue; /* a request that was not a stop (the loop head checks) */
 		}
 	}
@@ -354,6 +392,7 @@ static void soft_stop(struct engine *e, enum vcpu_stop reason)
 const struct engine_ops engine_soft = {
 	.name = "soft",
 	.available = soft_available,
+	.before_sandbox = soft_before_sandbox,
 	.create = soft_create,
 	.vcpu_init = soft_vcpu_init,
 	.vcpu_run = soft_vcpu_run,

@@ -4,10 +4,12 @@
 
 #include "engine.h"
 
-#ifdef __linux__
+#ifdef __linux__ /* engine_kvm.c on x86-64, engine_kvm_arm64.c on arm64 */
 extern const struct engine_ops engine_kvm;
 #endif
+#ifndef __aarch64__ /* the x86 software CPU comes with the x86 board */
 extern const struct engine_ops engine_soft;
+#endif
 #ifdef _WIN32
 extern const struct engine_ops engine_whpx;
 #endif
@@ -16,11 +18,11 @@ const struct engine_ops *const engine_list[] = {
 #ifdef __linux__
 	&engine_kvm,
 #endif
-	&engine_soft,
 #ifdef _WIN32
-	/* After soft until it can run a guest: only its availability probe
-	 * exists, and `auto` must not pick it. */
 	&engine_whpx,
+#endif
+#ifndef __aarch64__
+	&engine_soft,
 #endif
 	NULL,
 };

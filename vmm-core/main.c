@@ -6,7 +6,8 @@
  * triple-faulted (one line).  A reset without --no-reboot reboots the guest:
  * the image is loaded again and the vCPUs start over.
  *
- * The x86 board (Linux guests): RAM from 0; in the BIOS area (0xE0000,
+ * The x86 board (Linux guests): RAM from 0 up to 3 GiB, the rest of it from
+ * 4 GiB (the 32-bit MMIO hole between); in the BIOS area (0xE0000,
  * reserved in the e820 map) the ACPI tables and a reset stub at the reset
  * vector; the zero page at 0x7000, the boot stack below 0x9000, the
  * long-mode start-up tables at 0x9000..0x10000 (low, because the initrd goes
@@ -14,7 +15,14 @@
  * header asks (16 MiB).  In this process: the IOAPIC at 0xFEC00000, the
  * FADT's power and reset ports at 0x600..0x602, the boot-time marker at
  * 0x3f0, the CMOS clock at 0x70.  Each vCPU's LAPIC (0xFEE00000) is the
- * engine's; the UART is dev-serial's. */
+ * engine's; the UART is dev-serial's.
+ *
+ * The arm64 board (built for arm64 hosts, __aarch64__; vmm-core/arm64/):
+ * RAM from 0.  A flat image loads at --flat-addr, with the first 64 KiB
+ * left unmapped for MMIO (s003's debug port is at 0x996), and the vCPU
+ * starts there in EL1.  A Linux Image gets a device tree (arm64_board.h has
+ * the memory map); the GICv3, the timer and PSCI are KVM's.  No board
+ * devices in this process. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -22,27 +30,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "acpi.h"
 #include "boot.h"
-#include "bootmark.h"
 #include "bus.h"
 #include "devproxy.h"
+#include "check.h"
 #include "engine.h"
+#include "guest_mem.h"
 #include "host.h"
+#include "log.h"
+#include "parse.h"
+#include "stats.h"
+#ifdef __aarch64__
+#include "arm64_board.h"
+#else /* the x86 board */
+#include "acpi.h"
+#include "bootmark.h"
 #include "ioapic.h"
 #include "linux_boot.h"
-#include "log.h"
 #include "power.h"
 #include "rtc.h"
-#include "stats.h"
+#endif
+#include "sandbox.h"
 
 #define MAX_DEVICES 8
 #define MAX_CPUS 8 /* vCPUs; the launcher offers 1 to 8 */
 #define ATTACH_TIMEOUT_MS 10000
 #define MEMORY_MIN (1ull << 20)
-#define MEMORY_MAX (3ull << 30) /* the MMIO hole starts at 3 GiB */
+/* RAM below the 32-bit MMIO hole ends at 3 GiB; the rest goes at 4 GiB. */
+#define MEMORY_HOLE (3ull << 30)
+#define HIGH_RAM_BASE (4ull << 30)
+/* 512 GiB: within the soft CPU's 40 physical address bits (and any KVM's). */
+#define MEMORY_MAX (512ull << 30)
 #define PVM_MODULE "/sys/module/kvm_pvm"
 
 enum { EXIT_GUEST_DONE = 0, EXIT_ERROR = 1, EXIT_TRIPLE_FAULT = 2 };
@@ -53,8 +74,6 @@ enum { EXIT_GUEST_DONE = 0, EXIT_ERROR = 1, EXIT_TRIPLE_FAULT = 2 };
 #define BOARD_ACPI_REGION_SIZE (POWER_RESET_VECTOR - BOARD_ACPI_REGION) /* the reset stub follows */
 #define BOARD_BOOT_STACK_TOP 0x9000u
 #define BOARD_BOOT_TABLES 0x9000u
-#define BOARD_SERIAL_PORT 0x3f8
-#define BOARD_SERIAL_IRQ 4
 
 struct device_arg {
 	char name[IPC_MAX_NAME];
@@ -67,11 +86,20 @@ struct options {
 	int cpus;
 	const char *flat;
 	enum vcpu_mode flat_mode;
+	uint64_t flat_addr; /* where the flat image loads and starts */
 	const char *kernel, *initrd, *cmdline;
 	uint64_t launch_ns; /* host_now_ns() when the launcher started */
 	bool no_reboot;     /* a guest reset ends the VM (exit 0) */
+	bool jit;           /* --jit: the soft engine translates guest code */
 	int ndevices;
 	struct device_arg devices[MAX_DEVICES];
+};
+
+/* The guest's image files, read once at start: a reboot loads them again
+ * from here, since the sandboxed core opens no file (sandbox.c). */
+struct guest_files {
+	uint8_t *kernel, *initrd, *flat;
+	size_t kernel_size, initrd_size, flat_size;
 };
 
 /* The VM as the device proxies' hooks see it: they may ask to stop it or
@@ -84,45 +112,42 @@ struct vm {
 	                        * even if asked between reboots or during a reset */
 	struct devproxy *devices[MAX_DEVICES];
 	int ndevices;
-	/* The board devices in this process. */
+#ifndef __aarch64__
+	/* The x86 board's devices in this process. */
 	struct ioapic ioapic;
 	struct power power;
 	struct bootmark bootmark;
 	struct rtc rtc;
+#endif
 };
 
 static void usage(FILE *to)
 {
 	fprintf(to,
 		"usage: vmm-core --engine NAME|auto --memory BYTES --cpus N\n"
-		"                (--flat FILE [--flat-mode real|long] |\n"
+		"                (--flat FILE [--flat-mode real|long] [--flat-addr ADDR] |\n"
 		"                 --kernel FILE [--initrd FILE] [--cmdline STR])\n"
-		"                [--launch-time-ns NS] [--no-reboot] --device NAME=URL ...\n"
+		"                [--launch-time-ns NS] [--no-reboot] [--jit on|off] --device NAME=URL ...\n"
 		"Runs one VM: guest RAM, the CPU engine and a proxy for each device process,\n"
 		"which must dial URL and say HELLO within 10 s.  Normally started by launcher.\n"
 		"  --engine NAME     kvm, soft, whpx (as built in) or auto\n"
-		"  --memory BYTES    guest RAM, a multiple of 4096 from 1 MiB to 3 GiB\n"
+		"  --check           (alone) the engines on this host and a 1 s test run on each\n"
+		"  --memory BYTES    guest RAM, a multiple of 4096 from 1 MiB to 512 GiB (and\n"
+		"                    the host's RAM and swap); beyond 3 GiB the rest goes at 4 GiB\n"
 		"  --flat FILE       raw image loaded at guest physical 0 and entered at 0,\n"
 		"                    in 16-bit real mode or (--flat-mode long) in 64-bit mode\n"
 		"                    with the first 4 GiB identity-mapped\n"
+		"  --flat-addr ADDR  arm64: load the flat image at ADDR (64 KiB or above) and\n"
+		"                    start there in EL1\n"
 		"  --kernel FILE     Linux bzImage or ELF vmlinux, entered in 64-bit mode\n"
 		"  --initrd FILE     initial ramdisk, placed at the top of RAM\n"
 		"  --cmdline STR     kernel command line\n"
 		"  --launch-time-ns NS  host_now_ns() at launch, for the boot-time marker\n"
 		"  --no-reboot       a guest reset ends the VM with status 0\n"
+		"  --jit on|off      soft engine: translate guest code to host code (on, x86-64\n"
+		"                    hosts) or interpret every instruction (off, the default)\n"
 		"  MINIVM_STATS=1    print exit and ipc counters at exit\n"
 		"  MINIVM_BOOT_TIME=1  print the boot-time marker (port 0x3f0) when it arrives\n");
-}
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 0);
-	if (errno || end == s || *end || *s == '-')
-		return -1;
-	*out = v;
-	return 0;
 }
 
 static int parse_device(const char *arg, struct options *o)
@@ -148,24 +173,26 @@ static int parse_device(const char *arg, struct options *o)
 /* 0: parsed; 1: error (logged); -1: help printed. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_ENGINE = 256, OPT_MEMORY, OPT_CPUS, OPT_FLAT, OPT_FLAT_MODE, OPT_KERNEL,
-	       OPT_INITRD, OPT_CMDLINE, OPT_DEVICE, OPT_LAUNCH_TIME, OPT_NO_REBOOT };
+	enum { OPT_ENGINE = 256, OPT_MEMORY, OPT_CPUS, OPT_FLAT, OPT_FLAT_MODE, OPT_FLAT_ADDR, OPT_KERNEL,
+	       OPT_INITRD, OPT_CMDLINE, OPT_DEVICE, OPT_LAUNCH_TIME, OPT_NO_REBOOT, OPT_JIT };
 	static const struct option longopts[] = {
 		{"engine", required_argument, NULL, OPT_ENGINE},
 		{"memory", required_argument, NULL, OPT_MEMORY},
 		{"cpus", required_argument, NULL, OPT_CPUS},
 		{"flat", required_argument, NULL, OPT_FLAT},
 		{"flat-mode", required_argument, NULL, OPT_FLAT_MODE},
+		{"flat-addr", required_argument, NULL, OPT_FLAT_ADDR},
 		{"kernel", required_argument, NULL, OPT_KERNEL},
 		{"initrd", required_argument, NULL, OPT_INITRD},
 		{"cmdline", required_argument, NULL, OPT_CMDLINE},
 		{"device", required_argument, NULL, OPT_DEVICE},
 		{"launch-time-ns", required_argument, NULL, OPT_LAUNCH_TIME},
 		{"no-reboot", no_argument, NULL, OPT_NO_REBOOT},
+		{"jit", required_argument, NULL, OPT_JIT},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	*o = (struct options){.engine = "auto", .cpus = 1, .flat_mode = VCPU_REAL16,
+	*o = (struct options){.engine = "auto", .cpus = 1, .flat_mode = VCPU_REAL16, .jit = false,
 			      .launch_ns = host_now_ns()};
 	bool have_memory = false;
 	uint64_t cpus;
@@ -177,16 +204,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->engine = optarg;
 			break;
 		case OPT_MEMORY:
-			if (parse_u64(optarg, &o->memory) || o->memory < MEMORY_MIN ||
-			    o->memory > MEMORY_MAX || o->memory % 4096) {
-				log_msg("--memory %s: want a multiple of 4096 bytes from 1 MiB to 3 GiB",
+			if (!parse_u64(optarg, MEMORY_MAX, &o->memory) || o->memory < MEMORY_MIN ||
+			    o->memory % 4096) {
+				log_msg("--memory %s: want a multiple of 4096 bytes from 1 MiB to 512 GiB",
 					optarg);
 				return 1;
 			}
 			have_memory = true;
 			break;
 		case OPT_CPUS:
-			if (parse_u64(optarg, &cpus) || cpus < 1 || cpus > MAX_CPUS) {
+			if (!parse_u64(optarg, MAX_CPUS, &cpus) || cpus < 1) {
 				log_msg("--cpus %s: want a number from 1 to %d", optarg, MAX_CPUS);
 				return 1;
 			}
@@ -195,6 +222,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_FLAT:
 			o->flat = optarg;
 			break;
+		case OPT_JIT:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off")) {
+				log_msg("--jit %s: want on or off", optarg);
+				return 1;
+			}
+			o->jit = !strcmp(optarg, "on");
+			break;
 		case OPT_FLAT_MODE:
 			if (strcmp(optarg, "real") == 0) {
 				o->flat_mode = VCPU_REAL16;
@@ -202,6 +236,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 				o->flat_mode = VCPU_LONG64;
 			} else {
 				log_msg("--flat-mode %s: want real or long", optarg);
+				return 1;
+			}
+			break;
+		case OPT_FLAT_ADDR:
+			if (!parse_u64(optarg, MEMORY_MAX, &o->flat_addr)) {
+				log_msg("--flat-addr %s: want a guest physical address below 3 GiB", optarg);
 				return 1;
 			}
 			break;
@@ -215,7 +255,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->cmdline = optarg;
 			break;
 		case OPT_LAUNCH_TIME:
-			if (parse_u64(optarg, &o->launch_ns)) {
+			if (!parse_u64(optarg, UINT64_MAX, &o->launch_ns)) {
 				log_msg("--launch-time-ns %s: want a number of nanoseconds", optarg);
 				return 1;
 			}
@@ -285,6 +325,10 @@ static const struct engine_ops *choose_engine(const char *name)
 			if (skipped_pvm_kvm)
 				log_msg("host KVM is PVM (~3 MIPS for ordinary kernels): using the %s engine",
 					ops->name);
+			else if (first_why[0])
+				log_msg("engine auto: %s; using the %s engine", first_why, ops->name);
+			else if (strcmp(ops->name, "whpx") == 0)
+				log_msg("engine auto: using the whpx engine (Windows Hypervisor Platform)");
 			return ops;
 		}
 		if (!first_why[0])
@@ -300,68 +344,108 @@ static const struct engine_ops *choose_engine(const char *name)
 	return NULL;
 }
 
-static int load_flat(const char *path, uint8_t *ram, uint64_t ram_size, uint64_t *size)
+static int read_guest_files(const struct options *o, struct guest_files *f)
 {
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		log_msg("cannot open %s: %s", path, strerror(errno));
+	char err[256];
+	*f = (struct guest_files){0};
+	if ((o->kernel && boot_read_file(o->kernel, &f->kernel, &f->kernel_size, err, sizeof(err))) ||
+	    (o->initrd && boot_read_file(o->initrd, &f->initrd, &f->initrd_size, err, sizeof(err))) ||
+	    (o->flat && boot_read_file(o->flat, &f->flat, &f->flat_size, err, sizeof(err)))) {
+		log_msg("cannot read %s", err);
 		return -1;
 	}
-	size_t n = fread(ram, 1, ram_size, f);
-	bool too_big = n == ram_size && fgetc(f) != EOF;
-	bool failed = ferror(f);
-	fclose(f);
-	if (failed) {
-		log_msg("cannot read %s", path);
+	return 0;
+}
+
+/* Guest RAM below the MMIO hole: where every image and table goes. */
+static uint64_t low_ram(const struct options *o)
+{
+	return o->memory < MEMORY_HOLE ? o->memory : MEMORY_HOLE;
+}
+
+/* Copy the flat image to guest physical --flat-addr (0 on x86). */
+static int load_flat(const struct options *o, const struct guest_files *f, uint8_t *ram)
+{
+	if (o->flat_addr >= low_ram(o) || f->flat_size > low_ram(o) - o->flat_addr) {
+		log_msg("%s (%zu bytes at %#llx) does not fit in guest RAM", o->flat, f->flat_size,
+			(unsigned long long)o->flat_addr);
 		return -1;
 	}
-	if (too_big) {
-		log_msg("%s does not fit in guest RAM", path);
-		return -1;
+	memcpy(ram + o->flat_addr, f->flat, f->flat_size);
+	return 0;
+}
+
+#ifndef __aarch64__
+/* The DSDT's devices, from what the attached devices declared (placed by
+ * the board): each PIO 16550 with its line, each virtio-mmio transport.
+ * No device address is known here otherwise.  -1 if there are more than
+ * the DSDT takes. */
+static int acpi_devices(const struct vm *vm, struct acpi_config *cfg, struct acpi_uart *uarts,
+			struct acpi_virtio_mmio *virtio)
+{
+	cfg->uarts = uarts;
+	cfg->virtio = virtio;
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct ipc_hello *h = devproxy_placed(vm->devices[i]);
+		for (uint32_t r = 0; r < h->nranges; r++) {
+			const struct ipc_range *range = &h->ranges[r];
+			uint32_t gsi = range->has_irq ? h->irqs[range->irq].gsi : 0;
+			if (range->kind == IPC_RANGE_UART16550 && range->space == IPC_SPACE_PIO &&
+			    range->has_irq) {
+				if (cfg->nuarts == ACPI_MAX_UARTS)
+					return -1;
+				uarts[cfg->nuarts++] = (struct acpi_uart){.port = (uint16_t)range->base,
+									  .irq = (uint8_t)gsi};
+			} else if (range->kind == IPC_RANGE_VIRTIO_MMIO) {
+				if (cfg->nvirtio == ACPI_MAX_VIRTIO_MMIO || range->base > UINT32_MAX)
+					return -1;
+				virtio[cfg->nvirtio++] = (struct acpi_virtio_mmio){
+					.base = (uint32_t)range->base, .size = (uint32_t)range->size, .gsi = gsi,
+					.edge = h->irqs[range->irq].trigger == IPC_TRIGGER_EDGE};
+			}
+		}
 	}
-	*size = n;
 	return 0;
 }
 
 /* Load a Linux kernel (and initrd, command line) with the board's memory
  * map and ACPI tables, and fill the 64-bit boot state. */
-static int load_linux(const struct options *o, uint8_t *ram, struct vcpu_boot *boot)
+static int load_linux(const struct vm *vm, const struct options *o, const struct guest_files *f,
+		      uint8_t *ram, struct vcpu_boot *boot)
 {
 	char err[256];
-	uint8_t *kernel = NULL, *initrd = NULL;
-	size_t kernel_size = 0, initrd_size = 0;
-	int rc = -1;
-	if (linux_read_file(o->kernel, &kernel, &kernel_size, err, sizeof(err)) ||
-	    (o->initrd && linux_read_file(o->initrd, &initrd, &initrd_size, err, sizeof(err)))) {
-		log_msg("cannot read %s", err);
-		goto out;
-	}
 	struct e820_entry e820[4];
-	int ne820 = linux_e820_pc(o->memory, e820, 4);
+	int ne820 = linux_e820_pc(low_ram(o), e820, 3);
 	if (ne820 < 0) {
 		log_msg("--memory: a Linux guest needs at least 2 MiB");
-		goto out;
+		return -1;
 	}
+	if (o->memory > low_ram(o))
+		e820[ne820++] = (struct e820_entry){HIGH_RAM_BASE, o->memory - low_ram(o), E820_RAM};
 	struct acpi_config acpi = {
 		.cpus = (unsigned)o->cpus,
 		.sleep_control_port = POWER_SLEEP_CONTROL_PORT,
 		.sleep_status_port = POWER_SLEEP_STATUS_PORT,
 		.reset_port = POWER_RESET_PORT,
 		.reset_value = POWER_RESET_VALUE,
-		.serial_port = BOARD_SERIAL_PORT,
-		.serial_irq = BOARD_SERIAL_IRQ,
 	};
-	uint64_t rsdp = acpi_build(ram, o->memory, BOARD_ACPI_REGION, BOARD_ACPI_REGION_SIZE, &acpi,
+	struct acpi_uart uarts[ACPI_MAX_UARTS];
+	struct acpi_virtio_mmio virtio[ACPI_MAX_VIRTIO_MMIO];
+	if (acpi_devices(vm, &acpi, uarts, virtio)) {
+		log_msg("the devices declare more UARTs or virtio-mmio devices (or higher) than the DSDT takes");
+		return -1;
+	}
+	uint64_t rsdp = acpi_build(ram, low_ram(o), BOARD_ACPI_REGION, BOARD_ACPI_REGION_SIZE, &acpi,
 				   err, sizeof(err));
-	if (!rsdp || power_install_reset_stub(ram, o->memory)) {
+	if (!rsdp || power_install_reset_stub(ram, low_ram(o))) {
 		log_msg("%s", rsdp ? "no room for the reset vector" : err);
-		goto out;
+		return -1;
 	}
 	struct linux_load_args args = {
-		.kernel = kernel,
-		.kernel_size = kernel_size,
-		.initrd = initrd,
-		.initrd_size = initrd_size,
+		.kernel = f->kernel,
+		.kernel_size = f->kernel_size,
+		.initrd = f->initrd,
+		.initrd_size = f->initrd_size,
 		.cmdline = o->cmdline,
 		.e820 = e820,
 		.e820_count = (unsigned)ne820,
@@ -371,35 +455,95 @@ static int load_linux(const struct options *o, uint8_t *ram, struct vcpu_boot *b
 		.host_decompress = linux_host_decompress_available(),
 	};
 	struct linux_loaded loaded;
-	if (linux_load(ram, o->memory, &args, &loaded, err, sizeof(err))) {
+	if (linux_load(ram, low_ram(o), &args, &loaded, err, sizeof(err))) {
 		log_msg("%s: %s", o->kernel, err);
-		goto out;
+		return -1;
 	}
 	*boot = (struct vcpu_boot){.mode = VCPU_LONG64,
 				   .entry = loaded.entry,
 				   .rsp = BOARD_BOOT_STACK_TOP,
 				   .rsi = loaded.boot_params};
-	if (boot_long_mode_tables(ram, o->memory, BOARD_BOOT_TABLES, boot, err, sizeof(err))) {
+	if (boot_long_mode_tables(ram, low_ram(o), BOARD_BOOT_TABLES, boot, err, sizeof(err))) {
 		log_msg("%s", err);
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	free(kernel);
-	free(initrd);
-	return rc;
+	return 0;
 }
 
+#else
+/* The device tree's devices, from what the attached devices declared
+ * (placed by the board): each PL011 and virtio-mmio range with its line.
+ * -1 if there are more than the tree takes. */
+static int dt_devices(const struct vm *vm, struct arm64_dt_device *out, unsigned *n)
+{
+	*n = 0;
+	for (int i = 0; i < vm->ndevices; i++) {
+		const struct ipc_hello *h = devproxy_placed(vm->devices[i]);
+		for (uint32_t r = 0; r < h->nranges; r++) {
+			const struct ipc_range *range = &h->ranges[r];
+			if ((range->kind != IPC_RANGE_PL011 && range->kind != IPC_RANGE_VIRTIO_MMIO) ||
+			    !range->has_irq)
+				continue;
+			if (*n == ARM64_DT_MAX_DEVICES)
+				return -1;
+			out[(*n)++] = (struct arm64_dt_device){
+				.kind = range->kind == IPC_RANGE_PL011 ? ARM64_DT_PL011 : ARM64_DT_VIRTIO_MMIO,
+				.base = range->base, .size = range->size,
+				.spi = h->irqs[range->irq].gsi,
+				.edge = h->irqs[range->irq].trigger == IPC_TRIGGER_EDGE};
+		}
+	}
+	return 0;
+}
+
+/* Load an arm64 kernel Image (and initrd) with a device tree describing the
+ * board and its devices; vCPU 0 enters it with X0 = the tree. */
+static int load_linux(const struct vm *vm, const struct options *o, const struct guest_files *f,
+		      uint8_t *ram, struct vcpu_boot *boot)
+{
+	char err[256];
+	struct arm64_linux_loaded loaded;
+	if (arm64_linux_place(ram, low_ram(o), f->kernel, f->kernel_size, f->initrd, f->initrd_size,
+			      &loaded, err, sizeof(err))) {
+		log_msg("%s: %s", o->kernel, err);
+		return -1;
+	}
+	struct arm64_dt_device devices[ARM64_DT_MAX_DEVICES];
+	struct arm64_dt_config dt = {.ram_size = low_ram(o), .cpus = (unsigned)o->cpus,
+				     .bootargs = o->cmdline, .initrd_start = loaded.initrd_start,
+				     .initrd_size = loaded.initrd_size, .devices = devices};
+	if (dt_devices(vm, devices, &dt.ndevices)) {
+		log_msg("the devices declare more than %d ranges for the device tree", ARM64_DT_MAX_DEVICES);
+		return -1;
+	}
+	if (!arm64_dt_build(ram + loaded.dtb, ARM64_DTB_MAX, &dt, err, sizeof(err))) {
+		log_msg("%s", err);
+		return -1;
+	}
+	*boot = (struct vcpu_boot){.mode = VCPU_AARCH64, .entry = loaded.entry, .x0 = loaded.dtb};
+	return 0;
+}
+#endif
+
 /* Put the guest image in RAM and fill the vCPU's start state. */
-static int load_guest(const struct options *o, uint8_t *ram, struct vcpu_boot *boot)
+static int load_guest(const struct vm *vm, const struct options *o, const struct guest_files *f,
+		      uint8_t *ram, struct vcpu_boot *boot)
 {
 	if (o->kernel)
-		return load_linux(o, ram, boot);
+		return load_linux(vm, o, f, ram, boot);
 	char err[256];
-	uint64_t image_size;
-	if (load_flat(o->flat, ram, o->memory, &image_size))
+	if (load_flat(o, f, ram))
 		return -1;
-	if (boot_flat(ram, o->memory, image_size, o->flat_mode, boot, err, sizeof(err))) {
+#ifdef __aarch64__
+	int rc = boot_flat_arm64(ram, low_ram(o), o->flat_addr, f->flat_size, boot, err, sizeof(err));
+#else
+	int rc = -1;
+	if (o->flat_addr)
+		snprintf(err, sizeof(err), "the x86 board runs flat images at 0 (--flat-addr is for arm64)");
+	else
+		rc = boot_flat(ram, low_ram(o), f->flat_size, o->flat_mode, boot, err, sizeof(err));
+#endif
+	if (rc) {
 		log_msg("%s: %s", o->flat, err);
 		return -1;
 	}
@@ -425,34 +569,49 @@ static void hook_quit(void *opaque)
 	vm_stop(opaque, VCPU_STOP_POWEROFF);
 }
 
+#ifndef __aarch64__ /* the x86 power device's hook */
 static void board_stop(void *opaque, enum vcpu_stop reason)
 {
 	vm_stop(opaque, reason);
 }
+#endif
 
-/* A device's line goes to the board's IOAPIC when the engine takes its
- * messages; otherwise (KVM for now) to the engine's own line input. */
+/* A device's line goes to the board's IOAPIC. */
 static void hook_irq(void *opaque, unsigned line, int level)
 {
 	struct vm *vm = opaque;
+#ifndef __aarch64__
 	if (vm->ops->signal_msi) {
 		ioapic_set_irq(&vm->ioapic, line, level);
 		return;
 	}
+#endif
 	pthread_mutex_lock(&vm->lock);
 	if (vm->engine && vm->ops->set_irq)
 		vm->ops->set_irq(vm->engine, line, level);
 	pthread_mutex_unlock(&vm->lock);
 }
 
+#ifndef __aarch64__
 /* The IOAPIC's messages (called with its lock held: lock order is IOAPIC,
  * then vm->lock, then the engine's LAPICs). */
 static void ioapic_to_engine(void *opaque, uint64_t address, uint32_t data)
 {
 	struct vm *vm = opaque;
 	pthread_mutex_lock(&vm->lock);
-	if (vm->engine)
+	if (vm->engine && vm->ops->signal_msi)
 		vm->ops->signal_msi(vm->engine, address, data);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* An IOAPIC entry changed (same lock order as ioapic_to_engine). */
+static void ioapic_route_to_engine(void *opaque, unsigned pin, bool masked, uint64_t address,
+				   uint32_t data)
+{
+	struct vm *vm = opaque;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->engine && vm->ops->irq_route)
+		vm->ops->irq_route(vm->engine, pin, masked, address, data);
 	pthread_mutex_unlock(&vm->lock);
 }
 
@@ -466,7 +625,8 @@ static void engine_eoi(void *opaque, uint8_t vector)
 static int attach_board(struct vm *vm, struct bus *bus, const struct options *o)
 {
 	char err[256];
-	struct ioapic_sink sink = {.opaque = vm, .deliver = ioapic_to_engine};
+	struct ioapic_sink sink = {.opaque = vm, .deliver = ioapic_to_engine,
+				   .route = ioapic_route_to_engine};
 	ioapic_init(&vm->ioapic, ACPI_IOAPIC_ADDR, (uint8_t)o->cpus, &sink); /* id after the LAPICs, as in the MADT */
 	power_init(&vm->power, board_stop, vm);
 	const char *announce = getenv("MINIVM_BOOT_TIME");
@@ -481,6 +641,14 @@ static int attach_board(struct vm *vm, struct bus *bus, const struct options *o)
 	}
 	return 0;
 }
+
+#else
+/* The arm64 board has no devices in this process yet. */
+static int attach_board(struct vm *vm, struct bus *bus, const struct options *o)
+{
+	return 0;
+}
+#endif
 
 struct vcpu_thread {
 	struct vm *vm;
@@ -527,16 +695,42 @@ static int attach_devices(struct vm *vm, const struct options *o, const struct d
 	return 0;
 }
 
+/* Everything from outside is in hand: the devices' connections, guest RAM,
+ * the image in memory (sandbox.c says what is left allowed). */
+static int enter_sandbox(const struct vm *vm, const struct options *o)
+{
+	char err[256];
+	/* glibc reads the time zone file at the first gmtime (the CMOS clock's),
+	 * whatever the zone: now, while files can be opened. */
+	tzset();
+	if (vm->ops->before_sandbox)
+		vm->ops->before_sandbox(o->jit);
+	if (host_sandbox_enter(core_sandbox(vm->ops->name), err, sizeof(err)) == HOST_SANDBOX_FAILED) {
+		log_msg("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 /* Create the engine and vCPU 0 and run it to its end; the exit status. */
-static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, uint8_t *ram,
+static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const struct guest_mem *mem,
 		  const struct vcpu_boot *boot)
 {
 	char err[256];
-	struct engine_config cfg = {.ram = ram,
-				    .ram_size = o->memory,
+	struct engine_config cfg = {.ram = mem->base,
+				    .ram_size = low_ram(o),
+				    .high_ram_gpa = HIGH_RAM_BASE,
+				    .high_ram_size = o->memory - low_ram(o),
+				    .mem = mem,
 				    .cpus = o->cpus,
+				    .jit = o->jit,
 				    .bus = bus_engine_callbacks(bus),
-				    .irqchip = {.opaque = vm, .eoi = engine_eoi}};
+#ifdef __aarch64__
+				    .ram_map_from = o->kernel ? 0 : BOOT_ARM64_RAM_START,
+#else
+				    .irqchip = {.opaque = vm, .eoi = engine_eoi},
+#endif
+	};
 	struct engine *engine = vm->ops->create(&cfg, err, sizeof(err));
 	if (!engine) {
 		log_msg("engine %s: %s", vm->ops->name, err);
@@ -603,6 +797,8 @@ int main(int argc, char **argv)
 {
 	log_init("vmm-core");
 	host_child_init();
+	if (argc == 2 && strcmp(argv[1], "--check") == 0)
+		return core_check(stdout);
 	struct options o;
 	int rc = parse_args(argc, argv, &o);
 	if (rc)
@@ -613,45 +809,74 @@ int main(int argc, char **argv)
 	vm.ops = choose_engine(o.engine);
 	if (!vm.ops)
 		return EXIT_ERROR;
-	if (o.cpus > 1 && !vm.ops->signal_msi) {
-		/* Application processors start through LAPIC INIT/SIPI. */
+	if (o.cpus > 1 && !vm.ops->signal_msi && !vm.ops->set_irq) {
+		/* Application processors start through LAPIC INIT/SIPI, or PSCI
+		 * with an in-kernel interrupt controller (arm64). */
 		log_msg("--cpus %d: the %s engine has no LAPICs yet: use 1 vCPU or the soft engine",
 			o.cpus, vm.ops->name);
 		return EXIT_ERROR;
 	}
 
 	char err[256];
-	host_shm *ram_shm = host_shm_create("guest-ram", o.memory, err, sizeof(err));
+	uint64_t host_bytes = host_memory_bytes();
+	if (host_bytes && o.memory > host_bytes) {
+		log_msg("--memory %llu MiB: this host has %llu MiB of RAM and swap; ask for less",
+			(unsigned long long)(o.memory >> 20), (unsigned long long)(host_bytes >> 20));
+		return EXIT_ERROR;
+	}
+	/* Guest RAM and, after it, the log of pages devices write (guest_mem.h). */
+	host_shm *ram_shm = host_shm_create("guest-ram", guest_mem_shm_size(o.memory), err, sizeof(err));
 	if (!ram_shm) {
 		log_msg("cannot create %llu bytes of guest RAM: %s", (unsigned long long)o.memory, err);
 		return EXIT_ERROR;
 	}
-	uint8_t *ram = host_shm_ptr(ram_shm);
+	struct guest_mem mem;
+	guest_mem_attach(&mem, host_shm_ptr(ram_shm), o.memory);
+	if (o.memory > low_ram(&o)) {
+		const struct guest_mem_region split[2] = {{0, low_ram(&o)},
+							  {HIGH_RAM_BASE, o.memory - low_ram(&o)}};
+		guest_mem_set_regions(&mem, split, 2);
+	}
+	uint8_t *ram = mem.base;
 	struct vcpu_boot boot;
-	if (load_guest(&o, ram, &boot))
-		return EXIT_ERROR;
 
 	struct bus bus;
-	bus_init(&bus, o.memory);
+	bus_init(&bus, low_ram(&o));
+	bus.high_ram_base = HIGH_RAM_BASE;
+	bus.high_ram_size = o.memory - low_ram(&o);
+#ifdef __aarch64__
+	if (!o.kernel) /* the flat board leaves its first 64 KiB to MMIO */
+		bus.ram_start = BOOT_ARM64_RAM_START;
+#endif
 	if (attach_board(&vm, &bus, &o))
 		return EXIT_ERROR;
+	static struct slot_table slots = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct devproxy_board board = {
 		.bus = &bus,
+		.slots = &slots,
 		.ram_name = host_shm_name(ram_shm),
-		.ram_size = o.memory,
+		.ram = &mem,
 		.hooks = {.opaque = &vm, .irq = hook_irq, .quit = hook_quit},
 	};
 	uint64_t start = host_now_ns();
-	int status = attach_devices(&vm, &o, &board) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
+	/* The guest is loaded once every device has said what it is: the ACPI
+	 * tables describe what they declared. */
+	struct guest_files files;
+	int status = read_guest_files(&o, &files) || attach_devices(&vm, &o, &board) ||
+				     load_guest(&vm, &o, &files, ram, &boot) || enter_sandbox(&vm, &o)
+			     ? EXIT_ERROR
+			     : run_vm(&vm, &o, &bus, &mem, &boot);
 	while (status == RUN_REBOOT) {
 		/* QEMU's behaviour: the machine starts over with the same image,
 		 * and every device is reset (host input queued for the UART
 		 * stays: it was typed for the next boot too). */
 		log_msg("the guest reset the machine: rebooting");
+#ifndef __aarch64__
 		ioapic_reset(&vm.ioapic);
+#endif
 		for (int i = 0; i < vm.ndevices; i++)
 			devproxy_reset(vm.devices[i]);
-		status = load_guest(&o, ram, &boot) ? EXIT_ERROR : run_vm(&vm, &o, &bus, ram, &boot);
+		status = load_guest(&vm, &o, &files, ram, &boot) ? EXIT_ERROR : run_vm(&vm, &o, &bus, &mem, &boot);
 	}
 	uint64_t run_ns = host_now_ns() - start;
 
@@ -660,10 +885,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < vm.ndevices; i++)
 		devproxy_shutdown_and_destroy(vm.devices[i]);
 	stats_print_if_asked(run_ns);
+#ifndef __aarch64__
 	const char *stats = getenv("MINIVM_STATS");
 	uint64_t marker_ns = atomic_load(&vm.bootmark.elapsed_ns);
 	if (stats && strcmp(stats, "1") == 0 && marker_ns)
 		log_msg("boot marker: %llu ms after launch", (unsigned long long)(marker_ns / 1000000));
+#endif
 	host_shm_close(ram_shm);
+	free(files.kernel);
+	free(files.initrd);
+	free(files.flat);
 	return status;
 }

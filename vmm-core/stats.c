@@ -31,9 +31,10 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 		(unsigned long long)get(&core_stats.mmio_writes),
 		(unsigned long long)get(&core_stats.unowned));
 	log_msg("stats: %llu round trips (%.1f us avg), %llu shadow hits, %llu posted writes, "
-		"%.3f s waited on ipc (%.1f%%)",
+		"%llu acks lowered a line, %.3f s waited on ipc (%.1f%%)",
 		(unsigned long long)trips, trips ? (double)wait_ns / 1e3 / (double)trips : 0.0,
 		(unsigned long long)get(&core_stats.shadow_hits),
-		(unsigned long long)get(&core_stats.posted_writes), (double)wait_ns / 1e9,
+		(unsigned long long)get(&core_stats.posted_writes),
+		(unsigned long long)get(&core_stats.acks_lowered), (double)wait_ns / 1e9,
 		100.0 * (double)wait_ns / 1e9 / secs);
 }

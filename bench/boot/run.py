@@ -1,6 +1,7 @@
 #!/usr/bin/python3
-"""Linux boot: launch -> shell -> poweroff, minivm -accel soft beside QEMU TCG
-(-M microvm and the default pc machine), on the same kernel and initrd.
+"""Linux boot: launch -> shell -> poweroff, minivm -accel soft (its JIT, and
+the interpreter alone: "minivm interp", --jit off) beside QEMU TCG (-M
+microvm and the default pc machine), on the same kernel and initrd.
 
     bench/boot/run.py BUILD_DIR [--runs N] [--timeout S] [--guest-unxz-build DIR]
 
@@ -40,6 +41,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from linuxguest import (QEMU_SERIAL_STDIO, children_of, guest_files,  # noqa: E402
+                        minivm_linux_cmd, qemu_linux_cmd)
+
 READY = b"minivm: init ready"
 PROMPT = b"# "  # busybox ash sends ESC[6n after it: never anchor
 PRINTK_TIME = re.compile(rb"\[ *(\d+\.\d+)\] ")
@@ -50,23 +55,6 @@ MiB = 1 << 20
 
 class Hang(Exception):
     pass
-
-
-def children_of(pid):
-    """Pids whose parent is pid (this kernel has no /proc/PID/task/*/children)."""
-    kids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The field after "(comm)" is the state, then the parent's pid.
-        if int(stat[stat.rindex(b")") + 2:].split()[1]) == pid:
-            kids.append(int(entry))
-    return kids
 
 
 def peak_rss(pid):
@@ -148,21 +136,18 @@ def boot_once(cmd, env, timeout):
 
 
 def vmms(build, guest_unxz_build):
-    guest = os.path.join(build, "guest")
-    kernel, initrd = os.path.join(guest, "bzImage"), os.path.join(guest, "initrd.img")
-    common = ["-m", "256M", "-kernel", kernel, "-initrd", initrd, "-append", "console=ttyS0"]
-    qemu = ["qemu-system-x86_64", "-accel", "tcg", *common, "-smp", "1", "-nodefaults",
-            "-no-user-config", "-display", "none", "-nic", "none",
-            "-chardev", "stdio,id=con,signal=off", "-serial", "chardev:con"]
+    append = "console=ttyS0"
     minivm_env = dict(os.environ, MINIVM_BOOT_TIME="1")
+    unxz_launcher = (os.path.join(guest_unxz_build, "bin", "launcher")
+                     if guest_unxz_build else None)
     return [
-        ("minivm soft", [os.path.join(build, "bin", "launcher"), "run", "-accel", "soft",
-                         "-smp", "1", *common], minivm_env),
-        ("qemu microvm", qemu + ["-M", "microvm,pit=on"], None),
-        ("qemu pc", qemu + ["-M", "pc"], None),
-    ] + ([("minivm unxz", [os.path.join(guest_unxz_build, "bin", "launcher"), "run",
-                           "-accel", "soft", "-smp", "1", *common], minivm_env)]
-         if guest_unxz_build else [])
+        ("minivm soft", minivm_linux_cmd(build, append), minivm_env),
+        ("minivm interp", minivm_linux_cmd(build, append) + ["--jit", "off"], minivm_env),
+        ("qemu microvm", qemu_linux_cmd(build, append, "microvm,pit=on") + QEMU_SERIAL_STDIO,
+         None),
+        ("qemu pc", qemu_linux_cmd(build, append, "pc") + QEMU_SERIAL_STDIO, None),
+    ] + ([("minivm unxz", minivm_linux_cmd(build, append, launcher=unxz_launcher),
+           minivm_env)] if guest_unxz_build else [])
 
 
 def median(runs, key):
@@ -187,9 +172,7 @@ def main():
     args = ap.parse_args()
     # Turn SIGTERM into an exit so the VMM being measured is killed too.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
-    for path in ("guest/bzImage", "guest/initrd.img", "bin/launcher"):
-        if not os.path.exists(os.path.join(args.build, path)):
-            sys.exit(f"bench/boot: {args.build}/{path} is missing (build with -DMINIVM_GUEST=ON)")
+    guest_files(args.build)
 
     machines = vmms(args.build, args.guest_unxz_build)
     results = {name: [] for name, _, _ in machines}

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Speed of the software CPU: MIPS on the benchmark guests under minivm's
-soft engine and under QEMU's TCG, measured in the same run.
+soft engine (its JIT, and the interpreter: --jit off) and under QEMU's TCG,
+measured in the same run; the ratio is the JIT's to TCG's.
 
-    bench/softcpu/run.py BUILD_DIR [--runs N]
+    bench/softcpu/run.py BUILD_DIR [--runs N] [--cpu-time] [--guest NAME]...
 
 Each guest runs its loop twice, with a small and a large iteration count
 (patched into the binary at offset 8); MIPS = extra instructions / extra
@@ -32,6 +33,9 @@ GUESTS = {  # name: (small, large) iteration counts for minivm; QEMU runs QEMU_S
     "intloop": (1_000_000, 10_000_000),
     "memcpy": (2_000_000, 20_000_000),
     "checksum": (2_000_000, 20_000_000),
+    "x87": (500_000, 5_000_000),
+    "ssefp": (1_000_000, 10_000_000),
+    "sse4": (1_000_000, 10_000_000),
 }
 QEMU_SCALE = 10  # QEMU is faster: longer runs keep its start-up noise small
 
@@ -59,8 +63,9 @@ class Clock:
 CLOCK = Clock(cpu=False)
 
 
-def run_minivm(build, guest):
-    cmd = [os.path.join(build, "bin", "launcher"), "run", "-accel", "soft", "--flat", guest, "--debugcon", "0xf1"]
+def run_minivm(build, guest, jit):
+    cmd = [os.path.join(build, "bin", "launcher"), "run", "-accel", "soft", "--flat", guest, "--debugcon", "0xf1",
+           "--jit", "on" if jit else "off"]
     start = CLOCK.now()
     out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=900)
     elapsed = CLOCK.now() - start
@@ -69,12 +74,18 @@ def run_minivm(build, guest):
     return last_number(out.stdout), elapsed
 
 
-def run_qemu(bios, guest, tmp):
+# QEMU's default CPU model (qemu64) has no SSSE3/SSE4: name the features the guest uses.
+QEMU_CPU = {"sse4": "qemu64,+ssse3,+sse4.1,+sse4.2,+popcnt"}
+
+
+def run_qemu(bios, guest, tmp, name):
     log = os.path.join(tmp, "debugcon.txt")
     if os.path.exists(log):
         os.remove(log)
     cmd = qemu_flat_cmd(bios, guest, "tcg") + [
         "-device", "isa-debugcon,iobase=0xf1,chardev=d", "-chardev", f"file,id=d,path={log}"]
+    if name in QEMU_CPU:
+        cmd += ["-cpu", QEMU_CPU[name]]
     start = CLOCK.now()
     subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
     elapsed = CLOCK.now() - start
@@ -95,22 +106,26 @@ def main():
     parser.add_argument("build")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--cpu-time", action="store_true", help="measure CPU time instead of elapsed time")
+    parser.add_argument("--guest", action="append", choices=sorted(GUESTS), help="only these guests (repeatable)")
     args = parser.parse_args()
     CLOCK.cpu = args.cpu_time
     qemu = shutil.which("qemu-system-x86_64")
     with tempfile.TemporaryDirectory() as tmp:
         bios = jmp0_bios(tmp)
-        print(f"{'guest':10} {'minivm soft':>12} {'QEMU TCG':>12} {'ratio':>7}")
+        print(f"{'guest':10} {'minivm JIT':>12} {'interpreter':>12} {'QEMU TCG':>12} {'ratio':>7}")
         for name, (small, large) in GUESTS.items():
+            if args.guest and name not in args.guest:
+                continue
             src = os.path.join(args.build, "bench", "softcpu", f"{name}.bin")
             pick = {n: patched(src, 8, "<Q", n, tmp) for n in (small, large, small * QEMU_SCALE, large * QEMU_SCALE)}
-            ours = mips(lambda n: run_minivm(args.build, pick[n]), small, large, args.runs)
+            ours = mips(lambda n: run_minivm(args.build, pick[n], True), small, large, args.runs)
+            interp = mips(lambda n: run_minivm(args.build, pick[n], False), small, large, args.runs)
             if qemu:
-                theirs = mips(lambda n: run_qemu(bios, pick[n], tmp), small * QEMU_SCALE,
+                theirs = mips(lambda n: run_qemu(bios, pick[n], tmp, name), small * QEMU_SCALE,
                               large * QEMU_SCALE, args.runs)
-                print(f"{name:10} {ours:9.0f} MIPS {theirs:7.0f} MIPS {ours / theirs:7.2f}")
+                print(f"{name:10} {ours:7.0f} MIPS {interp:7.0f} MIPS {theirs:7.0f} MIPS {ours / theirs:7.2f}")
             else:
-                print(f"{name:10} {ours:9.0f} MIPS {'(no qemu-system-x86_64)':>20}")
+                print(f"{name:10} {ours:7.0f} MIPS {interp:7.0f} MIPS {'(no qemu-system-x86_64)':>20}")
     return 0
 
 

@@ -10,11 +10,20 @@ import subprocess
 import time
 from pathlib import Path
 
+import pexpect
 import pytest
 
 BIN = Path(os.environ.get("MINIVM_BIN", "build/bin"))
 GUESTS = Path(os.environ.get("MINIVM_GUESTS", "build/guests"))
 LAUNCHER = BIN / "launcher"
+
+# The default Linux guest (guest/build-guest.sh), built into MINIVM_BUILD/guest
+# when the CMake option MINIVM_GUEST is on.
+LINUX_GUEST_DIR = Path(os.environ.get("MINIVM_BUILD", "build")) / "guest"
+LINUX_KERNEL = LINUX_GUEST_DIR / "bzImage"
+LINUX_INITRD = LINUX_GUEST_DIR / "initrd.img"
+LINUX_BOOT_TIMEOUT = 300  # seconds to the shell under emulation, with margin
+PROMPT = "# "             # ash also sends ESC[6n after it: never anchor
 
 
 def write_conf(directory, vm=None, serial=None):
@@ -86,6 +95,52 @@ def wait_gone(pids, timeout=10):
             return True
         time.sleep(0.05)
     return False
+
+
+def linux_args(extra_args=(), append="console=ttyS0"):
+    """The launcher's arguments for the default Linux guest on the soft engine."""
+    assert LINUX_KERNEL.exists() and LINUX_INITRD.exists(), f"no guest in {LINUX_GUEST_DIR}"
+    return ["run", "-accel", "soft", "-m", "256M", "-kernel", str(LINUX_KERNEL),
+            "-initrd", str(LINUX_INITRD), "-append", append, *map(str, extra_args)]
+
+
+def boot_linux(extra_args=(), append="console=ttyS0"):
+    """Start the default Linux guest with the soft engine plus extra_args;
+    return the pexpect child once the shell prompt is there."""
+    child = pexpect.spawn(str(LAUNCHER), linux_args(extra_args, append),
+                          timeout=LINUX_BOOT_TIMEOUT, encoding="utf-8",
+                          codec_errors="replace", dimensions=(24, 200))
+    child.expect("minivm: init ready")
+    child.expect(PROMPT)
+    return child
+
+
+def shell_run(child, command, timeout=120):
+    """Run a shell command; return its output.  What precedes the next
+    prompt is the echoed command line, the output, and the prompt's "/ "."""
+    child.sendline(command)
+    child.expect(PROMPT, timeout=timeout)
+    lines = child.before.replace("\r", "").split("\n")
+    return "\n".join(lines[1:-1]).strip()
+
+
+@pytest.fixture
+def linux_shell():
+    """A function booting the default Linux guest with extra launcher flags
+    (and optionally another kernel command line): it returns the pexpect
+    child at the shell prompt.  Every guest it started is killed when the
+    test ends.  E.g. linux_shell(["-smp", "2"]) or
+    linux_shell(["-console", "hvc0"], append="console=hvc0")."""
+    children = []
+
+    def start(extra_args=(), append="console=ttyS0"):
+        child = boot_linux(extra_args, append)
+        children.append(child)
+        return child
+    yield start
+    for child in children:
+        if child.isalive():
+            child.terminate(force=True)
 
 
 @pytest.fixture

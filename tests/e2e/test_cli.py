@@ -13,7 +13,7 @@ def test_help_lists_commands_and_keys():
     r = run_launcher(["--help"])
     assert r.returncode == 0
     text = (r.stdout + r.stderr).decode()
-    for word in ["run", "-kernel", "-accel", "--flat", "memory", "debugcon"]:
+    for word in ["run", "check", "-kernel", "-accel", "--flat", "memory", "debugcon"]:
         assert word in text, word
 
 
@@ -47,7 +47,7 @@ def test_unknown_key_names_file_line_and_key(tmp_path):
 
 
 def test_memory_out_of_range(tmp_path):
-    conf = write_conf(tmp_path, vm={"flat": guest("s001"), "memory": "512G"})
+    conf = write_conf(tmp_path, vm={"flat": guest("s001"), "memory": "513G"})
     line = one_line_error(run_launcher(["run", conf]))
     assert "memory" in line, line
 
@@ -67,3 +67,22 @@ def test_engine_not_built_in():
 def test_unknown_engine():
     line = one_line_error(run_launcher(["run", "--flat", guest("s001"), "-accel", "vmx9"]))
     assert "vmx9" in line, line
+
+
+def test_check_reports_each_engine_and_runs_s001():
+    """`launcher check`: every built-in engine, available or why not, and
+    s001 on each available one (the output of a bug report)."""
+    r = run_launcher(["check"], timeout=30)
+    out = r.stdout.decode()
+    assert r.returncode == 0, (out, r.stderr.decode())
+    assert out.startswith("minivm "), out
+    engines = [line for line in out.splitlines() if line.startswith("engine ")]
+    assert [e.split(":")[0] for e in engines] == ["engine kvm", "engine soft"], out
+    available = sum(e.endswith(": available") for e in engines)
+    assert available >= 1, out  # soft at least
+    assert out.count("  s001: ok, printed \"Helo\" and halted") == available, out
+
+
+def test_check_takes_no_arguments():
+    line = one_line_error(run_launcher(["check", "extra"]))
+    assert "no arguments" in line

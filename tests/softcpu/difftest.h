@@ -37,6 +37,12 @@ struct dt_state {
 	uint64_t r[16]; /* RAX..R15 in encoding order */
 	uint64_t rip, rflags;
 	uint64_t xmm[16][2];
+	/* x87 (compared in sse cases): FXSAVE's control/status words, abridged
+	 * tags and ST(0)..ST(7) */
+	uint16_t fcw, fsw;
+	uint8_t ftw;
+	uint32_t mxcsr; /* compared in sse cases: random rounding, FTZ, DAZ; exceptions masked */
+	uint8_t st[8][10];
 	int vector;     /* exception that ended the run: 3 (the final INT3) or a fault */
 	uint8_t data[DATA_SIZE];
 	uint8_t stack[STACK_SIZE];
@@ -51,20 +57,41 @@ struct dt_case {
 	unsigned forms[MAX_FORMS_PER_CASE]; /* indexes into the generator's form table */
 	unsigned nforms;
 	uint32_t undef_flags;             /* flags whose final value is undefined */
+	bool sse;                         /* XMM and x87 registers are part of the state */
+	uint64_t fill_seed;               /* init's data, stack and XMM: gen_fill(sse, fill_seed) */
 	struct dt_state init;
 };
+
+/* A case that once mismatched, replayed by every run (regressions.c).  The
+ * report of a mismatch prints this initializer, ready to paste. */
+struct dt_regression {
+	const char *forms; /* the generator's names of its forms, for people */
+	const char *code;  /* hex bytes, "d0 05 ..." */
+	uint64_t r[16];
+	uint64_t rflags;
+	uint32_t undef_flags;
+	bool sse;
+	uint64_t fill_seed;
+};
+
+extern const struct dt_regression dt_regressions[];
+extern const unsigned dt_nregressions;
 
 /* gen.c */
 void gen_seed(uint64_t seed);
 void gen_case(struct dt_case *tc, bool sse);
+void gen_fill(struct dt_state *s, bool sse, uint64_t fill_seed);
 unsigned gen_form_count(void);
 const char *gen_form_name(unsigned form);
+bool gen_form_is_x87(unsigned form);
 
 /* native.c: run n cases in a child process; out[i].vector = -1 if the child died. */
 int native_run(const struct dt_case *cases, struct dt_state *out, unsigned n);
 
-/* soft.c */
+/* soft.c: two vCPUs on one machine, one interpreting, one translating
+ * (jit.c); soft_init fails if the JIT cannot be turned on here. */
 int soft_init(void);
-void soft_run(const struct dt_case *tc, struct dt_state *out);
+/* cold_tlb: flush the TLB first, else keep what earlier cases left. */
+void soft_run(const struct dt_case *tc, struct dt_state *out, bool cold_tlb, bool jit);
 
 #endif

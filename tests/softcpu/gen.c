@@ -37,6 +37,9 @@ enum enc {
 	E_XMM_GPR,  /* reg = XMM, rm = GPR or memory */
 	E_GPR_XMM,  /* reg = GPR, rm = XMM or memory */
 	E_GPR_XMMREG, /* reg = GPR, rm = XMM register */
+	E_X87_REG,  /* x87 ModRM C0 | digit << 3 | random ST(i) */
+	E_X87_FIXED, /* x87 with a fixed ModRM byte (in digit) */
+	E_X87_MEM,  /* x87 ModRM: reg = digit, rm = memory */
 };
 
 enum imm { I_NONE, I_8, I_Z, I_V, I_COUNT /* imm8 below the operand width */ };
@@ -58,7 +61,7 @@ enum special { /* 0: none */
 struct form {
 	char name[24];
 	uint8_t pfx;      /* mandatory prefix (66/F2/F3) or 0 */
-	uint8_t op[2];
+	uint8_t op[3];
 	uint8_t oplen;
 	uint8_t enc, digit, imm, sizes, special;
 	uint16_t wr, un, rd; /* flags written (defined), left undefined, read */
@@ -66,7 +69,7 @@ struct form {
 	bool lockable; /* takes a LOCK prefix with a memory operand */
 };
 
-#define MAX_FORMS 600
+#define MAX_FORMS 800
 static struct form forms[MAX_FORMS];
 static unsigned nforms;
 
@@ -79,7 +82,12 @@ static void add(const char *name, uint8_t pfx, unsigned op, unsigned enc, unsign
 	struct form *f = &forms[nforms++];
 	snprintf(f->name, sizeof(f->name), "%s", name);
 	f->pfx = pfx;
-	if (op > 0xff) {
+	if (op >= 0x3800) { /* 0F 38 xx, 0F 3A xx */
+		f->op[0] = 0x0f;
+		f->op[1] = (uint8_t)(op >> 8);
+		f->op[2] = (uint8_t)op;
+		f->oplen = 3;
+	} else if (op > 0xff) {
 		f->op[0] = 0x0f;
 		f->op[1] = (uint8_t)op;
 		f->oplen = 2;
@@ -102,7 +110,7 @@ static void add(const char *name, uint8_t pfx, unsigned op, unsigned enc, unsign
 	else if (op <= 0xff)
 		f->lockable = ((o >= 0x80 && o <= 0x83) && d != 7) || o == 0x86 || o == 0x87 ||
 			      ((o == 0xf6 || o == 0xf7) && (d == 2 || d == 3));
-	else
+	else if (op < 0x3800)
 		f->lockable = o == 0xab || o == 0xb3 || o == 0xbb || (o == 0xba && d >= 5) || o == 0xb0 || o == 0xb1 ||
 			      o == 0xc0 || o == 0xc1 || o == 0xc7;
 	if ((o == 0xfe || o == 0xff) && op <= 0xff && enc == E_DIGIT && d < 2)
@@ -110,6 +118,151 @@ static void add(const char *name, uint8_t pfx, unsigned op, unsigned enc, unsign
 }
 
 #define OF2(x) (0x100 | (x)) /* 0F xx */
+#define OF38(x) (0x3800 | (x)) /* 0F 38 xx */
+#define OF3A(x) (0x3a00 | (x)) /* 0F 3A xx */
+
+/* The x87: every memory form but FNSTENV/FNSAVE (whose instruction and
+ * operand pointers differ between CPU generations), every register form. */
+static void build_x87_forms(void)
+{
+	static const char *arith[8] = {"fadd", "fmul", "fcom", "fcomp", "fsub", "fsubr", "fdiv", "fdivr"};
+	static const struct { uint8_t op, digit; const char *name; } mem[] = {
+		{0xd9, 0, "fld m32"}, {0xd9, 2, "fst m32"}, {0xd9, 3, "fstp m32"}, {0xd9, 4, "fldenv"},
+		{0xd9, 5, "fldcw"}, {0xd9, 7, "fnstcw"}, {0xdb, 0, "fild m32"}, {0xdb, 1, "fisttp m32"},
+		{0xdb, 2, "fist m32"}, {0xdb, 3, "fistp m32"}, {0xdb, 5, "fld m80"}, {0xdb, 7, "fstp m80"},
+		{0xdd, 0, "fld m64"}, {0xdd, 1, "fisttp m64"}, {0xdd, 2, "fst m64"}, {0xdd, 3, "fstp m64"},
+		{0xdd, 4, "frstor"}, {0xdd, 7, "fnstsw m16"}, {0xdf, 0, "fild m16"}, {0xdf, 1, "fisttp m16"},
+		{0xdf, 2, "fist m16"}, {0xdf, 3, "fistp m16"}, {0xdf, 4, "fbld"}, {0xdf, 5, "fild m64"},
+		{0xdf, 6, "fbstp"}, {0xdf, 7, "fistp m64"},
+	};
+	static const char *msrc[4] = {"m32", "m32int", "m64", "m16int"};
+	char n[24];
+	for (unsigned k = 0; k < 4; k++)
+		for (unsigned d = 0; d < 8; d++) {
+			snprintf(n, sizeof(n), "%s %s", arith[d], msrc[k]);
+			add(n, 0, 0xd8 + 2 * k, E_X87_MEM, d, I_NONE, S32, 0, 0, 0, 0);
+		}
+	for (unsigned i = 0; i < sizeof(mem) / sizeof(mem[0]); i++)
+		add(mem[i].name, 0, mem[i].op, E_X87_MEM, mem[i].digit, I_NONE, S32, 0, 0, 0, 0);
+	for (unsigned d = 0; d < 8; d++) {
+		snprintf(n, sizeof(n), "%s st,st(i)", arith[d]);
+		add(n, 0, 0xd8, E_X87_REG, d, I_NONE, S32, 0, 0, 0, 0);
+		snprintf(n, sizeof(n), "dc /%u st(i),st", d); /* FCOM2 FCOMP3 aliases at /2 /3 */
+		add(n, 0, 0xdc, E_X87_REG, d, I_NONE, S32, 0, 0, 0, 0);
+		snprintf(n, sizeof(n), "de /%u st(i),st pop", d); /* FCOMP5 alias at /2 */
+		if (d != 3)
+			add(n, 0, 0xde, E_X87_REG, d, I_NONE, S32, 0, 0, 0, 0);
+	}
+	static const struct { uint8_t op, digit; uint16_t wr, rd; const char *name; } reg[] = {
+		{0xd9, 0, 0, 0, "fld st(i)"}, {0xd9, 1, 0, 0, "fxch"}, {0xd9, 3, 0, 0, "fstp1"},
+		{0xda, 0, 0, DT_CF, "fcmovb"}, {0xda, 1, 0, DT_ZF, "fcmove"}, {0xda, 2, 0, DT_CF | DT_ZF, "fcmovbe"},
+		{0xda, 3, 0, DT_PF, "fcmovu"}, {0xdb, 0, 0, DT_CF, "fcmovnb"}, {0xdb, 1, 0, DT_ZF, "fcmovne"},
+		{0xdb, 2, 0, DT_CF | DT_ZF, "fcmovnbe"}, {0xdb, 3, 0, DT_PF, "fcmovnu"}, {0xdb, 5, ALL, 0, "fucomi"},
+		{0xdb, 6, ALL, 0, "fcomi"}, {0xdd, 0, 0, 0, "ffree"}, {0xdd, 1, 0, 0, "fxch4"}, {0xdd, 2, 0, 0, "fst st(i)"},
+		{0xdd, 3, 0, 0, "fstp st(i)"}, {0xdd, 4, 0, 0, "fucom"}, {0xdd, 5, 0, 0, "fucomp"},
+		{0xdf, 0, 0, 0, "ffreep"}, {0xdf, 1, 0, 0, "fxch7"}, {0xdf, 2, 0, 0, "fstp8"}, {0xdf, 3, 0, 0, "fstp9"},
+		{0xdf, 5, ALL, 0, "fucomip"}, {0xdf, 6, ALL, 0, "fcomip"},
+	};
+	for (unsigned i = 0; i < sizeof(reg) / sizeof(reg[0]); i++)
+		add(reg[i].name, 0, reg[i].op, E_X87_REG, reg[i].digit, I_NONE, S32, reg[i].wr, 0, reg[i].rd, 0);
+	static const struct { uint8_t op, modrm; const char *name; } fixed[] = {
+		{0xd9, 0xd0, "fnop"}, {0xd9, 0xe0, "fchs"}, {0xd9, 0xe1, "fabs"}, {0xd9, 0xe4, "ftst"},
+		{0xd9, 0xe5, "fxam"}, {0xd9, 0xe8, "fld1"}, {0xd9, 0xe9, "fldl2t"}, {0xd9, 0xea, "fldl2e"},
+		{0xd9, 0xeb, "fldpi"}, {0xd9, 0xec, "fldlg2"}, {0xd9, 0xed, "fldln2"}, {0xd9, 0xee, "fldz"},
+		{0xd9, 0xf0, "f2xm1"}, {0xd9, 0xf1, "fyl2x"}, {0xd9, 0xf2, "fptan"}, {0xd9, 0xf3, "fpatan"},
+		{0xd9, 0xf4, "fxtract"}, {0xd9, 0xf5, "fprem1"}, {0xd9, 0xf6, "fdecstp"}, {0xd9, 0xf7, "fincstp"},
+		{0xd9, 0xf8, "fprem"}, {0xd9, 0xf9, "fyl2xp1"}, {0xd9, 0xfa, "fsqrt"}, {0xd9, 0xfb, "fsincos"},
+		{0xd9, 0xfc, "frndint"}, {0xd9, 0xfd, "fscale"}, {0xd9, 0xfe, "fsin"}, {0xd9, 0xff, "fcos"},
+		{0xda, 0xe9, "fucompp"}, {0xdb, 0xe2, "fnclex"}, {0xdb, 0xe3, "fninit"}, {0xde, 0xd9, "fcompp"},
+		{0xdf, 0xe0, "fnstsw ax"},
+	};
+	for (unsigned i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		add(fixed[i].name, 0, fixed[i].op, E_X87_FIXED, fixed[i].modrm, I_NONE, S32, 0, 0, 0, 0);
+}
+
+/* MMX (the packed-integer opcodes without a prefix), the SSE2 integer
+ * forms MMX shares, SSSE3, SSE4.1, SSE4.2. */
+static void build_mmx_ssse3_sse4_forms(void)
+{
+	char n[24];
+	static const uint8_t mmx_ops[] = {
+		0xdb, 0xdf, 0xeb, 0xef, 0xfc, 0xfd, 0xfe, 0xd4, 0xf8, 0xf9, 0xfa, 0xfb, 0xdc, 0xdd, 0xd8, 0xd9, 0xec, 0xed,
+		0xe8, 0xe9, 0x74, 0x75, 0x76, 0x64, 0x65, 0x66, 0xda, 0xde, 0xd5, 0x60, 0x61, 0x62, 0x68, 0x69, 0x6a,
+		0xd1, 0xd2, 0xd3, 0xe1, 0xe2, 0xf1, 0xf2, 0xf3, 0x63, 0x67, 0x6b, 0xe0, 0xe3, 0xe4, 0xe5, 0xea, 0xee,
+		0xf4, 0xf5, 0xf6,
+	};
+	for (unsigned i = 0; i < sizeof(mmx_ops); i++) {
+		snprintf(n, sizeof(n), "mmx 0f %02x", mmx_ops[i]);
+		add(n, 0, OF2(mmx_ops[i]), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+		if (i >= 43) { /* SSE2 forms the SSE list above lacks */
+			snprintf(n, sizeof(n), "66 0f %02x", mmx_ops[i]);
+			add(n, 0x66, OF2(mmx_ops[i]), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+		}
+	}
+	static const struct { uint8_t op, digit; } mshift[] = {
+		{0x71, 2}, {0x71, 4}, {0x71, 6}, {0x72, 2}, {0x72, 4}, {0x72, 6}, {0x73, 2}, {0x73, 6},
+	};
+	for (unsigned i = 0; i < sizeof(mshift) / sizeof(mshift[0]); i++) {
+		snprintf(n, sizeof(n), "mmx 0f %02x /%u ib", mshift[i].op, mshift[i].digit);
+		add(n, 0, OF2(mshift[i].op), E_XMM_DIGIT, mshift[i].digit, I_8, S32, 0, 0, 0, 0);
+	}
+	add("movd/q mm,Ev", 0, OF2(0x6e), E_XMM_GPR, 0, I_NONE, S32 | S64, 0, 0, 0, 0);
+	add("movd/q Ev,mm", 0, OF2(0x7e), E_XMM_GPR, 0, I_NONE, S32 | S64, 0, 0, 0, 0);
+	add("movq mm,mm/m64", 0, OF2(0x6f), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movq mm/m64,mm", 0, OF2(0x7f), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movntq", 0, OF2(0xe7), E_XMM_MEM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("pshufw", 0, OF2(0x70), E_XMM, 0, I_8, S32, 0, 0, 0, 0);
+	add("pinsrw mm", 0, OF2(0xc4), E_XMM_GPR, 0, I_8, S32, 0, 0, 0, 0);
+	add("pinsrw xmm", 0x66, OF2(0xc4), E_XMM_GPR, 0, I_8, S32, 0, 0, 0, 0);
+	add("pextrw mm", 0, OF2(0xc5), E_GPR_XMMREG, 0, I_8, S32, 0, 0, 0, 0);
+	add("pextrw xmm", 0x66, OF2(0xc5), E_GPR_XMMREG, 0, I_8, S32, 0, 0, 0, 0);
+	add("pmovmskb mm", 0, OF2(0xd7), E_GPR_XMMREG, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movq2dq", 0xf3, OF2(0xd6), E_GPR_XMMREG, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movdq2q", 0xf2, OF2(0xd6), E_GPR_XMMREG, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("maskmovq", 0, OF2(0xf7), E_GPR_XMMREG, 0, I_NONE, S32, 0, 0, 0, SP_STRING);
+	add("maskmovdqu", 0x66, OF2(0xf7), E_GPR_XMMREG, 0, I_NONE, S32, 0, 0, 0, SP_STRING);
+	add("emms", 0, OF2(0x77), E_NONE, 0, I_NONE, S32, 0, 0, 0, 0);
+	forms[nforms - 1].sse = true;
+
+	/* SSSE3: MMX and XMM forms */
+	static const uint8_t ssse3_ops[] = {0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x1c, 0x1d, 0x1e};
+	for (unsigned i = 0; i < sizeof(ssse3_ops); i++) {
+		snprintf(n, sizeof(n), "mmx 0f 38 %02x", ssse3_ops[i]);
+		add(n, 0, OF38(ssse3_ops[i]), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+		snprintf(n, sizeof(n), "66 0f 38 %02x", ssse3_ops[i]);
+		add(n, 0x66, OF38(ssse3_ops[i]), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	}
+	add("palignr mm", 0, OF3A(0x0f), E_XMM, 0, I_8, S32, 0, 0, 0, 0);
+	add("palignr xmm", 0x66, OF3A(0x0f), E_XMM, 0, I_8, S32, 0, 0, 0, 0);
+
+	/* SSE4.1, SSE4.2 */
+	static const uint8_t sse41_ops[] = {
+		0x10, 0x14, 0x15, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x28, 0x29, 0x2b, 0x30, 0x31, 0x32, 0x33, 0x34,
+		0x35, 0x37, 0x38, 0x39, 0x3a, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f, 0x40, 0x41,
+	};
+	for (unsigned i = 0; i < sizeof(sse41_ops); i++) {
+		snprintf(n, sizeof(n), "66 0f 38 %02x", sse41_ops[i]);
+		add(n, 0x66, OF38(sse41_ops[i]), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	}
+	add("ptest", 0x66, OF38(0x17), E_XMM, 0, I_NONE, S32, ALL, 0, 0, 0);
+	add("movntdqa", 0x66, OF38(0x2a), E_XMM_MEM, 0, I_NONE, S32, 0, 0, 0, 0);
+	static const uint8_t sse41_imm_ops[] = {0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x21, 0x40, 0x41, 0x42};
+	for (unsigned i = 0; i < sizeof(sse41_imm_ops); i++) {
+		snprintf(n, sizeof(n), "66 0f 3a %02x ib", sse41_imm_ops[i]);
+		add(n, 0x66, OF3A(sse41_imm_ops[i]), E_XMM, 0, I_8, S32, 0, 0, 0, 0);
+	}
+	add("pextrb", 0x66, OF3A(0x14), E_XMM_GPR, 0, I_8, S32, 0, 0, 0, 0);
+	add("pextrw Ew", 0x66, OF3A(0x15), E_XMM_GPR, 0, I_8, S32, 0, 0, 0, 0);
+	add("pextrd/q", 0x66, OF3A(0x16), E_XMM_GPR, 0, I_8, S32 | S64, 0, 0, 0, 0);
+	add("extractps", 0x66, OF3A(0x17), E_XMM_GPR, 0, I_8, S32, 0, 0, 0, 0);
+	add("pinsrb", 0x66, OF3A(0x20), E_XMM_GPR, 0, I_8, S32, 0, 0, 0, 0);
+	add("pinsrd/q", 0x66, OF3A(0x22), E_XMM_GPR, 0, I_8, S32 | S64, 0, 0, 0, 0);
+	static const char *const strcmp_names[] = {"pcmpestrm", "pcmpestri", "pcmpistrm", "pcmpistri"};
+	for (unsigned i = 0; i < 4; i++)
+		add(strcmp_names[i], 0x66, OF3A(0x60 + i), E_XMM, 0, I_8, S32 | S64, ALL, 0, 0, 0);
+	add("crc32 Gv,Eb", 0xf2, OF38(0xf0), E_RM, 0, I_NONE, S32 | S64, 0, 0, 0, 0);
+	add("crc32 Gv,Ev", 0xf2, OF38(0xf1), E_RM, 0, I_NONE, SV, 0, 0, 0, 0);
+}
 
 static void build_forms(void)
 {
@@ -185,6 +338,7 @@ static void build_forms(void)
 	add("bsf Gv,Ev", 0, OF2(0xbc), E_RM, 0, I_NONE, SV, DT_ZF, DT_CF | DT_OF | DT_SF | DT_AF | DT_PF, 0, 0);
 	add("bsr Gv,Ev", 0, OF2(0xbd), E_RM, 0, I_NONE, SV, DT_ZF, DT_CF | DT_OF | DT_SF | DT_AF | DT_PF, 0, 0);
 	add("popcnt Gv,Ev", 0xf3, OF2(0xb8), E_RM, 0, I_NONE, SV, ALL, 0, 0, 0);
+	add("lzcnt Gv,Ev", 0xf3, OF2(0xbd), E_RM, 0, I_NONE, SV, DT_CF | DT_ZF, DT_OF | DT_SF | DT_AF | DT_PF, 0, 0);
 	for (unsigned cc = 0; cc < 16; cc++) {
 		char n[24];
 		snprintf(n, sizeof(n), "cmov%u Gv,Ev", cc); add(n, 0, OF2(0x40 + cc), E_RM, 0, I_NONE, SV, 0, 0, ALL, 0);
@@ -327,10 +481,34 @@ static void build_forms(void)
 	add("cvtss2si", 0xf3, OF2(0x2d), E_GPR_XMM, 0, I_NONE, S32 | S64, 0, 0, 0, 0);
 	add("cvtss2sd", 0xf3, OF2(0x5a), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
 	add("cvtsd2ss", 0xf2, OF2(0x5a), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("addsubpd", 0x66, OF2(0xd0), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("addsubps", 0xf2, OF2(0xd0), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("haddpd", 0x66, OF2(0x7c), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("haddps", 0xf2, OF2(0x7c), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("hsubpd", 0x66, OF2(0x7d), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("hsubps", 0xf2, OF2(0x7d), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movddup", 0xf2, OF2(0x12), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movsldup", 0xf3, OF2(0x12), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("movshdup", 0xf3, OF2(0x16), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("lddqu", 0xf2, OF2(0xf0), E_XMM_MEM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cmpps", 0, OF2(0xc2), E_XMM, 0, I_COUNT, S32, 0, 0, 0, 0);
+	add("cmppd", 0x66, OF2(0xc2), E_XMM, 0, I_COUNT, S32, 0, 0, 0, 0);
+	add("cmpss", 0xf3, OF2(0xc2), E_XMM, 0, I_COUNT, S32, 0, 0, 0, 0);
+	add("cmpsd", 0xf2, OF2(0xc2), E_XMM, 0, I_COUNT, S32, 0, 0, 0, 0);
+	add("cvtps2pd", 0, OF2(0x5a), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvtpd2ps", 0x66, OF2(0x5a), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvtdq2ps", 0, OF2(0x5b), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvtps2dq", 0x66, OF2(0x5b), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvttps2dq", 0xf3, OF2(0x5b), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvtdq2pd", 0xf3, OF2(0xe6), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvtpd2dq", 0xf2, OF2(0xe6), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
+	add("cvttpd2dq", 0x66, OF2(0xe6), E_XMM, 0, I_NONE, S32, 0, 0, 0, 0);
 	add("ucomiss", 0, OF2(0x2e), E_XMM, 0, I_NONE, S32, ALL, 0, 0, 0);
 	add("comiss", 0, OF2(0x2f), E_XMM, 0, I_NONE, S32, ALL, 0, 0, 0);
 	add("ucomisd", 0x66, OF2(0x2e), E_XMM, 0, I_NONE, S32, ALL, 0, 0, 0);
 	add("comisd", 0x66, OF2(0x2f), E_XMM, 0, I_NONE, S32, ALL, 0, 0, 0);
+	build_mmx_ssse3_sse4_forms();
+	build_x87_forms();
 }
 
 /* ---- random numbers (xorshift64*) ---- */
@@ -370,6 +548,11 @@ static uint64_t interesting(void)
 	case 2: return (uint64_t)(int64_t)(int8_t)rnd();
 	default: return rnd();
 	}
+}
+
+bool gen_form_is_x87(unsigned form)
+{
+	return forms[form].enc >= E_X87_REG;
 }
 
 unsigned gen_form_count(void)
@@ -514,6 +697,14 @@ static void emit_form(struct out *o, const struct form *f, unsigned size)
 		mem = below(2);
 		rm = free_reg();
 		break;
+	case E_X87_REG:
+		reg = f->digit;
+		rm = below(8);
+		break;
+	case E_X87_MEM:
+		reg = f->digit;
+		mem = true;
+		break;
 	case E_GPR_XMM: case E_GPR_XMMREG:
 		reg = free_reg();
 		mem = f->enc == E_GPR_XMM && below(2);
@@ -523,7 +714,7 @@ static void emit_form(struct out *o, const struct form *f, unsigned size)
 		break;
 	}
 	if (mem)
-		pick_mem(&m, f->sse && below(4) != 0);
+		pick_mem(&m, f->sse && f->enc < E_X87_REG && below(4) != 0);
 	/* Byte registers 4-7 mean AH..BH without REX: no REX bits then. */
 	if (byte_form && !want_rex && (reg >= 8 || (!mem && rm >= 8)))
 		want_rex = true;
@@ -549,7 +740,9 @@ static void emit_form(struct out *o, const struct form *f, unsigned size)
 		put(o, f->op[i] + (i + 1u == f->oplen && f->enc == E_PLUSR ? (reg & 7) : 0));
 
 	unsigned disp_at = 0;
-	if (f->enc != E_NONE && f->enc != E_PLUSR) {
+	if (f->enc == E_X87_FIXED) {
+		put(o, f->digit);
+	} else if (f->enc != E_NONE && f->enc != E_PLUSR) {
 		if (mem) {
 			put(o, (m.mod << 6) | ((reg & 7) << 3) | m.rm);
 			if (m.has_sib)
@@ -590,16 +783,73 @@ static void emit_mov_imm(struct out *o, unsigned reg, int32_t v)
 	put_n(o, (uint32_t)v, 4);
 }
 
-static void random_state(struct dt_state *s, bool sse)
+/* An 80-bit value: mostly numbers that arithmetic keeps in range, some
+ * specials (zeros, infinities, NaNs, denormals, unnormals), some raw bits. */
+static void random_f80(uint8_t out[10])
 {
-	memset(s, 0, sizeof(*s));
-	for (int i = 0; i < 16; i++)
-		s->r[i] = interesting();
-	s->r[4] = STACK_TOP;
-	s->r[5] = STACK_TOP - 64 - below(64);
-	s->r[14] = below(64);
-	s->r[15] = DATA_ADDR + 0x1000;
-	s->rflags = rnd() & DT_ARITH;
+	static const uint16_t exps[] = {0x3fff, 0x4000, 0x3ffe, 0x401f, 0x3fc0, 0x0000, 0x7fff, 0x43fe, 0x0001, 0xc000};
+	uint64_t mant = rnd();
+	uint16_t se;
+	switch (below(8)) {
+	case 0: /* raw */
+		se = (uint16_t)rnd();
+		break;
+	case 1: /* special exponent, any mantissa */
+		se = exps[5 + below(5)] | (below(2) ? 0x8000 : 0);
+		if (below(2))
+			mant = below(2) ? 1ull << 63 : 0;
+		break;
+	default: /* normal number near 1 or a random exponent near the middle */
+		mant |= 1ull << 63;
+		se = (uint16_t)((below(2) ? exps[below(5)] : 0x3fff - 40 + below(80)) | (below(2) ? 0x8000 : 0));
+		if (below(4) == 0)
+			mant &= ~0ull << 40; /* short mantissa: exact in double and integers */
+		break;
+	}
+	memcpy(out, &mant, 8);
+	memcpy(out + 8, &se, 2);
+}
+
+/* x87 and MXCSR state: all precision and rounding controls, exceptions mostly
+ * masked (an unmasked one ends the case in #MF at the next waiting x87
+ * instruction, on both CPUs), any TOP, tags and condition codes; no
+ * exception pending at the start. */
+static void random_x87(struct dt_state *s, bool sse)
+{
+	if (!sse) {
+		memset(s->st, 0, sizeof(s->st));
+		s->fcw = 0x37f;
+		s->fsw = 0;
+		s->ftw = 0;
+		s->mxcsr = 0x1f80;
+		return;
+	}
+	s->fcw = (uint16_t)(0x40 | (rnd() & 0xf00) | 0x3f);
+	if (below(8) == 0)
+		s->fcw &= (uint16_t)~(1u << below(6));
+	s->fsw = (uint16_t)((rnd() & 0x4700) | (below(8) << 11));
+	s->fsw |= (uint16_t)(rnd() & 0x3f & s->fcw); /* sticky flags of masked exceptions */
+	unsigned ntags = below(9);
+	unsigned top = (s->fsw >> 11) & 7;
+	s->ftw = 0;
+	for (unsigned i = 0; i < ntags; i++) /* ST(0)..ST(ntags-1) in use, mostly */
+		s->ftw |= (uint8_t)(1u << ((top + i) & 7));
+	if (below(4) == 0)
+		s->ftw = (uint8_t)rnd();
+	for (unsigned i = 0; i < 8; i++)
+		random_f80(s->st[i]);
+	/* MXCSR: every exception masked; half the time round-to-nearest, else
+	 * any rounding; FTZ and DAZ a quarter of the time each; some flags */
+	s->mxcsr = 0x1f80 | (below(2) ? (uint32_t)below(4) << 13 : 0) | (below(4) ? 0 : 0x8000u) | (below(4) ? 0 : 0x40u);
+	if (below(4) == 0)
+		s->mxcsr |= (uint32_t)rnd() & 0x3f;
+}
+
+/* Data, stack and XMM contents, drawn from the generator's stream: a
+ * regression case records the stream's state before this (fill_seed) instead
+ * of 12 KiB of bytes, so this must keep drawing the same way. */
+static void random_memory(struct dt_state *s, bool sse)
+{
 	for (unsigned i = 0; i < DATA_SIZE; i += 8) {
 		uint64_t v = interesting();
 		memcpy(s->data + i, &v, 8);
@@ -617,6 +867,30 @@ static void random_state(struct dt_state *s, bool sse)
 			s->xmm[i][0] = below(2) ? interesting() : bits;
 			s->xmm[i][1] = below(2) ? interesting() : bits;
 		}
+	random_x87(s, sse);
+}
+
+void gen_fill(struct dt_state *s, bool sse, uint64_t fill_seed)
+{
+	uint64_t saved = rng_state;
+	rng_state = fill_seed;
+	random_memory(s, sse);
+	rng_state = saved;
+}
+
+static void random_state(struct dt_case *tc, bool sse)
+{
+	struct dt_state *s = &tc->init;
+	for (int i = 0; i < 16; i++)
+		s->r[i] = interesting();
+	s->r[4] = STACK_TOP;
+	s->r[5] = STACK_TOP - 64 - below(64);
+	s->r[14] = below(64);
+	s->r[15] = DATA_ADDR + 0x1000;
+	s->rflags = rnd() & DT_ARITH;
+	tc->fill_seed = rng_state;
+	tc->sse = sse;
+	random_memory(s, sse);
 }
 
 void gen_case(struct dt_case *tc, bool sse)
@@ -624,7 +898,7 @@ void gen_case(struct dt_case *tc, bool sse)
 	if (!nforms)
 		build_forms();
 	memset(tc, 0, sizeof(*tc));
-	random_state(&tc->init, sse);
+	random_state(tc, sse);
 	struct out o = {.p = tc->code};
 	uint32_t undef = 0;
 	unsigned count = 1 + below(4);

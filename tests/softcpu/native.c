@@ -41,12 +41,18 @@ static void on_load(int sig, siginfo_t *si, void *ucv)
 	uc->uc_mcontext.gregs[REG_EFL] = (greg_t)((uc->uc_mcontext.gregs[REG_EFL] & ~(greg_t)DT_COMPARED) |
 						  (greg_t)(s->rflags & DT_COMPARED));
 	memcpy(uc->uc_mcontext.fpregs->_xmm, s->xmm, sizeof(s->xmm));
-	uc->uc_mcontext.fpregs->mxcsr = 0x1f80;
+	uc->uc_mcontext.fpregs->mxcsr = s->mxcsr;
+	struct _libc_fpstate *fp = uc->uc_mcontext.fpregs;
+	fp->cwd = s->fcw;
+	fp->swd = s->fsw;
+	fp->ftw = s->ftw;
+	for (int i = 0; i < 8; i++)
+		memcpy(&fp->_st[i], s->st[i], 10);
 	/* In the XSAVE layout sigreturn loads only the components marked in
-	 * the header's XSTATE_BV: mark SSE, or the XMM values are ignored. */
+	 * the header's XSTATE_BV: mark x87 and SSE, or their values are ignored. */
 	uint32_t *sw = (uint32_t *)((uint8_t *)uc->uc_mcontext.fpregs + 464);
 	if (sw[0] == 0x46505853u) /* FP_XSTATE_MAGIC1 */
-		*(uint64_t *)((uint8_t *)uc->uc_mcontext.fpregs + 512) |= 2;
+		*(uint64_t *)((uint8_t *)uc->uc_mcontext.fpregs + 512) |= 3;
 }
 
 static void on_trap(int sig, siginfo_t *si, void *ucv)
@@ -60,6 +66,12 @@ static void on_trap(int sig, siginfo_t *si, void *ucv)
 	result->rflags = (uint64_t)uc->uc_mcontext.gregs[REG_EFL];
 	result->vector = (int)uc->uc_mcontext.gregs[REG_TRAPNO];
 	memcpy(result->xmm, uc->uc_mcontext.fpregs->_xmm, sizeof(result->xmm));
+	result->mxcsr = uc->uc_mcontext.fpregs->mxcsr;
+	result->fcw = uc->uc_mcontext.fpregs->cwd;
+	result->fsw = uc->uc_mcontext.fpregs->swd;
+	result->ftw = (uint8_t)uc->uc_mcontext.fpregs->ftw;
+	for (int i = 0; i < 8; i++)
+		memcpy(result->st[i], &uc->uc_mcontext.fpregs->_st[i], 10);
 	memcpy(result->data, (void *)DATA_ADDR, DATA_SIZE);
 	memcpy(result->stack, (void *)STACK_ADDR, STACK_SIZE);
 	siglongjmp(back, 1);

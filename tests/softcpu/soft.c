@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "cpu.h"
+#include "jit.h"
 #include "difftest.h"
 
 #define RAM_SIZE (1u << 20)
@@ -26,7 +27,7 @@
 
 static uint8_t *ram;
 static struct softcpu_machine machine;
-static struct softcpu cpu;
+static struct softcpu cpu, jit_cpu;
 
 static uint64_t no_pio_read(void *o, uint16_t port, unsigned size) { (void)o; (void)port; (void)size; return ~0ull; }
 static void no_pio_write(void *o, uint16_t port, unsigned size, uint64_t v) { (void)o; (void)port; (void)size; (void)v; }
@@ -53,8 +54,12 @@ int soft_init(void)
 	machine.pio_write = no_pio_write;
 	machine.mmio_read = no_mmio_read;
 	machine.mmio_write = no_mmio_write;
-	if (softcpu_init(&cpu, &machine) < 0)
+	if (softcpu_init(&cpu, &machine) < 0 || softcpu_init(&jit_cpu, &machine) < 0)
 		return -1;
+	if (softcpu_set_jit(&jit_cpu, true) < 0) {
+		fprintf(stderr, "difftest: the JIT cannot be turned on\n");
+		return -1;
+	}
 
 	put64(0x1000, 0x2000 | 0x7);                  /* PML4[0] */
 	put64(0x2000, 0x3000 | 0x7);                  /* PDPT[0] */
@@ -84,9 +89,9 @@ int soft_init(void)
 	return 0;
 }
 
-void soft_run(const struct dt_case *tc, struct dt_state *out)
+void soft_run(const struct dt_case *tc, struct dt_state *out, bool cold_tlb, bool jit)
 {
-	struct softcpu *c = &cpu;
+	struct softcpu *c = jit ? &jit_cpu : &cpu;
 	memcpy(ram + PHYS_CODE, tc->code, tc->code_len);
 	memcpy(ram + PHYS_DATA, tc->init.data, DATA_SIZE);
 	memcpy(ram + PHYS_STACK, tc->init.stack, STACK_SIZE);
@@ -96,6 +101,8 @@ void soft_run(const struct dt_case *tc, struct dt_state *out)
 	c->cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_AM | CR0_PG;
 	c->cr4 = CR4_PAE | CR4_PGE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 	c->cr3 = 0x1000;
+	if (cold_tlb)
+		softcpu_tlb_flush(c, true);
 	c->efer = EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE;
 	c->gdtr = (struct softcpu_dtr){0x5000, sizeof(uint64_t) * 7 - 1};
 	c->idtr = (struct softcpu_dtr){0x7000, 0xfff};
@@ -106,7 +113,10 @@ void soft_run(const struct dt_case *tc, struct dt_state *out)
 	softcpu_set_seg(c, S_CS, 0x23, 0, 0xffffffffu, 0xa0fb);
 	memcpy(c->r, tc->init.r, sizeof(c->r));
 	memcpy(c->xmm, tc->init.xmm, sizeof(c->xmm));
-	c->mxcsr = 0x1f80;
+	c->mxcsr = tc->init.mxcsr;
+	struct softcpu_fxstate x87 = {.fcw = tc->init.fcw, .fsw = tc->init.fsw, .ftw = tc->init.ftw};
+	memcpy(x87.st, tc->init.st, sizeof(x87.st));
+	softcpu_set_x87(c, &x87);
 	c->rip = CODE_ADDR;
 	softcpu_set_rflags(c, (tc->init.rflags & DT_COMPARED) | F_IF | 0x2);
 	c->halted = false;
@@ -129,6 +139,12 @@ void soft_run(const struct dt_case *tc, struct dt_state *out)
 	out->rip = f[0];
 	out->rflags = f[2];
 	memcpy(out->xmm, c->xmm, sizeof(out->xmm));
+	out->mxcsr = c->mxcsr;
+	softcpu_get_x87(c, &x87);
+	out->fcw = x87.fcw;
+	out->fsw = x87.fsw;
+	out->ftw = x87.ftw;
+	memcpy(out->st, x87.st, sizeof(out->st));
 	memcpy(out->data, ram + PHYS_DATA, DATA_SIZE);
 	memcpy(out->stack, ram + PHYS_STACK, STACK_SIZE);
 }

@@ -3,6 +3,7 @@
  * checksums; the FADT and MADT fields; one DSDT device node byte by byte. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,9 +34,11 @@ static int free_ram(void **state)
 }
 
 static const struct acpi_virtio_mmio two_virtio[] = {
-	{0xd0000000, 0x200, 5},
-	{0xd0000200, 0x200, 6},
+	{0xd0000000, 0x200, 5, 0},
+	{0xd0000200, 0x200, 6, 0},
 };
+
+static const struct acpi_uart com1_uart = {.port = 0x3f8, .irq = 4};
 
 static struct acpi_config config(unsigned cpus, const struct acpi_virtio_mmio *v, unsigned n)
 {
@@ -45,8 +48,8 @@ static struct acpi_config config(unsigned cpus, const struct acpi_virtio_mmio *v
 		.sleep_status_port = 0x601,
 		.reset_port = 0x602,
 		.reset_value = 0x42,
-		.serial_port = 0x3f8,
-		.serial_irq = 4,
+		.uarts = &com1_uart,
+		.nuarts = 1,
 		.has_i8042 = 0,
 		.has_cmos_rtc = 1,
 		.virtio = v,
@@ -228,6 +231,21 @@ static void test_dsdt_bytes(void **state)
 	assert_memory_equal(buf, expect, n);
 }
 
+/* A virtio-mmio line declared edge-triggered is described so. */
+static void test_dsdt_edge_virtio(void **state)
+{
+	static const struct acpi_virtio_mmio edge = {.base = 0xd0001000, .size = 0x200, .gsi = 16, .edge = 1};
+	struct acpi_config cfg = config(1, &edge, 1);
+	uint8_t buf[512];
+	struct aml a = {buf, sizeof(buf), 0, 0};
+	acpi_dsdt_body(&a, &cfg);
+	static const uint8_t irq[] = {0x89, 0x06, 0x00, 0x03, 0x01, 16, 0x00, 0x00, 0x00};
+	bool found = false;
+	for (size_t i = 0; i + sizeof(irq) <= a.len; i++)
+		found = found || !memcmp(buf + i, irq, sizeof(irq));
+	assert_true(found);
+}
+
 /* Decode a PkgLength at p; *used = its bytes. */
 static size_t pkg_length(const uint8_t *p, size_t *used)
 {
@@ -245,7 +263,7 @@ static void test_dsdt_many_devices(void **state)
 {
 	struct acpi_virtio_mmio v[ACPI_MAX_VIRTIO_MMIO];
 	for (unsigned i = 0; i < ACPI_MAX_VIRTIO_MMIO; i++)
-		v[i] = (struct acpi_virtio_mmio){0xd0000000 + 0x200 * i, 0x200, 16 + i};
+		v[i] = (struct acpi_virtio_mmio){0xd0000000 + 0x200 * i, 0x200, 16 + i, 0};
 	struct acpi_config cfg = config(8, v, ACPI_MAX_VIRTIO_MMIO);
 	char err[128] = "";
 	uint64_t rsdp = acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err));
@@ -288,14 +306,18 @@ static void test_bad_configs(void **state)
 	assert_int_equal(acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err)), 0);
 	cfg = config(256, NULL, 0);
 	assert_int_equal(acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err)), 0);
-	static const struct acpi_virtio_mmio over_4g = {0xfffffe00, 0x400, 5};
+	static const struct acpi_virtio_mmio over_4g = {0xfffffe00, 0x400, 5, 0};
 	cfg = config(1, &over_4g, 1);
 	assert_int_equal(acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "4 GiB"));
 	cfg = config(1, two_virtio, ACPI_MAX_VIRTIO_MMIO + 1);
 	assert_int_equal(acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err)), 0);
+	static const struct acpi_uart not_isa = {.port = 0x3f8, .irq = 16};
 	cfg = config(1, NULL, 0);
-	cfg.serial_irq = 16;
+	cfg.uarts = &not_isa;
+	assert_int_equal(acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err)), 0);
+	cfg = config(1, NULL, 0);
+	cfg.nuarts = ACPI_MAX_UARTS + 1;
 	assert_int_equal(acpi_build(ram, RAM_SIZE, REGION, REGION_SIZE, &cfg, err, sizeof(err)), 0);
 	/* Regions outside RAM, too small for the fixed tables, too small for the DSDT. */
 	cfg = config(1, two_virtio, 2);
@@ -319,6 +341,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_dsdt_bytes),
+		cmocka_unit_test(test_dsdt_edge_virtio),
 		cmocka_unit_test(test_dsdt_many_devices),
 		cmocka_unit_test(test_bad_configs),
 	};

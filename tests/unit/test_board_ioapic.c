@@ -28,12 +28,28 @@ static void record(void *opaque, uint64_t address, uint32_t data)
 	sent.n++;
 }
 
+static struct {
+	bool masked[IOAPIC_PINS];
+	uint64_t address[IOAPIC_PINS];
+	uint32_t data[IOAPIC_PINS];
+	int n;
+} routes;
+
+static void record_route(void *opaque, unsigned pin, bool masked, uint64_t address, uint32_t data)
+{
+	routes.masked[pin] = masked;
+	routes.address[pin] = address;
+	routes.data[pin] = data;
+	routes.n++;
+}
+
 static struct ioapic io;
 
 static int setup(void **state)
 {
 	sent.n = 0;
-	struct ioapic_sink sink = {.opaque = NULL, .deliver = record};
+	routes.n = 0;
+	struct ioapic_sink sink = {.opaque = NULL, .deliver = record, .route = record_route};
 	ioapic_init(&io, BASE, 1, &sink);
 	return 0;
 }
@@ -73,6 +89,29 @@ static void test_identity_registers(void **state)
 	assert_int_equal(io.range.base, BASE);
 	io.dev.write(io.dev.opaque, IPC_SPACE_MMIO, BASE, 4, 0x01);
 	assert_int_equal(io.dev.read(io.dev.opaque, IPC_SPACE_MMIO, BASE + 0x10, 4), 0x00170011u);
+}
+
+/* The sink hears each entry's message when the guest programs it (what
+ * KVM's split irqchip needs to report EOIs of level-triggered vectors). */
+static void test_route_follows_the_entry(void **state)
+{
+	assert_int_equal(routes.n, IOAPIC_PINS); /* reset: every pin masked */
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++)
+		assert_true(routes.masked[pin]);
+	routes.n = 0;
+	set_entry(9, 0x0300000000008041ull); /* level, fixed, vector 0x41, dest 3 */
+	assert_int_equal(routes.n, 2); /* each half, as the guest writes them */
+	assert_false(routes.masked[9]);
+	assert_int_equal(routes.address[9], 0xfee03000u);
+	assert_int_equal(routes.data[9], 0x41 | 1u << 14 | 1u << 15);
+	set_entry(9, 0x0300000000008041ull); /* the same again: nothing to tell */
+	assert_int_equal(routes.n, 2);
+	set_entry(9, 0x0300000000018041ull); /* masked */
+	assert_true(routes.masked[9]);
+	set_entry(9, 0x0000000000000641ull); /* reserved delivery mode 6: sends nothing */
+	assert_true(routes.masked[9]);
+	ioapic_reset(&io);
+	assert_true(routes.masked[9]);
 }
 
 static void test_edge_fires_on_rising_edge_only(void **state)
@@ -165,6 +204,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_identity_registers, setup),
+		cmocka_unit_test_setup(test_route_follows_the_entry, setup),
 		cmocka_unit_test_setup(test_edge_fires_on_rising_edge_only, setup),
 		cmocka_unit_test_setup(test_level_waits_for_eoi, setup),
 		cmocka_unit_test_setup(test_masking, setup),

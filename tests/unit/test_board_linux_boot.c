@@ -22,6 +22,7 @@
 #endif
 
 #include "le.h"
+#include "boot.h"
 #include "linux_boot.h"
 
 #define MiB (1ull << 20)
@@ -456,9 +457,9 @@ static void test_real_bzimage(void **state)
 	size_t kernel_size = 0, initrd_size = 0;
 	if (dir) {
 		snprintf(path, sizeof(path), "%s/bzImage", dir);
-		if (linux_read_file(path, &kernel, &kernel_size, err, sizeof(err)) == 0) {
+		if (boot_read_file(path, &kernel, &kernel_size, err, sizeof(err)) == 0) {
 			snprintf(path, sizeof(path), "%s/initrd.img", dir);
-			assert_int_equal(linux_read_file(path, &initrd, &initrd_size, err, sizeof(err)),
+			assert_int_equal(boot_read_file(path, &initrd, &initrd_size, err, sizeof(err)),
 					 0);
 		}
 	}

@@ -61,7 +61,7 @@ static int setup(void **state)
 static void attach_uart(void)
 {
 	char err[128];
-	struct ipc_range r[] = {{IPC_SPACE_PIO, 0x3f8, 8}, {IPC_SPACE_MMIO, 0xd0000000, 0x1000}};
+	struct ipc_range r[] = {{.space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8}, {.space = IPC_SPACE_MMIO, .base = 0xd0000000, .size = 0x1000}};
 	assert_int_equal(bus_attach(&bus, &uart_dev, r, 2, err, sizeof(err)), 0);
 }
 
@@ -132,13 +132,13 @@ static void test_overlap_with_another_device_refused(void **state)
 {
 	char err[128] = "";
 	attach_uart();
-	struct ipc_range r = {IPC_SPACE_PIO, 0x3fc, 8};
+	struct ipc_range r = {.space = IPC_SPACE_PIO, .base = 0x3fc, .size = 8};
 	assert_int_equal(bus_attach(&bus, &other_dev, &r, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "overlaps"));
-	struct ipc_range m = {IPC_SPACE_MMIO, 0xcffff000, 0x2000};
+	struct ipc_range m = {.space = IPC_SPACE_MMIO, .base = 0xcffff000, .size = 0x2000};
 	assert_int_equal(bus_attach(&bus, &other_dev, &m, 1, err, sizeof(err)), -1);
 	/* Adjacent is fine. */
-	struct ipc_range next = {IPC_SPACE_PIO, 0x400, 8};
+	struct ipc_range next = {.space = IPC_SPACE_PIO, .base = 0x400, .size = 8};
 	assert_int_equal(bus_attach(&bus, &other_dev, &next, 1, err, sizeof(err)), 0);
 	assert_int_equal(bus_read(&bus, IPC_SPACE_PIO, 0x400, 2), 0x1234);
 }
@@ -147,7 +147,7 @@ static void test_attach_is_all_or_none(void **state)
 {
 	char err[128];
 	/* The second range overlaps the first: neither may be on the bus. */
-	struct ipc_range r[] = {{IPC_SPACE_PIO, 0x2f8, 8}, {IPC_SPACE_PIO, 0x2fc, 1}};
+	struct ipc_range r[] = {{.space = IPC_SPACE_PIO, .base = 0x2f8, .size = 8}, {.space = IPC_SPACE_PIO, .base = 0x2fc, .size = 1}};
 	assert_int_equal(bus_attach(&bus, &other_dev, r, 2, err, sizeof(err)), -1);
 	assert_int_equal(bus_read(&bus, IPC_SPACE_PIO, 0x2f8, 1), 0xff);
 	assert_int_equal(other.reads, 0);
@@ -156,18 +156,18 @@ static void test_attach_is_all_or_none(void **state)
 static void test_ranges_outside_their_space_refused(void **state)
 {
 	char err[128];
-	struct ipc_range past_ports = {IPC_SPACE_PIO, 0xfff8, 9};
+	struct ipc_range past_ports = {.space = IPC_SPACE_PIO, .base = 0xfff8, .size = 9};
 	assert_int_equal(bus_attach(&bus, &other_dev, &past_ports, 1, err, sizeof(err)), -1);
-	struct ipc_range over_ram = {IPC_SPACE_MMIO, RAM_SIZE - 0x1000, 0x2000};
+	struct ipc_range over_ram = {.space = IPC_SPACE_MMIO, .base = RAM_SIZE - 0x1000, .size = 0x2000};
 	assert_int_equal(bus_attach(&bus, &other_dev, &over_ram, 1, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "RAM"));
-	struct ipc_range wraps = {IPC_SPACE_MMIO, ~0ull - 0xff, 0x1000};
+	struct ipc_range wraps = {.space = IPC_SPACE_MMIO, .base = ~0ull - 0xff, .size = 0x1000};
 	assert_int_equal(bus_attach(&bus, &other_dev, &wraps, 1, err, sizeof(err)), -1);
-	struct ipc_range empty = {IPC_SPACE_MMIO, 0xe0000000, 0};
+	struct ipc_range empty = {.space = IPC_SPACE_MMIO, .base = 0xe0000000, .size = 0};
 	assert_int_equal(bus_attach(&bus, &other_dev, &empty, 1, err, sizeof(err)), -1);
-	struct ipc_range bad_space = {7, 0xe0000000, 0x1000};
+	struct ipc_range bad_space = {.space = 7, .base = 0xe0000000, .size = 0x1000};
 	assert_int_equal(bus_attach(&bus, &other_dev, &bad_space, 1, err, sizeof(err)), -1);
-	struct ipc_range last_port = {IPC_SPACE_PIO, 0xffff, 1};
+	struct ipc_range last_port = {.space = IPC_SPACE_PIO, .base = 0xffff, .size = 1};
 	assert_int_equal(bus_attach(&bus, &other_dev, &last_port, 1, err, sizeof(err)), 0);
 }
 
@@ -175,10 +175,10 @@ static void test_bus_full(void **state)
 {
 	char err[128];
 	for (unsigned i = 0; i < BUS_MAX_RANGES; i++) {
-		struct ipc_range r = {IPC_SPACE_PIO, 0x1000 + i * 4, 4};
+		struct ipc_range r = {.space = IPC_SPACE_PIO, .base = 0x1000 + i * 4, .size = 4};
 		assert_int_equal(bus_attach(&bus, &other_dev, &r, 1, err, sizeof(err)), 0);
 	}
-	struct ipc_range r = {IPC_SPACE_PIO, 0x100, 4};
+	struct ipc_range r = {.space = IPC_SPACE_PIO, .base = 0x100, .size = 4};
 	assert_int_equal(bus_attach(&bus, &other_dev, &r, 1, err, sizeof(err)), -1);
 }
 

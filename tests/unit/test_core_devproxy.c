@@ -15,12 +15,14 @@
 
 #include "bus.h"
 #include "devproxy.h"
+#include "guest_mem.h"
 #include "host.h"
 
 #define RAM_SIZE (1u << 20)
 #define LSR 0x3fd /* shadowed, slot 5 */
 #define THR 0x3f8 /* stream */
 #define IER 0x3f9 /* neither: reads are round trips, writes are ordered */
+#define DEBUG_PORT 0x10000996ull /* a debug port range (MMIO, above RAM) */
 
 struct fixture {
 	char dir[256], url[300];
@@ -30,6 +32,7 @@ struct fixture {
 	ipc_chan *dev;                /* the device's end */
 	host_shm *state_shm;          /* the device's mapping of its state page */
 	struct ipc_state_page *state;
+	struct slot_table slots;
 	_Atomic int irqs, quits;
 };
 
@@ -53,9 +56,9 @@ static struct ipc_msg uart_hello(void)
 	h->version = IPC_PROTO_VERSION;
 	snprintf(h->name, sizeof(h->name), "serial");
 	h->nranges = 1;
-	h->ranges[0] = (struct ipc_range){IPC_SPACE_PIO, 0x3f8, 8};
+	h->ranges[0] = (struct ipc_range){.space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8};
 	h->nirqs = 1;
-	h->irqs[0] = 4;
+	h->irqs[0].gsi = 4;
 	h->nregs = 2;
 	h->regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, LSR};
 	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, THR};
@@ -88,12 +91,14 @@ static struct ipc_msg dev_hello(struct fixture *f, const struct ipc_msg *hello)
 	return dev_recv(f);
 }
 
-static void dev_attach(struct fixture *f)
+static void dev_attach_with(struct fixture *f, const struct ipc_msg *hello)
 {
-	struct ipc_msg hello = uart_hello();
-	struct ipc_msg w = dev_hello(f, &hello);
+	struct ipc_msg w = dev_hello(f, hello);
 	assert_int_equal(w.type, IPC_WELCOME);
 	assert_int_equal(w.u.welcome.ram_size, RAM_SIZE);
+	assert_int_equal(w.u.welcome.nregions, 1);
+	assert_int_equal(w.u.welcome.ram_regions[0].gpa, 0);
+	assert_int_equal(w.u.welcome.ram_regions[0].size, RAM_SIZE);
 	assert_string_equal(w.u.welcome.ram_name, host_shm_name(f->ram));
 	char err[128];
 	if (!f->state_shm) {
@@ -103,6 +108,12 @@ static void dev_attach(struct fixture *f)
 		f->state = host_shm_ptr(f->state_shm);
 	}
 	assert_int_equal(devproxy_wait_attached(f->proxy, 5000, err, sizeof(err)), 0);
+}
+
+static void dev_attach(struct fixture *f)
+{
+	struct ipc_msg hello = uart_hello();
+	dev_attach_with(f, &hello);
 }
 
 static void dev_publish_lsr(struct fixture *f, uint64_t lsr, uint64_t applied_seq)
@@ -118,13 +129,16 @@ static int setup(void **state)
 	char err[128];
 	assert_int_equal(host_runtime_dir_create(f->dir, sizeof(f->dir), err, sizeof(err)), 0);
 	assert_int_equal(host_ipc_url(f->dir, "serial", f->url, sizeof(f->url)), 0);
-	f->ram = host_shm_create("test-ram", RAM_SIZE, err, sizeof(err));
+	f->ram = host_shm_create("test-ram", guest_mem_shm_size(RAM_SIZE), err, sizeof(err));
 	assert_non_null(f->ram);
 	bus_init(&f->bus, RAM_SIZE);
+	static const struct guest_mem ram_layout = {.size = RAM_SIZE}; /* all at 0 */
+	pthread_mutex_init(&f->slots.lock, NULL);
 	struct devproxy_board board = {
 		.bus = &f->bus,
+		.slots = &f->slots,
 		.ram_name = host_shm_name(f->ram),
-		.ram_size = RAM_SIZE,
+		.ram = &ram_layout,
 		.hooks = {.opaque = f, .irq = hook_irq, .quit = hook_quit},
 	};
 	f->proxy = devproxy_create("serial", f->url, &board, err, sizeof(err));
@@ -195,7 +209,7 @@ static void test_hostile_hello_rejected(void **state)
 {
 	struct fixture *f = *state;
 	struct ipc_msg hello = uart_hello();
-	hello.u.hello.irqs[0] = 99;
+	hello.u.hello.irqs[0].gsi = 99;
 	struct ipc_msg answer = dev_hello(f, &hello);
 	assert_int_equal(answer.type, IPC_REJECT);
 	assert_non_null(strstr(answer.u.reason, "irq"));
@@ -210,7 +224,7 @@ static void test_hello_over_ram_rejected(void **state)
 {
 	struct fixture *f = *state;
 	struct ipc_msg hello = uart_hello();
-	hello.u.hello.ranges[0] = (struct ipc_range){IPC_SPACE_MMIO, 0x1000, 0x1000};
+	hello.u.hello.ranges[0] = (struct ipc_range){.space = IPC_SPACE_MMIO, .base = 0x1000, .size = 0x1000};
 	hello.u.hello.nregs = 0;
 	struct ipc_msg answer = dev_hello(f, &hello);
 	assert_int_equal(answer.type, IPC_REJECT);
@@ -249,6 +263,22 @@ static void test_shadow_read_needs_no_device(void **state)
 	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a');
 	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE);
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
+}
+
+/* The core answers a debug port's reads itself; its writes reach the device. */
+static void test_debug_port_reads_need_no_device(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.ranges[hello.u.hello.nranges++] = (struct ipc_range){
+		.space = IPC_SPACE_MMIO, .base = DEBUG_PORT, .size = 1, .kind = IPC_RANGE_DEBUGCON};
+	dev_attach_with(f, &hello);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_MMIO, DEBUG_PORT, 1), IPC_DEBUGCON_READBACK);
+	bus_write(&f->bus, IPC_SPACE_MMIO, DEBUG_PORT, 1, 'H');
+	struct ipc_msg m = dev_recv(f); /* the write is the first thing the device gets */
+	assert_int_equal(m.type, IPC_IO_WRITE);
+	assert_int_equal(m.u.io.addr, DEBUG_PORT);
+	assert_int_equal(m.u.io.data, 'H');
 }
 
 static void test_ordered_write_waits_for_the_device(void **state)
@@ -344,6 +374,38 @@ static void test_restart_with_other_declarations_rejected(void **state)
 	assert_int_equal(dev_hello(f, &hello).type, IPC_REJECT);
 }
 
+/* A virtio-mmio range with base 0 and an ANY line gets the board's first
+ * slot; WELCOME says where, the bus routes it, and a restart gets the same. */
+static void test_slot_assigned_and_kept_across_restart(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	struct ipc_hello *h = &hello.u.hello;
+	h->ranges[h->nranges++] = (struct ipc_range){
+		.space = IPC_SPACE_MMIO, .size = IPC_VIRTIO_MMIO_SIZE, .kind = IPC_RANGE_VIRTIO_MMIO,
+		.has_irq = true, .irq = 1};
+	h->irqs[h->nirqs++] = (struct ipc_irq_line){.gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL};
+	for (int incarnation = 0; incarnation < 2; incarnation++) {
+		struct ipc_msg w = dev_hello(f, &hello);
+		assert_int_equal(w.type, IPC_WELCOME);
+		assert_int_equal(w.u.welcome.nranges, 2);
+		assert_int_equal(w.u.welcome.nirqs, 2);
+		assert_int_equal(w.u.welcome.range_base[0], 0x3f8);
+		assert_int_equal(w.u.welcome.range_base[1], BOARD_VIRTIO_MMIO_BASE);
+		assert_int_equal(w.u.welcome.irq_gsi[0], 4);
+		assert_int_equal(w.u.welcome.irq_gsi[1], BOARD_VIRTIO_MMIO_GSI);
+		char err[128];
+		assert_int_equal(devproxy_wait_attached(f->proxy, 5000, err, sizeof(err)), 0);
+		dev_die(f);
+	}
+	const struct ipc_hello *placed = devproxy_placed(f->proxy);
+	assert_int_equal(placed->ranges[1].base, BOARD_VIRTIO_MMIO_BASE);
+	assert_int_equal(placed->irqs[1].gsi, BOARD_VIRTIO_MMIO_GSI);
+	assert_int_equal(placed->irqs[1].trigger, IPC_TRIGGER_LEVEL);
+	assert_string_equal(f->slots.slot[0].owner, "serial");
+	assert_string_equal(f->slots.slot[1].owner, "");
+}
+
 static void test_reply_nobody_asked_for_breaks_device(void **state)
 {
 	struct fixture *f = *state;
@@ -432,11 +494,13 @@ int main(void)
 		T(test_hello_over_ram_rejected),
 		T(test_round_trip_read_and_posted_write),
 		T(test_shadow_read_needs_no_device),
+		T(test_debug_port_reads_need_no_device),
 		T(test_ordered_write_waits_for_the_device),
 		T(test_reset_is_posted_in_order_and_holds_shadow_reads),
 		T(test_irq_and_quit_reach_the_board),
 		T(test_restart_resumes_and_retries_lost_read),
 		T(test_restart_with_other_declarations_rejected),
+		T(test_slot_assigned_and_kept_across_restart),
 		T(test_reply_nobody_asked_for_breaks_device),
 		T(test_undeclared_irq_breaks_device),
 		T(test_core_message_from_device_breaks_it),

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -15,9 +16,9 @@ static struct ipc_hello uart_hello(void)
 {
 	struct ipc_hello h = {.version = IPC_PROTO_VERSION, .name = "serial"};
 	h.nranges = 1;
-	h.ranges[0] = (struct ipc_range){IPC_SPACE_PIO, 0x3f8, 8};
+	h.ranges[0] = (struct ipc_range){.space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8};
 	h.nirqs = 1;
-	h.irqs[0] = 4;
+	h.irqs[0].gsi = 4;
 	h.nregs = 2;
 	h.regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 0, 0x3fd};
 	h.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, 0x3f8};
@@ -51,11 +52,11 @@ static void test_wrong_version(void **state)
 static void test_irq_outside_board_lines(void **state)
 {
 	struct ipc_hello h = uart_hello();
-	h.irqs[0] = BOARD_IRQ_LINES;
+	h.irqs[0].gsi = BOARD_IRQ_LINES;
 	expect_rejected(&h, "irq 24");
-	h.irqs[0] = 0xffffffffu;
+	h.irqs[0].gsi = 0xfffffffeu;
 	expect_rejected(&h, "irq");
-	h.irqs[0] = BOARD_IRQ_LINES - 1;
+	h.irqs[0].gsi = BOARD_IRQ_LINES - 1;
 	char why[128];
 	assert_int_equal(policy_check_hello(&h, why, sizeof(why)), 0);
 }
@@ -113,7 +114,7 @@ static void test_restart_must_declare_the_same(void **state)
 	b.ranges[0].size = 16;
 	assert_false(policy_same_device(&a, &b));
 	b = uart_hello();
-	b.irqs[0] = 3;
+	b.irqs[0].gsi = 3;
 	assert_false(policy_same_device(&a, &b));
 	b = uart_hello();
 	b.regs[0].flags = 0;
@@ -121,6 +122,135 @@ static void test_restart_must_declare_the_same(void **state)
 	b = uart_hello();
 	b.nregs = 1;
 	assert_false(policy_same_device(&a, &b));
+}
+
+/* The uart's HELLO plus a virtio-mmio range asking for a slot, with its
+ * ANY line. */
+static struct ipc_hello slot_hello(void)
+{
+	struct ipc_hello h = uart_hello();
+	h.ranges[1] = (struct ipc_range){.space = IPC_SPACE_MMIO, .size = IPC_VIRTIO_MMIO_SIZE,
+					 .kind = IPC_RANGE_VIRTIO_MMIO, .has_irq = true, .irq = 1};
+	h.nranges = 2;
+	h.irqs[1] = (struct ipc_irq_line){.gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL};
+	h.nirqs = 2;
+	/* The virtio Status register, shadowed, at its offset in the range. */
+	h.regs[h.nregs++] = (struct ipc_reg){.space = IPC_SPACE_MMIO, .size = 4,
+					     .flags = IPC_REG_SHADOW, .slot = 5, .addr = 0x70};
+	return h;
+}
+
+static void test_slots_by_name(void **state)
+{
+	static struct slot_table t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct ipc_hello h = slot_hello(), placed;
+	char why[128];
+	assert_int_equal(policy_check_hello(&h, why, sizeof(why)), 0); /* ANY is fine */
+	assert_int_equal(policy_place(&t, "console", &h, &placed, why, sizeof(why)), 0);
+	assert_int_equal(placed.ranges[0].base, 0x3f8); /* explicit: untouched */
+	assert_int_equal(placed.irqs[0].gsi, 4);
+	assert_int_equal(placed.ranges[1].base, BOARD_VIRTIO_MMIO_BASE);
+	assert_int_equal(placed.irqs[1].gsi, BOARD_VIRTIO_MMIO_GSI);
+	assert_int_equal(h.ranges[1].base, 0); /* the declaration stays as it was */
+	/* The slot range's registers move with it; the uart's stay. */
+	assert_int_equal(placed.regs[0].addr, h.regs[0].addr);
+	assert_int_equal(placed.regs[h.nregs - 1].addr, BOARD_VIRTIO_MMIO_BASE + 0x70);
+	assert_non_null(policy_find_reg(&placed, IPC_SPACE_MMIO, BOARD_VIRTIO_MMIO_BASE + 0x70, 4));
+
+	/* Another device gets the next slot; the first asking again its own. */
+	assert_int_equal(policy_place(&t, "net", &h, &placed, why, sizeof(why)), 0);
+	assert_int_equal(placed.ranges[1].base, BOARD_VIRTIO_MMIO_BASE + IPC_VIRTIO_MMIO_SIZE);
+	assert_int_equal(placed.irqs[1].gsi, BOARD_VIRTIO_MMIO_GSI + 1);
+	assert_int_equal(policy_place(&t, "console", &h, &placed, why, sizeof(why)), 0);
+	assert_int_equal(placed.ranges[1].base, BOARD_VIRTIO_MMIO_BASE);
+
+	/* Every slot taken: refused with a reason. */
+	for (int i = 2; i < BOARD_VIRTIO_MMIO_SLOTS; i++) {
+		char name[IPC_MAX_NAME];
+		snprintf(name, sizeof(name), "dev%d", i);
+		assert_int_equal(policy_place(&t, name, &h, &placed, why, sizeof(why)), 0);
+	}
+	assert_int_equal(policy_place(&t, "one-too-many", &h, &placed, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "no virtio-mmio slot left"));
+	/* The slots stay below 4 GiB, apart from the IOAPIC and LAPIC. */
+	uint64_t end = BOARD_VIRTIO_MMIO_BASE + (uint64_t)BOARD_VIRTIO_MMIO_SLOTS * IPC_VIRTIO_MMIO_SIZE;
+	assert_true(end <= 0xfec00000u);
+	assert_true(BOARD_VIRTIO_MMIO_GSI + BOARD_VIRTIO_MMIO_SLOTS <= BOARD_IRQ_LINES);
+}
+
+/* A slot range's registers are offsets: placed with the range.  Its
+ * InterruptACK (IPC_REG_ACK_LOWERS over the InterruptStatus shadow) lowers
+ * the slot's line only when the write clears everything pending. */
+static void test_slot_registers_and_ack_lowers(void **state)
+{
+	static struct slot_table t = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct ipc_hello h = slot_hello(), placed;
+	h.regs[h.nregs++] = (struct ipc_reg){IPC_SPACE_MMIO, 4, IPC_REG_SHADOW, 3, 0x60};
+	h.regs[h.nregs++] = (struct ipc_reg){IPC_SPACE_MMIO, 4, IPC_REG_ACK_LOWERS, 3, 0x64};
+	char why[128];
+	assert_int_equal(policy_check_hello(&h, why, sizeof(why)), 0);
+	assert_int_equal(policy_place(&t, "console", &h, &placed, why, sizeof(why)), 0);
+	assert_int_equal(placed.regs[h.nregs - 2].addr, BOARD_VIRTIO_MMIO_BASE + 0x60);
+	assert_int_equal(placed.regs[h.nregs - 1].addr, BOARD_VIRTIO_MMIO_BASE + 0x64);
+	assert_int_equal(placed.regs[0].addr, 0x3fd); /* explicit ranges' registers stay */
+
+	static struct ipc_state_page page;
+	const struct ipc_reg *ack =
+		policy_find_reg(&placed, IPC_SPACE_MMIO, BOARD_VIRTIO_MMIO_BASE + 0x64, 4);
+	assert_non_null(ack);
+	page.shadow[3] = 0x3; /* used buffer and config change pending */
+	assert_int_equal(policy_ack_lowers(&placed, ack, &page, 4, 0x3), -1); /* shadows not valid yet */
+	page.magic = IPC_STATE_MAGIC;
+	assert_int_equal(policy_ack_lowers(&placed, ack, &page, 4, 0x3), BOARD_VIRTIO_MMIO_GSI);
+	assert_int_equal(policy_ack_lowers(&placed, ack, &page, 4, 0x1), -1); /* config stays */
+	assert_int_equal(policy_ack_lowers(&placed, &placed.regs[2], &page, 4, 0x3), -1); /* not an ACK */
+
+	/* A line-lowering register in a range without a line is refused. */
+	h.regs[h.nregs - 1].addr = 0x3f9;
+	h.regs[h.nregs - 1].space = IPC_SPACE_PIO;
+	h.regs[h.nregs - 1].size = 1;
+	h.ranges[0].has_irq = false;
+	expect_rejected(&h, "lowers a line but its range has none");
+}
+
+/* A restart must declare kind and line as before, not merely the addresses. */
+static void test_restart_with_other_kind_or_trigger(void **state)
+{
+	struct ipc_hello a = slot_hello(), b = a;
+	assert_true(policy_same_device(&a, &b));
+	b.ranges[0].kind = IPC_RANGE_UART16550; /* declared plain first */
+	assert_false(policy_same_device(&a, &b));
+	b = a;
+	b.irqs[1].trigger = IPC_TRIGGER_EDGE;
+	assert_false(policy_same_device(&a, &b));
+	b = a;
+	b.ranges[1].irq = 0;
+	assert_false(policy_same_device(&a, &b));
+}
+
+/* A device's interrupt messages: a burst passes at once, a flood is held
+ * to DEVPROXY_IRQ_RATE a second, and a quiet spell refills the burst. */
+static void test_irq_rate_limit(void **state)
+{
+	struct irq_budget b = {0};
+	uint64_t now = 1000000000ull;
+	for (int i = 0; i < DEVPROXY_IRQ_BURST; i++)
+		assert_int_equal(policy_irq_wait(&b, now), 0);
+	uint64_t wait = policy_irq_wait(&b, now);
+	assert_int_equal(wait, 1000000000ull / DEVPROXY_IRQ_RATE);
+	/* A sender that always waits as told gets the rate, not more. */
+	uint64_t start = now, sent = 0;
+	now += wait;
+	while (now - start < 1000000000ull) {
+		now += policy_irq_wait(&b, now);
+		sent++;
+	}
+	assert_true(sent <= DEVPROXY_IRQ_RATE && sent >= DEVPROXY_IRQ_RATE - 1);
+	/* A second of silence: a whole burst again. */
+	now += 1000000000ull;
+	for (int i = 0; i < DEVPROXY_IRQ_BURST; i++)
+		assert_int_equal(policy_irq_wait(&b, now), 0);
+	assert_true(policy_irq_wait(&b, now) > 0);
 }
 
 int main(void)
@@ -133,6 +263,10 @@ int main(void)
 		cmocka_unit_test(test_register_outside_own_ranges),
 		cmocka_unit_test(test_register_malformed),
 		cmocka_unit_test(test_restart_must_declare_the_same),
+		cmocka_unit_test(test_slots_by_name),
+		cmocka_unit_test(test_slot_registers_and_ack_lowers),
+		cmocka_unit_test(test_restart_with_other_kind_or_trigger),
+		cmocka_unit_test(test_irq_rate_limit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,7 @@ static int setup(void **state)
 	memset(&hello, 0, sizeof(hello));
 	hello.version = IPC_PROTO_VERSION;
 	hello.nranges = 1;
-	hello.ranges[0] = (struct ipc_range){IPC_SPACE_PIO, 0x3f8, 8};
+	hello.ranges[0] = (struct ipc_range){.space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8};
 	hello.nregs = 3;
 	hello.regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, 0x3fd};  /* LSR */
 	hello.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, 0x3f8};  /* THR */

@@ -1,11 +1,14 @@
 /* test_host_windows.c - the Windows host layer (ipc/host_windows.c), run
  * under Wine by scripts/test-windows.sh: shared memory between processes,
  * spawning with exact arguments, the kill-on-close job, stdin from a pipe,
- * console keys turned into bytes, library loading and the runtime dir.
+ * console keys turned into bytes, library loading, the runtime dir, Winsock
+ * started for sockets of the process's own (dev-net's libslirp) and polled
+ * with host_poll, and the sandbox (low integrity, no child process).
  * The console test needs a terminal under Wine (it skips without one).
  *
  * The test runs copies of itself as child processes; argv[1] says which. */
 #define WIN32_LEAN_AND_MEAN
+#include <winsock2.h>
 #include <windows.h>
 
 #include <setjmp.h>
@@ -44,6 +47,46 @@ static int wait_status(host_proc *p, int timeout_ms)
 }
 
 /* ---- children ---- */
+
+/* Enters a device's sandbox, then: starting a program fails (the job allows
+ * one active process) and the token is at the low integrity level.  Wine
+ * accepts both settings and enforces neither (measured: the spawn succeeds,
+ * the level reads back unchanged), so under Wine only entering is checked,
+ * and the guest boot of scripts/test-windows.sh runs every process in its
+ * sandbox. */
+static int child_sandboxed(void)
+{
+	static const struct host_sandbox_profile device = {.data_limit = 64ull << 20};
+	char err[256];
+	if (host_sandbox_enter(&device, err, sizeof(err)) != HOST_SANDBOX_ENTERED) {
+		fprintf(stderr, "%s\n", err);
+		return 2;
+	}
+	if (GetProcAddress(GetModuleHandleA("ntdll.dll"), "wine_get_version")) {
+		fprintf(stderr, "under Wine: the job's process limit and the integrity level are not checked\n");
+		return CHILD_OK;
+	}
+	char *sleeper[] = {self_path, "--child-sleep", NULL};
+	host_proc *p = host_spawn(self_path, sleeper, err, sizeof(err));
+	if (p) {
+		host_proc_kill(p);
+		fprintf(stderr, "a sandboxed process started a program\n");
+		return 5;
+	}
+	HANDLE token;
+	unsigned char buf[64];
+	DWORD len;
+	if (!OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token) ||
+	    !GetTokenInformation(token, TokenIntegrityLevel, buf, sizeof(buf), &len))
+		return 3;
+	PSID sid = ((TOKEN_MANDATORY_LABEL *)buf)->Label.Sid;
+	DWORD level = *GetSidSubAuthority(sid, *GetSidSubAuthorityCount(sid) - 1);
+	if (level != SECURITY_MANDATORY_LOW_RID) {
+		fprintf(stderr, "integrity level 0x%lx\n", (unsigned long)level);
+		return 4;
+	}
+	return CHILD_OK;
+}
 
 /* Writes a marker into the shared memory named argv[2]. */
 static int child_shm(char **argv)
@@ -118,6 +161,12 @@ static void test_shm_between_processes(void **state)
 	/* A peer may not claim the object is larger than it is. */
 	assert_null(host_shm_open(host_shm_name(s), 2 * SHM_SIZE, err, sizeof(err)));
 	host_shm_close(s);
+}
+
+static void test_sandbox_low_integrity_no_child_processes(void **state)
+{
+	char *argv[] = {self_path, "--child-sandboxed", NULL};
+	assert_int_equal(wait_status(spawn_self(argv), 10000), CHILD_OK);
 }
 
 static void test_shm_hostile_names(void **state)
@@ -321,6 +370,34 @@ static void test_exe_dir_and_time(void **state)
 	assert_true(t1 - t0 >= 15 * 1000000ull && t1 - t0 < 5000 * 1000000ull);
 }
 
+/* First in the list: nothing in this process has started Winsock before. */
+static void test_sockets_init_listen_and_poll(void **state)
+{
+	char err[256];
+	assert_int_equal(socket(AF_INET, SOCK_STREAM, IPPROTO_TCP), INVALID_SOCKET);
+	assert_int_equal(WSAGetLastError(), WSANOTINITIALISED);
+	assert_int_equal(host_sockets_init(err, sizeof(err)), 0);
+	assert_int_equal(host_sockets_init(err, sizeof(err)), 0); /* idempotent */
+
+	SOCKET server = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	assert_true(server != INVALID_SOCKET);
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int len = sizeof(addr);
+	assert_int_equal(bind(server, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(listen(server, 1), 0);
+	host_listen_deepen((host_pollable)server);
+	assert_int_equal(getsockname(server, (struct sockaddr *)&addr, &len), 0);
+
+	struct host_pollfd pfd = {.fd = (host_pollable)server, .events = HOST_POLLIN};
+	assert_int_equal(host_poll(&pfd, 1, 0), 0); /* no connection yet */
+	SOCKET client = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+	assert_int_equal(connect(client, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	assert_int_equal(host_poll(&pfd, 1, 5000), 1);
+	assert_true(pfd.revents & HOST_POLLIN);
+	closesocket(client);
+	closesocket(server);
+}
+
 int main(int argc, char **argv)
 {
 	if (GetModuleFileNameA(NULL, self_path, sizeof(self_path)) >= sizeof(self_path))
@@ -329,6 +406,8 @@ int main(int argc, char **argv)
 		return child_shm(argv);
 	if (argc >= 2 && !strcmp(argv[1], "--child-args"))
 		return child_args(argc, argv);
+	if (argc >= 2 && !strcmp(argv[1], "--child-sandboxed"))
+		return child_sandboxed();
 	if (argc >= 2 && !strcmp(argv[1], "--child-cat"))
 		return child_cat();
 	if (argc >= 2 && !strcmp(argv[1], "--child-parent"))
@@ -339,6 +418,7 @@ int main(int argc, char **argv)
 	}
 
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sockets_init_listen_and_poll),
 		cmocka_unit_test(test_shm_between_processes),
 		cmocka_unit_test(test_shm_hostile_names),
 		cmocka_unit_test(test_spawn_passes_arguments_exactly),
@@ -350,6 +430,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_library_loading),
 		cmocka_unit_test(test_runtime_dir_and_urls),
 		cmocka_unit_test(test_exe_dir_and_time),
+		cmocka_unit_test(test_sandbox_low_integrity_no_child_processes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

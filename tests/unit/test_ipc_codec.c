@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -25,11 +26,16 @@ static struct ipc_msg hello_msg(void)
 	struct ipc_hello *h = &m.u.hello;
 	h->version = IPC_PROTO_VERSION;
 	strcpy(h->name, "serial");
-	h->nranges = 2;
-	h->ranges[0] = (struct ipc_range){ .space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8 };
+	h->nranges = 3;
+	h->ranges[0] = (struct ipc_range){ .space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8,
+					   .kind = IPC_RANGE_UART16550, .has_irq = true, .irq = 0 };
 	h->ranges[1] = (struct ipc_range){ .space = IPC_SPACE_MMIO, .base = 0xfe000000, .size = 0x1000 };
-	h->nirqs = 1;
-	h->irqs[0] = 4;
+	/* A virtio-mmio transport asking for a slot, with its ANY line. */
+	h->ranges[2] = (struct ipc_range){ .space = IPC_SPACE_MMIO, .base = 0, .size = IPC_VIRTIO_MMIO_SIZE,
+					   .kind = IPC_RANGE_VIRTIO_MMIO, .has_irq = true, .irq = 1 };
+	h->nirqs = 2;
+	h->irqs[0] = (struct ipc_irq_line){ .gsi = 4, .trigger = IPC_TRIGGER_EDGE };
+	h->irqs[1] = (struct ipc_irq_line){ .gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL };
 	h->nregs = 2;
 	h->regs[0] = (struct ipc_reg){ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW, .slot = 0, .addr = 0x3fd };
 	h->regs[1] = (struct ipc_reg){ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_STREAM, .slot = 0, .addr = 0x3f8 };
@@ -44,6 +50,16 @@ static struct ipc_msg welcome_msg(void)
 	m.u.welcome.state_size = IPC_STATE_SIZE;
 	strcpy(m.u.welcome.ram_name, "/proc/1234/fd/5");
 	strcpy(m.u.welcome.state_name, "/proc/1234/fd/6");
+	m.u.welcome.nranges = 3;
+	m.u.welcome.nirqs = 2;
+	m.u.welcome.range_base[0] = 0x3f8;
+	m.u.welcome.range_base[1] = 0xfe000000;
+	m.u.welcome.range_base[2] = 0xd0001000;
+	m.u.welcome.irq_gsi[0] = 4;
+	m.u.welcome.irq_gsi[1] = 16;
+	m.u.welcome.nregions = 2;
+	m.u.welcome.ram_regions[0] = (struct guest_mem_region){0, 192u << 20};
+	m.u.welcome.ram_regions[1] = (struct guest_mem_region){1ull << 32, 64u << 20};
 	return m;
 }
 
@@ -71,9 +87,14 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 			assert_int_equal(x->ranges[i].space, y->ranges[i].space);
 			assert_int_equal(x->ranges[i].base, y->ranges[i].base);
 			assert_int_equal(x->ranges[i].size, y->ranges[i].size);
+			assert_int_equal(x->ranges[i].kind, y->ranges[i].kind);
+			assert_int_equal(x->ranges[i].has_irq, y->ranges[i].has_irq);
+			assert_int_equal(x->ranges[i].irq, y->ranges[i].irq);
 		}
-		for (unsigned i = 0; i < x->nirqs; i++)
-			assert_int_equal(x->irqs[i], y->irqs[i]);
+		for (unsigned i = 0; i < x->nirqs; i++) {
+			assert_int_equal(x->irqs[i].gsi, y->irqs[i].gsi);
+			assert_int_equal(x->irqs[i].trigger, y->irqs[i].trigger);
+		}
 		for (unsigned i = 0; i < x->nregs; i++) {
 			assert_int_equal(x->regs[i].space, y->regs[i].space);
 			assert_int_equal(x->regs[i].size, y->regs[i].size);
@@ -89,6 +110,17 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 		assert_int_equal(a->u.welcome.state_size, b->u.welcome.state_size);
 		assert_string_equal(a->u.welcome.ram_name, b->u.welcome.ram_name);
 		assert_string_equal(a->u.welcome.state_name, b->u.welcome.state_name);
+		assert_int_equal(a->u.welcome.nranges, b->u.welcome.nranges);
+		assert_int_equal(a->u.welcome.nirqs, b->u.welcome.nirqs);
+		for (unsigned i = 0; i < IPC_MAX_RANGES; i++)
+			assert_int_equal(a->u.welcome.range_base[i], b->u.welcome.range_base[i]);
+		for (unsigned i = 0; i < IPC_MAX_IRQS; i++)
+			assert_int_equal(a->u.welcome.irq_gsi[i], b->u.welcome.irq_gsi[i]);
+		assert_int_equal(a->u.welcome.nregions, b->u.welcome.nregions);
+		for (unsigned i = 0; i < a->u.welcome.nregions; i++) {
+			assert_int_equal(a->u.welcome.ram_regions[i].gpa, b->u.welcome.ram_regions[i].gpa);
+			assert_int_equal(a->u.welcome.ram_regions[i].size, b->u.welcome.ram_regions[i].size);
+		}
 		break;
 	case IPC_REJECT:
 		assert_string_equal(a->u.reason, b->u.reason);
@@ -270,7 +302,7 @@ static void test_hello_hostile(void **state)
 		assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
 		m.u.hello.nranges = m.u.hello.nirqs = m.u.hello.nregs = 0;
 		size_t n = encode_ok(&m, b);
-		size_t extra = which == 0 ? 24 * (IPC_MAX_RANGES + 1) : which == 1 ? 4 * (IPC_MAX_IRQS + 1) : 16 * (IPC_MAX_REGS + 1);
+		size_t extra = which == 0 ? 24 * (IPC_MAX_RANGES + 1) : which == 1 ? 8 * (IPC_MAX_IRQS + 1) : 16 * (IPC_MAX_REGS + 1);
 		memset(b + n, 0, extra);
 		n += extra;
 		b[HELLO_COUNTS + which] = (uint8_t)(which == 0 ? IPC_MAX_RANGES + 1 : which == 1 ? IPC_MAX_IRQS + 1 : IPC_MAX_REGS + 1);
@@ -280,7 +312,7 @@ static void test_hello_hostile(void **state)
 	}
 	/* A count that disagrees with the body length. */
 	memcpy(b, buf, len);
-	b[HELLO_COUNTS + 1] = 2;
+	b[HELLO_COUNTS + 1] = 3; /* hello_msg has 2 lines */
 	assert_refused(b, len);
 
 	/* Unterminated and empty names. */
@@ -299,7 +331,7 @@ static void test_hello_hostile(void **state)
 	b[HELLO_COUNTS + 3] = 1;
 	assert_refused(b, len);
 	memcpy(b, buf, len);
-	b[HELLO_RANGES + 1] = 1;
+	b[HELLO_RANGES + 3] = 1;
 	assert_refused(b, len);
 
 	/* Bad ranges: empty, wrapping, outside the port space, unknown space. */
@@ -326,7 +358,7 @@ static void test_hello_hostile(void **state)
 		{ .space = IPC_SPACE_PIO, .size = 0, .addr = 0x3f9 },
 		{ .space = IPC_SPACE_PIO, .size = 16, .addr = 0x3f9 },
 		{ .space = IPC_SPACE_PIO, .size = 1, .slot = IPC_MAX_REGS, .addr = 0x3f9 },
-		{ .space = IPC_SPACE_PIO, .size = 1, .flags = 0x4, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 1, .flags = 0x8, .addr = 0x3f9 },
 		{ .space = IPC_SPACE_PIO, .size = 2, .addr = 0xffff },
 		{ .space = IPC_SPACE_MMIO, .size = 8, .addr = UINT64_MAX - 3 },
 		{ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW, .slot = 0, .addr = 0x3f9 },
@@ -341,6 +373,125 @@ static void test_hello_hostile(void **state)
 	m = good;
 	m.u.hello.regs[1] = (struct ipc_reg){ .space = IPC_SPACE_PIO, .size = 1, .slot = 0, .addr = 0x3f9 };
 	assert_round_trip(&m);
+}
+
+/* Protocol 2's fields: range kind and line, line gsi and trigger, and the
+ * slot rules; refused by the encoder (which runs the decoder's checks) and,
+ * for bytes no encoder writes, on the wire. */
+#define HELLO_LINES (HELLO_RANGES + 3 * 24) /* hello_msg has 3 ranges */
+
+static void refused_by_encoder(const struct ipc_msg *m)
+{
+	uint8_t b[IPC_MAX_MSG];
+	assert_int_equal(ipc_encode(m, b, sizeof(b)), IPC_EBADMSG);
+}
+
+static void test_hello_v2_hostile(void **state)
+{
+	(void)state;
+	struct ipc_msg good = hello_msg(), m;
+	uint8_t buf[IPC_MAX_MSG], b[IPC_MAX_MSG];
+	size_t len = encode_ok(&good, buf);
+	const uint8_t *range0 = buf + HELLO_RANGES, *line1 = buf + HELLO_LINES + 8;
+	assert_int_equal(range0[1], IPC_RANGE_UART16550);
+	assert_int_equal(range0[2], 0);
+	assert_int_equal(buf[HELLO_RANGES + 24 + 2], 0xff); /* range 1: no line */
+	assert_int_equal(line1[4], IPC_TRIGGER_LEVEL);
+
+	/* On the wire: unknown kind, line index past the lines, unknown
+	 * trigger, reserved bytes of a line. */
+	memcpy(b, buf, len);
+	b[HELLO_RANGES + 1] = IPC_RANGE_KIND_MAX;
+	assert_refused(b, len);
+	memcpy(b, buf, len);
+	b[HELLO_RANGES + 2] = 2;
+	assert_refused(b, len);
+	memcpy(b, buf, len);
+	b[HELLO_LINES + 4] = 2;
+	assert_refused(b, len);
+	memcpy(b, buf, len);
+	b[HELLO_LINES + 5] = 1;
+	assert_refused(b, len);
+
+	/* A uart16550 is 8 bytes. */
+	m = good;
+	m.u.hello.ranges[0].size = 16;
+	refused_by_encoder(&m);
+	/* A virtio-mmio range: MMIO, 0x200 bytes, with a line. */
+	m = good;
+	m.u.hello.ranges[2].size = 0x1000;
+	refused_by_encoder(&m);
+	m = good;
+	m.u.hello.ranges[2].has_irq = false;
+	refused_by_encoder(&m);
+	m = good;
+	m.u.hello.ranges[2].space = IPC_SPACE_PIO;
+	refused_by_encoder(&m);
+	/* A line index beyond the lines (the encoder would write "none"). */
+	m = good;
+	m.u.hello.ranges[0].irq = 5;
+	refused_by_encoder(&m);
+	/* A slot needs an ANY line of its own... */
+	m = good;
+	m.u.hello.irqs[1].gsi = 5;
+	refused_by_encoder(&m);
+	m = good;
+	m.u.hello.ranges[0].irq = 1; /* the uart shares the slot's line */
+	refused_by_encoder(&m);
+	/* ...and an ANY line belongs to a slot. */
+	m = good;
+	m.u.hello.ranges[2].base = 0xd0000000; /* explicit now */
+	refused_by_encoder(&m);
+	m.u.hello.irqs[1].gsi = 17;
+	encode_ok(&m, b); /* explicit base, explicit line: fine */
+}
+
+static void test_welcome_placement_hostile(void **state)
+{
+	(void)state;
+	struct ipc_msg m = welcome_msg();
+	m.u.welcome.nranges = IPC_MAX_RANGES + 1;
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	m.u.welcome.nirqs = IPC_MAX_IRQS + 1;
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	m.u.welcome.range_base[3] = 0x1000; /* beyond nranges */
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	m.u.welcome.irq_gsi[2] = 7; /* beyond nirqs */
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	m.u.welcome.irq_gsi[1] = IPC_IRQ_ANY; /* the core must assign it */
+	refused_by_encoder(&m);
+	/* Reserved bytes after the counts. */
+	uint8_t b[IPC_MAX_MSG];
+	m = welcome_msg();
+	size_t len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 282] = 1;
+	assert_refused(b, len);
+	/* The RAM regions: a count out of range, a layout guest_mem refuses. */
+	m = welcome_msg();
+	m.u.welcome.nregions = 0;
+	refused_by_encoder(&m);
+	m.u.welcome.nregions = GUEST_MEM_MAX_REGIONS + 1;
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	m.u.welcome.ram_regions[1].size += 4096; /* more than ram_size */
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	m.u.welcome.ram_regions[1].gpa = 4096; /* overlaps region 0 */
+	refused_by_encoder(&m);
+	m = welcome_msg();
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 385] = 1; /* reserved after the count */
+	assert_refused(b, len);
+	m = welcome_msg();
+	m.u.welcome.nregions = 1;
+	m.u.welcome.ram_regions[0].size = m.u.welcome.ram_size;
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 392 + 16] = 1; /* a region beyond the count */
+	assert_refused(b, len);
 }
 
 static void test_other_hostile(void **state)
@@ -419,6 +570,111 @@ static void test_guest_mem_bounds(void **state)
 	assert_null(guest_mem_ptr(&gm, UINT64_MAX - 4, 8));
 	struct guest_mem none = { 0 };
 	assert_null(guest_mem_ptr(&none, 0, 0));
+}
+
+struct taken {
+	uint64_t gpa[8];
+	unsigned n;
+};
+
+static void record_page(void *opaque, uint64_t gpa);
+
+/* RAM split around a hole: 3 pages at 0, 2 pages at 4 GiB, one after the
+ * other in the object; the hole and the end are outside, a range across
+ * the hole is refused; the dirty log speaks guest-physical addresses. */
+static void test_guest_mem_regions(void **state)
+{
+	(void)state;
+	const uint64_t ram_size = 5 * 4096, high = 1ull << 32;
+	uint8_t *shm = calloc(1, guest_mem_shm_size(ram_size));
+	assert_non_null(shm);
+	struct guest_mem gm;
+	guest_mem_attach(&gm, shm, ram_size);
+	struct guest_mem_region split[2] = {{0, 3 * 4096}, {high, 2 * 4096}};
+	assert_true(guest_mem_set_regions(&gm, split, 2));
+	assert_ptr_equal(guest_mem_ptr(&gm, 0, 3 * 4096), shm);
+	assert_ptr_equal(guest_mem_ptr(&gm, high, 8), shm + 3 * 4096);
+	assert_ptr_equal(guest_mem_ptr(&gm, high + 2 * 4096 - 8, 8), shm + 5 * 4096 - 8);
+	assert_null(guest_mem_ptr(&gm, 3 * 4096 - 4, 8));   /* runs into the hole */
+	assert_null(guest_mem_ptr(&gm, 3 * 4096, 1));       /* the hole */
+	assert_null(guest_mem_ptr(&gm, high - 4, 8));       /* from the hole into RAM */
+	assert_null(guest_mem_ptr(&gm, high + 2 * 4096, 1)); /* past the end */
+	assert_null(guest_mem_ptr(&gm, high, UINT64_MAX));   /* wraps */
+
+	uint8_t v[4] = {1, 2, 3, 4};
+	assert_true(guest_mem_write(&gm, high + 4096, v, 4));
+	assert_memory_equal(shm + 4 * 4096, v, 4);
+	struct taken t = {0};
+	guest_mem_take_dirty(&gm, record_page, &t);
+	assert_int_equal(t.n, 1);
+	assert_int_equal(t.gpa[0], high + 4096);
+
+	/* Layouts another process might send: each refused, gm unchanged. */
+	const struct guest_mem_region bad[][2] = {
+		{{0, 3 * 4096}, {high, 3 * 4096}},    /* more than the object holds */
+		{{0, 3 * 4096}, {4096, 2 * 4096}},    /* overlapping */
+		{{high, 2 * 4096}, {0, 3 * 4096}},    /* descending */
+		{{0, 3 * 4096}, {high + 1, 2 * 4096}}, /* unaligned */
+		{{0, 0}, {high, 5 * 4096}},           /* empty */
+		{{0, 3 * 4096}, {UINT64_MAX - 4095, 2 * 4096}}, /* wraps */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_false(guest_mem_set_regions(&gm, bad[i], 2));
+	assert_false(guest_mem_set_regions(&gm, split, 3));
+	assert_false(guest_mem_set_regions(&gm, split, 0));
+	assert_ptr_equal(guest_mem_ptr(&gm, high, 8), shm + 3 * 4096);
+	free(shm);
+}
+
+static void record_page(void *opaque, uint64_t gpa)
+{
+	struct taken *t = opaque;
+	if (t->n < 8)
+		t->gpa[t->n] = gpa;
+	t->n++;
+}
+
+/* The dirty log: after RAM at a page boundary, bits set by writes through
+ * one view, generation bumped, taken and cleared through another. */
+static void test_guest_mem_dirty_log(void **state)
+{
+	(void)state;
+	const uint64_t ram_size = 70 * 4096 + 100; /* a partial last page, two bitmap words */
+	uint64_t shm_size = guest_mem_shm_size(ram_size);
+	assert_int_equal(shm_size % 4096, 0);
+	assert_true(shm_size >= 71 * 4096 + sizeof(struct guest_dirty_log) + 2 * sizeof(uint64_t));
+	uint8_t *shm = calloc(1, shm_size);
+	assert_non_null(shm);
+	struct guest_mem core, device;
+	guest_mem_attach(&core, shm, ram_size);
+	guest_mem_attach(&device, shm, ram_size);
+	assert_ptr_equal(core.base, shm);
+	assert_int_equal(core.size, ram_size);
+	assert_ptr_equal((uint8_t *)core.dirty, shm + 71 * 4096);
+
+	uint8_t bytes[8] = {0};
+	assert_true(guest_mem_write(&device, 2 * 4096 - 4, bytes, 8)); /* pages 1 and 2 */
+	assert_true(guest_mem_write(&device, 69 * 4096, bytes, 8));   /* page 69: second word */
+	assert_false(guest_mem_write(&device, ram_size - 4, bytes, 8)); /* refused: marks nothing */
+	guest_mem_written(&device, ram_size, 4096);                    /* outside RAM: ignored */
+	assert_int_equal(atomic_load(&core.dirty->generation), 2);
+
+	struct taken t = {0};
+	guest_mem_take_dirty(&core, record_page, &t);
+	assert_int_equal(t.n, 3);
+	assert_int_equal(t.gpa[0], 1 * 4096);
+	assert_int_equal(t.gpa[1], 2 * 4096);
+	assert_int_equal(t.gpa[2], 69 * 4096);
+	t.n = 0;
+	guest_mem_take_dirty(&core, record_page, &t); /* taken: cleared */
+	assert_int_equal(t.n, 0);
+
+	struct guest_mem no_log = {.base = shm, .size = ram_size};
+	assert_true(guest_mem_write(&no_log, 0, bytes, 8));
+	guest_mem_take_dirty(&no_log, record_page, &t);
+	assert_int_equal(t.n, 0);
+	assert_int_equal(atomic_load(&core.dirty->generation), 2);
+	free(shm);
 }
 
 /* ---- the channel over a real socket ---- */
@@ -535,8 +791,12 @@ int main(void)
 		cmocka_unit_test(test_truncated_at_every_length),
 		cmocka_unit_test(test_bad_header),
 		cmocka_unit_test(test_hello_hostile),
+		cmocka_unit_test(test_hello_v2_hostile),
+		cmocka_unit_test(test_welcome_placement_hostile),
 		cmocka_unit_test(test_other_hostile),
 		cmocka_unit_test(test_guest_mem_bounds),
+		cmocka_unit_test(test_guest_mem_dirty_log),
+		cmocka_unit_test(test_guest_mem_regions),
 		cmocka_unit_test(test_channel),
 #ifndef _WIN32
 		cmocka_unit_test(test_channel_long_path),

@@ -5,6 +5,7 @@
  *   FAKE_<ROLE>_MS       run this long, then exit (default: until killed)
  *   FAKE_<ROLE>_EXIT     exit status (default 0)
  *   FAKE_<ROLE>_SIGNAL   die by this signal instead of exiting
+ *   FAKE_<ROLE>_DEAF     1: ignore SIGTERM (a process wedged in a join)
  *   FAKE_SERIAL_CRASHES  only the first N starts of dev-serial do the above;
  *                        later ones run until killed */
 #include <signal.h>
@@ -51,6 +52,8 @@ int main(int argc, char **argv)
 		}
 	}
 
+	if (env_int(role, "DEAF", 0))
+		signal(SIGTERM, SIG_IGN);
 	int ms = env_int(role, "MS", -1);
 	if (!strcmp(role, "SERIAL") && starts >= env_int("SERIAL", "CRASHES", 1 << 30))
 		ms = -1;

@@ -27,7 +27,7 @@
 
 static const char *const fake_vars[] = {"FAKE_CORE_MS",    "FAKE_CORE_EXIT",    "FAKE_CORE_SIGNAL",
 					"FAKE_SERIAL_MS",  "FAKE_SERIAL_EXIT",  "FAKE_SERIAL_SIGNAL",
-					"FAKE_SERIAL_CRASHES"};
+					"FAKE_SERIAL_CRASHES", "FAKE_CORE_DEAF",  "FAKE_SERIAL_DEAF"};
 
 static int reset(void **state)
 {
@@ -194,6 +194,20 @@ static void test_crashed_device_restarted(void **state)
 	assert_true(same_args_every_start("SERIAL"));
 }
 
+/* A device its sandbox stopped (SIGSYS) is named as such, and restarted. */
+static void test_sandbox_stop_is_named_and_restarted(void **state)
+{
+	setenv("FAKE_CORE_MS", "1000", 1);
+	setenv("FAKE_SERIAL_MS", "100", 1);
+	setenv("FAKE_SERIAL_SIGNAL", "31", 1); /* SIGSYS, as SECCOMP_RET_KILL_PROCESS leaves it */
+	setenv("FAKE_SERIAL_CRASHES", "1", 1);
+	assert_int_equal(wait_launcher(start_launcher(), 10000), 0);
+	assert_int_equal(starts("SERIAL", NULL), 2);
+	assert_string_equal(read_text(STDERR_FILE),
+			    "launcher: dev-serial was stopped by its sandbox (SIGSYS: a forbidden system call, "
+			    "named above); restarting it\n");
+}
+
 static void test_gives_up_on_a_crash_loop(void **state)
 {
 	setenv("FAKE_SERIAL_MS", "20", 1);
@@ -255,16 +269,40 @@ static void test_termination_signals(void **state)
 	}
 }
 
+/* Children that ignore SIGTERM (a core wedged in teardown) cannot keep the
+ * launcher from ending on a signal: they get SIGKILL after a short grace. */
+static void test_termination_signal_kills_deaf_children(void **state)
+{
+	setenv("FAKE_CORE_DEAF", "1", 1);
+	setenv("FAKE_SERIAL_DEAF", "1", 1);
+	pid_t launcher = start_launcher();
+	wait_started();
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	kill(launcher, SIGTERM);
+	assert_int_equal(wait_launcher(launcher, 10000), 128 + SIGTERM);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	long ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+	assert_in_range(ms, 900, 1800); /* SIGNAL_GRACE_MS, then SIGKILL */
+	long core, serial;
+	starts("CORE", &core);
+	starts("SERIAL", &serial);
+	assert_false(process_exists(core));
+	assert_false(process_exists(serial));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_core_status_passes_through, reset),
 		cmocka_unit_test_setup(test_core_killed_by_signal, reset),
 		cmocka_unit_test_setup(test_crashed_device_restarted, reset),
+		cmocka_unit_test_setup(test_sandbox_stop_is_named_and_restarted, reset),
 		cmocka_unit_test_setup(test_gives_up_on_a_crash_loop, reset),
 		cmocka_unit_test_setup(test_refused_device_is_not_restarted, reset),
 		cmocka_unit_test_setup(test_device_exit_before_core_is_normal, reset),
 		cmocka_unit_test_setup(test_termination_signals, reset),
+		cmocka_unit_test_setup(test_termination_signal_kills_deaf_children, reset),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "guest_mem.h"
 #include "host.h"
 #include "ipc.h"
 #include "uart16550.h"
@@ -25,6 +26,7 @@ struct core {
 	ipc_chan *chan;
 	_Atomic bool peer_up;
 	host_shm *state;
+	host_shm *ram; /* guest RAM the device maps (the UARTs do not use it) */
 	uint64_t seq;
 };
 
@@ -49,6 +51,8 @@ static void core_open(struct core *c)
 	assert_int_equal(ipc_listen(c->url, on_peer, c, &c->chan, err, sizeof(err)), IPC_OK);
 	c->state = host_shm_create("serial-state", IPC_STATE_SIZE, err, sizeof(err));
 	assert_non_null(c->state);
+	c->ram = host_shm_create("serial-ram", guest_mem_shm_size(1 << 20), err, sizeof(err));
+	assert_non_null(c->ram);
 	c->seq = 1000;
 }
 
@@ -56,6 +60,7 @@ static void core_close(struct core *c)
 {
 	ipc_close(c->chan);
 	host_shm_close(c->state);
+	host_shm_close(c->ram);
 	host_runtime_dir_remove(c->dir);
 }
 
@@ -111,7 +116,18 @@ static void welcome(struct core *c, bool resumed)
 	w.u.welcome.state_size = IPC_STATE_SIZE;
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
 		 host_shm_name(c->state));
-	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "none");
+	w.u.welcome.ram_size = 1 << 20;
+	w.u.welcome.nregions = 1;
+	w.u.welcome.ram_regions[0] = (struct guest_mem_region){0, 1 << 20};
+	/* Placed where dev-serial asked (COM1 and its line), hvc0 in the
+	 * board's first virtio-mmio slot. */
+	w.u.welcome.nranges = m.u.hello.nranges;
+	w.u.welcome.nirqs = m.u.hello.nirqs;
+	for (uint32_t i = 0; i < m.u.hello.nranges; i++)
+		w.u.welcome.range_base[i] = m.u.hello.ranges[i].base ? m.u.hello.ranges[i].base : 0xd0001000;
+	for (uint32_t i = 0; i < m.u.hello.nirqs; i++)
+		w.u.welcome.irq_gsi[i] = m.u.hello.irqs[i].gsi != IPC_IRQ_ANY ? m.u.hello.irqs[i].gsi : 16;
+	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", host_shm_name(c->ram));
 	assert_int_equal(ipc_send(c->chan, &w), IPC_OK);
 }
 

@@ -2,7 +2,10 @@
  * paging faults and their error codes, exception frames (privilege change,
  * IST, double and triple faults), IRETQ, SYSCALL/SYSRET, the STI interrupt
  * shadow with an external interrupt, the real -> protected -> long mode
- * switch, self-modifying code, MMIO routing, HLT and stop requests.
+ * switch, self-modifying code, code rewritten by a device process, MMIO routing, HLT and stop requests.
+ * Every test runs twice: interpreted, then translated by the JIT (jit.h),
+ * which adds a fault in the middle of a translated block and an interrupt
+ * breaking into a loop of chained blocks.
  *
  * The machine code below was assembled with GNU as from the source shown in
  * the comment above each array. */
@@ -13,10 +16,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
 #include "cpu.h"
+#include "jit.h"
 
 #define RAM_SIZE (4u << 20)
 #define KCODE 0x10000u
@@ -35,6 +40,7 @@
 
 struct fixture {
 	uint8_t *ram;
+	struct guest_mem mem; /* ram with its dirty log, as the core maps it */
 	struct softcpu_machine m;
 	struct softcpu c;
 	/* MMIO log */
@@ -44,6 +50,15 @@ struct fixture {
 	unsigned mmio_count;
 	int intr_vector; /* what intr_ack answers */
 };
+
+/* The group being run: the vCPUs translate (jit.h) or interpret. */
+static bool use_jit;
+
+static void engine_for(struct softcpu *c)
+{
+	if (use_jit)
+		assert_int_equal(softcpu_set_jit(c, true), 0);
+}
 
 static uint64_t pio_read(void *o, uint16_t port, unsigned size) { (void)o; (void)port; (void)size; return 0; }
 static void pio_write(void *o, uint16_t port, unsigned size, uint64_t v) { (void)o; (void)port; (void)size; (void)v; }
@@ -103,14 +118,17 @@ static void set_pte(struct fixture *f, uint64_t page, uint64_t flags)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
-	f->ram = calloc(1, RAM_SIZE);
+	f->ram = calloc(1, guest_mem_shm_size(RAM_SIZE));
+	guest_mem_attach(&f->mem, f->ram, RAM_SIZE);
 	softcpu_machine_init(&f->m, f->ram, RAM_SIZE);
+	softcpu_machine_set_dirty_log(&f->m, &f->mem);
 	f->m.bus_opaque = f;
 	f->m.pio_read = pio_read;
 	f->m.pio_write = pio_write;
 	f->m.mmio_read = mmio_read;
 	f->m.mmio_write = mmio_write;
 	softcpu_init(&f->c, &f->m);
+	engine_for(&f->c);
 
 	put64(f, 0x1000, 0x2007);                     /* PML4[0] */
 	put64(f, 0x2000, 0x3007);                     /* PDPT[0]: user allowed below */
@@ -371,14 +389,84 @@ static void test_triple_fault(void **state)
 	assert_int_equal(softcpu_run(&f->c, 1000), SOFTCPU_EXIT_SHUTDOWN);
 }
 
-/* pshufb (SSSE3, not implemented) -> #UD at its address, no crash */
+/* aesenc (AES-NI, not implemented) -> #UD at its address, no crash */
 static void test_unimplemented_is_ud(void **state)
 {
 	struct fixture *f = *state;
-	static const uint8_t code[] = {0x66, 0x0f, 0x38, 0x00, 0xc0};
+	static const uint8_t code[] = {0x66, 0x0f, 0x38, 0xdc, 0xc0};
 	load(f, KCODE, code, sizeof(code));
 	assert_int_equal(run_to_handler(f), 6);
 	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+}
+
+/* fldz; fldz; fdiv %st(1),%st (0/0 with the invalid-operation exception
+ * unmasked); fnstsw %ax (does not wait); fwait: #MF at FWAIT, not before */
+static void test_x87_unmasked_exception_is_mf_at_next_waiting_insn(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xd9, 0xee, 0xd9, 0xee, 0xd8, 0xf1, 0xdf, 0xe0, 0x9b, 0xf4};
+	struct softcpu_fxstate x87 = {.fcw = 0x37e}; /* IM clear, all tags empty */
+	softcpu_set_x87(&f->c, &x87);
+	load(f, KCODE, code, sizeof(code));
+	assert_int_equal(run_to_handler(f), 16);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 8);
+	assert_int_equal(f->c.r[R_AX] & 0x81, 0x81); /* FNSTSW saw ES and IE */
+	softcpu_get_x87(&f->c, &x87);
+	assert_int_equal(x87.fsw & 0x3881, 0x3081); /* TOP 6: two loads; ES, IE */
+	assert_int_equal(x87.ftw, 0xc0);
+}
+
+/* CR0.TS: the first x87 instruction raises #NM (lazy FPU switching) */
+static void test_x87_with_cr0_ts_is_nm(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xd9, 0xe8, 0xf4}; /* fld1 */
+	f->c.cr0 |= CR0_TS;
+	load(f, KCODE, code, sizeof(code));
+	assert_int_equal(run_to_handler(f), 7);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+}
+
+/* MMX follows the x87's state checks, but CR0.EM gives #UD (not #NM):
+ * paddw %mm1,%mm0 with EM, then with TS, then with an unmasked x87
+ * exception pending (#MF); then it runs and leaves TOP 0, all tags valid. */
+static void rerun_from(struct fixture *f, uint64_t rip)
+{
+	f->c.halted = false;
+	f->c.rip = rip;
+	f->c.r[R_SP] = KSTACK_TOP;
+}
+
+static void test_mmx_state_checks(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x0f, 0xfd, 0xc1, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	f->c.cr0 |= CR0_EM;
+	assert_int_equal(run_to_handler(f), 6);
+	f->c.cr0 &= ~(uint64_t)CR0_EM;
+	f->c.cr0 |= CR0_TS;
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 7);
+	f->c.cr0 &= ~(uint64_t)CR0_TS;
+	struct softcpu_fxstate x87 = {.fcw = 0x37e, .fsw = 0x3881, .ftw = 0}; /* TOP 7, IE pending, unmasked */
+	softcpu_set_x87(&f->c, &x87);
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 16);
+	x87 = (struct softcpu_fxstate){.fcw = 0x37f, .fsw = 0x3800, .ftw = 0};
+	memset(x87.st[1], 0x11, 8); /* ST(1) at TOP 7 is physical register 0: MM0 */
+	memset(x87.st[2], 0x22, 8); /* MM1 */
+	softcpu_set_x87(&f->c, &x87);
+	rerun_from(f, KCODE);
+	assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.rip, KCODE + 4);
+	softcpu_get_x87(&f->c, &x87);
+	assert_int_equal(x87.fsw & 0x3800, 0);
+	assert_int_equal(x87.ftw, 0xff);
+	uint64_t mm0;
+	memcpy(&mm0, x87.st[0], 8);
+	assert_int_equal(mm0, 0x3333333333333333ull);
+	assert_int_equal(x87.st[0][8] | x87.st[0][9] << 8, 0xffff);
 }
 
 /* movb $0xcc, 1f(%rip); 1: nop; hlt  -- the patched INT3 runs */
@@ -389,6 +477,70 @@ static void test_self_modifying_code(void **state)
 	load(f, KCODE, code, sizeof(code));
 	assert_int_equal(run_to_handler(f), 3);
 	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 8);
+}
+
+/* A device process rewrites a page of code the CPU has run (through its
+ * own view of the shared memory); the guest calling it again runs the new
+ * code.  KCODE: mov $DEVPAGE,%ebx; call *%rbx; hlt.  DEVPAGE: mov $N,%eax;
+ * ret, N = 1, then 2. */
+#define DEVPAGE 0x50000u
+static void test_device_rewrites_code_page(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t caller[] = {0xbb, 0x00, 0x00, 0x05, 0x00, 0xff, 0xd3, 0xf4};
+	static const uint8_t first[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};
+	static const uint8_t second[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};
+	load(f, KCODE, caller, sizeof(caller));
+	load(f, DEVPAGE, first, sizeof(first));
+	assert_int_equal(softcpu_run(&f->c, 1000), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_AX], 1);
+
+	struct guest_mem device;
+	guest_mem_attach(&device, f->ram, RAM_SIZE);
+	assert_true(guest_mem_write(&device, DEVPAGE, second, sizeof(second)));
+	f->c.rip = KCODE;
+	f->c.r[R_SP] = KSTACK_TOP;
+	f->c.halted = false;
+	assert_int_equal(softcpu_run(&f->c, 1000), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_AX], 2);
+}
+
+struct device_thread {
+	struct fixture *f;
+	const uint8_t *code;
+	size_t len;
+};
+
+static void *device_rewrites(void *arg)
+{
+	struct device_thread *d = arg;
+	struct guest_mem device;
+	guest_mem_attach(&device, d->f->ram, RAM_SIZE);
+	struct timespec pause = {0, 20 * 1000 * 1000}; /* the vCPU is looping by then */
+	nanosleep(&pause, NULL);
+	guest_mem_write(&device, DEVPAGE, d->code, d->len);
+	return NULL;
+}
+
+/* The same while the vCPU runs: it calls DEVPAGE until it returns 2.
+ * KCODE: mov $DEVPAGE,%ebx; 1: call *%rbx; cmp $2,%eax; jne 1b; hlt */
+static void test_device_rewrites_code_page_while_running(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t caller[] = {0xbb, 0x00, 0x00, 0x05, 0x00, 0xff, 0xd3, 0x83, 0xf8, 0x02, 0x75, 0xf9, 0xf4};
+	static const uint8_t first[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3};
+	static const uint8_t second[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};
+	load(f, KCODE, caller, sizeof(caller));
+	load(f, DEVPAGE, first, sizeof(first));
+	struct device_thread d = {f, second, sizeof(second)};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, device_rewrites, &d), 0);
+	/* Without the dirty log the loop never ends: the instruction limit
+	 * (seconds of running) stops it. */
+	enum softcpu_exit why = softcpu_run(&f->c, 1000000000);
+	pthread_join(t, NULL);
+	assert_int_equal(why, SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_AX], 2);
 }
 
 /* mov (%rax),%ebx; movl $0x11223344,(%rcx); hlt  -- outside RAM: the board */
@@ -459,6 +611,7 @@ static void test_lock_atomic_across_threads(void **state)
 	for (int i = 0; i < 2; i++) {
 		struct softcpu *c = &threads[i].c;
 		softcpu_init(c, &f->m);
+		engine_for(c);
 		c->cr0 = f->c.cr0;
 		c->cr4 = f->c.cr4;
 		c->cr3 = f->c.cr3;
@@ -483,6 +636,58 @@ static void test_lock_atomic_across_threads(void **state)
 	}
 	assert_int_equal(get64(f, UDATA), 400000);
 	assert_int_equal(get64(f, UDATA + 8), 400000);
+}
+
+/* A fault in the middle of a block leaves the state of the instruction
+ * that faulted: the registers and flags of the ones before it, RIP its own.
+ *	mov $-1,%ecx; add $1,%ecx; mov (%rax),%rbx; mov $5,%ecx; int3 */
+static void test_pf_mid_block_state(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xb9, 0xff, 0xff, 0xff, 0xff, 0x83, 0xc1, 0x01, 0x48,
+				       0x8b, 0x18, 0xb9, 0x05, 0x00, 0x00, 0x00, 0xcc};
+	load(f, UCODE, code, sizeof(code));
+	enter_user(f, UCODE);
+	f->c.r[R_AX] = UNOTP + 16;
+	f->c.r[R_BX] = 7;
+	assert_int_equal(run_to_handler(f), 14);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, UCODE + 8);
+	assert_int_equal(fr.rflags & (F_CF | F_ZF | F_SF | F_OF), F_CF | F_ZF);
+	assert_int_equal(f->c.r[R_CX], 0);
+	assert_int_equal(f->c.r[R_BX], 7);
+	assert_int_equal(f->c.cr2, UNOTP + 16);
+}
+
+static void *interrupt_later(void *arg)
+{
+	struct fixture *f = arg;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	softcpu_set_intr(&f->c, 1);
+	return NULL;
+}
+
+/* An interrupt arriving while the CPU runs a loop (translated: one block
+ * chained to itself) is delivered with the loop's address as return RIP.
+ *	1: add $1,%rax; jmp 1b */
+static void test_interrupt_breaks_into_loop(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0xfa};
+	load(f, KCODE, code, sizeof(code));
+	f->c.intr_opaque = f;
+	f->c.intr_ack = intr_ack;
+	f->intr_vector = 0x20;
+	softcpu_set_rflags(&f->c, 0x2 | F_IF);
+	pthread_t t;
+	pthread_create(&t, NULL, interrupt_later, f);
+	assert_int_equal(softcpu_run(&f->c, 0), SOFTCPU_EXIT_HALT);
+	pthread_join(t, NULL);
+	assert_int_equal(f->c.rip, HANDLERS + 0x20 + 1);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_true(fr.rip == KCODE || fr.rip == KCODE + 4);
+	assert_true(f->c.r[R_AX] > 1000);
 }
 
 /* Real mode at 0 -> protected mode -> long mode (the benchmark guests'
@@ -522,6 +727,20 @@ static void test_real_to_protected_to_long(void **state)
 	assert_int_equal(c->seg[S_CS].sel, 0x18);
 }
 
+static int group_interpreted(void **state)
+{
+	(void)state;
+	use_jit = false;
+	return 0;
+}
+
+static int group_jit(void **state)
+{
+	(void)state;
+	use_jit = true;
+	return 0;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -538,11 +757,23 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_double_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_triple_fault, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unimplemented_is_ud, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_x87_unmasked_exception_is_mf_at_next_waiting_insn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_x87_with_cr0_ts_is_nm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mmx_state_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_self_modifying_code, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page_while_running, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmio_routing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_request_from_another_thread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_real_to_protected_to_long, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_lock_atomic_across_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_mid_block_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt_breaks_into_loop, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	int failed = cmocka_run_group_tests_name("interpreter", tests, group_interpreted, NULL);
+	if (!softcpu_jit_supported()) {
+		print_message("the JIT group is not run: this host has no JIT (not x86-64)\n");
+		return failed;
+	}
+	return failed + cmocka_run_group_tests_name("jit", tests, group_jit, NULL);
 }

@@ -210,10 +210,11 @@ static void test_fifo_trigger_levels(void **state)
 		}
 		/* The FIFO holds 16; the rest waits in the queue. */
 		input(f, "0123");
-		assert_int_equal(uart_input_space(&f->u), UART_INPUT_SIZE - 4);
+		assert_int_equal(uart_input_space(&f->u), UART_INPUT_SIZE - UART_FIFO_SIZE - 4);
 		for (int i = 0; i < UART_FIFO_SIZE; i++)
 			assert_int_equal(rd(f, UART_RBR), 'z');
-		assert_int_equal(uart_input_space(&f->u), UART_INPUT_SIZE);
+		/* "0123" moved into the FIFO and keep their room in the queue. */
+		assert_int_equal(uart_input_space(&f->u), UART_INPUT_SIZE - 4);
 		for (int i = 0; i < 4; i++)
 			assert_int_equal(rd(f, UART_RBR), '0' + i);
 		assert_false(rd(f, UART_LSR) & UART_LSR_DR);
@@ -228,17 +229,33 @@ static void test_fifo_clear_and_toggle(void **state)
 	struct fixture *f = *state;
 	wr(f, UART_IIR, UART_FCR_ENABLE);
 	input(f, "0123456789abcdefXY"); /* 16 in the FIFO, 2 queued */
-	/* Clearing the RX FIFO drops what the guest had not read; the queued
-	 * bytes move in behind. */
+	assert_int_equal(rd(f, UART_RBR), '0');
+	/* Clearing the RX FIFO empties it; host input the guest had not read
+	 * goes back to the front of the queue and arrives again, in order
+	 * (typeahead survives the clears of Linux's probe and start-up). */
 	wr(f, UART_IIR, UART_FCR_ENABLE | UART_FCR_CLEAR_RX);
-	assert_int_equal(rd(f, UART_RBR), 'X');
-	assert_int_equal(rd(f, UART_RBR), 'Y');
+	const char *rest = "123456789abcdefXY";
+	for (const char *c = rest; *c; c++)
+		assert_int_equal(rd(f, UART_RBR), *c);
 	assert_false(rd(f, UART_LSR) & UART_LSR_DR);
-	/* The clear bits do not stick; switching the FIFO off clears it too. */
+	assert_int_equal(uart_input_space(&f->u), UART_INPUT_SIZE);
+	/* Looped-back bytes are the guest's own: a clear drops them. */
+	wr(f, UART_MCR, UART_MCR_LOOP);
+	wr(f, UART_RBR, 'L');
+	input(f, "h");
+	wr(f, UART_IIR, UART_FCR_ENABLE | UART_FCR_CLEAR_RX);
+	assert_false(rd(f, UART_LSR) & UART_LSR_DR);
+	wr(f, UART_MCR, 0);
+	assert_int_equal(rd(f, UART_RBR), 'h');
+	/* The clear bits do not stick; switching the FIFO off clears it too,
+	 * and the one-byte receiver then takes the returned input byte by byte. */
 	input(f, "pq");
 	assert_int_equal(rd(f, UART_IIR), UART_IIR_FIFO_ON | UART_IIR_NO_INT);
 	wr(f, UART_IIR, 0);
 	assert_int_equal(rd(f, UART_IIR), UART_IIR_NO_INT);
+	assert_true(uart_state_valid(&f->u));
+	assert_int_equal(rd(f, UART_RBR), 'p');
+	assert_int_equal(rd(f, UART_RBR), 'q');
 	assert_false(rd(f, UART_LSR) & UART_LSR_DR);
 	assert_true(uart_state_valid(&f->u));
 }
@@ -351,13 +368,12 @@ static void test_input_backpressure(void **state)
 	static uint8_t data[UART_INPUT_SIZE + 1000];
 	for (size_t i = 0; i < sizeof(data); i++)
 		data[i] = (uint8_t)(i * 7);
-	/* The queue takes what fits and no more; the receiver takes one byte. */
+	/* The queue takes what fits and no more, counting the byte the
+	 * receiver took from it (a FIFO clear would give it back). */
 	size_t taken = uart_input(&f->u, data, sizeof(data), &f->io);
 	assert_int_equal(taken, UART_INPUT_SIZE);
-	assert_int_equal(uart_input_space(&f->u), 1);
-	assert_int_equal(uart_input(&f->u, data + taken, 2, &f->io), 1);
-	taken++;
 	assert_int_equal(uart_input_space(&f->u), 0);
+	assert_int_equal(uart_input(&f->u, data + taken, 2, &f->io), 0);
 	/* The guest drains it in order; each read makes room again. */
 	size_t got = 0;
 	while (rd(f, UART_LSR) & UART_LSR_DR) {
@@ -406,8 +422,67 @@ static void test_reset_keeps_input(void **state)
 	assert_int_equal(f->fx.level, 0);
 	assert_int_equal(rd(f, UART_LCR), 0);
 	assert_int_equal(rd(f, UART_IER), 0);
-	/* 'a' sat in the receiver and went with it; 'b' was still queued. */
+	/* 'a' sat in the receiver, unread: the reset clears the receiver and
+	 * gives it back to the queue, like a FIFO clear. */
+	assert_int_equal(rd(f, UART_RBR), 'a');
 	assert_int_equal(rd(f, UART_RBR), 'b');
+}
+
+/* Input typed before Linux opens the port survives its probe and start-up
+ * (the 8250 driver's register sequence) and arrives once the receive
+ * interrupt is on; a guest that never enables it gets input at once. */
+static void test_typeahead_survives_linux_probe_and_startup(void **state)
+{
+	struct fixture *f = *state;
+	input(f, "ls\n");
+	assert_true(uart_lsr(&f->u) & UART_LSR_DR); /* a polling guest has it */
+	/* autoconfig(): IER test, FIFO probe, clear, a blind RBR read. */
+	wr(f, UART_IER, 0);
+	wr(f, UART_IER, 0x0f);
+	wr(f, UART_IER, 0);
+	wr(f, UART_IIR, UART_FCR_ENABLE);
+	wr(f, UART_IIR, UART_FCR_ENABLE | UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX);
+	wr(f, UART_IIR, 0);
+	rd(f, UART_RBR);
+	assert_false(rd(f, UART_LSR) & UART_LSR_DR); /* held: receive interrupt off */
+	/* Input arriving now waits too (console writes toggle IER the same way). */
+	input(f, "x");
+	/* serial8250_do_startup(): clear the FIFOs, read LSR, RBR, IIR, MSR. */
+	wr(f, UART_IIR, UART_FCR_ENABLE | UART_FCR_CLEAR_RX | UART_FCR_CLEAR_TX);
+	wr(f, UART_IIR, 0);
+	rd(f, UART_LSR);
+	rd(f, UART_RBR);
+	rd(f, UART_IIR);
+	rd(f, UART_MSR);
+	wr(f, UART_LCR, 0x03);
+	wr(f, UART_MCR, UART_MCR_DTR | UART_MCR_RTS | UART_MCR_OUT2);
+	wr(f, UART_IER, UART_IER_THRI); /* the THRE test */
+	rd(f, UART_IIR);
+	wr(f, UART_IER, 0);
+	rd(f, UART_LSR);
+	rd(f, UART_RBR);
+	assert_int_equal(f->fx.level, 0);
+	/* set_termios(): receive interrupts on, then the FIFO on (a clear). */
+	wr(f, UART_IER, UART_IER_RLSI | UART_IER_RDI);
+	assert_int_equal(f->fx.level, 1);
+	wr(f, UART_IIR, UART_FCR_ENABLE);
+	wr(f, UART_IIR, UART_FCR_ENABLE | 0x80);
+	assert_int_equal(rd(f, UART_IIR), UART_IIR_FIFO_ON | UART_IIR_CTI);
+	assert_int_equal(f->fx.level, 1);
+	const char *want = "ls\nx";
+	for (const char *c = want; *c; c++)
+		assert_int_equal(rd(f, UART_RBR), *c);
+	assert_false(rd(f, UART_LSR) & UART_LSR_DR);
+	/* The console's write: IER off holds new input, restoring it delivers. */
+	wr(f, UART_IER, 0);
+	input(f, "y");
+	assert_false(rd(f, UART_LSR) & UART_LSR_DR);
+	wr(f, UART_IER, UART_IER_RLSI | UART_IER_RDI);
+	assert_int_equal(rd(f, UART_RBR), 'y');
+	/* A reset forgets that the guest used interrupts: polling works again. */
+	uart_reset(&f->u, &f->io);
+	input(f, "z");
+	assert_int_equal(rd(f, UART_RBR), 'z');
 }
 
 static void test_state_validation(void **state)
@@ -430,6 +505,7 @@ static void test_state_validation(void **state)
 		{offsetof(struct uart16550, msr_deltas), UART_MSR_CTS},
 		{offsetof(struct uart16550, thr_pending), 2},
 		{offsetof(struct uart16550, irq_level), 2},
+		{offsetof(struct uart16550, rx_irq_driven), 2},
 	};
 	for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++) {
 		bad = f->u;
@@ -455,6 +531,15 @@ static void test_state_validation(void **state)
 	bad.in_tail = 3;
 	assert_true(uart_state_valid(&bad));
 	assert_int_equal(uart_input_space(&bad), UART_INPUT_SIZE - 5);
+	/* Host-input marks only on bytes the receiver holds, and room in the
+	 * queue for them to come back. */
+	bad = f->u;
+	bad.rx_from_input = 1;
+	assert_false(uart_state_valid(&bad));
+	bad.rx_tail = bad.rx_head + 1;
+	assert_true(uart_state_valid(&bad));
+	bad.in_tail = bad.in_head + UART_INPUT_SIZE;
+	assert_false(uart_state_valid(&bad));
 }
 
 static void test_status_values(void **state)
@@ -488,6 +573,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_input_backpressure, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_long_input_gives_an_edge_per_fifo_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reset_keeps_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_typeahead_survives_linux_probe_and_startup, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_state_validation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_values, setup, teardown),
 	};

@@ -83,6 +83,7 @@ static void test_defaults(void **state)
 	assert_int_equal(conf.cpus, 1);
 	assert_int_equal(conf.flat_mode, VMCONF_FLAT_REAL);
 	assert_true(conf.stdio);
+	assert_true(conf.sandbox);
 	assert_int_equal(conf.debugcon, -1);
 	assert_false(conf.has_mmio_uart);
 	assert_string_equal(conf.kernel, "");
@@ -132,7 +133,7 @@ static void test_value_forms(void **state)
 	static const struct {
 		const char *memory;
 		uint64_t bytes;
-	} sizes[] = {{"2M", 2u << 20}, {"3G", 3ull << 30}, {"1g", 1u << 30}, {"512", 512u << 20},
+	} sizes[] = {{"2M", 2u << 20}, {"3G", 3ull << 30}, {"5G", 5ull << 30}, {"1g", 1u << 30}, {"512", 512u << 20},
 		     {"4096K", 4u << 20}};
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		char text[128];
@@ -173,10 +174,10 @@ static void test_bad_values(void **state)
 {
 	assert_conf_error("[vm]\nflat = hello.bin\nmemory = 12Q\n",
 			  "vm.conf:3: [vm] memory: \"12Q\" is not a size (use e.g. 256M or 1G)");
-	assert_conf_error("[vm]\nmemory = 1M\n", "vm.conf:2: [vm] memory: \"1M\" is out of range (2M .. 3G)");
-	assert_conf_error("[vm]\nmemory = 4G\n", "vm.conf:2: [vm] memory: \"4G\" is out of range (2M .. 3G)");
+	assert_conf_error("[vm]\nmemory = 1M\n", "vm.conf:2: [vm] memory: \"1M\" is out of range (2M .. 512G)");
+	assert_conf_error("[vm]\nmemory = 513G\n", "vm.conf:2: [vm] memory: \"513G\" is out of range (2M .. 512G)");
 	assert_conf_error("[vm]\nmemory = 99999999999999999999G\n",
-			  "vm.conf:2: [vm] memory: \"99999999999999999999G\" is out of range (2M .. 3G)");
+			  "vm.conf:2: [vm] memory: \"99999999999999999999G\" is out of range (2M .. 512G)");
 	assert_conf_error("[vm]\nmemory = 3001K\n", "vm.conf:2: [vm] memory: \"3001K\" is not a multiple of 4K");
 	assert_conf_error("[vm]\nmemory = -256M\n",
 			  "vm.conf:2: [vm] memory: \"-256M\" is not a size (use e.g. 256M or 1G)");
@@ -189,6 +190,12 @@ static void test_bad_values(void **state)
 			  "vm.conf:2: [vm] flat-mode: \"protected\" is not a flat mode (use real or long)");
 	assert_conf_error("[vm]\nflat =\n", "vm.conf:2: [vm] flat: is empty (give a file name)");
 	assert_conf_error("[serial]\nstdio = maybe\n", "vm.conf:2: [serial] stdio: \"maybe\" is not on or off");
+	assert_conf_error("[serial]\nhvc0 = maybe\n", "vm.conf:2: [serial] hvc0: \"maybe\" is not on or off");
+	assert_conf_error("[serial]\nconsole = tty1\n",
+			  "vm.conf:2: [serial] console: \"tty1\" is not a console (use ttyS0 or hvc0)");
+	/* Across keys: input cannot go to a device that is not there. */
+	assert_conf_error("[vm]\nkernel = bzImage\n[serial]\nhvc0 = off\nconsole = hvc0\n",
+			  "vm.conf:5: [serial] console: hvc0 is the console but [serial] hvc0 is off");
 	assert_conf_error("[serial]\ndebugcon = 0x10000\n",
 			  "vm.conf:2: [serial] debugcon: \"0x10000\" is not a port (0 .. 0xffff, or off)");
 	assert_conf_error("[serial]\ndebugcon = 0x\n",
@@ -205,11 +212,11 @@ static void test_structure_errors(void **state)
 {
 	assert_conf_error("[vm]\nflat = hello.bin\ncolour = blue\n",
 			  "vm.conf:3: [vm] colour: unknown key (the [vm] keys are engine, memory, cpus, "
-			  "kernel, flat, flat-mode, initrd, cmdline, reboot)");
+			  "kernel, flat, flat-mode, flat-addr, initrd, cmdline, reboot, sandbox, jit)");
 	assert_conf_error("[serial]\nbaud = 9600\n",
-			  "vm.conf:2: [serial] baud: unknown key (the [serial] keys are stdio, debugcon, mmio-uart)");
-	assert_conf_error("[vm]\nflat = hello.bin\n[net]\n",
-			  "vm.conf:3: unknown section [net] (vm.conf has [vm] and [serial])");
+			  "vm.conf:2: [serial] baud: unknown key (the [serial] keys are stdio, debugcon, mmio-uart, hvc0, console, debugcon-mmio)");
+	assert_conf_error("[vm]\nflat = hello.bin\n[disk]\n",
+			  "vm.conf:3: unknown section [disk] (vm.conf has [vm], [serial] and [net])");
 	assert_conf_error("flat = hello.bin\n",
 			  "vm.conf:1: flat: outside a section (put it under [vm] or [serial])");
 	assert_conf_error("[vm]\nmemory = 64M\nflat = hello.bin\nmemory = 128M\n",
@@ -423,41 +430,170 @@ static void assert_argv(char *const *argv, const char *const *expected)
 	assert_null(argv[i]);
 }
 
+/* vmm-core's command line with the devices conf lists, all at url (tests
+ * list one). */
+static int core_argv(struct child_argv *a, const char *exe, const char *url, uint64_t launch_ns)
+{
+	const struct device_program *devs[DEVICE_PROGRAMS_MAX];
+	const char *urls[DEVICE_PROGRAMS_MAX];
+	unsigned n = devices_listed(&conf, devs);
+	for (unsigned i = 0; i < n; i++)
+		urls[i] = url;
+	return child_argv_core(a, exe, &conf, devs, urls, n, launch_ns);
+}
+
+static int serial_argv(struct child_argv *a, const char *exe, const char *url)
+{
+	const struct device_program *serial = device_program_for_section("serial", 6);
+	assert_non_null(serial);
+	return child_argv_device(a, exe, serial, &conf, url);
+}
+
+/* The device table: [serial] is dev-serial, named serial, always listed. */
+static void test_device_table(void **state)
+{
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n"), 0);
+	const struct device_program *devs[DEVICE_PROGRAMS_MAX];
+	assert_int_equal(devices_listed(&conf, devs), 1);
+	assert_string_equal(devs[0]->program, "dev-serial");
+	assert_string_equal(devs[0]->name, "serial");
+	assert_ptr_equal(device_program_for_section("serial", 6), devs[0]);
+	assert_null(device_program_for_section("serial", 5));
+	assert_non_null(device_program_for_section("net", 3));
+}
+
+/* [net]: dev-net listed, one --net per key in the file's order; -nic
+ * replaces the file's keys; errors name file:line or the flag, and the key. */
+static void test_net_section_and_nic(void **state)
+{
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n[net]\nhostfwd = tcp::2222-:22\n"
+				  "mtu = 1500\nhostfwd = udp::5353-:53\n"),
+			 0);
+	const struct device_program *devs[DEVICE_PROGRAMS_MAX];
+	assert_int_equal(devices_listed(&conf, devs), 2);
+	assert_string_equal(devs[1]->program, "dev-net");
+	static struct child_argv a;
+	assert_int_equal(child_argv_device(&a, "/bin/dev-net", devs[1], &conf, "ipc:///n"), 0);
+	const char *net[] = {"/bin/dev-net", "--connect", "ipc:///n", "--net", "hostfwd=tcp::2222-:22",
+			     "--net", "mtu=1500", "--net", "hostfwd=udp::5353-:53", NULL};
+	assert_argv(a.argv, net);
+
+	char *nic[] = {"launcher", "run", CONF, "-nic", "user,restrict=on,hostfwd=tcp::8080-:80", NULL};
+	assert_int_equal(run_args(nic), 0);
+	assert_int_equal(devices_listed(&conf, devs), 2);
+	assert_int_equal(child_argv_device(&a, "/bin/dev-net", devs[1], &conf, "ipc:///n"), 0);
+	const char *from_nic[] = {"/bin/dev-net", "--connect", "ipc:///n", "--net", "user=on",
+				  "--net", "restrict=on", "--net", "hostfwd=tcp::8080-:80", NULL};
+	assert_argv(a.argv, from_nic);
+
+	char *none[] = {"launcher", "run", CONF, "-nic", "none", NULL};
+	assert_int_equal(run_args(none), 0);
+	assert_int_equal(devices_listed(&conf, devs), 1); /* serial only */
+
+	/* No [net], no -nic: no network device. */
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n"), 0);
+	assert_int_equal(devices_listed(&conf, devs), 1);
+
+	assert_conf_error("[vm]\nkernel = bzImage\n[net]\nmtu = 70000\n",
+			  "vm.conf:4: [net] mtu: \"70000\" is out of range (68..65520)");
+	/* A check across keys names the line of the key it is about. */
+	write_file(CONF, "[vm]\nkernel = bzImage\n[net]\nnet = 10.0.3.0/24\nhost = 10.0.2.2\n");
+	char *conf_only[] = {"launcher", "run", CONF, NULL};
+	assert_int_equal(run_args(conf_only), -1);
+	assert_non_null(strstr(err, "vm.conf:5: [net] host:"));
+	char *bad_nic[] = {"launcher", "run", CONF, "-nic", "user,hostfwd=tcp::0-:22", NULL};
+	assert_int_equal(run_args(bad_nic), -1);
+	assert_non_null(strstr(err, "-nic: hostfwd:"));
+	char *bad_kind[] = {"launcher", "run", CONF, "-nic", "tap", NULL};
+	assert_int_equal(run_args(bad_kind), -1);
+	assert_non_null(strstr(err, "-nic: \"tap\""));
+}
+
 static void test_child_argv_flat(void **state)
 {
 	assert_int_equal(run_conf("[vm]\nengine = kvm\nmemory = 16M\nflat = hello.bin\n"
 				  "flat-mode = long\n[serial]\nstdio = off\ndebugcon = 0xf1\n"
-				  "mmio-uart = 0xd0000000\n"),
+				  "mmio-uart = 0xd0000000\nhvc0 = off\n"),
 			 0);
 	static struct child_argv a;
-	assert_int_equal(child_argv_core(&a, "/bin/vmm-core", &conf, "ipc:///run/x/serial.sock", 0), 0);
+	assert_int_equal(core_argv(&a, "/bin/vmm-core", "ipc:///run/x/serial.sock", 0), 0);
 	const char *core[] = {"/bin/vmm-core", "--engine", "kvm", "--memory", "16777216", "--cpus", "1",
 			      "--flat", TEST_DIR "/hello.bin", "--flat-mode", "long", "--device",
 			      "serial=ipc:///run/x/serial.sock", NULL};
 	assert_argv(a.argv, core);
 
-	assert_int_equal(child_argv_serial(&a, "/bin/dev-serial", &conf, "ipc:///run/x/serial.sock"), 0);
+	assert_int_equal(serial_argv(&a, "/bin/dev-serial", "ipc:///run/x/serial.sock"), 0);
 	const char *serial[] = {"/bin/dev-serial", "--connect", "ipc:///run/x/serial.sock", "--stdio", "off",
-				"--debugcon", "0xf1", "--mmio-uart", "0xd0000000", NULL};
+				"--hvc0", "off", "--console", "ttyS0",
+#ifdef __aarch64__
+				"--uart", "pl011",
+#endif
+				"--debugcon", "0xf1",
+				"--mmio-uart", "0xd0000000", NULL};
 	assert_argv(a.argv, serial);
+}
+
+/* The arm64 board's s003 command, from the file and from the flags. */
+static void test_child_argv_arm64_flat(void **state)
+{
+	assert_int_equal(run_conf("[vm]\nengine = kvm\nmemory = 16M\nflat = hello.bin\n"
+				  "flat-addr = 0x10000\n[serial]\ndebugcon-mmio = 0x996\n"),
+			 0);
+	static struct child_argv a;
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
+	const char *core[] = {"vmm-core", "--engine", "kvm", "--memory", "16777216", "--cpus", "1",
+			      "--flat", TEST_DIR "/hello.bin", "--flat-mode", "real", "--flat-addr",
+			      "0x10000", "--device", "serial=U", NULL};
+	assert_argv(a.argv, core);
+	assert_int_equal(serial_argv(&a, "dev-serial", "U"), 0);
+	const char *serial[] = {"dev-serial", "--connect", "U", "--stdio", "on", "--hvc0", "on",
+				"--console", "ttyS0",
+#ifdef __aarch64__
+				"--uart", "pl011",
+#endif
+				"--debugcon-mmio", "0x996", NULL};
+	assert_argv(a.argv, serial);
+
+	char *argv[] = {"launcher", "run", "--flat", TEST_DIR "/hello.bin", "--flat-addr", "65536",
+			"--debugcon-mmio", "0x996", NULL};
+	assert_int_equal(run_args(argv), 0);
+	assert_true(vmconf_is_set(&conf, VMCONF_FLAT_ADDR));
+	assert_int_equal(conf.flat_addr, 0x10000);
+	assert_true(conf.has_debugcon_mmio);
+	assert_int_equal(conf.debugcon_mmio, 0x996);
+
+	/* Not given: vmm-core gets no --flat-addr (the x86 board refuses one). */
+	assert_int_equal(run_conf("[vm]\nflat = hello.bin\n[serial]\ndebugcon-mmio = off\n"), 0);
+	assert_false(vmconf_is_set(&conf, VMCONF_FLAT_ADDR));
+	assert_false(conf.has_debugcon_mmio);
+	assert_conf_error("[vm]\nflat = hello.bin\nflat-addr = 3G\n",
+			  "vm.conf:3: [vm] flat-addr: \"3G\" is not an address below 3 GiB (e.g. 0x10000)");
+	assert_conf_error("[serial]\ndebugcon-mmio = 0x1q\n",
+			  "vm.conf:2: [serial] debugcon-mmio: \"0x1q\" is not an address below 3 GiB (e.g. 0x10000)");
 }
 
 static void test_child_argv_kernel(void **state)
 {
-	assert_int_equal(run_conf("[vm]\nkernel = bzImage\ninitrd = initrd.img\ncmdline =\ncpus = 2\n"), 0);
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\ninitrd = initrd.img\ncmdline =\ncpus = 2\n"
+				  "[serial]\nconsole = hvc0\n"), 0);
 	static struct child_argv a;
-	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U", 0), 0);
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
 	const char *core[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "2",
 			      "--kernel", TEST_DIR "/bzImage", "--initrd", TEST_DIR "/initrd.img",
 			      "--cmdline", "", "--device", "serial=U", NULL};
 	assert_argv(a.argv, core);
 
-	assert_int_equal(child_argv_serial(&a, "dev-serial", &conf, "U"), 0);
-	const char *serial[] = {"dev-serial", "--connect", "U", "--stdio", "on", NULL};
+	assert_int_equal(serial_argv(&a, "dev-serial", "U"), 0);
+	const char *serial[] = {"dev-serial", "--connect", "U", "--stdio", "on", "--hvc0", "on",
+				"--console", "hvc0",
+#ifdef __aarch64__
+				"--uart", "pl011",
+#endif
+				NULL};
 	assert_argv(a.argv, serial);
 
 	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n"), 0);
-	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U", 0), 0);
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
 	const char *no_extras[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1",
 				   "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
 	assert_argv(a.argv, no_extras);
@@ -470,7 +606,7 @@ static void test_reboot_key_and_flag(void **state)
 	static struct child_argv a;
 	assert_int_equal(run_conf("[vm]\nkernel = bzImage\nreboot = exit\n"), 0);
 	assert_true(conf.reboot_exits);
-	assert_int_equal(child_argv_core(&a, "vmm-core", &conf, "U", 42), 0);
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 42), 0);
 	const char *core[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1",
 			      "--kernel", TEST_DIR "/bzImage", "--no-reboot", "--launch-time-ns", "42",
 			      "--device", "serial=U", NULL};
@@ -486,11 +622,46 @@ static void test_reboot_key_and_flag(void **state)
 			  "vm.conf:3: [vm] reboot: \"maybe\" is not a reboot action (use restart or exit)");
 }
 
+/* [vm] sandbox = off and --no-sandbox (no value) both turn it off; the
+ * children learn it from the environment (launcher/main.c), not from argv. */
+static void test_sandbox_key_and_flag(void **state)
+{
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\nsandbox = off\n"), 0);
+	assert_false(conf.sandbox);
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\nsandbox = on\n"), 0);
+	assert_true(conf.sandbox);
+	char *argv[] = {"launcher", "run", CONF, "--no-sandbox", NULL};
+	assert_int_equal(run_args(argv), 0);
+	assert_false(conf.sandbox);
+	assert_conf_error("[vm]\nkernel = bzImage\nsandbox = maybe\n",
+			  "vm.conf:3: [vm] sandbox: \"maybe\" is not on or off");
+}
+
+/* [vm] jit (default off) and --jit: vmm-core hears only an on. */
+static void test_jit_key_and_flag(void **state)
+{
+	static struct child_argv a;
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n"), 0);
+	assert_false(conf.jit);
+	assert_int_equal(run_conf("[vm]\nkernel = bzImage\njit = on\n"), 0);
+	assert_true(conf.jit);
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
+	const char *core[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1", "--jit", "on",
+			      "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
+	assert_argv(a.argv, core);
+	char *argv[] = {"launcher", "run", CONF, "--jit", "off", NULL};
+	assert_int_equal(run_args(argv), 0);
+	assert_false(conf.jit);
+	assert_conf_error("[vm]\nkernel = bzImage\njit = fast\n", "vm.conf:3: [vm] jit: \"fast\" is not on or off");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_reboot_key_and_flag),
+		cmocka_unit_test(test_sandbox_key_and_flag),
+		cmocka_unit_test(test_jit_key_and_flag),
 		cmocka_unit_test(test_every_kernel_key_with_inline_comments),
 		cmocka_unit_test(test_flat_keys),
 		cmocka_unit_test(test_value_forms),
@@ -508,8 +679,11 @@ int main(void)
 		cmocka_unit_test(test_command_line_paths_relative_to_cwd),
 		cmocka_unit_test(test_command_line_errors),
 		cmocka_unit_test(test_help_and_version),
+		cmocka_unit_test(test_device_table),
+		cmocka_unit_test(test_net_section_and_nic),
 		cmocka_unit_test(test_child_argv_flat),
 		cmocka_unit_test(test_child_argv_kernel),
+		cmocka_unit_test(test_child_argv_arm64_flat),
 	};
 	return cmocka_run_group_tests(tests, setup_files, NULL);
 }

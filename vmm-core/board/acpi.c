@@ -79,6 +79,7 @@
 #define RES_MEMORY32_FIXED 0x86 /* large, 9 bytes */
 #define RES_EXT_IRQ 0x89        /* large, 6 bytes for one interrupt */
 #define EXT_IRQ_CONSUMER 0x01   /* level (HE=0), active high (LL=0), exclusive */
+#define EXT_IRQ_EDGE 0x02       /* HE=1: edge-triggered */
 #define IO_DECODE16 0x01
 #define MEM_READ_WRITE 0x01
 #define UART_PORTS 8
@@ -222,15 +223,16 @@ static void aml_device(struct aml *a, const char name[4], const char *hid, unsig
 	aml_close(a, pkg);
 }
 
-static void serial_device(struct aml *a, const struct acpi_config *cfg)
+static void serial_device(struct aml *a, unsigned index, const struct acpi_uart *u)
 {
-	uint16_t port = cfg->serial_port, irq_mask = (uint16_t)(1u << cfg->serial_irq);
+	uint16_t port = u->port, irq_mask = (uint16_t)(1u << u->irq);
 	uint8_t res[] = {
 		RES_IO, IO_DECODE16, (uint8_t)port, (uint8_t)(port >> 8), (uint8_t)port,
 		(uint8_t)(port >> 8), 0 /* alignment */, UART_PORTS,
 		RES_IRQ_NO_FLAGS, (uint8_t)irq_mask, (uint8_t)(irq_mask >> 8),
 	};
-	aml_device(a, "COM1", "PNP0501", 0, res, sizeof(res));
+	char name[4] = {'C', 'O', 'M', (char)('1' + index)};
+	aml_device(a, name, "PNP0501", index, res, sizeof(res));
 }
 
 static void virtio_mmio_device(struct aml *a, unsigned index, const struct acpi_virtio_mmio *v)
@@ -243,7 +245,7 @@ static void virtio_mmio_device(struct aml *a, unsigned index, const struct acpi_
 	put_le32(res + 8, v->size);
 	res[12] = RES_EXT_IRQ;
 	put_le16(res + 13, 6);
-	res[15] = EXT_IRQ_CONSUMER;
+	res[15] = EXT_IRQ_CONSUMER | (v->edge ? EXT_IRQ_EDGE : 0);
 	res[16] = 1; /* one interrupt */
 	put_le32(res + 17, v->gsi);
 	static const char hex[] = "0123456789ABCDEF";
@@ -257,7 +259,8 @@ void acpi_dsdt_body(struct aml *a, const struct acpi_config *cfg)
 	size_t scope = aml_open(a);
 	aml_byte(a, AML_ROOT);
 	aml_nameseg(a, "_SB_");
-	serial_device(a, cfg);
+	for (unsigned i = 0; i < cfg->nuarts; i++)
+		serial_device(a, i, &cfg->uarts[i]);
 	for (unsigned i = 0; i < cfg->nvirtio; i++)
 		virtio_mmio_device(a, i, &cfg->virtio[i]);
 	aml_close(a, scope);
@@ -386,9 +389,15 @@ static int check_config(const struct acpi_config *cfg, char *err, size_t errlen)
 			 ACPI_MAX_VIRTIO_MMIO);
 		return -1;
 	}
-	if (cfg->serial_irq > 15) {
-		snprintf(err, errlen, "ACPI: serial IRQ %u is not an ISA IRQ", cfg->serial_irq);
+	if (cfg->nuarts > ACPI_MAX_UARTS || (cfg->nuarts && !cfg->uarts)) {
+		snprintf(err, errlen, "ACPI: %u UARTs (at most %d)", cfg->nuarts, ACPI_MAX_UARTS);
 		return -1;
+	}
+	for (unsigned i = 0; i < cfg->nuarts; i++) {
+		if (cfg->uarts[i].irq > 15) {
+			snprintf(err, errlen, "ACPI: serial IRQ %u is not an ISA IRQ", cfg->uarts[i].irq);
+			return -1;
+		}
 	}
 	for (unsigned i = 0; i < cfg->nvirtio; i++) {
 		const struct acpi_virtio_mmio *v = &cfg->virtio[i];

@@ -35,10 +35,19 @@
 #define ACPI_IOAPIC_ADDR 0xfec00000u
 #define ACPI_LAPIC_ADDR 0xfee00000u
 
+#define ACPI_MAX_UARTS 4         /* COM1..COM4 */
+
+/* A 16550 on ports port..port+7 raising ISA IRQ irq (edge, active high). */
+struct acpi_uart {
+	uint16_t port;
+	uint8_t irq;
+};
+
 struct acpi_virtio_mmio {
 	uint32_t base; /* below 4 GiB: the DSDT uses Memory32Fixed */
 	uint32_t size;
 	uint32_t gsi;
+	int edge;      /* its line is edge-triggered (0: level, as QEMU's microvm) */
 };
 
 struct acpi_config {
@@ -47,8 +56,8 @@ struct acpi_config {
 	uint16_t sleep_status_port;
 	uint16_t reset_port;
 	uint8_t reset_value;
-	uint16_t serial_port; /* the 16550: 0x3f8 */
-	uint8_t serial_irq;   /* its ISA IRQ: 4 */
+	const struct acpi_uart *uarts; /* as the devices declared them (HELLO) */
+	unsigned nuarts;
 	int has_i8042;        /* FADT boot flags: is a keyboard controller there? */
 	int has_cmos_rtc;     /* ... and a CMOS RTC at 0x70? */
 	const struct acpi_virtio_mmio *virtio;

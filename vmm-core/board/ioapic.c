@@ -31,6 +31,49 @@ static void ioapic_bus_write(void *opaque, enum ipc_space space, uint64_t addr, 
 	ioapic_mmio_write(io, addr - io->range.base, size, value);
 }
 
+/* Entry e as an interrupt message; false for a reserved delivery mode. */
+static bool rte_message(unsigned pin, uint64_t e, uint64_t *address, uint32_t *data)
+{
+	unsigned delmode = (unsigned)(e >> IOAPIC_RTE_DELMODE_SHIFT) & 7;
+	/* 3 and 6 (Startup) are reserved in a redirection entry: passed on as
+	 * a message they would let an interrupt line start a parked vCPU. */
+	if (delmode == 3 || delmode == 6) {
+		log_once("IOAPIC pin %u: reserved delivery mode %u, interrupt dropped", pin, delmode);
+		return false;
+	}
+	uint8_t dest = (uint8_t)(e >> IOAPIC_RTE_DEST_SHIFT);
+	bool level = e & IOAPIC_RTE_LEVEL;
+	*address = 0xfee00000u | (uint64_t)dest << 12 | ((e & IOAPIC_RTE_DESTMODE) ? 1u << 2 : 0);
+	*data = (uint32_t)(e & IOAPIC_RTE_VECTOR) | delmode << 8 | 1u << 14 /* assert */ |
+		(level ? 1u << 15 : 0);
+	return true;
+}
+
+/* Send pin's message if the entry lets it fire now; a level-triggered
+ * delivery sets remote IRR until the EOI. */
+static void fire_locked(struct ioapic *io, unsigned pin)
+{
+	uint64_t e = io->rte[pin], address;
+	uint32_t data;
+	if ((e & IOAPIC_RTE_MASKED) || (e & IOAPIC_RTE_REMOTE_IRR) ||
+	    !rte_message(pin, e, &address, &data))
+		return;
+	if (e & IOAPIC_RTE_LEVEL)
+		io->rte[pin] |= IOAPIC_RTE_REMOTE_IRR;
+	io->sink.deliver(io->sink.opaque, address, data);
+}
+
+/* Tell the sink what pin sends now (entry written or reset). */
+static void route_locked(struct ioapic *io, unsigned pin)
+{
+	if (!io->sink.route)
+		return;
+	uint64_t e = io->rte[pin], address = 0;
+	uint32_t data = 0;
+	bool masked = (e & IOAPIC_RTE_MASKED) || !rte_message(pin, e, &address, &data);
+	io->sink.route(io->sink.opaque, pin, masked, address, data);
+}
+
 void ioapic_init(struct ioapic *io, uint64_t base, uint8_t id, const struct ioapic_sink *sink)
 {
 	memset(io, 0, sizeof(*io));
@@ -46,33 +89,11 @@ void ioapic_reset(struct ioapic *io)
 {
 	pthread_mutex_lock(&io->lock);
 	io->regsel = 0;
-	for (int i = 0; i < IOAPIC_PINS; i++)
-		io->rte[i] = IOAPIC_RTE_MASKED;
-	pthread_mutex_unlock(&io->lock);
-}
-
-/* Send pin's message if the entry lets it fire now; a level-triggered
- * delivery sets remote IRR until the EOI. */
-static void fire_locked(struct ioapic *io, unsigned pin)
-{
-	uint64_t e = io->rte[pin];
-	if ((e & IOAPIC_RTE_MASKED) || (e & IOAPIC_RTE_REMOTE_IRR))
-		return;
-	uint8_t vector = (uint8_t)(e & IOAPIC_RTE_VECTOR);
-	unsigned delmode = (unsigned)(e >> IOAPIC_RTE_DELMODE_SHIFT) & 7;
-	/* 3 and 6 (Startup) are reserved in a redirection entry: passed on as
-	 * a message they would let an interrupt line start a parked vCPU. */
-	if (delmode == 3 || delmode == 6) {
-		log_once("IOAPIC pin %u: reserved delivery mode %u, interrupt dropped", pin, delmode);
-		return;
+	for (unsigned pin = 0; pin < IOAPIC_PINS; pin++) {
+		io->rte[pin] = IOAPIC_RTE_MASKED;
+		route_locked(io, pin);
 	}
-	uint8_t dest = (uint8_t)(e >> IOAPIC_RTE_DEST_SHIFT);
-	bool level = e & IOAPIC_RTE_LEVEL;
-	uint64_t address = 0xfee00000u | (uint64_t)dest << 12 | ((e & IOAPIC_RTE_DESTMODE) ? 1u << 2 : 0);
-	uint32_t data = vector | delmode << 8 | 1u << 14 /* assert */ | (level ? 1u << 15 : 0);
-	if (level)
-		io->rte[pin] |= IOAPIC_RTE_REMOTE_IRR;
-	io->sink.deliver(io->sink.opaque, address, data);
+	pthread_mutex_unlock(&io->lock);
 }
 
 static uint32_t read_indirect_locked(struct ioapic *io, uint32_t reg)
@@ -101,7 +122,7 @@ static void write_indirect_locked(struct ioapic *io, uint32_t reg, uint32_t valu
 	if (reg < IND_REDTBL || reg >= IND_REDTBL + 2 * IOAPIC_PINS)
 		return; /* version and arbitration are read-only */
 	unsigned pin = (reg - IND_REDTBL) / 2;
-	uint64_t e = io->rte[pin];
+	uint64_t old = io->rte[pin], e = old;
 	uint64_t half = reg & 1 ? (uint64_t)value << 32 : value;
 	uint64_t keep = reg & 1 ? 0xffffffffull : 0xffffffff00000000ull;
 	uint64_t written = (e & keep) | half;
@@ -109,6 +130,8 @@ static void write_indirect_locked(struct ioapic *io, uint32_t reg, uint32_t valu
 	if (!(e & IOAPIC_RTE_LEVEL))
 		e &= ~IOAPIC_RTE_REMOTE_IRR; /* remote IRR means nothing for edge entries */
 	io->rte[pin] = e;
+	if (e != old)
+		route_locked(io, pin);
 	/* A level interrupt that was masked while asserted fires on unmask. */
 	if ((e & IOAPIC_RTE_LEVEL) && (io->asserted & (1u << pin)))
 		fire_locked(io, pin);

@@ -36,6 +36,12 @@
 struct ioapic_sink {
 	void *opaque;
 	void (*deliver)(void *opaque, uint64_t msi_address, uint32_t msi_data);
+	/* Optional (NULL): pin's entry changed; from now on it sends
+	 * (msi_address, msi_data), or nothing while `masked`.  For LAPICs that
+	 * broadcast EOIs only for vectors known to come from the IOAPIC (KVM's
+	 * split irqchip). */
+	void (*route)(void *opaque, unsigned pin, bool masked, uint64_t msi_address,
+		      uint32_t msi_data);
 };
 
 struct ioapic {

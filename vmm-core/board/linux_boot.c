@@ -449,28 +449,3 @@ int linux_e820_pc(uint64_t ram_size, struct e820_entry *out, unsigned cap)
 	out[2] = (struct e820_entry){0x100000, ram_size - 0x100000, E820_RAM};
 	return 3;
 }
-
-int linux_read_file(const char *path, uint8_t **buf, size_t *size, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "rb");
-	long len = -1;
-	if (f && fseek(f, 0, SEEK_END) == 0)
-		len = ftell(f);
-	if (len < 0 || fseek(f, 0, SEEK_SET) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		if (f)
-			fclose(f);
-		return -1;
-	}
-	*buf = malloc(len ? (size_t)len : 1);
-	if (!*buf || fread(*buf, 1, (size_t)len, f) != (size_t)len) {
-		snprintf(err, errlen, "%s: %s", path, *buf ? "read failed" : "out of memory");
-		free(*buf);
-		*buf = NULL;
-		fclose(f);
-		return -1;
-	}
-	fclose(f);
-	*size = (size_t)len;
-	return 0;
-}

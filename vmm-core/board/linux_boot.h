@@ -84,8 +84,4 @@ int linux_e820_pc(uint64_t ram_size, struct e820_entry *out, unsigned cap);
  * build, where the guest's own decompressor runs instead). */
 bool linux_host_decompress_available(void);
 
-/* Thin file helper for callers: reads a whole file into a malloc'd buffer.
- * Returns 0, or -1 with "PATH: reason" in err. */
-int linux_read_file(const char *path, uint8_t **buf, size_t *size, char *err, size_t errlen);
-
 #endif

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "jit.h"
 #include "log.h"
 
 #define BLOCK_MAX_INSNS 64
@@ -22,6 +23,7 @@ struct block {
 	uint8_t code_bits;
 	uint16_t ninsn;
 	struct block *hnext;
+	struct jit_ref jit; /* its translation, if any */
 	struct insn insn[];
 };
 
@@ -42,10 +44,9 @@ struct block_cache {
 	struct block *hash[BLOCK_HASH_SIZE];
 	uint8_t *arena;
 	size_t used;
-	struct {
-		struct block b;
-		struct insn in; /* an instruction crossing a page: decoded, not cached */
-	} scratch;
+	/* A block of one instruction crossing a page: decoded, not cached.
+	 * Last: softcpu_init allocates room for its instruction after it. */
+	struct block scratch;
 };
 
 /* ---- machine and vCPU lifecycle ---- */
@@ -66,10 +67,35 @@ int softcpu_machine_init(struct softcpu_machine *m, uint8_t *ram, uint64_t ram_s
 	m->code_bitmap = calloc(m->npages ? m->npages : 1, sizeof(*m->code_bitmap));
 	m->code_gen = calloc(m->npages ? m->npages : 1, sizeof(*m->code_gen));
 	m->clock_ns = default_clock_ns;
+	m->dirty_generation = &m->no_dirty_log;
+	pthread_mutex_init(&m->dirty_lock, NULL);
 	if (!m->code_bitmap || !m->code_gen) {
 		softcpu_machine_destroy(m);
 		return -1;
 	}
+	return 0;
+}
+
+int softcpu_machine_add_high_ram(struct softcpu_machine *m, uint64_t gpa, uint64_t size)
+{
+	if (size == 0 || gpa < m->ram_size || gpa % 4096 || size % 4096 || size > UINT64_MAX - gpa)
+		return -1;
+	/* Code pages are tracked by guest page number: cover up to the top. */
+	uint64_t npages = (gpa + size) / 4096;
+	_Atomic uint8_t *bitmap = calloc(npages, sizeof(*bitmap));
+	_Atomic uint32_t *gen = calloc(npages, sizeof(*gen));
+	if (!bitmap || !gen) {
+		free((void *)bitmap);
+		free((void *)gen);
+		return -1;
+	}
+	free((void *)m->code_bitmap);
+	free((void *)m->code_gen);
+	m->code_bitmap = bitmap;
+	m->code_gen = gen;
+	m->npages = npages;
+	m->high_base = gpa;
+	m->high_size = size;
 	return 0;
 }
 
@@ -79,13 +105,22 @@ void softcpu_machine_destroy(struct softcpu_machine *m)
 	free((void *)m->code_gen);
 	m->code_bitmap = NULL;
 	m->code_gen = NULL;
+	pthread_mutex_destroy(&m->dirty_lock);
+}
+
+void softcpu_machine_set_dirty_log(struct softcpu_machine *m, const struct guest_mem *mem)
+{
+	m->devices_mem = *mem;
+	if (mem->dirty)
+		m->dirty_generation = &mem->dirty->generation;
 }
 
 int softcpu_init(struct softcpu *c, struct softcpu_machine *m)
 {
 	memset(c, 0, sizeof(*c));
 	c->m = m;
-	c->blocks = calloc(1, sizeof(*c->blocks));
+	c->inject_vector = -1;
+	c->blocks = calloc(1, sizeof(*c->blocks) + sizeof(struct insn));
 	if (!c->blocks)
 		return -1;
 	c->blocks->arena = malloc(BLOCK_ARENA_BYTES);
@@ -101,6 +136,7 @@ int softcpu_init(struct softcpu *c, struct softcpu_machine *m)
 
 void softcpu_destroy(struct softcpu *c)
 {
+	jit_release(c);
 	if (c->blocks) {
 		free(c->blocks->arena);
 		free(c->blocks);
@@ -108,6 +144,13 @@ void softcpu_destroy(struct softcpu *c)
 	}
 	pthread_mutex_destroy(&c->wake_lock);
 	pthread_cond_destroy(&c->wake_cond);
+}
+
+void softcpu_inject_exception(struct softcpu *c, int vector, uint32_t error, bool has_error)
+{
+	c->inject_vector = vector;
+	c->inject_error = error;
+	c->inject_has_error = has_error;
 }
 
 void softcpu_reset(struct softcpu *c)
@@ -131,12 +174,14 @@ void softcpu_reset(struct softcpu *c)
 	c->misc_enable = 1; /* fast string operations on: REP MOVS/STOS run in bulk here */
 	c->apic_base = 0xfee00000u | 0x800 | 0x100; /* enabled, BSP */
 	c->mxcsr = 0x1f80;
-	c->fcw = 0x40;
-	c->fsw = 0;
-	c->ftw = 0;
+	/* x87 after RESET: FCW 0x40, all tags empty (FINIT gives 0x37f) */
+	memset(&c->x87, 0, sizeof(c->x87));
+	c->x87.img.fcw = 0x40;
+	c->x87.img.ftw = 0xffff;
 	c->halted = false;
 	c->intr_shadow = false;
 	c->exc_nest = 0;
+	c->inject_vector = -1;
 	softcpu_update_mode(c);
 	softcpu_tlb_flush(c, true);
 	softcpu_block_cache_invalidate_all(c);
@@ -423,7 +468,7 @@ bool softcpu_wrmsr(struct softcpu *c, uint32_t msr, uint64_t val)
 	}
 }
 
-/* ---- CPUID: baseline x86-64 with SSE2, and only what exec.c executes ---- */
+/* ---- CPUID: baseline x86-64 with x87 and SSE2, and only what the executor runs ---- */
 
 void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4])
 {
@@ -438,10 +483,12 @@ void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[
 	case 1:
 		out[0] = 0x000006f1; /* family 6, model 15, stepping 1 */
 		out[1] = (8u << 8) | (1u << 16) | ((uint32_t)c->apic_id << 24); /* CLFLUSH 64 bytes, 1 logical CPU */
-		out[2] = (1u << 13) /* CX16 */ | (1u << 23) /* POPCNT */ | (1u << 31) /* hypervisor */;
-		out[3] = (1u << 0) /* FPU */ | (1u << 3) /* PSE */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ |
+		/* x86-64-v2: SSE3 SSSE3 SSE4.1 SSE4.2 CX16 POPCNT (and LAHF, leaf 0x80000001) */
+		out[2] = (1u << 0) /* SSE3 */ | (1u << 9) /* SSSE3 */ | (1u << 13) /* CX16 */ | (1u << 19) /* SSE4.1 */ |
+			 (1u << 20) /* SSE4.2 */ | (1u << 23) /* POPCNT */ | (1u << 31) /* hypervisor */;
+		out[3] = (softcpu_x87_present() ? 1u << 0 : 0) /* FPU */ | (1u << 3) /* PSE */ | (1u << 4) /* TSC */ | (1u << 5) /* MSR */ |
 			 (1u << 6) /* PAE */ | (1u << 8) /* CX8 */ | (1u << 13) /* PGE */ | (1u << 15) /* CMOV */ |
-			 (1u << 16) /* PAT */ | (1u << 19) /* CLFSH */ | (1u << 24) /* FXSR */ |
+			 (1u << 16) /* PAT */ | (1u << 19) /* CLFSH */ | (1u << 23) /* MMX */ | (1u << 24) /* FXSR */ |
 			 (1u << 25) /* SSE */ | (1u << 26) /* SSE2 */ | (c->lapic_present ? 1u << 9 : 0) /* APIC */;
 		break;
 	case 7:
@@ -472,7 +519,7 @@ void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[
 		out[0] = 0x80000008;
 		break;
 	case 0x80000001:
-		out[2] = 1u << 0; /* LAHF/SAHF in 64-bit mode */
+		out[2] = (1u << 0) /* LAHF/SAHF in 64-bit mode */ | (1u << 5) /* ABM: LZCNT */;
 		out[3] = (1u << 11) /* SYSCALL */ | (1u << 20) /* NX */ | (1u << 26) /* 1 GiB pages */ |
 			 (1u << 27) /* RDTSCP */ | (1u << 29) /* LM */;
 		break;
@@ -501,6 +548,7 @@ void softcpu_block_cache_invalidate_all(struct softcpu *c)
 	memset(c->blocks->hash, 0, sizeof(c->blocks->hash));
 	memset(c->blocks->jump, 0, sizeof(c->blocks->jump));
 	c->blocks->used = 0;
+	jit_flush(c); /* translations call into the decoded instructions */
 }
 
 /* Does execution after this instruction not simply continue with the next
@@ -556,10 +604,10 @@ static struct block *decode_crossing(struct softcpu *c, uint64_t lin, uint64_t p
 		uint64_t pa = i < first ? phys + i : phys2 + (i - first);
 		bytes[i] = *mmu_ram_ptr(c, pa, 1);
 	}
-	decode_insn(&bc->scratch.in, bytes, 15, c->code_bits);
-	softcpu_exec_prepare(&bc->scratch.in);
-	bc->scratch.b.ninsn = 1;
-	return &bc->scratch.b;
+	decode_insn(&bc->scratch.insn[0], bytes, 15, c->code_bits);
+	softcpu_exec_prepare(&bc->scratch.insn[0]);
+	bc->scratch.ninsn = 1;
+	return &bc->scratch;
 }
 
 static struct block *block_lookup(struct softcpu *c)
@@ -574,7 +622,7 @@ static struct block *block_lookup(struct softcpu *c)
 	if (likely(je->lin == lin && je->key == key && je->tlb_gen == c->tlb_gen && je->code_epoch == epoch && je->b))
 		return je->b;
 	struct block *b = block_find_or_decode(c, lin);
-	if (b != &bc->scratch.b) {
+	if (b != &bc->scratch) {
 		unsigned bit = jump_page_bit(lin);
 		c->jump_pages[bit / 64] |= 1ull << (bit % 64);
 		*je = (struct jump_entry){.lin = lin, .b = b, .tlb_gen = c->tlb_gen, .code_epoch = epoch, .key = key};
@@ -633,10 +681,34 @@ static __attribute__((noinline)) struct block *block_find_or_decode(struct softc
 	b->gen = gen;
 	b->code_bits = c->code_bits;
 	b->ninsn = (uint16_t)n;
+	b->jit = (struct jit_ref){0};
 	b->hnext = bc->hash[h];
 	bc->hash[h] = b;
 	bc->used += (sizeof(struct block) + n * sizeof(struct insn) + 15) & ~(size_t)15;
 	return b;
+}
+
+/* ---- guest RAM written by device processes ---- */
+
+static void device_wrote_page(void *machine, uint64_t gpa)
+{
+	softcpu_machine_ram_written(machine, gpa, 4096);
+}
+
+/* The dirty log's generation moved: the first vCPU to see it takes the
+ * pages and stales their code for all; the others wait on the lock until
+ * that is done, so none runs a stale block after seeing the move. */
+static __attribute__((noinline)) void sync_device_writes(struct softcpu *c)
+{
+	struct softcpu_machine *m = c->m;
+	pthread_mutex_lock(&m->dirty_lock);
+	uint64_t generation = atomic_load_explicit(m->dirty_generation, memory_order_acquire);
+	if (generation != m->dirty_taken) {
+		guest_mem_take_dirty(&m->devices_mem, device_wrote_page, m);
+		m->dirty_taken = generation;
+	}
+	c->seen_dirty_generation = generation;
+	pthread_mutex_unlock(&m->dirty_lock);
 }
 
 /* ---- requests and interrupts ---- */
@@ -731,20 +803,54 @@ static __attribute__((noinline)) enum softcpu_exit run_loop(struct softcpu *c)
 		}
 		if (c->icount >= c->run_limit)
 			return SOFTCPU_EXIT_STOP;
+		/* Device writes (guest_mem.c says why this ordering is enough): the
+		 * fence keeps the guest's loads so far (a used index) before the
+		 * generation's; it costs nothing on x86. */
+		atomic_thread_fence(memory_order_acquire);
+		if (unlikely(atomic_load_explicit(c->m->dirty_generation, memory_order_acquire) !=
+			     c->seen_dirty_generation))
+			sync_device_writes(c);
 		struct block *b = block_lookup(c);
+		/* The scratch block (an instruction crossing pages) changes
+		 * under its translation: always interpreted. */
+		if (c->jit && !shadow && b != &c->blocks->scratch && jit_run(c, &b->jit, b->insn, b->ninsn))
+			continue;
 		softcpu_exec(c, b->insn, shadow ? 1 : b->ninsn);
 	}
+}
+
+const uint8_t *softcpu_jit_next(struct softcpu *c)
+{
+	if (atomic_load_explicit(&c->requests, memory_order_relaxed) || c->intr_shadow || c->halted ||
+	    (atomic_load_explicit(&c->intr_line, memory_order_relaxed) && c->intr_ack && (c->rflags & F_IF)) ||
+	    c->icount >= c->run_limit)
+		return NULL;
+	atomic_thread_fence(memory_order_acquire); /* as the run loop */
+	if (atomic_load_explicit(c->m->dirty_generation, memory_order_acquire) != c->seen_dirty_generation)
+		return NULL;
+	struct block *b = block_lookup(c);
+	return b == &c->blocks->scratch ? NULL : jit_code(c, &b->jit);
 }
 
 enum softcpu_exit softcpu_run(struct softcpu *c, uint64_t max_insns)
 {
 	c->run_limit = max_insns ? c->icount + max_insns : UINT64_MAX;
 	c->exc_nest = EXC_BENIGN;
-	if (setjmp(c->fault_jmp)) {
+	if (__builtin_setjmp(c->fault_jmp)) {
+		if (c->exc_vector == EXC_ABANDON) {
+			c->exc_vector = -1;
+			c->exc_nest = EXC_BENIGN;
+			return SOFTCPU_EXIT_ABANDONED;
+		}
 		if (!handle_fault(c)) {
 			c->exc_nest = EXC_BENIGN;
 			return SOFTCPU_EXIT_SHUTDOWN;
 		}
+	} else if (c->inject_vector >= 0) {
+		int vector = c->inject_vector;
+		c->inject_vector = -1;
+		c->halted = false;
+		softcpu_raise(c, vector, c->inject_error, c->inject_has_error); /* delivered just above */
 	}
 	return run_loop(c);
 }

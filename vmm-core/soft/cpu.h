@@ -16,11 +16,12 @@
 #define MINIVM_SOFTCPU_CPU_H
 
 #include <pthread.h>
-#include <setjmp.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "guest_mem.h"
 
 enum { R_AX, R_CX, R_DX, R_BX, R_SP, R_BP, R_SI, R_DI, R_R8, R_R9, R_R10, R_R11, R_R12, R_R13, R_R14, R_R15 };
 /* Segment registers in the order the instruction encoding numbers them. */
@@ -137,14 +138,38 @@ struct xmm_reg {
 	uint64_t q[2];
 };
 
+/* The x87 FPU state in the layout FNSAVE writes in 32-bit protected mode
+ * (108 bytes): x87.c hands it to the host's FRSTOR/FNSAVE as is.  The
+ * registers are in stack order (st[i] is ST(i)), the tag word in physical
+ * order, TOP in fsw bits 11-13.  The instruction and operand pointers are
+ * the guest's, 64 bits wide (FXSAVE64 keeps them whole). */
+struct softcpu_x87 {
+	struct {
+		uint16_t fcw, res0, fsw, res1, ftw, res2;
+		uint32_t fip32;
+		uint16_t fcs, fop;
+		uint32_t fdp32;
+		uint16_t fds, res3;
+		uint8_t st[8][10];
+	} img;
+	uint64_t fip, fdp; /* last non-control instruction's offset and its memory operand's */
+	uint16_t fop;      /* its opcode: bits 10-8 of the first byte, then ModRM */
+};
+_Static_assert(sizeof(((struct softcpu_x87 *)0)->img) == 108, "the FNSAVE image");
+
 struct insn;
 struct block;
 struct block_cache;
+struct softcpu;
 
 /* Board-side view of memory and devices, shared by all vCPUs of a machine. */
 struct softcpu_machine {
 	uint8_t *ram;
 	uint64_t ram_size;
+	/* RAM above the board's MMIO hole (softcpu_machine_add_high_ram):
+	 * guest physical [high_base, high_base + high_size) is ram + ram_size
+	 * on.  high_size 0: none. */
+	uint64_t high_base, high_size;
 	/* board callbacks (same shapes as struct engine_bus) */
 	void *bus_opaque;
 	uint64_t (*pio_read)(void *opaque, uint16_t port, unsigned size);
@@ -152,6 +177,12 @@ struct softcpu_machine {
 	uint64_t (*mmio_read)(void *opaque, uint64_t gpa, unsigned size);
 	void (*mmio_write)(void *opaque, uint64_t gpa, unsigned size, uint64_t value);
 	uint64_t (*clock_ns)(void); /* monotonic clock for the TSC */
+	/* Optional, for a host that emulates some instructions itself (the
+	 * WHP stand-in): called before CPUID runs, and when RDMSR/WRMSR meets
+	 * an MSR this CPU does not implement (before its #GP).  A hook that
+	 * takes the instruction over calls softcpu_abandon(). */
+	void (*cpuid_hook)(struct softcpu *c, uint32_t leaf);
+	void (*unknown_msr_hook)(struct softcpu *c, uint32_t msr, bool write);
 	/* Self-modifying code: one bit per RAM page holding decoded code; a
 	 * write to such a page bumps its generation, which stales its blocks. */
 	_Atomic uint8_t *code_bitmap;
@@ -161,6 +192,14 @@ struct softcpu_machine {
 	 * write fast paths to code pages (at its next block lookup). */
 	_Atomic uint32_t code_mark_epoch;
 	uint64_t npages;
+	/* Guest RAM as device processes write it (softcpu_machine_set_dirty_log):
+	 * vCPUs compare *dirty_generation with what they last saw at every block
+	 * boundary.  It points at the log's generation, or at no_dirty_log. */
+	struct guest_mem devices_mem;
+	const _Atomic uint64_t *dirty_generation;
+	_Atomic uint64_t no_dirty_log;
+	pthread_mutex_t dirty_lock;
+	uint64_t dirty_taken; /* generation of the last take (under dirty_lock) */
 };
 
 /* Requests from other threads, checked between blocks (softcpu_request). */
@@ -171,6 +210,7 @@ enum softcpu_exit {
 	SOFTCPU_EXIT_HALT,     /* HLT with RFLAGS.IF = 0, or with no intr_ack to wake it */
 	SOFTCPU_EXIT_SHUTDOWN, /* triple fault */
 	SOFTCPU_EXIT_STOP,     /* REQ_STOP */
+	SOFTCPU_EXIT_ABANDONED, /* softcpu_abandon() */
 };
 
 struct softcpu {
@@ -191,8 +231,7 @@ struct softcpu {
 	uint64_t tsc_aux;
 	struct xmm_reg xmm[16];
 	uint32_t mxcsr;
-	uint16_t fcw, fsw; /* x87 control/status; the x87 stack is not implemented */
-	uint8_t ftw;       /* abridged tag word (FXSAVE format) */
+	struct softcpu_x87 x87;
 
 	/* ---- derived mode (recomputed by softcpu_update_mode) ---- */
 	uint8_t cpl;
@@ -207,12 +246,19 @@ struct softcpu {
 	bool intr_shadow;       /* after STI / MOV SS / POP SS: no interrupt before the next insn */
 	bool block_end;         /* leave the current block after this instruction */
 	uint64_t icount;        /* instructions retired */
-	jmp_buf fault_jmp;      /* softcpu_raise() lands in the run loop */
+	/* softcpu_raise() lands in the run loop: GCC's __builtin_setjmp /
+	 * __builtin_longjmp, which restore the stack without unwinding it
+	 * (MinGW's longjmp unwinds with SEH, which cannot walk through
+	 * translated code's frames). */
+	void *fault_jmp[5];
 	int exc_vector;         /* the exception being raised, -1 none */
 	uint32_t exc_error;
 	bool exc_has_error;
 	int exc_nest;           /* class of the exception being delivered (cpu.c) */
 	uint64_t run_limit;     /* softcpu_run stops when icount reaches it */
+	int inject_vector;      /* softcpu_inject_exception: raised at the next run, -1 none */
+	uint32_t inject_error;
+	bool inject_has_error;
 
 	/* ---- interrupt input (driven by the board) ----
 	 * intr_line: level of the external maskable interrupt request (INTR),
@@ -250,15 +296,24 @@ struct softcpu {
 	 * page leaves tlb_gen, and so the jump cache, alone. */
 	uint64_t jump_pages[SOFTCPU_JUMP_PAGE_BITS / 64];
 	uint32_t seen_code_mark_epoch; /* machine's code_mark_epoch at the last sync */
+	uint64_t seen_dirty_generation; /* machine's *dirty_generation at the last sync */
 	struct block_cache *blocks;
+	struct jit *jit; /* the translator's state (jit.c), NULL: interpret */
 };
 
 /* ---- lifecycle ---- */
 int softcpu_machine_init(struct softcpu_machine *m, uint8_t *ram, uint64_t ram_size);
+/* The rest of guest RAM, after the first ram_size bytes of ram, at guest
+ * physical gpa (at or above ram_size, 4 KiB aligned).  -1: out of memory or
+ * a bad layout. */
+int softcpu_machine_add_high_ram(struct softcpu_machine *m, uint64_t gpa, uint64_t size);
 void softcpu_machine_destroy(struct softcpu_machine *m);
 /* Guest RAM [gpa, gpa+len) was written other than by a vCPU (a loader, a
  * device's DMA): drop decoded code from it. */
 void softcpu_machine_ram_written(struct softcpu_machine *m, uint64_t gpa, uint64_t len);
+/* Device processes write guest RAM, mem (its dirty log): before running
+ * their code, drop what was decoded from the pages they wrote. */
+void softcpu_machine_set_dirty_log(struct softcpu_machine *m, const struct guest_mem *mem);
 int softcpu_init(struct softcpu *c, struct softcpu_machine *m);
 void softcpu_destroy(struct softcpu *c);
 /* Power-on state (real mode, CS:IP = F000:FFF0 with base FFFF0000). */
@@ -268,6 +323,21 @@ void softcpu_reset(struct softcpu *c);
  * Runs until HLT (see SOFTCPU_EXIT_HALT), a triple fault, or REQ_STOP.  max_insns > 0
  * bounds the run (returns SOFTCPU_EXIT_STOP when reached, for tests). */
 enum softcpu_exit softcpu_run(struct softcpu *c, uint64_t max_insns);
+/* From a bus callback or hook on the vCPU's thread: abandon the instruction
+ * being executed (nothing of it is done, RIP points at it) and return from
+ * softcpu_run with SOFTCPU_EXIT_ABANDONED.  For a host that emulates the
+ * instruction itself, as a hypervisor's exit leaves it to its VMM.  Bus
+ * accesses come before an instruction's other effects, except for
+ * instructions that access memory twice (MOVS, a push of a memory operand),
+ * whose first access may be done already. */
+_Noreturn void softcpu_abandon(struct softcpu *c);
+/* Raise exception `vector` (with its error code if has_error) before the
+ * next instruction, when softcpu_run next starts: a hypervisor's pending
+ * exception injection. */
+void softcpu_inject_exception(struct softcpu *c, int vector, uint32_t error, bool has_error);
+/* Up to n bytes of the instruction at RIP, as far as they are in the TLB
+ * (without walking page tables or faulting): the count copied. */
+unsigned softcpu_peek_code(struct softcpu *c, uint8_t *buf, unsigned n);
 /* Any thread: post a request (REQ_*), waking a halted vCPU. */
 void softcpu_request(struct softcpu *c, unsigned req);
 /* Any thread: set the INTR line level. */
@@ -280,6 +350,17 @@ void softcpu_set_rflags(struct softcpu *c, uint64_t v);
 void softcpu_update_mode(struct softcpu *c);
 /* Load a segment register from raw descriptor fields (boot state, tests). */
 void softcpu_set_seg(struct softcpu *c, int sreg, uint16_t sel, uint64_t base, uint32_t limit, uint16_t attr);
+/* The x87 state as FXSAVE holds it: control and status word, abridged tags
+ * (bit p: physical register p in use), ST(0)..ST(7) as 80-bit values. */
+struct softcpu_fxstate {
+	uint16_t fcw, fsw;
+	uint8_t ftw;
+	uint8_t st[8][10];
+};
+void softcpu_get_x87(const struct softcpu *c, struct softcpu_fxstate *out);
+void softcpu_set_x87(struct softcpu *c, const struct softcpu_fxstate *in);
+/* What CPUID answers for leaf/sub-leaf: {EAX, EBX, ECX, EDX}. */
+void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 /* Flush the TLB (after changing CR0/CR3/CR4 directly). */
 void softcpu_tlb_flush(struct softcpu *c, bool include_global);
 

@@ -2,8 +2,9 @@
  *
  * Two tables give, per opcode of the one-byte and 0F maps, what follows the
  * opcode (ModRM, immediate kind) and how the operand size is chosen in
- * 64-bit mode.  The 0F 38 / 0F 3A maps hold only instructions this CPU does
- * not advertise (SSSE3, SSE4, MOVBE...), so they decode to OP_UD. */
+ * 64-bit mode; two more give the 0F 38 / 0F 3A maps (SSSE3, SSE4), whose
+ * instructions decode to op OP_0F | 0x38 / 0x3a with the third byte in
+ * raw_op. */
 #include "decode.h"
 
 #include <stdbool.h>
@@ -61,11 +62,11 @@ static const uint16_t two_byte[256] = {
 	/* 00 */ M, M, U, U, U, 0, 0, 0, 0, 0, U, 0, U, M, U, U,
 	/* 10 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* 20 */ M, M, M, M, U, U, U, U, M, M, M, M, M, M, M, M,
-	/* 30 */ 0, 0, 0, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 30 */ 0, 0, 0, U, U, U, U, U, 0, U, 0, U, U, U, U, U, /* 38, 3A: three-byte maps below */
 	/* 40 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* 50 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* 60 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-	/* 70 */ M | I8, M | I8, M | I8, M | I8, M, M, M, U, U, U, U, U, U, U, M, M,
+	/* 70 */ M | I8, M | I8, M | I8, M | I8, M, M, M, 0, U, U, U, U, M, M, M, M,
 	/* 80 */ IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64,
 	IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64, IZ | A_F64,
 	/* 90 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
@@ -76,6 +77,49 @@ static const uint16_t two_byte[256] = {
 	/* E0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
 	/* F0 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, U,
 };
+
+/* 0F 38 xx: SSSE3, SSE4.1, SSE4.2 (CRC32 at F0/F1; MOVBE shares them but
+ * is not implemented).  All take ModRM. */
+static const uint16_t three_byte_38[256] = {
+	/* 00 */ M, M, M, M, M, M, M, M, M, M, M, M, U, U, U, U,
+	/* 10 */ M, U, U, U, M, M, U, M, U, U, U, U, M, M, M, U,
+	/* 20 */ M, M, M, M, M, M, U, U, M, M, M, M, U, U, U, U,
+	/* 30 */ M, M, M, M, M, M, U, M, M, M, M, M, M, M, M, M,
+	/* 40 */ M, M, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 50 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 60 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 70 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 80 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 90 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* A0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* B0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* C0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* D0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* E0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* F0 */ M, M, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+};
+
+/* 0F 3A xx: SSSE3 PALIGNR, SSE4.1, SSE4.2 string compares; all ModRM + imm8. */
+#define MI (M | I8)
+static const uint16_t three_byte_3a[256] = {
+	/* 00 */ U, U, U, U, U, U, U, U, MI, MI, MI, MI, MI, MI, MI, MI,
+	/* 10 */ U, U, U, U, MI, MI, MI, MI, U, U, U, U, U, U, U, U,
+	/* 20 */ MI, MI, MI, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 30 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 40 */ MI, MI, MI, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 50 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 60 */ MI, MI, MI, MI, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 70 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 80 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* 90 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* A0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* B0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* C0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* D0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* E0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+	/* F0 */ U, U, U, U, U, U, U, U, U, U, U, U, U, U, U, U,
+};
+#undef MI
 
 #undef M
 #undef I8
@@ -242,8 +286,11 @@ int decode_insn(struct insn *in, const uint8_t *bytes, size_t avail, int code_bi
 	if (b == 0x0f) {
 		unsigned b2 = (unsigned)take(&cur, 1);
 		if (b2 == 0x38 || b2 == 0x3a) {
-			op = (b2 == 0x38 ? RAW_OP_0F38 : RAW_OP_0F3A) | (unsigned)take(&cur, 1);
-			attr = A_UD;
+			/* op stays OP_0F | 38 / 3A (the executor's switch stays dense);
+			 * raw_op numbers the third byte */
+			unsigned b3 = (unsigned)take(&cur, 1);
+			op = (b2 == 0x38 ? RAW_OP_0F38 : RAW_OP_0F3A) | b3;
+			attr = b2 == 0x38 ? three_byte_38[b3] : three_byte_3a[b3];
 		} else {
 			op = OP_0F | b2;
 			attr = two_byte[b2];
@@ -251,7 +298,7 @@ int decode_insn(struct insn *in, const uint8_t *bytes, size_t avail, int code_bi
 	} else {
 		attr = one_byte[b];
 	}
-	in->op = (uint16_t)op;
+	in->op = (uint16_t)(op >= RAW_OP_0F38 ? OP_0F | (op >= RAW_OP_0F3A ? 0x3a : 0x38) : op);
 	in->raw_op = (uint16_t)op;
 
 	/* Sizes */

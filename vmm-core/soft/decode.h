@@ -14,8 +14,9 @@
 
 /* Opcode numbering: one-byte map 0x000-0x0ff, 0F map 0x100-0x1ff, and two
  * pseudo-opcodes right after them, so the executor's switch is one dense
- * jump table.  raw_op also numbers the 0F 38 map 0x200-0x2ff and the 0F 3A
- * map 0x300-0x3ff (nothing there is implemented: they decode to OP_UD). */
+ * jump table.  The three-byte maps decode to op OP_0F | 0x38 and
+ * OP_0F | 0x3a; raw_op numbers them 0x200-0x2ff (0F 38) and 0x300-0x3ff
+ * (0F 3A). */
 #define OP_0F 0x100
 #define OP_UD 0x200      /* undefined or unsupported encoding: #UD */
 #define OP_TOOLONG 0x201 /* more than 15 bytes: #GP(0) */

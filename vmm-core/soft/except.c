@@ -13,11 +13,16 @@ noreturn void softcpu_raise(struct softcpu *c, int vector, uint32_t error, bool 
 	c->exc_vector = vector;
 	c->exc_error = error;
 	c->exc_has_error = has_error;
-	longjmp(c->fault_jmp, 1);
+	__builtin_longjmp(c->fault_jmp, 1);
 }
 
-/* Copy up to n instruction bytes at RIP without faulting (for diagnostics). */
-static unsigned peek_code(struct softcpu *c, uint8_t *buf, unsigned n)
+noreturn void softcpu_abandon(struct softcpu *c)
+{
+	c->exc_vector = EXC_ABANDON;
+	__builtin_longjmp(c->fault_jmp, 1);
+}
+
+unsigned softcpu_peek_code(struct softcpu *c, uint8_t *buf, unsigned n)
 {
 	uint64_t lin = c->segbase[S_CS] + c->rip;
 	unsigned got = 0;
@@ -36,7 +41,7 @@ noreturn void softcpu_unimplemented(struct softcpu *c, const struct insn *in)
 	static _Atomic uint8_t logged[RAW_OP_COUNT];
 	if (in->raw_op < RAW_OP_COUNT && !atomic_exchange(&logged[in->raw_op], 1)) {
 		uint8_t bytes[15];
-		unsigned n = peek_code(c, bytes, in->len ? in->len : 15);
+		unsigned n = softcpu_peek_code(c, bytes, in->len ? in->len : 15);
 		char hex[15 * 3 + 1] = "";
 		for (unsigned i = 0; i < n; i++)
 			snprintf(hex + 3 * i, 4, "%02x ", bytes[i]);

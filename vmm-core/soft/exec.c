@@ -593,9 +593,12 @@ static void string_op(struct softcpu *c, const struct insn *in)
 		uint64_t n = 1;
 		switch (op) {
 		case 0xa4: case 0xa5: /* MOVS */
-			if (rep && step > 0)
-				n = bulk_forward(c, true, size, linear(c, in->seg, si), linear(c, S_ES, di), count - done);
-			if (n <= 1) {
+			n = rep && step > 0 ? bulk_forward(c, true, size, linear(c, in->seg, si), linear(c, S_ES, di),
+							   count - done)
+					    : 0;
+			/* Only when the bulk copy did nothing: redoing an element it
+			 * copied would read a source it may have overwritten. */
+			if (n == 0) {
 				n = 1;
 				mem_write(c, linear(c, S_ES, di), size, mem_read(c, linear(c, in->seg, si), size));
 			}
@@ -603,9 +606,8 @@ static void string_op(struct softcpu *c, const struct insn *in)
 			set_areg(c, R_DI, asz, di + (uint64_t)step * n);
 			break;
 		case 0xaa: case 0xab: /* STOS */
-			if (rep && step > 0)
-				n = bulk_forward(c, false, size, 0, linear(c, S_ES, di), count - done);
-			if (n <= 1) {
+			n = rep && step > 0 ? bulk_forward(c, false, size, 0, linear(c, S_ES, di), count - done) : 0;
+			if (n == 0) {
 				n = 1;
 				mem_write(c, linear(c, S_ES, di), size, c->r[R_AX]);
 			}
@@ -1270,6 +1272,7 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	case 0x9b: /* FWAIT */
 		if ((c->cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
 			softcpu_raise(c, EXC_NM, 0, false);
+		softcpu_x87_wait(c);
 		break;
 	case 0x9c: /* PUSHF: VM and RF read as 0 */
 		push(c, osz, softcpu_get_rflags(c) & ~(uint64_t)(F_VM | F_RF));
@@ -1585,14 +1588,20 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	}
 	case OP_0F | 0x30: /* WRMSR */
 		require_cpl0(c);
-		if (!softcpu_wrmsr(c, (uint32_t)c->r[R_CX], (c->r[R_AX] & 0xffffffffu) | (c->r[R_DX] << 32)))
+		if (!softcpu_wrmsr(c, (uint32_t)c->r[R_CX], (c->r[R_AX] & 0xffffffffu) | (c->r[R_DX] << 32))) {
+			if (c->m->unknown_msr_hook)
+				c->m->unknown_msr_hook(c, (uint32_t)c->r[R_CX], true);
 			raise_gp(c, 0);
+		}
 		break;
 	case OP_0F | 0x32: { /* RDMSR */
 		uint64_t val;
 		require_cpl0(c);
-		if (!softcpu_rdmsr(c, (uint32_t)c->r[R_CX], &val))
+		if (!softcpu_rdmsr(c, (uint32_t)c->r[R_CX], &val)) {
+			if (c->m->unknown_msr_hook)
+				c->m->unknown_msr_hook(c, (uint32_t)c->r[R_CX], false);
 			raise_gp(c, 0);
+		}
 		c->r[R_AX] = (uint32_t)val;
 		c->r[R_DX] = val >> 32;
 		break;
@@ -1607,6 +1616,8 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 	}
 	case OP_0F | 0xa2: { /* CPUID */
 		uint32_t out[4];
+		if (c->m->cpuid_hook)
+			c->m->cpuid_hook(c, (uint32_t)c->r[R_AX]);
 		softcpu_cpuid(c, (uint32_t)c->r[R_AX], (uint32_t)c->r[R_CX], out);
 		c->r[R_AX] = out[0];
 		c->r[R_BX] = out[1];
@@ -1694,8 +1705,14 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 		set_flags_result(c, 8, v == 0 ? 0 : 1, 0, 0);
 		update_flags(c, F_SF | F_PF | F_AF, 0);
 		break;
-	case OP_0F | 0xbc: case OP_0F | 0xbd: { /* BSF, BSR (F3 forms would be TZCNT/LZCNT: not advertised) */
+	case OP_0F | 0xbc: case OP_0F | 0xbd: { /* BSF, BSR; F3 BD is LZCNT (F3 BC would be TZCNT: BMI1, not advertised) */
 		v = read_rm(c, in, osz);
+		if (op == (OP_0F | 0xbd) && (in->pfx & PFX_REP)) {
+			uint64_t count = v == 0 ? 8u * osz : (uint64_t)(__builtin_clzll(v) - (64 - 8 * (int)osz));
+			set_reg(c, in, in->reg, osz, count);
+			update_flags(c, F_CF | F_ZF, (v == 0 ? F_CF : 0) | (count == 0 ? F_ZF : 0));
+			break;
+		}
 		if (v == 0) {
 			update_flags(c, F_ZF, F_ZF);
 		} else {
@@ -1728,8 +1745,8 @@ ALWAYS_INLINE void exec_one(struct softcpu *c, const struct insn *in)
 			break;
 		}
 		switch (r) {
-		case 0: softcpu_fxsave(c, mem_addr(c, in)); break;
-		case 1: softcpu_fxrstor(c, mem_addr(c, in)); break;
+		case 0: softcpu_fxsave(c, in, mem_addr(c, in)); break;
+		case 1: softcpu_fxrstor(c, in, mem_addr(c, in)); break;
 		case 2: case 3:
 			softcpu_exec_sse(c, in);
 			break;

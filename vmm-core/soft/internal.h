@@ -26,6 +26,8 @@ static inline bool canonical(uint64_t v)
  * softcpu_raise() abandons the current instruction (c->rip still points at
  * it, as faults require) and returns to the run loop, which delivers it. */
 noreturn void softcpu_raise(struct softcpu *c, int vector, uint32_t error, bool has_error);
+/* exc_vector of softcpu_abandon(): no exception, leave the run loop. */
+#define EXC_ABANDON (-2)
 static inline noreturn void raise_ud(struct softcpu *c) { softcpu_raise(c, EXC_UD, 0, false); }
 static inline noreturn void raise_gp(struct softcpu *c, uint32_t err) { softcpu_raise(c, EXC_GP, err, true); }
 /* #UD for an encoding this CPU does not implement: logged once per opcode. */
@@ -298,7 +300,6 @@ void softcpu_load_seg(struct softcpu *c, int sreg, uint16_t sel); /* protected-m
 void softcpu_write_cr(struct softcpu *c, int cr, uint64_t val);  /* raises #GP on bad values */
 bool softcpu_rdmsr(struct softcpu *c, uint32_t msr, uint64_t *val);
 bool softcpu_wrmsr(struct softcpu *c, uint32_t msr, uint64_t val);
-void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4]);
 uint64_t softcpu_rdtsc(struct softcpu *c);
 /* Read a descriptor (8 bytes) for selector sel from the GDT/LDT; raises
  * #GP(sel) if it lies outside the table. */
@@ -313,10 +314,26 @@ void softcpu_exec_prepare(struct insn *in);
 /* Execute up to n decoded instructions starting at c->rip; stops early when
  * one sets c->block_end (a write to a code page, an unfinished REP...). */
 void softcpu_exec(struct softcpu *c, const struct insn *in, unsigned n);
-/* SSE/SSE2 and x87 instructions (sse.c); raise #UD for what is not there. */
+/* SSE and MMX instructions (sse.c, simd_int.c); raise #UD for what is not there. */
 void softcpu_exec_sse(struct softcpu *c, const struct insn *in);
+/* MXCSR bits that exist (DAZ included): FXSAVE reports it, LDMXCSR and
+ * FXRSTOR raise #GP for others. */
+#define SOFTCPU_MXCSR_MASK 0xffffu
+/* x87 instructions D8-DF, FXSAVE/FXRSTOR (x87.c). */
 void softcpu_exec_x87(struct softcpu *c, const struct insn *in);
-void softcpu_fxsave(struct softcpu *c, uint64_t lin);
-void softcpu_fxrstor(struct softcpu *c, uint64_t lin);
+void softcpu_fxsave(struct softcpu *c, const struct insn *in, uint64_t lin);
+void softcpu_fxrstor(struct softcpu *c, const struct insn *in, uint64_t lin);
+/* FWAIT: #MF if an unmasked x87 exception is pending. */
+void softcpu_x87_wait(struct softcpu *c);
+/* MMX (x87.c: MM0-MM7 alias the x87 registers).  check: #UD, #NM, #MF as
+ * for an x87 instruction; enter: TOP = 0 and every tag valid, done after
+ * the instruction's memory accesses; get/set: MMi by number. */
+void softcpu_mmx_check(struct softcpu *c);
+void softcpu_mmx_enter(struct softcpu *c);
+uint64_t softcpu_mmx_get(const struct softcpu *c, unsigned i);
+void softcpu_mmx_set(struct softcpu *c, unsigned i, uint64_t v);
+void softcpu_emms(struct softcpu *c);
+/* Whether this host can run the x87 (CPUID's FPU bit). */
+bool softcpu_x87_present(void);
 
 #endif

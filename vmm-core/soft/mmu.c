@@ -5,9 +5,10 @@
  * direct-mapped software TLB per access class (supervisor, user): a hit on a
  * RAM page is the inline fast path in internal.h; everything else (misses,
  * MMIO, page-crossing accesses, writes to pages holding decoded code) comes
- * here.  Physical addresses below ram_size are RAM; all others are MMIO and go
- * to the board.  No guest value is used to index host memory without a
- * bounds check against ram_size. */
+ * here.  Physical addresses below ram_size, and in the high RAM above the
+ * board's MMIO hole, are RAM; all others are MMIO and go to the board.  No
+ * guest value is used to index host memory without a bounds check against
+ * those. */
 #include <stdio.h>
 
 #include "internal.h"
@@ -36,9 +37,18 @@
 uint8_t *mmu_ram_ptr(struct softcpu *c, uint64_t phys, uint64_t len)
 {
 	const struct softcpu_machine *m = c->m;
-	if (phys >= m->ram_size || len > m->ram_size - phys)
+	if (phys < m->ram_size)
+		return len > m->ram_size - phys ? NULL : m->ram + phys;
+	if (phys < m->high_base || phys - m->high_base >= m->high_size ||
+	    len > m->high_size - (phys - m->high_base))
 		return NULL;
-	return m->ram + phys;
+	return m->ram + m->ram_size + (phys - m->high_base);
+}
+
+/* Is phys in RAM (low or high)? */
+static bool phys_is_ram(const struct softcpu_machine *m, uint64_t phys)
+{
+	return phys < m->ram_size || (phys >= m->high_base && phys - m->high_base < m->high_size);
 }
 
 /* Page pfn was written: if it held decoded code, stale its blocks.
@@ -62,9 +72,10 @@ static void code_page_written(struct softcpu *c, uint64_t pfn)
 
 void softcpu_machine_ram_written(struct softcpu_machine *m, uint64_t gpa, uint64_t len)
 {
-	if (len == 0 || gpa >= m->ram_size)
+	uint64_t end = m->npages * 4096; /* code pages are tracked up to here */
+	if (len == 0 || gpa >= end)
 		return;
-	uint64_t last = (len > m->ram_size - gpa ? m->ram_size - 1 : gpa + len - 1) >> 12;
+	uint64_t last = (len > end - gpa ? end - 1 : gpa + len - 1) >> 12;
 	for (uint64_t pfn = gpa >> 12; pfn <= last; pfn++)
 		machine_code_page_written(m, pfn);
 }
@@ -79,7 +90,7 @@ uint64_t phys_read(struct softcpu *c, uint64_t pa, unsigned size)
 	const uint8_t *p = mmu_ram_ptr(c, pa, size);
 	if (p && natural_size(size))
 		return load_le(p, size);
-	if (pa >= c->m->ram_size && natural_size(size))
+	if (!phys_is_ram(c->m, pa) && natural_size(size))
 		return c->m->mmio_read(c->m->bus_opaque, pa, size) & size_mask(size);
 	uint64_t v = 0; /* odd size (a page-crossing piece) or straddles the end of RAM */
 	for (unsigned i = 0; i < size; i++)
@@ -97,7 +108,7 @@ void phys_write(struct softcpu *c, uint64_t pa, unsigned size, uint64_t val)
 		store_le(p, size, val);
 		return;
 	}
-	if (pa >= c->m->ram_size && natural_size(size)) {
+	if (!phys_is_ram(c->m, pa) && natural_size(size)) {
 		c->m->mmio_write(c->m->bus_opaque, pa, size, val & size_mask(size));
 		return;
 	}

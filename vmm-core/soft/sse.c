@@ -1,293 +1,128 @@
-/* sse.c - SSE/SSE2 (the subset listed in sse_exec), FXSAVE/FXRSTOR,
- * LDMXCSR/STMXCSR and the x87 control instructions glibc and the kernel run
- * at start-up (FNINIT, FNSTCW/FLDCW, FNSTSW).  The x87 register stack and
- * MMX are not implemented: their instructions raise #UD and are logged once.
+/* sse.c - SSE/SSE2/SSE3/SSE4.1 floating point (the subset softcpu_exec_sse
+ * lists) and LDMXCSR/STMXCSR; packed integers, MMX and data movement are in
+ * simd_int.c, the x87 and FXSAVE/FXRSTOR in x87.c.
  *
- * Floating point uses the host's IEEE double/float with round-to-nearest;
- * MXCSR rounding modes and exception flags are stored but not applied
- * (the default MXCSR masks every exception, which is what Linux and glibc
- * run with). */
+ * Arithmetic and conversions run on the host's SSE unit under the guest's
+ * MXCSR rounding control, FTZ and DAZ (see "MXCSR applied"); compares,
+ * MIN/MAX and ROUND are done in software with DAZ applied.  Unmasked SIMD
+ * exceptions (#XM) are not delivered: Linux and glibc run with every one
+ * masked. */
 #include <math.h>
 
-#include "internal.h"
-
-/* ---- FPU state checks ---- */
-
-static void check_sse(struct softcpu *c)
-{
-	if ((c->cr0 & CR0_EM) || !(c->cr4 & CR4_OSFXSR))
-		raise_ud(c);
-	if (c->cr0 & CR0_TS)
-		softcpu_raise(c, EXC_NM, 0, false);
-}
-
-static void check_x87(struct softcpu *c)
-{
-	if (c->cr0 & (CR0_EM | CR0_TS))
-		softcpu_raise(c, EXC_NM, 0, false);
-}
-
-/* ---- FXSAVE / FXRSTOR (512-byte area; x87 registers saved as zero) ---- */
-
-void softcpu_fxsave(struct softcpu *c, uint64_t lin)
-{
-	check_x87(c);
-	if (lin & 15)
-		raise_gp(c, 0);
-	mmu_probe_write(c, lin, 512);
-	mem_write(c, lin + 0, 2, c->fcw);
-	mem_write(c, lin + 2, 2, c->fsw);
-	mem_write(c, lin + 4, 1, c->ftw);
-	mem_write(c, lin + 5, 1, 0);
-	mem_write(c, lin + 6, 2, 0); /* FOP */
-	mem_write(c, lin + 8, 8, 0); /* FIP */
-	mem_write(c, lin + 16, 8, 0); /* FDP */
-	mem_write(c, lin + 24, 4, c->mxcsr);
-	/* MXCSR_MASK: bits 0-15 are writable; they are kept, not applied
-	 * (rounding modes, DAZ and FTZ are not modelled). */
-	mem_write(c, lin + 28, 4, 0xffff);
-	for (unsigned i = 0; i < 8; i++) {
-		mem_write(c, lin + 32 + 16 * i, 8, 0);
-		mem_write(c, lin + 40 + 16 * i, 8, 0);
-	}
-	unsigned nxmm = c->long64 ? 16 : 8;
-	for (unsigned i = 0; i < nxmm; i++) {
-		mem_write(c, lin + 160 + 16 * i, 8, c->xmm[i].q[0]);
-		mem_write(c, lin + 168 + 16 * i, 8, c->xmm[i].q[1]);
-	}
-}
-
-void softcpu_fxrstor(struct softcpu *c, uint64_t lin)
-{
-	check_x87(c);
-	if (lin & 15)
-		raise_gp(c, 0);
-	uint32_t mxcsr = (uint32_t)mem_read(c, lin + 24, 4);
-	if (mxcsr & ~0xffffu)
-		raise_gp(c, 0);
-	uint16_t fcw = (uint16_t)mem_read(c, lin, 2), fsw = (uint16_t)mem_read(c, lin + 2, 2);
-	uint8_t ftw = (uint8_t)mem_read(c, lin + 4, 1);
-	unsigned nxmm = c->long64 ? 16 : 8;
-	struct xmm_reg x[16];
-	for (unsigned i = 0; i < nxmm; i++) {
-		x[i].q[0] = mem_read(c, lin + 160 + 16 * i, 8);
-		x[i].q[1] = mem_read(c, lin + 168 + 16 * i, 8);
-	}
-	c->fcw = fcw;
-	c->fsw = fsw;
-	c->ftw = ftw;
-	c->mxcsr = mxcsr;
-	memcpy(c->xmm, x, nxmm * sizeof(x[0]));
-}
-
-/* ---- x87 control subset ---- */
-
-void softcpu_exec_x87(struct softcpu *c, const struct insn *in)
-{
-	unsigned op = in->op, r = in->reg & 7;
-	check_x87(c);
-	if (op == 0xdb && in->mod == 3 && r == 4 && (in->rm & 7) == 3) { /* FNINIT */
-		c->fcw = 0x37f;
-		c->fsw = 0;
-		c->ftw = 0;
-		return;
-	}
-	if (op == 0xdb && in->mod == 3 && r == 4 && (in->rm & 7) == 2) { /* FNCLEX */
-		c->fsw &= 0x7f00;
-		return;
-	}
-	if (op == 0xdf && in->mod == 3 && r == 4 && (in->rm & 7) == 0) { /* FNSTSW AX */
-		c->r[R_AX] = (c->r[R_AX] & ~0xffffull) | c->fsw;
-		return;
-	}
-	if (in->mod != 3) {
-		uint64_t lin = mem_addr(c, in);
-		if (op == 0xd9 && r == 7) { /* FNSTCW m16 */
-			mem_write(c, lin, 2, c->fcw);
-			return;
-		}
-		if (op == 0xd9 && r == 5) { /* FLDCW m16 */
-			c->fcw = (uint16_t)mem_read(c, lin, 2);
-			return;
-		}
-		if (op == 0xdd && r == 7) { /* FNSTSW m16 */
-			mem_write(c, lin, 2, c->fsw);
-			return;
-		}
-	}
-	softcpu_unimplemented(c, in);
-}
-
-/* ---- SSE / SSE2 ---- */
-
-/* Mandatory-prefix column of an SSE opcode. */
-enum { P_NONE, P_66, P_F3, P_F2 };
-
-static unsigned sse_prefix(const struct insn *in)
-{
-	if (in->pfx & PFX_REP)
-		return P_F3;
-	if (in->pfx & PFX_REPNE)
-		return P_F2;
-	return (in->pfx & PFX_OPSZ) ? P_66 : P_NONE;
-}
-
-/* The xmm register named by ModRM.reg / ModRM.rm */
-static struct xmm_reg *xreg(struct softcpu *c, unsigned r)
-{
-	return &c->xmm[r & 15];
-}
-
-/* 128-bit r/m operand; `aligned` requires 16-byte alignment (#GP). */
-static struct xmm_reg read_x(struct softcpu *c, const struct insn *in, bool aligned)
-{
-	if (in->mod == 3)
-		return *xreg(c, in->rm);
-	uint64_t lin = mem_addr(c, in);
-	if (aligned && (lin & 15))
-		raise_gp(c, 0);
-	struct xmm_reg v = {{mem_read(c, lin, 8), mem_read(c, lin + 8, 8)}};
-	return v;
-}
-
-static void write_x(struct softcpu *c, const struct insn *in, bool aligned, struct xmm_reg v)
-{
-	if (in->mod == 3) {
-		*xreg(c, in->rm) = v;
-		return;
-	}
-	uint64_t lin = mem_addr(c, in);
-	if (aligned && (lin & 15))
-		raise_gp(c, 0);
-	mmu_probe_write(c, lin, 16);
-	mem_write(c, lin, 8, v.q[0]);
-	mem_write(c, lin + 8, 8, v.q[1]);
-}
-
-/* Low 32/64 bits of the r/m operand (scalar forms). */
-static uint64_t read_scalar(struct softcpu *c, const struct insn *in, unsigned size)
-{
-	if (in->mod == 3)
-		return xreg(c, in->rm)->q[0] & size_mask(size);
-	return mem_read(c, mem_addr(c, in), size);
-}
+#include "simd.h"
 
 static double as_double(uint64_t v) { double d; memcpy(&d, &v, 8); return d; }
 static uint64_t from_double(double d) { uint64_t v; memcpy(&v, &d, 8); return v; }
 static float as_float(uint32_t v) { float f; memcpy(&f, &v, 4); return f; }
 static uint32_t from_float(float f) { uint32_t v; memcpy(&v, &f, 4); return v; }
 
-/* Lane access on a 128-bit value: `w` bytes per lane. */
-static uint64_t lane(const struct xmm_reg *x, unsigned w, unsigned i)
+/* ---- MXCSR applied ----
+ * The host's own SSE unit does the arithmetic and conversions under the
+ * guest's rounding control, FTZ and DAZ (every exception masked: the guest's
+ * unmasked exceptions are not delivered), and the exception flags it raises
+ * become the guest's sticky flags.  Each computation sits between
+ * fp_enter() and fp_leave() with its inputs and result pinned by FP_PIN, so
+ * the compiler cannot move it out: a memory access that faults never runs
+ * inside.  LDMXCSR is slow, so the host's MXCSR is loaded only when its
+ * control bits differ from the guest's, or when it holds a flag the guest
+ * has not (which the guest would then inherit), and fp_leave() restores
+ * only the control bits: the host keeps whatever flags the guest's
+ * arithmetic raised, which nothing on the host reads.  Other hosts compute
+ * with round-to-nearest and no FTZ/DAZ. */
+#define MXCSR_FLAGS 0x3fu
+#define MXCSR_DAZ 0x40u
+#define MXCSR_CONTROL 0xe040u /* FTZ, RC, DAZ */
+#if defined(__x86_64__)
+#define FP_PIN(v) __asm__ volatile("" : "+x"(v))
+static inline uint32_t read_host_mxcsr(void)
 {
-	uint64_t v = 0;
-	memcpy(&v, (const uint8_t *)x->q + i * w, w);
-	return v & size_mask(w);
+	uint32_t v;
+	__asm__ volatile("stmxcsr %0" : "=m"(v));
+	return v;
+}
+static inline void load_host_mxcsr(uint32_t v)
+{
+	__asm__ volatile("ldmxcsr %0" : : "m"(v));
+}
+static inline uint32_t fp_enter(const struct softcpu *c)
+{
+	uint32_t host = read_host_mxcsr(), want = (c->mxcsr & (MXCSR_CONTROL | MXCSR_FLAGS)) | 0x1f80u;
+	if ((host & ~MXCSR_FLAGS) != (want & ~MXCSR_FLAGS) || (host & MXCSR_FLAGS & ~c->mxcsr))
+		load_host_mxcsr(want);
+	return host;
+}
+static inline void fp_leave(struct softcpu *c, uint32_t host)
+{
+	uint32_t now = read_host_mxcsr();
+	c->mxcsr |= now & MXCSR_FLAGS;
+	if ((now ^ host) & ~MXCSR_FLAGS)
+		load_host_mxcsr(host);
+}
+#else
+#define FP_PIN(v) ((void)0)
+static inline uint32_t fp_enter(const struct softcpu *c) { (void)c; return 0; }
+static inline void fp_leave(struct softcpu *c, uint32_t host) { (void)c; (void)host; }
+#endif
+
+/* DAZ for the operations done in software (compares, MIN/MAX, ROUND): a
+ * denormal input is a zero of its sign. */
+static uint64_t daz(const struct softcpu *c, unsigned w, uint64_t bits)
+{
+	uint64_t exp_mask = w == 8 ? 0x7ff0000000000000ull : 0x7f800000u, sign = 1ull << (8 * w - 1);
+	if ((c->mxcsr & MXCSR_DAZ) && !(bits & exp_mask))
+		return bits & sign;
+	return bits;
 }
 
-static void set_lane(struct xmm_reg *x, unsigned w, unsigned i, uint64_t v)
+/* A lane's value as a double (exact for single precision). */
+static double lane_value(const struct softcpu *c, unsigned w, uint64_t bits)
 {
-	memcpy((uint8_t *)x->q + i * w, &v, w);
-}
-
-/* Packed integer lane operations (66 0F xx). */
-enum pint { PADD, PSUB, PADDUS, PSUBUS, PADDS, PSUBS, PCMPEQ, PCMPGT, PMINU, PMAXU, PMULLO };
-
-static struct xmm_reg packed_int(enum pint op, unsigned w, struct xmm_reg a, struct xmm_reg b)
-{
-	struct xmm_reg r;
-	uint64_t m = size_mask(w);
-	int64_t smax = (int64_t)(m >> 1), smin = -smax - 1;
-	for (unsigned i = 0; i < 16 / w; i++) {
-		uint64_t x = lane(&a, w, i), y = lane(&b, w, i), v;
-		int64_t sx = (int64_t)(x << (64 - 8 * w)) >> (64 - 8 * w), sy = (int64_t)(y << (64 - 8 * w)) >> (64 - 8 * w);
-		switch (op) {
-		case PADD: v = x + y; break;
-		case PSUB: v = x - y; break;
-		case PADDUS: v = x + y > m ? m : x + y; break;
-		case PSUBUS: v = x > y ? x - y : 0; break;
-		case PADDS: { int64_t s = sx + sy; v = (uint64_t)(s > smax ? smax : s < smin ? smin : s); break; }
-		case PSUBS: { int64_t s = sx - sy; v = (uint64_t)(s > smax ? smax : s < smin ? smin : s); break; }
-		case PCMPEQ: v = x == y ? m : 0; break;
-		case PCMPGT: v = sx > sy ? m : 0; break;
-		case PMINU: v = x < y ? x : y; break;
-		case PMAXU: v = x > y ? x : y; break;
-		default: v = (uint64_t)(sx * sy); break;
-		}
-		set_lane(&r, w, i, v & m);
-	}
-	return r;
-}
-
-/* Shifts by a count: 0 logical right, 1 arithmetic right, 2 left. */
-static struct xmm_reg packed_shift(unsigned kind, unsigned w, struct xmm_reg a, uint64_t count)
-{
-	struct xmm_reg r;
-	unsigned bits = 8 * w;
-	for (unsigned i = 0; i < 16 / w; i++) {
-		uint64_t x = lane(&a, w, i), v;
-		if (kind == 1) {
-			int64_t sx = (int64_t)(x << (64 - bits)) >> (64 - bits);
-			v = (uint64_t)(sx >> (count >= bits ? bits - 1 : count));
-		} else if (count >= bits) {
-			v = 0;
-		} else {
-			v = kind == 0 ? x >> count : x << count;
-		}
-		set_lane(&r, w, i, v & size_mask(w));
-	}
-	return r;
-}
-
-/* Byte shift of the whole register (PSLLDQ / PSRLDQ). */
-static struct xmm_reg byte_shift(struct xmm_reg a, unsigned n, bool left)
-{
-	uint8_t in[16], out[16] = {0};
-	memcpy(in, a.q, 16);
-	if (n < 16)
-		for (unsigned i = 0; i < 16 - n; i++) {
-			if (left)
-				out[i + n] = in[i];
-			else
-				out[i] = in[i + n];
-		}
-	struct xmm_reg r;
-	memcpy(r.q, out, 16);
-	return r;
-}
-
-/* PUNPCKL/H: interleave lanes of width w from the low (high) halves. */
-static struct xmm_reg unpack(unsigned w, bool high, struct xmm_reg a, struct xmm_reg b)
-{
-	struct xmm_reg r;
-	unsigned half = 8 / w, base = high ? half : 0;
-	for (unsigned i = 0; i < half; i++) {
-		set_lane(&r, w, 2 * i, lane(&a, w, base + i));
-		set_lane(&r, w, 2 * i + 1, lane(&b, w, base + i));
-	}
-	return r;
+	bits = daz(c, w, bits);
+	return w == 8 ? as_double(bits) : as_float((uint32_t)bits);
 }
 
 /* Scalar/packed floating-point arithmetic on one lane of width w (4 or 8):
- * 0x51 sqrt, 0x58 add, 0x59 mul, 0x5c sub, 0x5d min, 0x5e div, 0x5f max.
- * Single precision is computed in double and rounded once: exact for these
- * operations.  MIN/MAX return an operand's bits unchanged (the second one
- * unless the first compares below/above it), so a signalling NaN stays so. */
-static uint64_t fp_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bits)
+ * 0x51 sqrt, 0x58 add, 0x59 mul, 0x5c sub, 0x5d min, 0x5e div, 0x5f max,
+ * between fp_enter() and fp_leave() (one pair per instruction: the MXCSR
+ * accesses cost more than the arithmetic).  MIN/MAX return an operand's bits unchanged (the second one unless the
+ * first compares below/above it), so a signalling NaN stays so. */
+static uint64_t fp_op(const struct softcpu *c, unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bits)
 {
-	double a = w == 8 ? as_double(a_bits) : as_float((uint32_t)a_bits);
-	double b = w == 8 ? as_double(b_bits) : as_float((uint32_t)b_bits);
-	double r;
-	switch (op) {
-	case 0x51: r = sqrt(b); break;
-	case 0x58: r = a + b; break;
-	case 0x59: r = a * b; break;
-	case 0x5c: r = a - b; break;
-	case 0x5d: return a < b ? a_bits : b_bits;
-	case 0x5e: r = a / b; break;
-	default: return a > b ? a_bits : b_bits;
+	if (op == 0x5d || op == 0x5f) {
+		a_bits = daz(c, w, a_bits);
+		b_bits = daz(c, w, b_bits);
+		double a = lane_value(c, w, a_bits), b = lane_value(c, w, b_bits);
+		return (op == 0x5d ? a < b : a > b) ? a_bits : b_bits;
 	}
-	return w == 8 ? from_double(r) : from_float((float)r);
+	uint64_t out;
+	if (w == 8) {
+		double a = as_double(a_bits), b = as_double(b_bits), r;
+		FP_PIN(a);
+		FP_PIN(b);
+		switch (op) {
+		case 0x51: r = __builtin_sqrt(b); break;
+		case 0x58: r = a + b; break;
+		case 0x59: r = a * b; break;
+		case 0x5c: r = a - b; break;
+		default: r = a / b; break;
+		}
+		FP_PIN(r);
+		out = from_double(r);
+	} else {
+		float a = as_float((uint32_t)a_bits), b = as_float((uint32_t)b_bits), r;
+		FP_PIN(a);
+		FP_PIN(b);
+		switch (op) {
+		case 0x51: r = __builtin_sqrtf(b); break;
+		case 0x58: r = a + b; break;
+		case 0x59: r = a * b; break;
+		case 0x5c: r = a - b; break;
+		default: r = a / b; break;
+		}
+		FP_PIN(r);
+		out = from_float(r);
+	}
+	return out;
 }
 
 static void set_comi_flags(struct softcpu *c, double a, double b)
@@ -305,26 +140,114 @@ static void set_comi_flags(struct softcpu *c, double a, double b)
 	c->rflags = (c->rflags & ~(uint64_t)F_ARITH) | f;
 }
 
-/* Truncating/rounding conversion to a signed integer; out of range gives
- * the "integer indefinite" value. */
-static uint64_t fp_to_int(double d, unsigned size, bool truncate)
+/* Conversions, under the guest's MXCSR: `from` and `to` are 4 (single),
+ * 8 (double), or -4/-8 for a signed integer of that size; `truncate`
+ * chooses CVTT to an integer.  Out-of-range integers give the "integer
+ * indefinite" value. */
+static uint64_t fp_convert(struct softcpu *c, int from, int to, uint64_t bits, bool truncate)
 {
-	double r = truncate ? trunc(d) : nearbyint(d);
-	double lim = size == 8 ? 9223372036854775808.0 : 2147483648.0;
-	if (isnan(r) || r >= lim || r < -lim)
-		return size == 8 ? 0x8000000000000000ull : 0x80000000u;
-	return size == 8 ? (uint64_t)(int64_t)r : (uint32_t)(int32_t)r;
+	uint64_t out;
+	uint32_t host = fp_enter(c);
+	double d;
+	if (from == 8) {
+		d = as_double(bits);
+	} else if (from == 4) {
+		float f = as_float((uint32_t)bits);
+		FP_PIN(f);
+		d = f;
+	} else if (to == 4) { /* integer to single: one rounding */
+		float f = from == -8 ? (float)(int64_t)bits : (float)(int32_t)bits;
+		FP_PIN(f);
+		out = from_float(f);
+		goto done;
+	} else {
+		int64_t i = from == -8 ? (int64_t)bits : (int32_t)bits;
+		__asm__ volatile("" : "+r"(i));
+		d = (double)i;
+	}
+	FP_PIN(d);
+	if (to == 8) {
+		out = from_double(d);
+	} else if (to == 4) {
+		float f = (float)d;
+		FP_PIN(f);
+		out = from_float(f);
+	} else {
+		double r = truncate ? __builtin_trunc(d) : __builtin_nearbyint(d);
+		FP_PIN(r);
+		double lim = to == -8 ? 9223372036854775808.0 : 2147483648.0;
+		if (isnan(r) || r >= lim || r < -lim)
+			out = to == -8 ? 0x8000000000000000ull : 0x80000000u;
+		else
+			out = to == -8 ? (uint64_t)(int64_t)r : (uint32_t)(int32_t)r;
+	}
+done:
+	fp_leave(c, host);
+	return out;
+}
+
+/* ROUNDPS/PD/SS/SD: imm8 bits 1:0 the rounding (nearest even, down, up,
+ * toward zero), bit 2 MXCSR.RC instead. */
+static uint64_t round_lane(struct softcpu *c, unsigned w, uint64_t bits, unsigned imm)
+{
+	double x = lane_value(c, w, bits), r;
+	unsigned mode = (imm & 4) ? (c->mxcsr >> 13) & 3 : imm & 3;
+	switch (mode) {
+	case 0: r = nearbyint(x); break;
+	case 1: r = floor(x); break;
+	case 2: r = ceil(x); break;
+	default: r = trunc(x); break;
+	}
+	return w == 8 ? from_double(r) : from_float((float)r);
+}
+
+/* 0F 3A forms with floating point: ROUND*, DPPS, DPPD (the decoder lets
+ * no other opcode of the map reach here: simd_int.c takes the rest). */
+static void exec_sse41_fp(struct softcpu *c, const struct insn *in, unsigned op)
+{
+	struct xmm_reg *dst = xreg(c, in->reg), src, r;
+	unsigned imm = (unsigned)in->imm & 0xff;
+	if (op == 0x0a || op == 0x0b) { /* ROUNDSS / ROUNDSD */
+		unsigned w = op == 0x0a ? 4 : 8;
+		set_lane(dst, w, 0, round_lane(c, w, read_scalar(c, in, w), imm));
+		return;
+	}
+	src = read_x(c, in, true);
+	if (op == 0x08 || op == 0x09) { /* ROUNDPS / ROUNDPD */
+		unsigned w = op == 0x08 ? 4 : 8;
+		for (unsigned i = 0; i < 16 / w; i++)
+			set_lane(&r, w, i, round_lane(c, w, lane(&src, w, i), imm));
+	} else { /* DPPS, DPPD: products, then pairwise sums, each rounded (+0 for lanes left out) */
+		unsigned w = op == 0x40 ? 4 : 8, n = 16 / w;
+		uint64_t t[4];
+		uint32_t host = fp_enter(c);
+		for (unsigned i = 0; i < n; i++)
+			t[i] = (imm >> (4 + i)) & 1 ? fp_op(c, 0x59, w, lane(dst, w, i), lane(&src, w, i)) : 0;
+		uint64_t sum = fp_op(c, 0x58, w, t[0], t[1]);
+		if (n == 4)
+			sum = fp_op(c, 0x58, w, sum, fp_op(c, 0x58, w, t[2], t[3]));
+		fp_leave(c, host);
+		for (unsigned i = 0; i < n; i++)
+			set_lane(&r, w, i, (imm >> i) & 1 ? sum : 0);
+	}
+	*dst = r;
 }
 
 void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 {
 	unsigned op = in->op & 0xff, p = sse_prefix(in);
+	if (softcpu_exec_simd_int(c, in))
+		return;
 	check_sse(c);
+	if (in->op == (OP_0F | 0x3a) && p == P_66) {
+		exec_sse41_fp(c, in, sse_opcode(in));
+		return;
+	}
 	if (in->op == (OP_0F | 0xae)) { /* LDMXCSR / STMXCSR */
 		uint64_t lin = mem_addr(c, in);
 		if ((in->reg & 7) == 2) {
 			uint64_t v = mem_read(c, lin, 4);
-			if (v & ~0xffffull)
+			if (v & ~(uint64_t)SOFTCPU_MXCSR_MASK)
 				raise_gp(c, 0);
 			c->mxcsr = (uint32_t)v;
 		} else {
@@ -332,7 +255,6 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 		}
 		return;
 	}
-	/* MMX forms (no prefix) of the integer opcodes are not implemented. */
 	struct xmm_reg *dst = xreg(c, in->reg);
 	struct xmm_reg src;
 	bool dbl = p == P_66 || p == P_F2;
@@ -370,6 +292,20 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 			write_x(c, in, true, *dst);
 		return;
 	case 0x12: case 0x13: case 0x16: case 0x17: { /* MOVLPS/PD, MOVHPS/PD, MOVHLPS, MOVLHPS */
+		if (p == P_F2 && op == 0x12) { /* MOVDDUP (SSE3): m64 */
+			dst->q[0] = dst->q[1] = read_scalar(c, in, 8);
+			return;
+		}
+		if (p == P_F3 && (op == 0x12 || op == 0x16)) { /* MOVSLDUP / MOVSHDUP (SSE3) */
+			src = read_x(c, in, true);
+			unsigned odd = op == 0x16;
+			for (unsigned i = 0; i < 4; i += 2) {
+				uint64_t v = lane(&src, 4, i + odd);
+				set_lane(dst, 4, i, v);
+				set_lane(dst, 4, i + 1, v);
+			}
+			return;
+		}
 		if (p != P_NONE && p != P_66)
 			break;
 		unsigned half = op >= 0x16;
@@ -388,38 +324,28 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 		}
 		return;
 	}
-	case 0x14: case 0x15: /* UNPCKLPS/PD, UNPCKHPS/PD */
-		if (p != P_NONE && p != P_66)
-			break;
-		src = read_x(c, in, true);
-		*dst = unpack(p == P_66 ? 8 : 4, op == 0x15, *dst, src);
-		return;
 	case 0x2a: /* CVTSI2SS / CVTSI2SD */
 		if (p == P_F3 || p == P_F2) {
 			unsigned size = (in->rex & 8) ? 8 : 4;
-			int64_t v = (int64_t)(in->mod == 3 ? get_reg(c, in, in->rm, size) : mem_read(c, mem_addr(c, in), size));
-			if (size == 4)
-				v = (int32_t)v;
-			if (p == P_F2)
-				dst->q[0] = from_double((double)v);
-			else
-				dst->q[0] = (dst->q[0] & ~0xffffffffull) | from_float((float)v);
+			uint64_t v = in->mod == 3 ? get_reg(c, in, in->rm, size) : mem_read(c, mem_addr(c, in), size);
+			unsigned w = p == P_F2 ? 8 : 4;
+			set_lane(dst, w, 0, fp_convert(c, -(int)size, (int)w, v, false));
 			return;
 		}
 		break;
 	case 0x2c: case 0x2d: /* CVTT / CVT SS/SD 2SI */
 		if (p == P_F3 || p == P_F2) {
 			unsigned size = (in->rex & 8) ? 8 : 4;
-			double d = p == P_F2 ? as_double(read_scalar(c, in, 8)) : as_float((uint32_t)read_scalar(c, in, 4));
-			set_reg(c, in, in->reg, size, fp_to_int(d, size, op == 0x2c));
+			unsigned w = p == P_F2 ? 8 : 4;
+			set_reg(c, in, in->reg, size, fp_convert(c, (int)w, -(int)size, read_scalar(c, in, w), op == 0x2c));
 			return;
 		}
 		break;
 	case 0x2e: case 0x2f: /* UCOMISS/D, COMISS/D (QNaN signalling ignored) */
 		if (p == P_NONE || p == P_66) {
-			double a = p == P_66 ? as_double(dst->q[0]) : as_float((uint32_t)dst->q[0]);
-			double b = p == P_66 ? as_double(read_scalar(c, in, 8)) : as_float((uint32_t)read_scalar(c, in, 4));
-			set_comi_flags(c, a, b);
+			unsigned w = p == P_66 ? 8 : 4;
+			uint64_t b = read_scalar(c, in, w);
+			set_comi_flags(c, lane_value(c, w, dst->q[0] & size_mask(w)), lane_value(c, w, b));
 			return;
 		}
 		break;
@@ -434,176 +360,121 @@ void softcpu_exec_sse(struct softcpu *c, const struct insn *in)
 		}
 		break;
 	case 0x54: case 0x55: case 0x56: case 0x57: /* ANDPS ANDNPS ORPS XORPS (and PD) */
-	case 0xdb: case 0xdf: case 0xeb: case 0xef: /* PAND PANDN POR PXOR */
-		if ((op < 0x58 && p != P_NONE && p != P_66) || (op > 0x58 && p != P_66))
+		if (p != P_NONE && p != P_66)
 			break;
 		src = read_x(c, in, true);
 		for (int i = 0; i < 2; i++) {
 			uint64_t a = dst->q[i], b = src.q[i];
-			dst->q[i] = (op == 0x54 || op == 0xdb) ? a & b
-				  : (op == 0x55 || op == 0xdf) ? ~a & b
-				  : (op == 0x56 || op == 0xeb) ? a | b : a ^ b;
+			dst->q[i] = op == 0x54 ? a & b : op == 0x55 ? ~a & b : op == 0x56 ? a | b : a ^ b;
 		}
 		return;
 	case 0x51: case 0x58: case 0x59: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
 		if (p == P_F2 || p == P_F3) { /* scalar */
 			unsigned w = p == P_F2 ? 8 : 4;
-			uint64_t r = fp_op(op, w, dst->q[0] & size_mask(w), read_scalar(c, in, w));
+			uint64_t b = read_scalar(c, in, w);
+			uint32_t host = fp_enter(c);
+			uint64_t r = fp_op(c, op, w, dst->q[0] & size_mask(w), b);
+			fp_leave(c, host);
 			dst->q[0] = (dst->q[0] & ~size_mask(w)) | r;
 		} else { /* packed */
 			src = read_x(c, in, true);
 			unsigned w = dbl ? 8 : 4;
-			for (unsigned i = 0; i < 16 / w; i++) {
-				set_lane(dst, w, i, fp_op(op, w, lane(dst, w, i), lane(&src, w, i)));
-			}
+			uint32_t host = fp_enter(c);
+			for (unsigned i = 0; i < 16 / w; i++)
+				set_lane(dst, w, i, fp_op(c, op, w, lane(dst, w, i), lane(&src, w, i)));
+			fp_leave(c, host);
 		}
 		return;
 	case 0x5a: /* CVTSS2SD / CVTSD2SS */
 		if (p == P_F3) {
-			dst->q[0] = from_double(as_float((uint32_t)read_scalar(c, in, 4)));
+			dst->q[0] = fp_convert(c, 4, 8, read_scalar(c, in, 4), false);
 			return;
 		}
 		if (p == P_F2) {
-			dst->q[0] = (dst->q[0] & ~0xffffffffull) | from_float((float)as_double(read_scalar(c, in, 8)));
+			set_lane(dst, 4, 0, fp_convert(c, 8, 4, read_scalar(c, in, 8), false));
 			return;
 		}
-		break;
-	case 0x6e: /* MOVD/MOVQ xmm, r/m */
-		if (p == P_66) {
-			unsigned size = (in->rex & 8) ? 8 : 4;
-			uint64_t v = in->mod == 3 ? get_reg(c, in, in->rm, size) : mem_read(c, mem_addr(c, in), size);
-			*dst = (struct xmm_reg){{v, 0}};
-			return;
-		}
-		break;
-	case 0x7e:
-		if (p == P_66) { /* MOVD/MOVQ r/m, xmm */
-			unsigned size = (in->rex & 8) ? 8 : 4;
-			if (in->mod == 3)
-				set_reg(c, in, in->rm, size, dst->q[0] & size_mask(size));
-			else
-				mem_write(c, mem_addr(c, in), size, dst->q[0]);
-			return;
-		}
-		if (p == P_F3) { /* MOVQ xmm, xmm/m64 */
-			*dst = (struct xmm_reg){{read_scalar(c, in, 8), 0}};
-			return;
-		}
-		break;
-	case 0xd6: /* MOVQ xmm/m64, xmm */
-		if (p == P_66) {
-			if (in->mod == 3)
-				*xreg(c, in->rm) = (struct xmm_reg){{dst->q[0], 0}};
-			else
-				mem_write(c, mem_addr(c, in), 8, dst->q[0]);
-			return;
-		}
-		break;
-	case 0x6f: /* MOVDQA / MOVDQU */
-		if (p == P_66 || p == P_F3) {
-			*dst = read_x(c, in, p == P_66);
-			return;
-		}
-		break;
-	case 0x7f:
-		if (p == P_66 || p == P_F3) {
-			write_x(c, in, p == P_66, *dst);
-			return;
-		}
-		break;
-	case 0xe7: /* MOVNTDQ */
-		if (p == P_66 && in->mod != 3) {
-			write_x(c, in, true, *dst);
-			return;
-		}
-		break;
-	case 0x70: /* PSHUFD / PSHUFHW / PSHUFLW */
-		if (p != P_NONE) {
+		if (p == P_NONE) { /* CVTPS2PD: the low two floats */
+			uint64_t v = read_scalar(c, in, 8);
+			dst->q[0] = fp_convert(c, 4, 8, (uint32_t)v, false);
+			dst->q[1] = fp_convert(c, 4, 8, v >> 32, false);
+		} else { /* CVTPD2PS */
 			src = read_x(c, in, true);
-			struct xmm_reg r = src;
-			unsigned imm = (unsigned)in->imm & 0xff;
-			if (p == P_66)
-				for (unsigned i = 0; i < 4; i++)
-					set_lane(&r, 4, i, lane(&src, 4, (imm >> (2 * i)) & 3));
-			else
-				for (unsigned i = 0; i < 4; i++) {
-					unsigned base = p == P_F3 ? 4 : 0;
-					set_lane(&r, 2, base + i, lane(&src, 2, base + ((imm >> (2 * i)) & 3)));
-				}
-			*dst = r;
-			return;
+			dst->q[0] = fp_convert(c, 8, 4, src.q[0], false) | fp_convert(c, 8, 4, src.q[1], false) << 32;
+			dst->q[1] = 0;
 		}
-		break;
-	case 0x71: case 0x72: case 0x73: /* shifts by immediate: /2 SRL, /4 SRA, /6 SLL, 73 /3 SRLDQ /7 SLLDQ */
-		if (p == P_66 && in->mod == 3) {
-			struct xmm_reg *d = xreg(c, in->rm);
-			unsigned r = in->reg & 7, w = op == 0x71 ? 2 : op == 0x72 ? 4 : 8;
-			unsigned count = (unsigned)in->imm & 0xff;
-			if (op == 0x73 && (r == 3 || r == 7)) {
-				*d = byte_shift(*d, count, r == 7);
-				return;
-			}
-			if (r == 2 || (r == 4 && op != 0x73) || r == 6) {
-				*d = packed_shift(r == 2 ? 0 : r == 4 ? 1 : 2, w, *d, count);
-				return;
+		return;
+	case 0xd0: case 0x7c: case 0x7d: { /* SSE3: ADDSUBPD/PS, HADDPD/PS, HSUBPD/PS */
+		if (p != P_66 && p != P_F2)
+			break;
+		unsigned w = p == P_66 ? 8 : 4, n = 16 / w;
+		struct xmm_reg a = *dst, r;
+		src = read_x(c, in, true);
+		uint32_t host = fp_enter(c);
+		for (unsigned i = 0; i < n; i++) {
+			if (op == 0xd0) { /* subtract in even lanes, add in odd ones */
+				set_lane(&r, w, i, fp_op(c, i & 1 ? 0x58 : 0x5c, w, lane(&a, w, i), lane(&src, w, i)));
+			} else { /* pairs of the destination, then of the source */
+				const struct xmm_reg *from = i < n / 2 ? &a : &src;
+				unsigned j = 2 * (i % (n / 2));
+				set_lane(&r, w, i, fp_op(c, op == 0x7c ? 0x58 : 0x5c, w, lane(from, w, j), lane(from, w, j + 1)));
 			}
 		}
-		break;
-	case 0xd1: case 0xd2: case 0xd3: case 0xe1: case 0xe2: case 0xf1: case 0xf2: case 0xf3:
-		if (p == P_66) { /* shifts by xmm/m128 count */
+		fp_leave(c, host);
+		*dst = r;
+		return;
+	}
+	case 0xf0: /* LDDQU (SSE3): unaligned m128 */
+		if (p != P_F2 || in->mod == 3)
+			break;
+		*dst = read_x(c, in, false);
+		return;
+	case 0xc2: { /* CMPPS CMPPD CMPSS CMPSD: predicate imm8 0-7, all-ones lanes where true */
+		unsigned w = (p == P_66 || p == P_F2) ? 8 : 4, n = p == P_NONE || p == P_66 ? 16 / w : 1;
+		if (n == 1)
+			src.q[0] = read_scalar(c, in, w);
+		else
 			src = read_x(c, in, true);
-			unsigned kind = op < 0xe0 ? 0 : op < 0xf0 ? 1 : 2;
-			unsigned w = (op & 3) == 1 ? 2 : (op & 3) == 2 ? 4 : 8;
-			*dst = packed_shift(kind, w, *dst, src.q[0]);
-			return;
-		}
-		break;
-	case 0x60: case 0x61: case 0x62: case 0x6c: case 0x68: case 0x69: case 0x6a: case 0x6d:
-		if (p == P_66) {
-			src = read_x(c, in, true);
-			unsigned w = op == 0x6c || op == 0x6d ? 8 : 1u << (op & 3);
-			*dst = unpack(w, (op >= 0x68 && op <= 0x6a) || op == 0x6d, *dst, src);
-			return;
-		}
-		break;
-	case 0xd7: /* PMOVMSKB */
-		if (p == P_66 && in->mod == 3) {
-			struct xmm_reg *s = xreg(c, in->rm);
-			unsigned mask = 0;
-			for (unsigned i = 0; i < 16; i++)
-				mask |= (unsigned)(lane(s, 1, i) >> 7) << i;
-			set_reg(c, in, in->reg, 4, mask);
-			return;
-		}
-		break;
-	case 0xd4: case 0xfc: case 0xfd: case 0xfe: /* PADDQ PADDB PADDW PADDD */
-	case 0xf8: case 0xf9: case 0xfa: case 0xfb: /* PSUBB PSUBW PSUBD PSUBQ */
-	case 0xdc: case 0xdd: case 0xd8: case 0xd9: /* PADDUSB/W PSUBUSB/W */
-	case 0xec: case 0xed: case 0xe8: case 0xe9: /* PADDSB/W PSUBSB/W */
-	case 0x74: case 0x75: case 0x76: case 0x64: case 0x65: case 0x66: /* PCMPEQ, PCMPGT */
-	case 0xda: case 0xde: case 0xd5: /* PMINUB PMAXUB PMULLW */
-		if (p == P_66) {
-			enum pint k;
-			unsigned w;
-			switch (op) {
-			case 0xd4: k = PADD; w = 8; break;
-			case 0xfc: case 0xfd: case 0xfe: k = PADD; w = 1u << (op - 0xfc); break;
-			case 0xf8: case 0xf9: case 0xfa: case 0xfb: k = PSUB; w = 1u << (op - 0xf8); break;
-			case 0xdc: case 0xdd: k = PADDUS; w = op - 0xdb; break;
-			case 0xd8: case 0xd9: k = PSUBUS; w = op - 0xd7; break;
-			case 0xec: case 0xed: k = PADDS; w = op - 0xeb; break;
-			case 0xe8: case 0xe9: k = PSUBS; w = op - 0xe7; break;
-			case 0x74: case 0x75: case 0x76: k = PCMPEQ; w = 1u << (op - 0x74); break;
-			case 0x64: case 0x65: case 0x66: k = PCMPGT; w = 1u << (op - 0x64); break;
-			case 0xda: k = PMINU; w = 1; break;
-			case 0xde: k = PMAXU; w = 1; break;
-			default: k = PMULLO; w = 2; break;
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t xa = lane(dst, w, i), xb = lane(&src, w, i);
+			double a = lane_value(c, w, xa), b = lane_value(c, w, xb);
+			bool unord = isnan(a) || isnan(b), t;
+			switch (in->imm & 7) {
+			case 0: t = !unord && a == b; break;
+			case 1: t = !unord && a < b; break;
+			case 2: t = !unord && a <= b; break;
+			case 3: t = unord; break;
+			case 4: t = unord || a != b; break;
+			case 5: t = unord || !(a < b); break;
+			case 6: t = unord || !(a <= b); break;
+			default: t = !unord; break;
 			}
-			src = read_x(c, in, true);
-			*dst = packed_int(k, w, *dst, src);
-			return;
+			set_lane(dst, w, i, t ? size_mask(w) : 0);
 		}
-		break;
+		return;
+	}
+	case 0x5b: /* CVTDQ2PS, CVTPS2DQ, CVTTPS2DQ */
+		if (p == P_F2)
+			break;
+		src = read_x(c, in, true);
+		for (unsigned i = 0; i < 4; i++) {
+			uint32_t v = (uint32_t)lane(&src, 4, i);
+			set_lane(dst, 4, i, p == P_NONE ? fp_convert(c, -4, 4, v, false) : fp_convert(c, 4, -4, v, p == P_F3));
+		}
+		return;
+	case 0xe6: /* CVTDQ2PD, CVTPD2DQ, CVTTPD2DQ */
+		if (p == P_NONE)
+			break;
+		if (p == P_F3) {
+			uint64_t v = read_scalar(c, in, 8);
+			dst->q[0] = fp_convert(c, -4, 8, (uint32_t)v, false);
+			dst->q[1] = fp_convert(c, -4, 8, v >> 32, false);
+		} else {
+			src = read_x(c, in, true);
+			dst->q[0] = fp_convert(c, 8, -4, src.q[0], p == P_66) | fp_convert(c, 8, -4, src.q[1], p == P_66) << 32;
+			dst->q[1] = 0;
+		}
+		return;
 	case 0xc6: /* SHUFPS / SHUFPD */
 		if (p == P_NONE || p == P_66) {
 			src = read_x(c, in, true);

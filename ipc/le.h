@@ -1,7 +1,8 @@
-/* le.h - little-endian loads and stores on byte buffers (guest memory and
- * kernel images), independent of host alignment and byte order. */
-#ifndef MINIVM_BOARD_LE_H
-#define MINIVM_BOARD_LE_H
+/* le.h - the one set of little-endian loads and stores on byte buffers (wire
+ * messages, guest memory, kernel images), independent of host alignment and
+ * byte order. */
+#ifndef MINIVM_LE_H
+#define MINIVM_LE_H
 
 #include <stdint.h>
 

@@ -1,0 +1,52 @@
+/* dev_handle.c - one message from the core to an attached device
+ * (devlib.h): the protocol's rules, the device's ops for the rest. */
+#include "devlib.h"
+
+#include "log.h"
+
+/* Release: the shadows the device published while applying the message are
+ * visible to a core that sees this seq. */
+static void mark_applied(struct dev_port *p, uint64_t seq)
+{
+	atomic_store_explicit(&p->page->applied_seq, seq, memory_order_release);
+}
+
+enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)
+{
+	switch (m->type) {
+	case IPC_IO_READ: {
+		struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m->seq};
+		reply.u.io = m->u.io;
+		reply.u.io.data = p->ops->read(p->dev, &m->u.io);
+		p->send(p->send_opaque, &reply);
+		break;
+	}
+	case IPC_IO_WRITE:
+		p->ops->write(p->dev, &m->u.io);
+		mark_applied(p, m->seq);
+		break;
+	case IPC_RESET:
+		/* Ordered like a write: the core's shadow reads wait for it. */
+		p->ops->reset(p->dev);
+		mark_applied(p, m->seq);
+		break;
+	case IPC_SHUTDOWN:
+		return DEV_EXIT;
+	case IPC_PING: {
+		struct ipc_msg pong = {.type = IPC_PONG, .seq = m->seq};
+		p->send(p->send_opaque, &pong);
+		break;
+	}
+	case IPC_PONG:
+		break;
+	default:
+		log_once("ignoring an unexpected %s message from the core", ipc_type_name(m->type));
+		break;
+	}
+	return DEV_CONTINUE;
+}
+
+bool dev_keep_early(const struct ipc_msg *m)
+{
+	return m->type == IPC_IO_WRITE || m->type == IPC_RESET;
+}

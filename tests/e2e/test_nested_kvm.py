@@ -1,0 +1,69 @@
+"""Issue 9: the KVM engine on a real KVM, nested inside QEMU's software
+emulation of AMD SVM (tests/nested/x86/run.sh builds L1 and boots it; L1's
+/init runs the checks and reports one line each on its console).
+
+One L1 boot runs every check; each becomes a pytest case here, so a failure
+names the check and shows L1's lines about it."""
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("MINIVM_BUILD", "build")).resolve()
+RIG = ROOT / "tests" / "nested" / "x86" / "run.sh"
+TIMEOUT = 880  # seconds for the whole L1 run (2.5 min idle, 9 min under heavy load); ctest allows 900
+
+# What L1's /init checks; each must report "ok".
+CHECKS = [
+    "kvm-present",
+    "flat-s001-real-mode",
+    "flat-uart64-long-mode",
+    "flat-mmio64",
+    "flat-level-irq-eoi",
+    "flat-bad-input",
+    "flat-triple-fault",
+    "linux-boot-smp2",
+    "linux-nproc-2",
+    "linux-command-answers",
+    "linux-ioapic-interrupts",
+    "linux-net-dhcp",
+    "linux-dev-serial-restart",
+    "linux-poweroff-exits-0",
+]
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("MINIVM_GUEST") == "OFF",
+    reason="built with -DMINIVM_GUEST=OFF: no Linux guest to boot in L2")
+
+
+@pytest.fixture(scope="module")
+def console():
+    r = subprocess.run(["sh", str(RIG), str(BUILD)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=TIMEOUT,
+                       env={**os.environ, "NESTED_TIMEOUT": str(TIMEOUT - 60)})
+    text = r.stdout.decode(errors="replace").replace("\r", "")
+    # SeaBIOS and QEMU reset the terminal (ESC c, ESC [2J...) before L1's lines.
+    text = re.sub(r"\x1b(\[[0-9;?]*[A-Za-z]|c)", "", text)
+    # SeaBIOS ends "Booting from ROM..." with no newline: L1's first line
+    # would follow it on the same line.
+    text = text.replace("nested: ", "\nnested: ")
+    summary = re.search(r"^nested: (\d+) passed, (\d+) failed", text, re.M)
+    assert summary, "L1 printed no summary (timeout or crash):\n" + text[-4000:]
+    return text
+
+
+@pytest.mark.parametrize("check", CHECKS)
+def test_check_in_l1(console, check):
+    if re.search(rf"^nested: ok {re.escape(check)} ", console, re.M):
+        return
+    lines = [l for l in console.splitlines() if check in l or l.startswith("nested:   |")]
+    pytest.fail(f"{check} did not pass in L1:\n" + "\n".join(lines[-30:]))
+
+
+def test_no_failures_and_nothing_unexpected(console):
+    summary = re.search(r"^nested: (\d+) passed, (\d+) failed", console, re.M)
+    assert summary.group(2) == "0", console[-4000:]
+    assert int(summary.group(1)) == len(CHECKS), console[-4000:]

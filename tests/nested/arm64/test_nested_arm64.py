@@ -1,0 +1,26 @@
+"""The nested arm64 rig, seen from the build host: run.sh boots an L1 arm64
+Linux under QEMU with the cross-built minivm; its /init runs the checks
+with KVM and ends with "N passed, N failed", which this test parses."""
+import os
+import re
+import subprocess
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+EXPECTED_CHECKS = 5  # /dev/kvm, s003's output, its status, its diagnosis, no sandbox stop
+
+
+def test_nested_arm64_kvm():
+    build = os.environ["MINIVM_BUILD"]
+    start = time.monotonic()
+    run = subprocess.run(["sh", os.path.join(HERE, "run.sh"), build],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         timeout=330, check=False)
+    out = run.stdout.decode(errors="replace")
+    print(out)
+    print(f"nested arm64 rig: {time.monotonic() - start:.1f} s")
+    summary = re.findall(r"^(\d+) passed, (\d+) failed\r?$", out, re.M)
+    assert summary, "L1 printed no 'N passed, N failed' line (boot failed or timed out)"
+    passed, failed = map(int, summary[-1])
+    assert (passed, failed) == (EXPECTED_CHECKS, 0), \
+        [line for line in out.splitlines() if line.startswith("FAIL")]

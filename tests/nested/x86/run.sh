@@ -1,0 +1,163 @@
+#!/bin/sh
+# tests/nested/x86/run.sh BUILD_DIR [--bench N | --shell]
+#
+# The nested KVM rig: minivm's KVM engine tested on a real KVM.  Builds an L1
+# initramfs from Debian packages only -- kvm and kvm-amd (with what
+# `modinfo -F depends` names) from the guest's own linux-image package in
+# BUILD_DIR/guest/debs, busybox-static, the freshly built minivm binaries
+# (dev-net with libslirp and glib) with the libraries ldd names and the
+# dynamic loader, the default guest
+# (BUILD_DIR/guest) and the flat test guests (BUILD_DIR/guests) -- and boots
+# it with the same kernel under QEMU's software emulation of AMD SVM with
+# nested paging:
+#   qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2G -nographic
+# L1's /init (l1-init next to this script) runs the checks and prints one
+# line per check and "nested: N passed, N failed"; its console is copied to
+# stdout and to BUILD_DIR/nested-x86/console.log.
+#
+# --bench N: instead of the checks, boot the default guest N times with
+# minivm -accel kvm and N times with QEMU -accel kvm inside the same L1 (QEMU,
+# its libraries and firmware go into L1 too) and print "bench:" lines.
+#
+# Exit status: 0 when the summary line says 0 failed (checks) or every bench
+# boot finished; 1 otherwise, including a timeout (NESTED_TIMEOUT seconds,
+# default 900) or L1 silent for NESTED_IDLE seconds (default 300): then the
+# summary is made here from L1's lines so far.
+set -eu
+
+die() {
+	echo "nested: $*" >&2
+	exit 1
+}
+[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N]"
+BUILD=$(cd "$1" && pwd)
+BENCH= SHELL_MODE=
+if [ $# -ge 3 ] && [ "$2" = --bench ]; then
+	BENCH=$3
+elif [ $# -ge 2 ] && [ "$2" = --shell ]; then
+	SHELL_MODE=1
+fi
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$BUILD/nested-x86
+TIMEOUT=${NESTED_TIMEOUT:-900}
+
+for tool in qemu-system-x86_64 dpkg-deb cpio gzip ldd modinfo; do
+	command -v $tool >/dev/null || die "$tool not found (apt-get install qemu-system-x86 dpkg cpio gzip kmod libc-bin)"
+done
+KERNEL=$BUILD/guest/bzImage
+[ -f "$KERNEL" ] && [ -f "$BUILD/guest/initrd.img" ] || die "no default guest in $BUILD/guest (build target 'guest')"
+IMAGE_DEB=$(ls "$BUILD"/guest/debs/linux-image-*.deb 2>/dev/null | head -n 1)
+BUSYBOX_DEB=$(ls "$BUILD"/guest/debs/busybox-static_*.deb 2>/dev/null | head -n 1)
+[ -n "$IMAGE_DEB" ] && [ -n "$BUSYBOX_DEB" ] || die "no linux-image/busybox-static .deb in $BUILD/guest/debs"
+
+rm -rf "$WORK"
+mkdir -p "$WORK/debs" "$WORK/root"
+ROOT=$WORK/root
+dpkg-deb -x "$IMAGE_DEB" "$WORK/debs"
+dpkg-deb -x "$BUSYBOX_DEB" "$WORK/debs"
+
+# busybox and its applets.
+mkdir -p "$ROOT/bin" "$ROOT/sbin" "$ROOT/proc" "$ROOT/sys" "$ROOT/dev" "$ROOT/tmp"
+cp "$WORK/debs/bin/busybox" "$ROOT/bin/busybox"
+for applet in $("$ROOT/bin/busybox" --list); do
+	[ -e "$ROOT/bin/$applet" ] || ln -s busybox "$ROOT/bin/$applet"
+done
+
+# kvm-amd and what it depends on, dependencies first, in /modules.order.
+MODDIR=$(ls -d "$WORK"/debs/lib/modules/*)
+: >"$WORK/modules.order"
+add_module() { # name
+	local path rel dep
+	path=$(find "$MODDIR/kernel" -name "$1.ko" -o -name "$(echo "$1" | tr _ -).ko" | head -n 1)
+	[ -n "$path" ] || die "module $1 not in $IMAGE_DEB"
+	for dep in $(modinfo -F depends "$path" | tr , ' '); do
+		add_module "$dep"
+	done
+	rel=/lib/modules/$(basename "$path")
+	grep -qx "$rel" "$WORK/modules.order" && return
+	mkdir -p "$ROOT/lib/modules"
+	cp "$path" "$ROOT$rel"
+	echo "$rel" >>"$WORK/modules.order"
+}
+add_module kvm-amd
+cp "$WORK/modules.order" "$ROOT/modules.order"
+
+# A program and the shared libraries it needs, at the same paths.
+add_program() { # path, directory in L1
+	mkdir -p "$ROOT$2"
+	cp "$1" "$ROOT$2/"
+	for lib in $(ldd "$1" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
+		mkdir -p "$ROOT$(dirname "$lib")"
+		[ -e "$ROOT$lib" ] || cp -L "$lib" "$ROOT$lib"
+	done
+}
+for exe in launcher vmm-core dev-serial dev-net; do
+	add_program "$BUILD/bin/$exe" /minivm/bin
+done
+mkdir -p "$ROOT/guest" "$ROOT/guests"
+cp "$KERNEL" "$BUILD/guest/initrd.img" "$ROOT/guest/"
+cp "$BUILD"/guests/*.bin "$ROOT/guests/"
+
+# L1's watchdog prints the summary a minute before the timeout kills L1.
+APPEND="console=ttyS0 quiet panic=-1 nested.deadline=$((TIMEOUT > 120 ? TIMEOUT - 60 : TIMEOUT))"
+if [ -n "$BENCH" ]; then
+	QEMU=$(command -v qemu-system-x86_64)
+	add_program "$QEMU" /bin
+	mkdir -p "$ROOT/qemu"
+	for f in /usr/share/seabios/bios-256k.bin /usr/share/seabios/bios.bin \
+		/usr/share/qemu/linuxboot_dma.bin /usr/share/qemu/kvmvapic.bin \
+		/usr/share/seabios/vgabios-stdvga.bin; do
+		[ -e "$f" ] && cp -L "$f" "$ROOT/qemu/"
+	done
+	APPEND="$APPEND nested.bench=$BENCH"
+fi
+[ -n "$SHELL_MODE" ] && APPEND="$APPEND nested.shell"
+install -m 755 "$HERE/l1-init" "$ROOT/init"
+(cd "$ROOT" && find . | cpio -o -H newc --quiet) | gzip -1 >"$WORK/l1.img"
+
+echo "nested: L1 image $(du -m "$WORK/l1.img" | cut -f1) MiB; booting L1 (timeout ${TIMEOUT} s)"
+start=$(date +%s)
+if [ -n "$SHELL_MODE" ]; then # L1's shell on this terminal
+	exec qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2G -nographic \
+		-no-reboot -kernel "$KERNEL" -initrd "$WORK/l1.img" -append "$APPEND"
+fi
+set +e
+: >"$WORK/console.log"
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2G -nographic \
+	-no-reboot -kernel "$KERNEL" -initrd "$WORK/l1.img" -append "$APPEND" </dev/null \
+	>>"$WORK/console.log" 2>&1 &
+qemu=$!
+tail -n +1 -f --pid=$qemu "$WORK/console.log" &
+copier=$!
+# L1 itself can wedge (seen in CI: L1 went silent in a check, even its own
+# watchdog): when its console says nothing for IDLE seconds, stop it.
+IDLE=${NESTED_IDLE:-300}
+silent=0 last=-1
+while kill -0 $qemu 2>/dev/null; do
+	sleep 5
+	size=$(stat -c %s "$WORK/console.log")
+	if [ "$size" = "$last" ]; then silent=$((silent + 5)); else silent=0 last=$size; fi
+	if [ $silent -ge "$IDLE" ]; then
+		echo "nested: L1 said nothing for $IDLE s: stopping it" >>"$WORK/console.log"
+		kill $qemu
+		break
+	fi
+done
+wait $qemu
+wait $copier
+set -e
+echo "nested: L1 ran $(($(date +%s) - start)) s"
+# No summary (L1 wedged or timed out): one from what L1 said, the check
+# that was running counted as failed.
+if [ -z "$BENCH" ] && ! grep -q "nested: [0-9]* passed, [0-9]* failed" "$WORK/console.log"; then
+	last_check=$(grep -o "nested: \(ok\|FAIL\) [^ :]*" "$WORK/console.log" | tail -n 1 | cut -d' ' -f3 || true)
+	passed=$(grep -c "nested: ok " "$WORK/console.log" || true)
+	failed=$(($(grep -c "nested: FAIL " "$WORK/console.log" || true) + 1))
+	printf 'nested: FAIL l1-alive: L1 stopped in the check after %s\nnested: %d passed, %d failed\n' \
+		"'${last_check:-none}'" "$passed" "$failed" | tee -a "$WORK/console.log"
+fi
+if [ -n "$BENCH" ]; then
+	! grep -q "bench: .*timeout" "$WORK/console.log" && grep -q "bench: qemu-kvm" "$WORK/console.log"
+	exit
+fi
+grep -q "^nested: [0-9]* passed, 0 failed" "$WORK/console.log"

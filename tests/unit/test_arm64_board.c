@@ -1,0 +1,185 @@
+/* test_arm64_board.c - the arm64 board's device tree builder and kernel
+ * Image placement (vmm-core/arm64/arm64_board.h), read back with libfdt. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <libfdt.h>
+
+#include "arm64_board.h"
+#include "le.h"
+
+#define MiB (1ull << 20)
+
+static uint8_t blob[64 * 1024];
+
+static const struct arm64_dt_device devices[] = {
+	{.kind = ARM64_DT_PL011, .base = 0xc0000000, .size = 0x1000, .spi = 1},
+	{.kind = ARM64_DT_VIRTIO_MMIO, .base = 0xd0001000, .size = 0x200, .spi = 16},
+	{.kind = ARM64_DT_VIRTIO_MMIO, .base = 0xd0001200, .size = 0x200, .spi = 17, .edge = true},
+};
+
+static size_t build(unsigned cpus)
+{
+	struct arm64_dt_config cfg = {.ram_size = 256 * MiB, .cpus = cpus,
+				      .bootargs = "console=ttyAMA0 quiet",
+				      .initrd_start = 0xe000000, .initrd_size = 0x123456,
+				      .devices = devices, .ndevices = 3};
+	char err[128] = "";
+	size_t n = arm64_dt_build(blob, sizeof(blob), &cfg, err, sizeof(err));
+	assert_string_equal(err, "");
+	return n;
+}
+
+static int node(const char *path)
+{
+	int off = fdt_path_offset(blob, path);
+	if (off < 0)
+		fail_msg("no node %s", path);
+	return off;
+}
+
+static const void *prop(const char *path, const char *name, int *len)
+{
+	const void *p = fdt_getprop(blob, node(path), name, len);
+	if (!p)
+		fail_msg("%s has no %s", path, name);
+	return p;
+}
+
+static uint32_t cell(const void *p, int i)
+{
+	return fdt32_to_cpu(((const fdt32_t *)p)[i]);
+}
+
+static uint64_t cell64(const void *p, int i)
+{
+	return fdt64_to_cpu(((const fdt64_t *)p)[i]);
+}
+
+static void test_tree_describes_the_board(void **state)
+{
+	size_t n = build(2);
+	assert_true(n > 0 && n <= sizeof(blob));
+	assert_int_equal(fdt_check_header(blob), 0);
+	assert_int_equal(fdt_totalsize(blob), n);
+	int len;
+	assert_int_equal(cell(prop("/", "#address-cells", &len), 0), 2);
+	assert_int_equal(cell(prop("/", "interrupt-parent", &len), 0),
+			 cell(prop("/intc@f0000000", "phandle", &len), 0));
+
+	const void *reg = prop("/memory@0", "reg", &len);
+	assert_int_equal(len, 16);
+	assert_int_equal(cell64(reg, 0), 0);
+	assert_int_equal(cell64(reg, 1), 256 * MiB);
+
+	assert_string_equal(prop("/cpus/cpu@1", "enable-method", &len), "psci");
+	assert_int_equal(cell(prop("/cpus/cpu@1", "reg", &len), 0), 1);
+	assert_true(fdt_path_offset(blob, "/cpus/cpu@2") < 0);
+	assert_string_equal(prop("/psci", "compatible", &len), "arm,psci-0.2");
+	assert_string_equal(prop("/psci", "method", &len), "hvc");
+
+	const void *timer = prop("/timer", "interrupts", &len);
+	assert_int_equal(len, 12 * 4);
+	assert_int_equal(cell(timer, 0), 1); /* PPI */
+	assert_int_equal(cell(timer, 1), 13);
+	assert_int_equal(cell(timer, 7), 11); /* the virtual timer, third */
+
+	const void *gic = prop("/intc@f0000000", "reg", &len);
+	assert_int_equal(len, 32);
+	assert_int_equal(cell64(gic, 0), ARM64_GICD_BASE);
+	assert_int_equal(cell64(gic, 2), ARM64_GICR_BASE);
+	assert_int_equal(cell64(gic, 3), 2 * ARM64_GICR_SIZE_PER_CPU);
+	assert_string_equal(prop("/intc@f0000000", "compatible", &len), "arm,gic-v3");
+
+	assert_string_equal(prop("/chosen", "bootargs", &len), "console=ttyAMA0 quiet");
+	assert_string_equal(prop("/chosen", "stdout-path", &len), "/pl011@c0000000");
+	assert_int_equal(cell64(prop("/chosen", "linux,initrd-start", &len), 0), 0xe000000);
+	assert_int_equal(cell64(prop("/chosen", "linux,initrd-end", &len), 0), 0xe000000 + 0x123456);
+
+	const void *uart = prop("/pl011@c0000000", "interrupts", &len);
+	assert_int_equal(cell(uart, 0), 0); /* SPI */
+	assert_int_equal(cell(uart, 1), 1);
+	assert_int_equal(cell(uart, 2), 4); /* level, active high */
+	assert_int_equal(fdt_node_check_compatible(blob, node("/pl011@c0000000"), "arm,primecell"), 0);
+	assert_int_equal(cell(prop("/pl011@c0000000", "clocks", &len), 0),
+			 cell(prop("/apb-pclk", "phandle", &len), 0));
+
+	assert_string_equal(prop("/virtio_mmio@d0001000", "compatible", &len), "virtio,mmio");
+	const void *virtio = prop("/virtio_mmio@d0001200", "interrupts", &len);
+	assert_int_equal(cell(virtio, 1), 17);
+	assert_int_equal(cell(virtio, 2), 1); /* edge */
+	reg = prop("/virtio_mmio@d0001000", "reg", &len);
+	assert_int_equal(cell64(reg, 0), 0xd0001000);
+	assert_int_equal(cell64(reg, 1), 0x200);
+}
+
+static void test_tree_errors(void **state)
+{
+	struct arm64_dt_config cfg = {.ram_size = 64 * MiB, .cpus = 9};
+	char err[128] = "";
+	assert_int_equal(arm64_dt_build(blob, sizeof(blob), &cfg, err, sizeof(err)), 0);
+	assert_string_equal(err, "the arm64 board takes 1 to 8 vCPUs, not 9");
+	cfg.cpus = 1;
+	assert_int_equal(arm64_dt_build(blob, 200, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(err, "device tree: FDT_ERR_NOSPACE");
+	/* No initrd, no bootargs, no PL011: no such properties. */
+	assert_true(arm64_dt_build(blob, sizeof(blob), &cfg, err, sizeof(err)) > 0);
+	int len;
+	assert_null(fdt_getprop(blob, node("/chosen"), "linux,initrd-start", &len));
+	assert_null(fdt_getprop(blob, node("/chosen"), "stdout-path", &len));
+}
+
+static void test_image_placement(void **state)
+{
+	uint64_t ram_size = 64 * MiB;
+	uint8_t *ram = calloc(1, ram_size);
+	uint8_t kernel[4096] = {0};
+	put_le64(kernel + 8, 0);            /* text_offset */
+	put_le64(kernel + 16, 3 * MiB);     /* image_size, with the bss */
+	put_le32(kernel + 56, 0x644d5241);  /* "ARM\x64" */
+	kernel[100] = 0x5a;
+	uint8_t initrd[5000];
+	memset(initrd, 0x77, sizeof(initrd));
+	struct arm64_linux_loaded l;
+	char err[160] = "";
+	assert_int_equal(arm64_linux_place(ram, ram_size, kernel, sizeof(kernel), initrd,
+					   sizeof(initrd), &l, err, sizeof(err)), 0);
+	assert_int_equal(l.entry, 2 * MiB);
+	assert_int_equal(ram[l.entry + 100], 0x5a);
+	assert_int_equal(l.dtb, 62 * MiB);
+	assert_int_equal(l.initrd_start % 4096, 0);
+	assert_true(l.initrd_start + sizeof(initrd) <= l.dtb);
+	assert_int_equal(ram[l.initrd_start], 0x77);
+	assert_int_equal(l.initrd_size, sizeof(initrd));
+
+	/* gzip, a foreign file, too little RAM: refused with the reason. */
+	static const uint8_t gz[64] = {0x1f, 0x8b, 8};
+	assert_int_equal(arm64_linux_place(ram, ram_size, gz, sizeof(gz), NULL, 0, &l, err,
+					   sizeof(err)), -1);
+	assert_non_null(strstr(err, "gunzip"));
+	put_le32(kernel + 56, 0);
+	assert_int_equal(arm64_linux_place(ram, ram_size, kernel, sizeof(kernel), NULL, 0, &l, err,
+					   sizeof(err)), -1);
+	assert_non_null(strstr(err, "not an arm64 kernel Image"));
+	put_le32(kernel + 56, 0x644d5241);
+	put_le64(kernel + 16, 60 * MiB);
+	assert_int_equal(arm64_linux_place(ram, ram_size, kernel, sizeof(kernel), initrd,
+					   sizeof(initrd), &l, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "do not fit"));
+	free(ram);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_tree_describes_the_board),
+		cmocka_unit_test(test_tree_errors),
+		cmocka_unit_test(test_image_placement),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,1185 @@
+/* jit.c - translation of decoded blocks to host x86-64 code (see jit.h).
+ *
+ * Host code keeps the vCPU pointer in RBX and the vCPU's struct jit in R14;
+ * guest registers, RIP and lazy flags stay in struct softcpu, so a call to
+ * the interpreter or a slow path needs no register spilling.  Scratch: RAX,
+ * RCX, RDX, RSI (linear address); R12 holds a value across slow-path calls.
+ *
+ * Per instruction, either inline code (moves, the ALU operations without
+ * carry, INC/DEC, LEA, MOVZX/MOVSX, shifts by an immediate, PUSH/POP, near
+ * branches, CALL, RET) or a call of softcpu_exec() for that instruction.
+ * - Flags: inline operations record the interpreter's lazy flags (struct
+ *   lazy_flags), unless the next flag writer in the block overwrites them
+ *   before anything can read them or fault (dead-flag elimination).  The
+ *   host's own flags stay valid after the operation, so a following Jcc
+ *   tests them directly.
+ * - Memory: the TLB check is inline (index, tag compare covering the
+ *   access's last byte, addend); misses, MMIO, code pages and page-crossing
+ *   accesses call mmu.c's slow paths out of line.
+ * - Precise faults: c->rip is brought to the instruction before anything
+ *   that can fault runs (out of line for slow paths), and flags are in
+ *   memory then, so softcpu_raise()'s longjmp leaves the exact guest state.
+ * - Exits: a store's slow path may set c->block_end (a code page was
+ *   written): the block is left right after that instruction.  Direct
+ *   branches within the block's page chain to the target's translation
+ *   once the run loop has seen it, after checking for requests, device
+ *   writes, code changes and the run limit. */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "host.h"
+#include "internal.h"
+#include "jit.h"
+#include "jit_emit.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#define JIT_HOST 1
+#else
+#define JIT_HOST 0
+#endif
+
+#define JIT_SLICE_BYTES (32u << 20) /* code cache per vCPU */
+#define JIT_SLICES 8                /* vCPUs that can translate at once */
+#define JIT_BLOCK_MAX_BYTES 16384   /* a 64-instruction block takes < 4 KiB */
+
+struct jit {
+	uint8_t *rw, *rx; /* this vCPU's slice of the pool, in both views */
+	size_t used;
+	uint32_t flush_gen;
+	unsigned slice;
+	uint8_t *exit_rw; /* the trampoline's exit (code returning to C) */
+	void (*enter)(struct softcpu *c, const uint8_t *code, struct jit *j);
+	/* Read by translated code: */
+	uint32_t seen_code_epoch;  /* the machine's code_epoch when the run loop looked the block up */
+	const _Atomic uint32_t *code_epoch;         /* the machine's */
+	const _Atomic uint64_t *dirty_generation;   /* the machine's (it may change: set_dirty_log) */
+	uint64_t *pending_slot;    /* a chain slot to fill with the next block's code (rw view) */
+	/* What the pending slot's target must match to be chained (jit_run). */
+	uint64_t pending_rip, pending_cs_base;
+	uint32_t pending_tlb_gen, pending_flush_gen;
+	uint8_t pending_mode;
+};
+
+/* ---- the process's executable memory ---- */
+
+static struct {
+	pthread_mutex_t lock;
+	struct host_exec mem;
+	bool used[JIT_SLICES];
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+bool softcpu_jit_supported(void)
+{
+	return JIT_HOST;
+}
+
+static int reserve_locked(char *err, size_t errlen)
+{
+	if (pool.mem.rw)
+		return 0;
+	return host_exec_alloc(&pool.mem, (size_t)JIT_SLICE_BYTES * JIT_SLICES, err, errlen);
+}
+
+int softcpu_jit_reserve(char *err, size_t errlen)
+{
+	if (!JIT_HOST) {
+		snprintf(err, errlen, "the JIT translates to x86-64 only");
+		return -1;
+	}
+	pthread_mutex_lock(&pool.lock);
+	int r = reserve_locked(err, errlen);
+	pthread_mutex_unlock(&pool.lock);
+	return r;
+}
+
+/* ---- helpers translated code calls ---- */
+
+static uint64_t jit_cond(struct softcpu *c, uint64_t cc)
+{
+	return cond_true(c, (unsigned)cc);
+}
+
+static uint64_t jit_flag_cf(struct softcpu *c)
+{
+	return flag_cf(c);
+}
+
+static void jit_write_slow(struct softcpu *c, uint64_t lin, uint64_t val, uint64_t size)
+{
+	mmu_write_slow(c, lin, (unsigned)size, val, false);
+}
+
+static uint64_t jit_read_slow(struct softcpu *c, uint64_t lin, uint64_t size)
+{
+	return mmu_read_slow(c, lin, (unsigned)size, false);
+}
+
+
+
+/* ---- the trampoline: C -> translated code -> C ---- */
+
+#ifdef _WIN32
+static const uint8_t saved_regs[] = {HBX, HBP, HDI, HSI, H12, H13, H14, H15};
+#else
+static const uint8_t saved_regs[] = {HBX, HBP, H12, H13, H14, H15};
+#endif
+/* After the pushes RSP is 8 mod 16: this re-aligns it and leaves the 32
+ * bytes of shadow space Windows callees may use. */
+#define FRAME_BYTES 40
+
+static void emit_trampoline(struct jit *j, struct emit *e)
+{
+	uint8_t *start = e->p;
+	for (size_t i = 0; i < sizeof(saved_regs); i++)
+		emit_push(e, saved_regs[i]);
+	emit_alu_ri(e, 8, 5, HSP, FRAME_BYTES);
+	emit_mov_rr(e, 8, HBX, HARG0);
+	emit_mov_rr(e, 8, H14, HARG2);
+	emit_jmp_reg(e, HARG1);
+	j->exit_rw = e->p;
+	emit_alu_ri(e, 8, 0, HSP, FRAME_BYTES);
+	for (size_t i = sizeof(saved_regs); i-- > 0;)
+		emit_pop(e, saved_regs[i]);
+	emit_ret(e);
+	j->enter = (void (*)(struct softcpu *, const uint8_t *, struct jit *))(void *)(j->rx + (start - j->rw));
+}
+
+static void reset_cache(struct jit *j)
+{
+	struct emit e = {.p = j->rw, .end = j->rw + 256};
+	emit_trampoline(j, &e);
+	j->used = (size_t)(e.p - j->rw + 15) & ~(size_t)15;
+	j->flush_gen++;
+	j->pending_slot = NULL;
+}
+
+int softcpu_set_jit(struct softcpu *c, bool on)
+{
+	if (!on) {
+		jit_release(c);
+		return 0;
+	}
+	if (c->jit)
+		return 0;
+	char err[160];
+	pthread_mutex_lock(&pool.lock);
+	int slice = -1;
+	if (JIT_HOST && reserve_locked(err, sizeof(err)) == 0) {
+		for (int i = 0; i < JIT_SLICES && slice < 0; i++)
+			if (!pool.used[i])
+				slice = i;
+		if (slice >= 0)
+			pool.used[slice] = true;
+	}
+	pthread_mutex_unlock(&pool.lock);
+	if (slice < 0)
+		return -1;
+	struct jit *j = calloc(1, sizeof(*j));
+	if (!j) {
+		pthread_mutex_lock(&pool.lock);
+		pool.used[slice] = false;
+		pthread_mutex_unlock(&pool.lock);
+		return -1;
+	}
+	j->slice = (unsigned)slice;
+	j->rw = pool.mem.rw + (size_t)slice * JIT_SLICE_BYTES;
+	j->rx = pool.mem.rx + (size_t)slice * JIT_SLICE_BYTES;
+	reset_cache(j);
+	c->jit = j;
+	return 0;
+}
+
+void jit_release(struct softcpu *c)
+{
+	struct jit *j = c->jit;
+	if (!j)
+		return;
+	pthread_mutex_lock(&pool.lock);
+	pool.used[j->slice] = false;
+	pthread_mutex_unlock(&pool.lock);
+	free(j);
+	c->jit = NULL;
+}
+
+void jit_flush(struct softcpu *c)
+{
+	if (c->jit)
+		reset_cache(c->jit);
+}
+
+/* ---- the translator ---- */
+
+#define OFF(field) ((int32_t)offsetof(struct softcpu, field))
+#define GREG(n) hmem_at(HBX, (int32_t)offsetof(struct softcpu, r) + 8 * (int32_t)(n))
+#define MEM_C(field) hmem_at(HBX, OFF(field))
+#define MEM_J(field) hmem_at(H14, (int32_t)offsetof(struct jit, field))
+
+/* Host flags that hold the guest's after an inline operation. */
+enum { HF_CF = 1, HF_ZF = 2, HF_SF = 4, HF_OF = 8, HF_PF = 16, HF_ALL = 31 };
+static const uint8_t cc_needs[8] = {HF_OF, HF_CF, HF_ZF, HF_CF | HF_ZF, HF_SF, HF_PF, HF_SF | HF_OF,
+				    HF_ZF | HF_SF | HF_OF};
+#define LF_UNKNOWN 0xff
+
+/* What an instruction does, decided before any code is emitted. */
+enum kind {
+	K_FALLBACK,
+	K_ALU,        /* dst op= src (or CMP/TEST): see struct plan */
+	K_INCDEC,
+	K_SHIFT,
+	K_SHIFT_CL,   /* by CL: nothing happens for a zero count */
+	K_NOP,
+	K_MOV,        /* dst = src */
+	K_MOVX,       /* MOVZX/MOVSX/MOVSXD: dst(osz) = extend(src) */
+	K_LEA,
+	K_PUSH, K_POP,
+	K_JCC, K_JMP, K_CALL, K_RET,
+};
+
+/* Operands: a register, a memory operand (the insn's ModRM), an immediate. */
+enum opnd { O_NONE, O_REG, O_MEM, O_IMM };
+
+struct plan {
+	uint8_t kind;
+	uint8_t aop;          /* ALU op (0 ADD 1 OR 4 AND 5 SUB 6 XOR 7 CMP), shift op, DEC? */
+	uint8_t size;         /* operand size */
+	uint8_t src_size;     /* MOVX source size */
+	bool sign;            /* MOVX: sign-extend */
+	bool writeback;       /* ALU: not CMP/TEST */
+	uint8_t dst, src;     /* enum opnd */
+	uint8_t dst_reg, src_reg;
+	uint64_t imm;
+	/* flag effects */
+	bool writes_all, reads, may_fault;
+};
+
+enum {
+	STUB_LOAD,  /* the slow path of a load, which goes on inline */
+	STUB_STORE, /* the same of a store */
+	STUB_EXEC,  /* the interpreter runs the whole instruction (read-modify-write) */
+};
+struct stub {
+	uint8_t type, size, len;
+	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
+	uint8_t *branch, *join;
+	const struct insn *in; /* STUB_EXEC */
+};
+#define MAX_STUBS 160
+
+struct tr {
+	struct jit *j;
+	struct emit e;
+	bool long64, user;
+	unsigned stack_bits;
+	uint64_t page_off;   /* offset of the block start in its page */
+	uint32_t synced;     /* c->rip holds block start + synced */
+	uint8_t hf;          /* HF_* valid in the host flags */
+	uint8_t lf_op;       /* what the lazy flags in memory hold, LF_UNKNOWN */
+	struct stub stubs[MAX_STUBS];
+	unsigned nstubs;
+	bool overflow;
+};
+
+static bool is_alu_op(unsigned aop)
+{
+	return aop != 2 && aop != 3; /* ADC and SBB read CF: the interpreter's */
+}
+
+static void plan_alu(struct plan *p, unsigned aop, unsigned size, uint8_t dst, uint8_t dst_reg, uint8_t src,
+		     uint8_t src_reg, uint64_t imm)
+{
+	p->kind = K_ALU;
+	p->aop = (uint8_t)aop;
+	p->size = (uint8_t)size;
+	p->dst = dst, p->dst_reg = dst_reg;
+	p->src = src, p->src_reg = src_reg;
+	p->imm = imm & size_mask(size);
+	p->writeback = aop != 7;
+	p->writes_all = true;
+}
+
+/* Decide how instruction `in` is translated in this mode. */
+static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
+{
+	*p = (struct plan){.kind = K_FALLBACK, .reads = true, .may_fault = true};
+	unsigned op = in->op, osz = in->osz, reg_op = in->reg & 7;
+	bool mem = in->mod != 3;
+	if (in->pfx & PFX_LOCK)
+		return;
+	if (mem && (in->asz == 2 || (in->base == REG_RIP && !t->long64)))
+		return;
+	bool native_osz = osz == (t->long64 ? 8u : 4u);
+	uint8_t rm_kind = mem ? O_MEM : O_REG;
+	if (op < 0x40 && (op & 7) < 6 && is_alu_op(op >> 3)) {
+		unsigned aop = op >> 3, size = (op & 1) ? osz : 1;
+		switch (op & 7) {
+		case 0: case 1: plan_alu(p, aop, size, rm_kind, in->rm, O_REG, in->reg, 0); break;
+		case 2: case 3: plan_alu(p, aop, size, O_REG, in->reg, rm_kind, in->rm, 0); break;
+		default: plan_alu(p, aop, size, O_REG, R_AX, O_IMM, 0, in->imm); break;
+		}
+	} else {
+		switch (op) {
+		case 0x80: case 0x81: case 0x83: {
+			unsigned size = op == 0x80 ? 1 : osz;
+			if (!is_alu_op(reg_op))
+				return;
+			plan_alu(p, reg_op, size, rm_kind, in->rm, O_IMM, 0, in->imm);
+			break;
+		}
+		case 0x84: case 0x85:
+			plan_alu(p, 4, op == 0x84 ? 1 : osz, rm_kind, in->rm, O_REG, in->reg, 0);
+			p->writeback = false;
+			break;
+		case 0xa8: case 0xa9:
+			plan_alu(p, 4, op == 0xa8 ? 1 : osz, O_REG, R_AX, O_IMM, 0, in->imm);
+			p->writeback = false;
+			break;
+		case 0xf6: case 0xf7:
+			if (reg_op >= 2)
+				return;
+			plan_alu(p, 4, op == 0xf6 ? 1 : osz, rm_kind, in->rm, O_IMM, 0, in->imm);
+			p->writeback = false;
+			break;
+		case 0xfe: case 0xff:
+			if (reg_op >= 2 || mem)
+				return;
+			*p = (struct plan){.kind = K_INCDEC, .aop = (uint8_t)reg_op, .size = (uint8_t)(op == 0xfe ? 1 : osz),
+					   .dst = O_REG, .dst_reg = in->rm, .reads = true};
+			break;
+		case 0x40: case 0x41: case 0x42: case 0x43: case 0x44: case 0x45: case 0x46: case 0x47:
+		case 0x48: case 0x49: case 0x4a: case 0x4b: case 0x4c: case 0x4d: case 0x4e: case 0x4f:
+			/* INC/DEC r (not REX prefixes: those are only in 64-bit mode) */
+			*p = (struct plan){.kind = K_INCDEC, .aop = (uint8_t)((op >> 3) & 1), .size = (uint8_t)osz,
+					   .dst = O_REG, .dst_reg = (uint8_t)(op & 7), .reads = true};
+			break;
+		case 0xc1: case 0xd1: {
+			unsigned count = op == 0xd1 ? 1 : (unsigned)in->imm & (osz == 8 ? 63 : 31);
+			if (mem || osz == 2 || count == 0 || (reg_op != 4 && reg_op != 5 && reg_op != 7))
+				return;
+			*p = (struct plan){.kind = K_SHIFT, .aop = (uint8_t)reg_op, .size = (uint8_t)osz, .dst = O_REG,
+					   .dst_reg = in->rm, .imm = count, .writes_all = true};
+			break;
+		}
+		case 0xd3:
+			if (mem || osz == 2 || (reg_op != 4 && reg_op != 5 && reg_op != 7))
+				return;
+			*p = (struct plan){.kind = K_SHIFT_CL, .aop = (uint8_t)reg_op, .size = (uint8_t)osz, .dst = O_REG,
+					   .dst_reg = in->rm, .reads = true};
+			break;
+		case 0x90: /* with REX.B it is XCHG r8, rAX */
+			if (in->rex & 1)
+				return;
+			*p = (struct plan){.kind = K_NOP};
+			break;
+		case OP_0F | 0x0d: case OP_0F | 0x18: case OP_0F | 0x19: case OP_0F | 0x1a: case OP_0F | 0x1b:
+		case OP_0F | 0x1c: case OP_0F | 0x1d: case OP_0F | 0x1e: case OP_0F | 0x1f:
+			*p = (struct plan){.kind = K_NOP}; /* hints and multi-byte NOPs, as the interpreter */
+			break;
+		case 0x88: case 0x89:
+			*p = (struct plan){.kind = K_MOV, .size = (uint8_t)(op == 0x88 ? 1 : osz), .dst = rm_kind,
+					   .dst_reg = in->rm, .src = O_REG, .src_reg = in->reg, .may_fault = mem};
+			break;
+		case 0x8a: case 0x8b:
+			*p = (struct plan){.kind = K_MOV, .size = (uint8_t)(op == 0x8a ? 1 : osz), .dst = O_REG,
+					   .dst_reg = in->reg, .src = rm_kind, .src_reg = in->rm, .may_fault = mem};
+			break;
+		case 0xb0: case 0xb1: case 0xb2: case 0xb3: case 0xb4: case 0xb5: case 0xb6: case 0xb7:
+		case 0xb8: case 0xb9: case 0xba: case 0xbb: case 0xbc: case 0xbd: case 0xbe: case 0xbf: {
+			unsigned size = op < 0xb8 ? 1 : osz;
+			*p = (struct plan){.kind = K_MOV, .size = (uint8_t)size, .dst = O_REG, .dst_reg = in->reg,
+					   .src = O_IMM, .imm = in->imm & size_mask(size)};
+			break;
+		}
+		case 0xc6: case 0xc7: {
+			unsigned size = op == 0xc6 ? 1 : osz;
+			if (reg_op != 0)
+				return;
+			*p = (struct plan){.kind = K_MOV, .size = (uint8_t)size, .dst = rm_kind, .dst_reg = in->rm,
+					   .src = O_IMM, .imm = in->imm & size_mask(size), .may_fault = mem};
+			break;
+		}
+		case OP_0F | 0xb6: case OP_0F | 0xb7: case OP_0F | 0xbe: case OP_0F | 0xbf:
+			*p = (struct plan){.kind = K_MOVX, .size = (uint8_t)osz, .src_size = (op & 1) ? 2 : 1,
+					   .sign = (op & 8) != 0, .dst = O_REG, .dst_reg = in->reg, .src = rm_kind,
+					   .src_reg = in->rm, .may_fault = mem};
+			if (osz == 2 && (op & 1))
+				p->kind = K_FALLBACK, p->reads = p->may_fault = true;
+			break;
+		case 0x63:
+			if (osz != 8 || !t->long64)
+				return;
+			*p = (struct plan){.kind = K_MOVX, .size = 8, .src_size = 4, .sign = true, .dst = O_REG,
+					   .dst_reg = in->reg, .src = rm_kind, .src_reg = in->rm, .may_fault = mem};
+			break;
+		case 0x8d:
+			if (!mem || osz == 2 || in->base == REG_RIP)
+				return;
+			*p = (struct plan){.kind = K_LEA, .size = (uint8_t)osz, .dst = O_REG, .dst_reg = in->reg};
+			break;
+		case 0x50: case 0x51: case 0x52: case 0x53: case 0x54: case 0x55: case 0x56: case 0x57:
+		case 0x58: case 0x59: case 0x5a: case 0x5b: case 0x5c: case 0x5d: case 0x5e: case 0x5f:
+			if (!native_osz || t->stack_bits != (t->long64 ? 64u : 32u))
+				return;
+			*p = (struct plan){.kind = op < 0x58 ? K_PUSH : K_POP, .size = (uint8_t)osz, .dst_reg = in->reg,
+					   .may_fault = true};
+			break;
+		case 0x70: case 0x71: case 0x72: case 0x73: case 0x74: case 0x75: case 0x76: case 0x77:
+		case 0x78: case 0x79: case 0x7a: case 0x7b: case 0x7c: case 0x7d: case 0x7e: case 0x7f:
+		case OP_0F | 0x80: case OP_0F | 0x81: case OP_0F | 0x82: case OP_0F | 0x83:
+		case OP_0F | 0x84: case OP_0F | 0x85: case OP_0F | 0x86: case OP_0F | 0x87:
+		case OP_0F | 0x88: case OP_0F | 0x89: case OP_0F | 0x8a: case OP_0F | 0x8b:
+		case OP_0F | 0x8c: case OP_0F | 0x8d: case OP_0F | 0x8e: case OP_0F | 0x8f:
+			if (!native_osz)
+				return;
+			*p = (struct plan){.kind = K_JCC, .size = (uint8_t)osz, .aop = (uint8_t)(op & 15), .imm = in->imm,
+					   .reads = true, .may_fault = true};
+			break;
+		case 0xe9: case 0xeb:
+			if (!native_osz)
+				return;
+			*p = (struct plan){.kind = K_JMP, .size = (uint8_t)osz, .imm = in->imm, .may_fault = true};
+			break;
+		case 0xe8:
+			if (!native_osz || t->stack_bits != (t->long64 ? 64u : 32u))
+				return;
+			*p = (struct plan){.kind = K_CALL, .size = (uint8_t)osz, .imm = in->imm, .may_fault = true};
+			break;
+		case 0xc3:
+			if (!native_osz || t->stack_bits != (t->long64 ? 64u : 32u))
+				return;
+			*p = (struct plan){.kind = K_RET, .size = (uint8_t)osz, .may_fault = true};
+			break;
+		default:
+			return;
+		}
+	}
+	if (p->kind == K_ALU) {
+		p->may_fault = p->dst == O_MEM || p->src == O_MEM;
+		p->reads = false;
+	}
+}
+
+/* ---- emission helpers ---- */
+
+static struct hmem guest_reg(const struct insn *in, unsigned r, unsigned size)
+{
+	if (size == 1 && r >= 4 && r < 8 && !(in->pfx & PFX_REX))
+		return hmem_at(HBX, OFF(r) + 8 * (int32_t)(r - 4) + 1); /* AH, CH, DH, BH */
+	return hmem_at(HBX, OFF(r) + 8 * (int32_t)r);
+}
+
+static void read_guest_reg(struct tr *t, const struct insn *in, unsigned r, unsigned size, unsigned dst)
+{
+	emit_load(&t->e, size, dst, guest_reg(in, r, size));
+}
+
+/* Size-4 values in host registers always have their upper half clear. */
+static void write_guest_reg(struct tr *t, const struct insn *in, unsigned r, unsigned size, unsigned src)
+{
+	emit_store(&t->e, size == 4 ? 8 : size, src, guest_reg(in, r, size));
+}
+
+/* c->rip += delta, at the code size's width (it wraps at 4 GiB outside long mode). */
+static void add_rip(struct tr *t, int64_t delta)
+{
+	if (delta)
+		emit_alu_mi(&t->e, t->long64 ? 8 : 4, 0, MEM_C(rip), (int32_t)delta);
+	t->hf = 0; /* the host flags are gone */
+}
+
+static void sync_rip(struct tr *t, uint32_t off)
+{
+	add_rip(t, (int64_t)off - t->synced);
+	t->synced = off;
+}
+
+/* softcpu_exec(c, in, n): the interpreter runs n instructions. */
+static void emit_interpret(struct emit *e, const struct insn *in, unsigned n)
+{
+	emit_mov_rr(e, 8, HARG0, HBX);
+	emit_mov_imm(e, HARG1, (uint64_t)(uintptr_t)in);
+	emit_mov_imm(e, HARG2, n);
+	emit_call(e, (const void *)softcpu_exec);
+}
+
+static void jump_to_exit(struct tr *t)
+{
+	emit_patch(emit_jmp(&t->e), t->j->exit_rw);
+}
+
+/* Leave for a block only the run loop's lookup knows (c->rip is set):
+ * straight there if it is translated and nothing else is to be done. */
+static void jump_to_next(struct tr *t)
+{
+	struct emit *e = &t->e;
+	emit_mov_rr(e, 8, HARG0, HBX);
+	emit_call(e, (const void *)softcpu_jit_next);
+	emit_alu_rr(e, 8, 4, HAX, HAX);
+	emit_patch(emit_jcc(e, 4), t->j->exit_rw);
+	emit_jmp_reg(e, HAX);
+}
+
+/* The linear address of the instruction's memory operand into RSI. */
+static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
+{
+	struct emit *e = &t->e;
+	unsigned asz = in->asz;
+	t->hf = 0;
+	if (in->base == REG_RIP) { /* 64-bit only (plan_insn): next RIP + disp */
+		emit_load(e, 8, HSI, MEM_C(rip));
+		int64_t d = (int64_t)off - t->synced + in->len + in->disp;
+		if (d == (int32_t)d) {
+			emit_lea(e, asz == 4 ? 4 : 8, HSI, hmem_at(HSI, (int32_t)d));
+		} else {
+			emit_mov_imm(e, HDX, (uint64_t)d);
+			emit_lea(e, asz == 4 ? 4 : 8, HSI, (struct hmem){.base = HSI, .index = HDX, .scale = 0});
+		}
+	} else {
+		struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
+		if (in->base != REG_NONE) {
+			emit_load(e, 8, HSI, GREG(in->base));
+			m.base = HSI;
+		}
+		if (in->index != REG_NONE) {
+			emit_load(e, 8, HDX, GREG(in->index));
+			m.index = HDX;
+			m.scale = in->scale;
+		}
+		emit_lea(e, asz == 4 ? 4 : 8, HSI, m);
+	}
+	if (!t->long64 || in->seg >= S_FS)
+		emit_alu_rm(e, t->long64 ? 8 : 4, 0, HSI, MEM_C(segbase[in->seg]));
+}
+
+static struct stub *new_stub(struct tr *t)
+{
+	if (t->nstubs == MAX_STUBS) {
+		t->overflow = true;
+		return &t->stubs[0];
+	}
+	return &t->stubs[t->nstubs++];
+}
+
+/* The TLB check for an access of `size` bytes at RSI: leaves the host
+ * address in RAX on a hit, branches to a stub on a miss. */
+static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
+{
+	struct emit *e = &t->e;
+	t->hf = 0;
+	int32_t tlb = OFF(tlb) + (t->user ? (int32_t)sizeof(((struct softcpu *)0)->tlb[0]) : 0);
+	emit_mov_rr(e, 8, HAX, HSI);
+	emit_shift_ri(e, 8, 5, HAX, 12);
+	emit_alu_ri(e, 4, 4, HAX, SOFTCPU_TLB_SIZE - 1);
+	emit_shift_ri(e, 4, 4, HAX, 5);
+	emit_lea(e, 8, HDX, hmem_at(HSI, (int32_t)size - 1));
+	emit_shift_ri(e, 8, 5, HDX, 12);
+	int32_t tag = write ? (int32_t)offsetof(struct tlb_entry, tag_write) : (int32_t)offsetof(struct tlb_entry, tag_read);
+	emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + tag});
+	s->branch = emit_jcc(e, 5); /* JNE */
+	emit_load(e, 8, HAX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + (int32_t)offsetof(struct tlb_entry, addend)});
+	emit_alu_rr(e, 8, 0, HAX, HSI);
+}
+
+/* Load `size` bytes at the memory operand (address in RSI) into RAX, zero-extended. */
+static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+{
+	struct stub *s = new_stub(t);
+	*s = (struct stub){.type = STUB_LOAD, .size = (uint8_t)size, .len = in->len,
+			   .rip_delta = (int32_t)off - (int32_t)t->synced};
+	emit_tlb(t, s, false, size);
+	emit_load(&t->e, size, HAX, hmem_at(HAX, 0));
+	s->join = t->e.p;
+}
+
+/* Store R12's low `size` bytes at RSI. */
+static void emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+{
+	struct stub *s = new_stub(t);
+	*s = (struct stub){.type = STUB_STORE, .size = (uint8_t)size, .len = in->len,
+			   .rip_delta = (int32_t)off - (int32_t)t->synced};
+	emit_tlb(t, s, true, size);
+	emit_store(&t->e, size, H12, hmem_at(HAX, 0));
+	s->join = t->e.p;
+}
+
+/* Out of line: the slow path of a memory access.  The host flags survive
+ * (a Jcc may test them later); a store that wrote a code page leaves the
+ * block after the instruction. */
+static void emit_stub(struct tr *t, const struct stub *s)
+{
+	struct emit *e = &t->e;
+	emit_patch(s->branch, e->p);
+	if (s->type == STUB_EXEC) {
+		add_rip(t, s->rip_delta);
+		emit_interpret(e, s->in, 1);
+		emit_rm(e, 1, 0x80, 7, MEM_C(block_end));
+		emit_byte(e, 0);
+		emit_patch(emit_jcc(e, 5), t->j->exit_rw);
+		emit_alu_mi(e, 8, 5, MEM_C(icount), 1); /* counted inline already */
+		add_rip(t, -(int64_t)(s->rip_delta + s->len));
+		emit_patch(emit_jmp(e), s->join);
+		return;
+	}
+	emit_pushfq(e);
+	emit_alu_ri(e, 8, 5, HSP, 40);
+	add_rip(t, s->rip_delta);
+	emit_mov_rr(e, 8, HARG0, HBX);
+	emit_mov_rr(e, 8, HARG1, HSI);
+	if (s->type == STUB_LOAD) {
+		emit_mov_imm(e, HARG2, s->size);
+		emit_call(e, (const void *)jit_read_slow);
+	} else {
+		emit_mov_rr(e, 8, HARG2, H12);
+		emit_mov_imm(e, HARG3, s->size);
+		emit_call(e, (const void *)jit_write_slow);
+		emit_rm(e, 1, 0x80, 7, MEM_C(block_end)); /* CMP byte, 0 */
+		emit_byte(e, 0);
+		uint8_t *stay = emit_jcc(e, 4); /* JE */
+		emit_alu_ri(e, 8, 0, HSP, 40);
+		emit_popfq(e);
+		add_rip(t, s->len);
+		jump_to_exit(t);
+		emit_patch(stay, e->p);
+	}
+	add_rip(t, -(int64_t)s->rip_delta);
+	emit_alu_ri(e, 8, 0, HSP, 40);
+	emit_popfq(e);
+	emit_patch(emit_jmp(e), s->join);
+}
+
+/* The interpreter runs the n instructions from `in` (len bytes); leave the
+ * block if it says so. */
+static void emit_fallback(struct tr *t, const struct insn *in, unsigned n, uint32_t off, uint32_t len, bool last)
+{
+	struct emit *e = &t->e;
+	sync_rip(t, off);
+	emit_interpret(e, in, n);
+	t->synced = off + len;
+	t->hf = 0;
+	t->lf_op = LF_UNKNOWN;
+	if (last) {
+		jump_to_next(t);
+		return;
+	}
+	emit_rm(e, 1, 0x80, 7, MEM_C(block_end));
+	emit_byte(e, 0);
+	emit_patch(emit_jcc(e, 5), t->j->exit_rw);
+}
+
+/* Record the lazy flags: result RAX, operands RDX and RCX. */
+static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
+{
+	struct emit *e = &t->e;
+	emit_store(e, 8, HAX, MEM_C(lf.res));
+	if (operands) {
+		emit_store(e, 8, HDX, MEM_C(lf.src1));
+		emit_store(e, 8, HCX, MEM_C(lf.src2));
+	}
+	_Static_assert(offsetof(struct lazy_flags, size) == offsetof(struct lazy_flags, op) + 1, "op, size");
+	emit_mov_mem_imm(e, 2, MEM_C(lf.op), (int32_t)(lf | (size << 8)));
+	t->lf_op = (uint8_t)lf;
+}
+
+/* Leave for guest address block start + target_off (c->rip updated);
+ * chain when the target is in the block's page. */
+static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check, const struct insn *in, uint32_t off)
+{
+	struct emit *e = &t->e;
+	add_rip(t, target_off - t->synced);
+	int64_t in_page = (int64_t)t->page_off + target_off;
+	if (canonical_check && (in_page < 0 || in_page >= 4096)) {
+		/* A 64-bit target outside the page may be non-canonical: #GP
+		 * from the interpreter, which runs the branch again. */
+		emit_load(e, 8, HAX, MEM_C(rip));
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_shift_ri(e, 8, 4, HDX, 16);
+		emit_shift_ri(e, 8, 7, HDX, 16);
+		emit_alu_rr(e, 8, 7, HDX, HAX);
+		uint8_t *ok = emit_jcc(e, 4);
+		add_rip(t, (int64_t)off - target_off);
+		emit_interpret(e, in, 1);
+		jump_to_exit(t);
+		emit_patch(ok, e->p);
+	}
+	if (in_page < 0 || in_page >= 4096) {
+		jump_to_next(t);
+		return;
+	}
+	/* Chain: checks the run loop would make between blocks, then the slot. */
+	uint8_t *out[5];
+	emit_load(e, 4, HAX, MEM_C(requests));
+	emit_alu_rr(e, 4, 4, HAX, HAX); /* TEST-like AND */
+	out[0] = emit_jcc(e, 5);
+	emit_load(e, 8, HAX, MEM_C(icount));
+	emit_alu_rm(e, 8, 7, HAX, MEM_C(run_limit));
+	out[1] = emit_jcc(e, 3); /* JAE */
+	emit_load(e, 8, HCX, MEM_J(code_epoch));
+	emit_load(e, 4, HAX, hmem_at(HCX, 0));
+	emit_alu_rm(e, 4, 7, HAX, MEM_J(seen_code_epoch));
+	out[2] = emit_jcc(e, 5);
+	emit_load(e, 8, HCX, MEM_J(dirty_generation));
+	emit_load(e, 8, HAX, hmem_at(HCX, 0));
+	emit_alu_rm(e, 8, 7, HAX, MEM_C(seen_dirty_generation));
+	out[3] = emit_jcc(e, 5);
+	/* The slot: 8 aligned bytes in the code, NULL until chained. */
+	uint8_t *slot_load = e->p;
+	emit_mov_imm(e, HAX, 0x7fffffffffffffffull); /* patched below: the slot's rx address */
+	emit_load(e, 8, HAX, hmem_at(HAX, 0));
+	emit_alu_rr(e, 8, 4, HAX, HAX);
+	out[4] = emit_jcc(e, 4); /* JE: not chained yet */
+	emit_jmp_reg(e, HAX);
+	for (int i = 0; i < 4; i++)
+		emit_patch(out[i], t->j->exit_rw);
+	jump_to_exit(t);
+	/* Not chained yet: ask the run loop to chain it. */
+	emit_patch(out[4], e->p);
+	uint8_t *slot_addr_imm = e->p;
+	emit_mov_imm(e, HAX, 0x7fffffffffffffffull); /* patched: the slot's rw address */
+	emit_store(e, 8, HAX, MEM_J(pending_slot));
+	jump_to_exit(t);
+	while ((uintptr_t)e->p & 7)
+		emit_byte(e, 0xcc);
+	uint8_t *slot = e->p;
+	for (int i = 0; i < 8; i++)
+		emit_byte(e, 0);
+	if (emit_full(e))
+		return;
+	uint64_t slot_rx = (uint64_t)(uintptr_t)(t->j->rx + (slot - t->j->rw));
+	uint64_t slot_rw = (uint64_t)(uintptr_t)slot;
+	memcpy(slot_load + 2, &slot_rx, 8);      /* MOV RAX, imm64: 48 B8 imm64 */
+	memcpy(slot_addr_imm + 2, &slot_rw, 8);
+}
+
+/* ---- instructions ---- */
+
+/* Load operand kind `o` (register r or the memory operand) of `size` into RAX. */
+static void load_operand(struct tr *t, const struct insn *in, uint32_t off, uint8_t o, unsigned r, unsigned size,
+			 uint64_t imm)
+{
+	switch (o) {
+	case O_REG: read_guest_reg(t, in, r, size, HAX); break;
+	case O_IMM: emit_mov_imm(&t->e, HAX, imm); break;
+	default:
+		emit_address(t, in, off);
+		emit_mem_load(t, in, off, size);
+		break;
+	}
+}
+
+/* op mem, reg/imm: inline on a TLB hit for writing, else the interpreter
+ * runs it (faults, MMIO, code pages); the host flags are unknown after. */
+static void tr_alu_rmw(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	unsigned size = p->size;
+	emit_address(t, in, off);
+	struct stub *s = new_stub(t);
+	*s = (struct stub){.type = STUB_EXEC, .len = in->len, .rip_delta = (int32_t)off - (int32_t)t->synced, .in = in};
+	emit_tlb(t, s, true, size);
+	emit_mov_rr(e, 8, HDI, HAX);
+	emit_load(e, size, HAX, hmem_at(HDI, 0));
+	if (p->src == O_IMM)
+		emit_mov_imm(e, HCX, p->imm);
+	else
+		read_guest_reg(t, in, p->src_reg, size, HCX);
+	bool arith = p->aop == 0 || p->aop == 5;
+	if (flags_live && arith)
+		emit_mov_rr(e, 8, HDX, HAX);
+	emit_alu_rr(e, size, p->aop, HAX, HCX);
+	if (flags_live)
+		store_flags(t, p->aop == 0 ? LF_ADD : arith ? LF_SUB : LF_LOGIC, size, arith);
+	emit_store(e, size, HAX, hmem_at(HDI, 0));
+	s->join = e->p;
+	t->hf = 0;
+	t->lf_op = LF_UNKNOWN;
+}
+
+static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	unsigned size = p->size;
+	if (p->dst == O_MEM && p->writeback) {
+		tr_alu_rmw(t, in, off, p, flags_live);
+		return;
+	}
+	/* src -> RCX, dst -> RAX (a memory operand first: its load uses RAX) */
+	if (p->src == O_MEM) {
+		load_operand(t, in, off, O_MEM, 0, size, 0);
+		emit_mov_rr(e, 8, HCX, HAX);
+		load_operand(t, in, off, p->dst, p->dst_reg, size, 0);
+	} else {
+		load_operand(t, in, off, p->dst, p->dst_reg, size, 0);
+		if (p->src == O_IMM)
+			emit_mov_imm(e, HCX, p->imm);
+		else
+			read_guest_reg(t, in, p->src_reg, size, HCX);
+	}
+	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7;
+	if (flags_live && arith)
+		emit_mov_rr(e, 8, HDX, HAX);
+	emit_alu_rr(e, size, p->aop == 7 ? 5 : p->aop, HAX, HCX);
+	t->hf = HF_ALL;
+	if (flags_live)
+		store_flags(t, p->aop == 0 ? LF_ADD : arith ? LF_SUB : LF_LOGIC, size, arith);
+	else
+		t->lf_op = LF_UNKNOWN;
+	if (p->writeback)
+		write_guest_reg(t, in, p->dst_reg, size, HAX);
+}
+
+static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	uint8_t keep_cf = 0;
+	if (flags_live) {
+		if (t->hf & HF_CF) {
+			emit_setcc_mem(e, 2, MEM_C(lf.cin)); /* SETB */
+			keep_cf = HF_CF;
+		} else if (t->lf_op == LF_LOGIC) {
+			emit_mov_mem_imm(e, 1, MEM_C(lf.cin), 0);
+		} else {
+			emit_mov_rr(e, 8, HARG0, HBX);
+			emit_call(e, (const void *)jit_flag_cf);
+			emit_store(e, 1, HAX, MEM_C(lf.cin));
+		}
+	}
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	if (flags_live) {
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_mov_imm(e, HCX, 1);
+	}
+	emit_incdec(e, p->size, p->aop == 1, HAX);
+	t->hf = (uint8_t)(HF_ZF | HF_SF | HF_OF | HF_PF | keep_cf);
+	if (flags_live)
+		store_flags(t, p->aop ? LF_DEC : LF_INC, p->size, true);
+	else
+		t->lf_op = LF_UNKNOWN;
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+static void tr_shift(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	if (flags_live) {
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_mov_imm(e, HCX, p->imm);
+	}
+	emit_shift_ri(e, p->size, p->aop, HAX, (uint8_t)p->imm);
+	t->hf = HF_CF | HF_ZF | HF_SF | HF_PF;
+	if (flags_live)
+		store_flags(t, p->aop == 4 ? LF_SHL : p->aop == 5 ? LF_SHR : LF_SAR, p->size, true);
+	else
+		t->lf_op = LF_UNKNOWN;
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+/* SHL/SHR/SAR reg, CL: a zero count changes no flag (and only zero-extends
+ * a 32-bit register), so the flags are unknown after. */
+static void tr_shift_cl(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 4, HCX, GREG(R_CX));
+	emit_alu_ri(e, 4, 4, HCX, p->size == 8 ? 63 : 31);
+	uint8_t *zero = emit_jcc(e, 4); /* JE */
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	emit_mov_rr(e, 8, HDX, HAX);
+	emit_rr(e, p->size, 0xd3, p->aop, HAX);
+	store_flags(t, p->aop == 4 ? LF_SHL : p->aop == 5 ? LF_SHR : LF_SAR, p->size, true);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	uint8_t *done = emit_jmp(e);
+	emit_patch(zero, e->p);
+	if (p->size == 4) {
+		read_guest_reg(t, in, p->dst_reg, 4, HAX);
+		write_guest_reg(t, in, p->dst_reg, 4, HAX);
+	}
+	emit_patch(done, e->p);
+	t->hf = 0;
+	t->lf_op = LF_UNKNOWN;
+}
+
+static void tr_mov(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	if (p->dst == O_MEM) {
+		if (p->src == O_IMM)
+			emit_mov_imm(&t->e, H12, p->imm);
+		else
+			read_guest_reg(t, in, p->src_reg, p->size, H12);
+		emit_address(t, in, off);
+		emit_mem_store(t, in, off, p->size);
+		return;
+	}
+	load_operand(t, in, off, p->src, p->src_reg, p->size, p->imm);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	load_operand(t, in, off, p->src, p->src_reg, p->src_size, 0);
+	if (p->sign) {
+		emit_movsx(&t->e, p->src_size, HAX, HAX);
+		if (p->size == 4)
+			emit_mov_rr(&t->e, 4, HAX, HAX); /* zero-extends */
+	}
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
+	if (in->base != REG_NONE) {
+		emit_load(&t->e, 8, HSI, GREG(in->base));
+		m.base = HSI;
+	}
+	if (in->index != REG_NONE) {
+		emit_load(&t->e, 8, HDX, GREG(in->index));
+		m.index = HDX;
+		m.scale = in->scale;
+	}
+	/* the address size truncates first, then the operand size */
+	emit_lea(&t->e, in->asz == 4 || p->size == 4 ? 4 : 8, HAX, m);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+/* The stack address of [SP + delta] (stack width = operand size here) into RSI. */
+static void stack_address(struct tr *t, unsigned size, int32_t delta)
+{
+	t->hf = 0;
+	emit_load(&t->e, size, HSI, GREG(R_SP));
+	if (delta)
+		emit_alu_ri(&t->e, size, 0, HSI, delta);
+	if (!t->long64)
+		emit_alu_rm(&t->e, 4, 0, HSI, MEM_C(segbase[S_SS]));
+}
+
+static void tr_push(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	read_guest_reg(t, in, p->dst_reg, p->size, H12);
+	stack_address(t, p->size, -(int32_t)p->size);
+	emit_mem_store(t, in, off, p->size);
+	emit_alu_mi(&t->e, p->size, 5, GREG(R_SP), p->size);
+	t->hf = 0;
+}
+
+static void tr_pop(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	stack_address(t, p->size, 0);
+	emit_mem_load(t, in, off, p->size);
+	emit_alu_mi(&t->e, p->size, 0, GREG(R_SP), p->size);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	t->hf = 0;
+}
+
+static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	struct emit *e = &t->e;
+	unsigned cc = p->aop;
+	uint8_t *taken;
+	if ((t->hf & cc_needs[cc >> 1]) == cc_needs[cc >> 1]) {
+		taken = emit_jcc(e, cc);
+	} else {
+		emit_mov_rr(e, 8, HARG0, HBX);
+		emit_mov_imm(e, HARG1, cc);
+		emit_call(e, (const void *)jit_cond);
+		emit_alu_rr(e, 1, 4, HAX, HAX);
+		taken = emit_jcc(e, 5);
+	}
+	uint32_t synced = t->synced;
+	int64_t next = (int64_t)off + in->len;
+	emit_exit_to(t, next, false, in, off);
+	emit_patch(taken, e->p);
+	t->synced = synced;
+	emit_exit_to(t, next + (int64_t)p->imm, t->long64, in, off);
+}
+
+static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	struct emit *e = &t->e;
+	int64_t next = (int64_t)off + in->len;
+	int64_t target = next + (int64_t)p->imm;
+	sync_rip(t, off);
+	if (t->long64 && ((int64_t)t->page_off + target < 0 || (int64_t)t->page_off + target >= 4096)) {
+		emit_load(e, 8, HAX, MEM_C(rip));
+		emit_alu_ri(e, 8, 0, HAX, (int32_t)(target - off));
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_shift_ri(e, 8, 4, HDX, 16);
+		emit_shift_ri(e, 8, 7, HDX, 16);
+		emit_alu_rr(e, 8, 7, HDX, HAX);
+		uint8_t *ok = emit_jcc(e, 4);
+		emit_interpret(e, in, 1);
+		jump_to_exit(t);
+		emit_patch(ok, e->p);
+	}
+	emit_load(e, p->size, H12, MEM_C(rip));
+	emit_alu_ri(e, p->size, 0, H12, in->len);
+	stack_address(t, p->size, -(int32_t)p->size);
+	emit_mem_store(t, in, off, p->size);
+	emit_alu_mi(e, p->size, 5, GREG(R_SP), p->size);
+	emit_exit_to(t, target, false, in, off);
+}
+
+static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	struct emit *e = &t->e;
+	sync_rip(t, off);
+	stack_address(t, p->size, 0);
+	emit_mem_load(t, in, off, p->size);
+	if (t->long64) {
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_shift_ri(e, 8, 4, HDX, 16);
+		emit_shift_ri(e, 8, 7, HDX, 16);
+		emit_alu_rr(e, 8, 7, HDX, HAX);
+		uint8_t *ok = emit_jcc(e, 4);
+		emit_interpret(e, in, 1);
+		jump_to_exit(t);
+		emit_patch(ok, e->p);
+	}
+	emit_alu_mi(e, p->size, 0, GREG(R_SP), p->size);
+	emit_store(e, 8, HAX, MEM_C(rip));
+	jump_to_next(t);
+}
+
+static uint8_t mode_of(const struct softcpu *c)
+{
+	return (uint8_t)(c->code_bits | (c->stack_bits == 32 ? 1 : 0) | (c->stack_bits == 16 ? 2 : 0) |
+			 (c->cpl == 3 ? 4 : 0) | (c->long64 ? 0x80 : 0));
+}
+
+/* Translate the block into the cache; NULL if the cache is full. */
+static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsigned n)
+{
+	struct jit *j = c->jit;
+	static __thread struct tr t; /* ~4 KiB of stubs: off the vCPU thread's stack */
+	t = (struct tr){.j = j, .long64 = c->long64, .user = c->cpl == 3, .stack_bits = c->stack_bits,
+			.lf_op = LF_UNKNOWN};
+	t.page_off = (c->segbase[S_CS] + c->rip) & 0xfff;
+	uint8_t *start = j->rw + j->used;
+	t.e = (struct emit){.p = start, .end = j->rw + JIT_SLICE_BYTES - 64};
+	if (t.e.end > start + JIT_BLOCK_MAX_BYTES)
+		t.e.end = start + JIT_BLOCK_MAX_BYTES;
+
+	struct plan plans[n];
+	bool flags_live[n];
+	unsigned ninline = 0;
+	for (unsigned i = 0; i < n; i++) {
+		plan_insn(&t, &insn[i], &plans[i]);
+		ninline += plans[i].kind != K_FALLBACK;
+	}
+	/* Dead flags: an instruction's flags are dead when the next flag
+	 * writer overwrites them all before anything reads them or faults. */
+	bool live = true;
+	for (unsigned i = n; i-- > 0;) {
+		flags_live[i] = live;
+		const struct plan *p = &plans[i];
+		if (p->reads || p->may_fault)
+			live = true;
+		else if (p->writes_all)
+			live = false;
+	}
+
+	struct emit *e = &t.e;
+	if (ninline)
+		emit_alu_mi(e, 8, 0, MEM_C(icount), (int32_t)ninline);
+	emit_mov_mem_imm(e, 1, MEM_C(block_end), 0);
+	uint32_t off = 0;
+	bool exited = false;
+	for (unsigned i = 0; i < n; i++) {
+		const struct insn *in = &insn[i];
+		const struct plan *p = &plans[i];
+		if (p->kind == K_FALLBACK) {
+			/* the interpreter runs the whole run of them in one call */
+			unsigned k = 1;
+			uint32_t len = in->len;
+			while (i + k < n && plans[i + k].kind == K_FALLBACK)
+				len += insn[i + k++].len;
+			i += k - 1;
+			emit_fallback(&t, in, k, off, len, i == n - 1);
+			off += len;
+			exited = i == n - 1;
+			if (exited)
+				break;
+			continue;
+		}
+		switch (p->kind) {
+		case K_ALU: tr_alu(&t, in, off, p, flags_live[i]); break;
+		case K_INCDEC: tr_incdec(&t, in, p, flags_live[i]); break;
+		case K_SHIFT: tr_shift(&t, in, p, flags_live[i]); break;
+		case K_SHIFT_CL: tr_shift_cl(&t, in, p); break;
+		case K_NOP: break;
+		case K_MOV: tr_mov(&t, in, off, p); break;
+		case K_MOVX: tr_movx(&t, in, off, p); break;
+		case K_LEA: tr_lea(&t, in, p); break;
+		case K_PUSH: tr_push(&t, in, off, p); break;
+		case K_POP: tr_pop(&t, in, off, p); break;
+		case K_JCC: tr_jcc(&t, in, off, p); exited = true; break;
+		case K_JMP: emit_exit_to(&t, (int64_t)off + in->len + (int64_t)p->imm, t.long64, in, off); exited = true; break;
+		case K_CALL: tr_call(&t, in, off, p); exited = true; break;
+		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
+		default: break;
+		}
+		off += in->len;
+		if (exited)
+			break;
+	}
+	if (!exited)
+		emit_exit_to(&t, off, false, NULL, 0);
+	for (unsigned i = 0; i < t.nstubs; i++)
+		emit_stub(&t, &t.stubs[i]);
+	if (emit_full(e) || t.overflow)
+		return NULL;
+	j->used = (size_t)(e->p - j->rw + 15) & ~(size_t)15;
+	return j->rx + (start - j->rw);
+}
+
+/* The previous block asked to be chained to its branch target: if this is
+ * that target, seen the same way, fill the slot. */
+static void chain_pending(struct softcpu *c, struct jit *j, const uint8_t *code, uint8_t mode)
+{
+	if (j->pending_flush_gen == j->flush_gen && j->pending_rip == c->rip &&
+	    j->pending_cs_base == c->segbase[S_CS] && j->pending_tlb_gen == c->tlb_gen && j->pending_mode == mode) {
+		uint64_t v = (uint64_t)(uintptr_t)code;
+		memcpy(j->pending_slot, &v, 8);
+	}
+	j->pending_slot = NULL;
+}
+
+const uint8_t *jit_code(const struct softcpu *c, const struct jit_ref *ref)
+{
+	const struct jit *j = c->jit;
+	if (!ref->code || ref->flush_gen != j->flush_gen || ref->mode != mode_of(c) || c->code_bits == 16)
+		return NULL;
+	return ref->code;
+}
+
+bool jit_run(struct softcpu *c, struct jit_ref *ref, const struct insn *insn, unsigned n)
+{
+	struct jit *j = c->jit;
+	if (c->code_bits == 16)
+		return false; /* real mode and 16-bit code: the interpreter */
+	uint8_t mode = mode_of(c);
+	if (!ref->code || ref->flush_gen != j->flush_gen || ref->mode != mode) {
+		const uint8_t *code = translate(c, insn, n);
+		if (!code) {
+			reset_cache(j);
+			code = translate(c, insn, n);
+			if (!code)
+				return false;
+		}
+		*ref = (struct jit_ref){.code = code, .flush_gen = j->flush_gen, .mode = mode};
+	}
+	if (j->pending_slot)
+		chain_pending(c, j, ref->code, mode);
+	j->seen_code_epoch = atomic_load_explicit(&c->m->code_epoch, memory_order_acquire);
+	j->code_epoch = &c->m->code_epoch;
+	j->dirty_generation = c->m->dirty_generation;
+	j->enter(c, ref->code, j);
+	if (j->pending_slot) {
+		j->pending_rip = c->rip;
+		j->pending_cs_base = c->segbase[S_CS];
+		j->pending_tlb_gen = c->tlb_gen;
+		j->pending_flush_gen = j->flush_gen;
+		j->pending_mode = mode_of(c);
+	}
+	return true;
+}
