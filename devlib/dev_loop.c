@@ -13,7 +13,10 @@
 
 #include "log.h"
 
-#define ATTACH_TIMEOUT_MS 10000 /* dialling until WELCOME, every attempt included */
+/* Dialling until WELCOME, every attempt included.  Generous: the core may
+ * take long to start listening (seen: over 10 s in the nested arm64 rig under
+ * load), and a core that is gone ends this process through the launcher. */
+#define ATTACH_TIMEOUT_MS 60000
 #define WELCOME_WAIT_MS 1000    /* per attempt: the core answers a HELLO at once */
 #define REDIAL_MIN_MS 10        /* backoff between attempts, doubling... */
 #define REDIAL_MAX_MS 200       /* ...up to this */

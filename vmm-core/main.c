@@ -57,7 +57,7 @@
 
 #define MAX_DEVICES 8
 #define MAX_CPUS 8 /* vCPUs; the launcher offers 1 to 8 */
-#define ATTACH_TIMEOUT_MS 10000
+#define ATTACH_TIMEOUT_MS 30000 /* the devices start beside the core; slow under nested emulation */
 #define MEMORY_MIN (1ull << 20)
 /* RAM below the 32-bit MMIO hole ends at 3 GiB; the rest goes at 4 GiB. */
 #define MEMORY_HOLE (3ull << 30)
@@ -129,7 +129,7 @@ static void usage(FILE *to)
 		"                 --kernel FILE [--initrd FILE] [--cmdline STR])\n"
 		"                [--launch-time-ns NS] [--no-reboot] [--jit on|off] --device NAME=URL ...\n"
 		"Runs one VM: guest RAM, the CPU engine and a proxy for each device process,\n"
-		"which must dial URL and say HELLO within 10 s.  Normally started by launcher.\n"
+		"which must dial URL and say HELLO within 30 s.  Normally started by launcher.\n"
 		"  --engine NAME     kvm, soft, whpx (as built in) or auto\n"
 		"  --check           (alone) the engines on this host and a 1 s test run on each\n"
 		"  --memory BYTES    guest RAM, a multiple of 4096 from 1 MiB to 512 GiB (and\n"
@@ -682,7 +682,7 @@ static int attach_devices(struct vm *vm, const struct options *o, const struct d
 		}
 		vm->ndevices++;
 	}
-	/* One 10 s budget for all of them: they start in parallel. */
+	/* One budget for all of them: they start in parallel. */
 	uint64_t deadline = host_now_ns() + (uint64_t)ATTACH_TIMEOUT_MS * 1000000;
 	for (int i = 0; i < vm->ndevices; i++) {
 		uint64_t now = host_now_ns();
