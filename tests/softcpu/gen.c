@@ -814,11 +814,6 @@ static void random_f80(uint8_t out[10])
  * masked (an unmasked one ends the case in #MF at the next waiting x87
  * instruction, on both CPUs), any TOP, tags and condition codes; no
  * exception pending at the start. */
-/* The MXCSR exceptions a case may unmask: all but overflow and underflow,
- * whose precision flag the software CPU does not compute exactly when they
- * are unmasked (vmm-core/soft/sse.c). */
-#define MXCSR_RANDOM_UNMASK 0x27u
-
 static void random_x87(struct dt_state *s, bool sse)
 {
 	if (!sse) {
@@ -851,7 +846,7 @@ static void random_x87(struct dt_state *s, bool sse)
 	if (below(4) == 0)
 		s->mxcsr |= (uint32_t)rnd() & 0x3f;
 	if (below(4) == 0)
-		s->mxcsr &= ~((uint32_t)rnd() & MXCSR_RANDOM_UNMASK) << 7;
+		s->mxcsr &= ~((uint32_t)rnd() & 0x3f) << 7;
 }
 
 /* Data, stack and XMM contents, drawn from the generator's stream: a

@@ -172,15 +172,18 @@ static double round_int(double x, unsigned mode)
 	}
 }
 
-/* Scalar/packed arithmetic on one lane of width w (4 or 8): 0x51 sqrt,
- * 0x58 add, 0x59 mul, 0x5c sub, 0x5e div, between fp_enter() and
- * fp_leave() (one pair per instruction: the MXCSR accesses cost more than
- * the arithmetic).  With underflow unmasked a tiny exact result, which the
- * masked computation does not flag, adds UE to *flags. */
-static uint64_t fp_op(const struct softcpu *c, unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bits,
-		      uint32_t *flags)
+/* One lane of arithmetic on the host, width w (4 or 8): 0x51 sqrt, 0x58
+ * add, 0x59 mul, 0x5c sub, 0x5e div; 0x5a converts the double b to single
+ * (w 4). */
+static uint64_t host_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bits)
 {
-	uint64_t out;
+	if (op == 0x5a) {
+		double d = as_double(b_bits);
+		FP_PIN(d);
+		float f = (float)d;
+		FP_PIN(f);
+		return from_float(f);
+	}
 	if (w == 8) {
 		double a = as_double(a_bits), b = as_double(b_bits), r;
 		FP_PIN(a);
@@ -193,23 +196,120 @@ static uint64_t fp_op(const struct softcpu *c, unsigned op, unsigned w, uint64_t
 		default: r = a / b; break;
 		}
 		FP_PIN(r);
-		out = from_double(r);
-	} else {
-		float a = as_float((uint32_t)a_bits), b = as_float((uint32_t)b_bits), r;
-		FP_PIN(a);
-		FP_PIN(b);
-		switch (op) {
-		case 0x51: r = __builtin_sqrtf(b); break;
-		case 0x58: r = a + b; break;
-		case 0x59: r = a * b; break;
-		case 0x5c: r = a - b; break;
-		default: r = a / b; break;
-		}
-		FP_PIN(r);
-		out = from_float(r);
+		return from_double(r);
 	}
-	if ((unmasked(c) & MX_UE) && is_denormal(w, out))
-		*flags |= MX_UE;
+	float a = as_float((uint32_t)a_bits), b = as_float((uint32_t)b_bits), r;
+	FP_PIN(a);
+	FP_PIN(b);
+	switch (op) {
+	case 0x51: r = __builtin_sqrtf(b); break;
+	case 0x58: r = a + b; break;
+	case 0x59: r = a * b; break;
+	case 0x5c: r = a - b; break;
+	default: r = a / b; break;
+	}
+	FP_PIN(r);
+	return from_float(r);
+}
+
+/* ---- unmasked overflow and underflow ----
+ * With OM (UM) clear an overflowing (tiny) result sets OE (UE) and PE only
+ * if the result rounded to the precision with an unbounded exponent is
+ * inexact; the masked computation sets PE whenever the delivered result is
+ * (and UE only for a tiny inexact result).  So each such lane is redone
+ * with an operand scaled by a power of two (exactly) until the result is
+ * normal, whose PE is the unbounded one.  x86 hosts only: elsewhere no
+ * host flags are read. */
+#if defined(__x86_64__)
+static uint32_t take_host_flags(void)
+{
+	uint32_t m = read_host_mxcsr();
+	if (m & MXCSR_FLAGS)
+		load_host_mxcsr(m & ~MXCSR_FLAGS);
+	return m & MXCSR_FLAGS;
+}
+
+/* Unbiased exponent of a lane (denormals: the minimum). */
+static int exponent(unsigned w, uint64_t bits)
+{
+	int e = (int)((bits & exp_mask(w)) >> (w == 8 ? 52 : 23)), bias = w == 8 ? 1023 : 127;
+	return e ? e - bias : 1 - bias;
+}
+
+static uint64_t scaled(unsigned w, uint64_t bits, int k)
+{
+	uint64_t p = w == 8 ? (uint64_t)(k + 1023) << 52 : (uint64_t)(k + 127) << 23;
+	return host_op(0x59, w, bits, p);
+}
+
+/* PE of the unbounded-exponent result of op (a, b already after DAZ). */
+static uint32_t unbounded_pe(unsigned op, unsigned w, uint64_t a, uint64_t b, bool over)
+{
+	int k = w == 8 ? 256 : 32, emax = w == 8 ? 1023 : 127;
+	uint64_t sign = 1ull << (8 * w - 1);
+	if (op == 0x58 || op == 0x5c) { /* tiny sums are exact */
+		if (!over)
+			return 0;
+		uint64_t small = exponent(w, a) < exponent(w, b) ? a : b;
+		if ((small & ~sign) && exponent(w, small) < 2 - emax + (w == 8 ? 64 : 30))
+			return MX_PE; /* far below the huge operand's last bit */
+		a = scaled(w, a, -2);
+		b = scaled(w, b, -2);
+	}
+	unsigned rw = op == 0x5a ? 4 : w;
+	for (int round = 0; round < 16; round++) { /* a few rounds reach the normal range */
+		take_host_flags();
+		uint64_t r = host_op(op, w, a, b);
+		uint32_t f = take_host_flags();
+		if (!(f & (MX_OE | MX_UE)) && !is_denormal(rw, r))
+			return f & MX_PE;
+		bool big = f & MX_OE;
+		if (op == 0x5a)
+			b = scaled(8, b, big ? -64 : 64);
+		else if (op == 0x59 && (exponent(w, a) > exponent(w, b)) == big)
+			a = scaled(w, a, big ? -k : k);
+		else if (op == 0x59)
+			b = scaled(w, b, big ? -k : k);
+		else if (big ? exponent(w, a) > 0 : exponent(w, a) < emax - k - 1)
+			a = scaled(w, a, big ? -k : k); /* division: scale the dividend... */
+		else
+			b = scaled(w, b, big ? k : -k); /* ...or the divisor */
+	}
+	return MX_PE;
+}
+#endif
+
+/* The flags of one lane's result `out` (w bytes) when overflow or
+ * underflow is unmasked, taken from the host; 0 otherwise. */
+static uint32_t lane_post_flags(const struct softcpu *c, unsigned op, unsigned w, uint64_t a, uint64_t b,
+				uint64_t out)
+{
+	uint32_t um = unmasked(c) & (MX_OE | MX_UE);
+	if (!um)
+		return 0;
+#if defined(__x86_64__)
+	uint32_t f = take_host_flags();
+	bool tiny = (f & MX_UE) || is_denormal(op == 0x5a ? 4 : w, out);
+	if (((f & MX_OE) && (um & MX_OE)) || (tiny && (um & MX_UE)))
+		f = (f & MXCSR_PRE) | (f & MX_OE ? MX_OE : MX_UE) |
+		    unbounded_pe(op, w, daz(c, w, a), op == 0x5a ? daz(c, 8, b) : daz(c, w, b), f & MX_OE);
+	return f;
+#else
+	(void)op;
+	(void)a;
+	(void)b;
+	return (um & MX_UE) && is_denormal(op == 0x5a ? 4 : w, out) ? MX_UE : 0;
+#endif
+}
+
+/* Scalar/packed arithmetic on one lane (host_op), between fp_enter() and
+ * fp_leave() (one pair per instruction: the MXCSR accesses cost more than
+ * the arithmetic). */
+static uint64_t fp_op(const struct softcpu *c, unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bits,
+		      uint32_t *flags)
+{
+	uint64_t out = host_op(op, w, a_bits, b_bits);
+	*flags |= lane_post_flags(c, op, w, a_bits, b_bits, out);
 	return out;
 }
 
@@ -266,7 +366,7 @@ static uint64_t cvt_to_int(const struct softcpu *c, unsigned w, int to, uint64_t
 
 /* Other conversions, on the host under the guest's MXCSR: `from` and `to`
  * are 4 (single), 8 (double), or -4/-8 for a signed integer source. */
-static uint64_t fp_convert(struct softcpu *c, int from, int to, uint64_t bits, uint32_t *flags)
+static uint64_t fp_convert(const struct softcpu *c, int from, int to, uint64_t bits, uint32_t *flags)
 {
 	uint64_t out;
 	if (to == 8) {
@@ -283,21 +383,14 @@ static uint64_t fp_convert(struct softcpu *c, int from, int to, uint64_t bits, u
 		FP_PIN(d);
 		out = from_double(d);
 	} else {
-		float f;
-		if (from == 8) {
-			double d = as_double(bits);
-			FP_PIN(d);
-			f = (float)d;
-		} else { /* integer to single: one rounding */
-			int64_t i = from == -8 ? (int64_t)bits : (int32_t)bits;
-			__asm__ volatile("" : "+r"(i));
-			f = (float)i;
-		}
+		if (from == 8)
+			return fp_op(c, 0x5a, 4, 0, bits, flags);
+		int64_t i = from == -8 ? (int64_t)bits : (int32_t)bits; /* integer to single: one rounding */
+		__asm__ volatile("" : "+r"(i));
+		float f = (float)i;
 		FP_PIN(f);
 		out = from_float(f);
 	}
-	if ((unmasked(c) & MX_UE) && is_denormal((unsigned)to, out))
-		*flags |= MX_UE;
 	return out;
 }
 
