@@ -119,18 +119,16 @@ bool softcpu_x87_present(void)
 	return X87_HOST;
 }
 
+#if X87_HOST
 /* Load the guest's state into the host FPU, if it is not there. */
 static void x87_load(struct softcpu *c)
 {
-#if X87_HOST
 	if (!c->x87.live) {
 		__asm__ volatile("frstor %0" : : "m"(c->x87.img));
 		c->x87.live = true;
 	}
-#else
-	(void)c;
-#endif
 }
+#endif
 
 void softcpu_x87_flush(struct softcpu *c)
 {
