@@ -101,17 +101,22 @@ static inline uint32_t fp_leave(uint32_t host) { (void)host; return 0; }
  * sticky.  An unmasked one faults with the destination unchanged: an
  * unmasked invalid, denormal or divide-by-zero stops the instruction before
  * its computation, so only those flags are set (SDM vol. 1, 11.5.1). */
-static void fp_finish(struct softcpu *c, uint32_t raised)
+static noreturn void fp_fault(struct softcpu *c, uint32_t raised, uint32_t bad)
 {
-	uint32_t bad = raised & unmasked(c);
 	if (bad & MXCSR_PRE)
 		raised &= MXCSR_PRE;
 	c->mxcsr |= raised;
-	if (!bad)
-		return;
 	if (c->cr4 & CR4_OSXMMEXCPT)
 		softcpu_raise(c, EXC_XM, 0, false);
 	raise_ud(c);
+}
+
+static inline void fp_finish(struct softcpu *c, uint32_t raised)
+{
+	uint32_t bad = raised & unmasked(c);
+	if (unlikely(bad))
+		fp_fault(c, raised, bad);
+	c->mxcsr |= raised;
 }
 
 /* ---- lane classification (bits of a w-byte lane, w 4 or 8) ---- */
@@ -280,13 +285,11 @@ static uint32_t unbounded_pe(unsigned op, unsigned w, uint64_t a, uint64_t b, bo
 #endif
 
 /* The flags of one lane's result `out` (w bytes) when overflow or
- * underflow is unmasked, taken from the host; 0 otherwise. */
-static uint32_t lane_post_flags(const struct softcpu *c, unsigned op, unsigned w, uint64_t a, uint64_t b,
-				uint64_t out)
+ * underflow is unmasked, taken from the host. */
+static __attribute__((noinline)) uint32_t lane_post_flags(const struct softcpu *c, unsigned op, unsigned w,
+							  uint64_t a, uint64_t b, uint64_t out)
 {
 	uint32_t um = unmasked(c) & (MX_OE | MX_UE);
-	if (!um)
-		return 0;
 #if defined(__x86_64__)
 	uint32_t f = take_host_flags();
 	bool tiny = (f & MX_UE) || is_denormal(op == 0x5a ? 4 : w, out);
@@ -309,7 +312,8 @@ static uint64_t fp_op(const struct softcpu *c, unsigned op, unsigned w, uint64_t
 		      uint32_t *flags)
 {
 	uint64_t out = host_op(op, w, a_bits, b_bits);
-	*flags |= lane_post_flags(c, op, w, a_bits, b_bits, out);
+	if (unlikely(unmasked(c) & (MX_OE | MX_UE)))
+		*flags |= lane_post_flags(c, op, w, a_bits, b_bits, out);
 	return out;
 }
 
