@@ -90,8 +90,18 @@ static inline uint32_t fp_leave(uint32_t host)
 		load_host_mxcsr(host);
 	return now & MXCSR_FLAGS;
 }
+/* a OP b as the instruction computes it: for + and * the compiler may swap
+ * C's operands, which changes the NaN a result with two NaNs keeps (the
+ * first operand's). */
+#define FP_ARITH(insn, op, a, b)                                                                   \
+	__extension__({                                                                            \
+		__typeof__(a) r_ = (a);                                                            \
+		__asm__ volatile(insn " %1, %0" : "+x"(r_) : "x"(b));                              \
+		r_;                                                                                \
+	})
 #else
 #define FP_PIN(v) ((void)0)
+#define FP_ARITH(insn, op, a, b) ((a) op (b))
 static inline uint32_t fp_enter(const struct softcpu *c) { (void)c; return 0; }
 static inline uint32_t fp_leave(uint32_t host) { (void)host; return 0; }
 #endif
@@ -195,10 +205,10 @@ static uint64_t host_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bit
 		FP_PIN(b);
 		switch (op) {
 		case 0x51: r = __builtin_sqrt(b); break;
-		case 0x58: r = a + b; break;
-		case 0x59: r = a * b; break;
-		case 0x5c: r = a - b; break;
-		default: r = a / b; break;
+		case 0x58: r = FP_ARITH("addsd", +, a, b); break;
+		case 0x59: r = FP_ARITH("mulsd", *, a, b); break;
+		case 0x5c: r = FP_ARITH("subsd", -, a, b); break;
+		default: r = FP_ARITH("divsd", /, a, b); break;
 		}
 		FP_PIN(r);
 		return from_double(r);
@@ -208,10 +218,10 @@ static uint64_t host_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bit
 	FP_PIN(b);
 	switch (op) {
 	case 0x51: r = __builtin_sqrtf(b); break;
-	case 0x58: r = a + b; break;
-	case 0x59: r = a * b; break;
-	case 0x5c: r = a - b; break;
-	default: r = a / b; break;
+	case 0x58: r = FP_ARITH("addss", +, a, b); break;
+	case 0x59: r = FP_ARITH("mulss", *, a, b); break;
+	case 0x5c: r = FP_ARITH("subss", -, a, b); break;
+	default: r = FP_ARITH("divss", /, a, b); break;
 	}
 	FP_PIN(r);
 	return from_float(r);
