@@ -20,8 +20,9 @@
  * state accessors, a reset, and every return from softcpu_run() (so the
  * host FPU holds guest state only while this thread runs guest code; the
  * VMM's own C code, board callbacks included, has no x87 instruction:
- * long double is not used).  FRSTOR+FNSAVE around every instruction cost
- * ~8x the instruction itself.  A stub also hands back the host RFLAGS
+ * long double is not used).  An FRSTOR and an FNSAVE around every
+ * instruction held bench/softcpu's x87 loop to 8 MIPS, against ~50 now
+ * (docs/PERFORMANCE.md).  A stub also hands back the host RFLAGS
  * (FCOMI) after loading the guest's CF/PF/ZF first (FCMOVcc).
  * A host x87 exception is taken only by the next waiting x87 instruction:
  * when an instruction leaves one pending (ES in the status word) the image
@@ -98,7 +99,7 @@ extern const uint8_t minivm_x87_stubs[];
  * (rows DB and DF only), *fsw the status word. */
 static uint64_t x87_host_run(uint16_t *fsw, void *mem, uint64_t rflags, unsigned index)
 {
-	uint64_t out = 0;
+	uint64_t out;
 	void *img = fsw;
 	const void *stub = minivm_x87_stubs + 16 * index;
 	/* The call pushes below RSP: step over the SysV red zone first. */
