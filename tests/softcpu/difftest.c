@@ -65,9 +65,7 @@ static void compare(const struct dt_case *tc, const struct dt_state *a, const st
 		if (a->xmm[i][0] != b->xmm[i][0] || a->xmm[i][1] != b->xmm[i][1])
 			ADD(" xmm%d native %016" PRIx64 "%016" PRIx64 " soft %016" PRIx64 "%016" PRIx64 ";", i,
 			    a->xmm[i][1], a->xmm[i][0], b->xmm[i][1], b->xmm[i][0]);
-	/* MXCSR's control bits; its exception flags are exact only for the
-	 * arithmetic the host's SSE unit does (sse.c), not compared */
-	if ((a->mxcsr ^ b->mxcsr) & ~0x3fu)
+	if (a->mxcsr != b->mxcsr)
 		ADD(" mxcsr native %#x soft %#x;", a->mxcsr, b->mxcsr);
 	if (a->fcw != b->fcw)
 		ADD(" fcw native %#x soft %#x;", a->fcw, b->fcw);

@@ -41,7 +41,7 @@ struct dt_state {
 	 * tags and ST(0)..ST(7) */
 	uint16_t fcw, fsw;
 	uint8_t ftw;
-	uint32_t mxcsr; /* compared in sse cases: random rounding, FTZ, DAZ; exceptions masked */
+	uint32_t mxcsr; /* compared: random rounding, FTZ, DAZ, flags, some exceptions unmasked */
 	uint8_t st[8][10];
 	int vector;     /* exception that ended the run: 3 (the final INT3) or a fault */
 	uint8_t data[DATA_SIZE];

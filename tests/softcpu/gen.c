@@ -838,11 +838,15 @@ static void random_x87(struct dt_state *s, bool sse)
 		s->ftw = (uint8_t)rnd();
 	for (unsigned i = 0; i < 8; i++)
 		random_f80(s->st[i]);
-	/* MXCSR: every exception masked; half the time round-to-nearest, else
-	 * any rounding; FTZ and DAZ a quarter of the time each; some flags */
+	/* MXCSR: half the time round-to-nearest, else any rounding; FTZ and
+	 * DAZ a quarter of the time each; some flags; a quarter of the time
+	 * some exceptions unmasked (an SSE instruction raising one ends the
+	 * case in #XM, on both CPUs) */
 	s->mxcsr = 0x1f80 | (below(2) ? (uint32_t)below(4) << 13 : 0) | (below(4) ? 0 : 0x8000u) | (below(4) ? 0 : 0x40u);
 	if (below(4) == 0)
 		s->mxcsr |= (uint32_t)rnd() & 0x3f;
+	if (below(4) == 0)
+		s->mxcsr &= ~((uint32_t)rnd() & 0x3f) << 7;
 }
 
 /* Data, stack and XMM contents, drawn from the generator's stream: a

@@ -21,6 +21,15 @@ const struct dt_regression dt_regressions[] = {
 	 {0x5db9941ba699b089, 0x8000000000000000, 0x3b, 0x80, 0x10020800, 0x10020793, 0xa83b571c1ffe18d6,
 	  0xffffffffffffffff, 0xffffffffffffffff, 0x7b, 0x9b, 0xffffffffffffffc4, 0x8d, 0xd8, 0x2, 0x10011000},
 	 0x895, 0, true, 0xe4dbc0d77245a5eb},
+	/* DPPS with NaNs in both operands of a product: C's a * b let the
+	 * compiler swap the operands, so the result kept the second NaN, not
+	 * the first (issue 14, seed 7, case 4513). */
+	{"set0 Eb|cmp AL,Ib|66 0f 3a 40 ib|fmul m32",
+	 "41 0f 90 07 3c fe 66 41 0f 3a 40 8f b0 f5 ff ff ff d8 0d 91 02 01 00 cc",
+	 {0x1d68d70e92992204, 0xffffffff, 0x65, 0x9, 0x10020800, 0x100207ad, 0xddaf7793099f2680,
+	  0x7fffffffffffffff, 0xffffffffffffffff, 0x4c4715b858b90a3f, 0x50, 0x6c, 0xf0f0f0f0f0f0f0f,
+	  0xffffffffffffffdd, 0xf, 0x10011000},
+	 0x80, 0, false, 0x7a2c8ba896c43120},
 };
 
 const unsigned dt_nregressions = sizeof(dt_regressions) / sizeof(dt_regressions[0]);

@@ -416,6 +416,98 @@ static void test_x87_unmasked_exception_is_mf_at_next_waiting_insn(void **state)
 	assert_int_equal(x87.ftw, 0xc0);
 }
 
+/* Run again from rip, on a fresh kernel stack. */
+static void rerun_from(struct fixture *f, uint64_t rip)
+{
+	f->c.halted = false;
+	f->c.rip = rip;
+	f->c.r[R_SP] = KSTACK_TOP;
+}
+
+/* SIMD floating-point exceptions (SDM vol. 1, 11.5): an unmasked one
+ * raises #XM with CR4.OSXMMEXCPT (#UD without), the destination unchanged
+ * and the flags set; a masked one writes the result and sets its flag. */
+static const double one = 1.0, zero = 0.0;
+
+static void set_xmm_double(struct fixture *f, unsigned i, double lo, double hi)
+{
+	memcpy(&f->c.xmm[i].q[0], &lo, 8);
+	memcpy(&f->c.xmm[i].q[1], &hi, 8);
+}
+
+/* divsd %xmm1,%xmm0: 1/0 */
+static void test_sse_unmasked_divide_by_zero_is_xm(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0xf2, 0x0f, 0x5e, 0xc1, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	set_xmm_double(f, 0, one, 2.0);
+	set_xmm_double(f, 1, zero, zero);
+	f->c.cr4 |= CR4_OSXMMEXCPT;
+	f->c.mxcsr = 0x1f80 & ~0x200u; /* ZM clear */
+	assert_int_equal(run_to_handler(f), 19);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+	uint64_t one_bits;
+	memcpy(&one_bits, &one, 8);
+	assert_int_equal(f->c.xmm[0].q[0], one_bits); /* unchanged */
+	assert_int_equal(f->c.mxcsr, (0x1f80 & ~0x200u) | 0x4);
+
+	f->c.cr4 &= ~(uint64_t)CR4_OSXMMEXCPT; /* the OS does not handle #XM: #UD */
+	f->c.mxcsr = 0x1f80 & ~0x200u;
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 6);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+	assert_int_equal(f->c.xmm[0].q[0], one_bits);
+
+	f->c.mxcsr = 0x1f80; /* masked: +inf, ZE sticky, no exception */
+	rerun_from(f, KCODE);
+	assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.xmm[0].q[0], 0x7ff0000000000000ull);
+	assert_int_equal(f->c.mxcsr, 0x1f84);
+}
+
+/* addpd %xmm1,%xmm0 with lane 0 raising a masked invalid (SNaN) and lane 1
+ * an inexact sum with PM clear: #XM after the computation, IE and PE set.
+ * With DM clear too and a denormal in lane 1 instead, the unmasked
+ * pre-computation exception stops it first: DE (and IE) only. */
+static void test_sse_packed_exception_flags(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x66, 0x0f, 0x58, 0xc1, 0xf4};
+	const uint64_t snan = 0x7ff0000000000001ull;
+	load(f, KCODE, code, sizeof(code));
+	f->c.cr4 |= CR4_OSXMMEXCPT;
+	set_xmm_double(f, 0, one, one);
+	f->c.xmm[0].q[0] = snan;
+	set_xmm_double(f, 1, one, 1e-30);
+	f->c.mxcsr = 0x1f80 & ~0x1000u; /* PM clear */
+	assert_int_equal(run_to_handler(f), 19);
+	assert_int_equal(f->c.mxcsr & 0x3f, 0x21);
+	assert_int_equal(f->c.xmm[0].q[0], snan);
+
+	f->c.xmm[1].q[1] = 1; /* a denormal */
+	f->c.mxcsr = 0x1f80 & ~0x1100u; /* PM and DM clear */
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 19);
+	assert_int_equal(f->c.mxcsr & 0x3f, 0x03);
+	assert_int_equal(f->c.xmm[0].q[0], snan);
+}
+
+/* comisd %xmm1,%xmm0 signals invalid for a QNaN, ucomisd does not */
+static void test_sse_comisd_qnan(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x66, 0x0f, 0x2e, 0xc1, 0x66, 0x0f, 0x2f, 0xc1, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	f->c.cr4 |= CR4_OSXMMEXCPT;
+	f->c.xmm[0].q[0] = 0x7ff8000000000000ull;
+	set_xmm_double(f, 1, one, one);
+	f->c.mxcsr = 0x1f80 & ~0x80u; /* IM clear */
+	assert_int_equal(run_to_handler(f), 19);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 4);
+	assert_int_equal(f->c.mxcsr & 0x3f, 0x01);
+}
+
 /* CR0.TS: the first x87 instruction raises #NM (lazy FPU switching) */
 static void test_x87_with_cr0_ts_is_nm(void **state)
 {
@@ -430,13 +522,6 @@ static void test_x87_with_cr0_ts_is_nm(void **state)
 /* MMX follows the x87's state checks, but CR0.EM gives #UD (not #NM):
  * paddw %mm1,%mm0 with EM, then with TS, then with an unmasked x87
  * exception pending (#MF); then it runs and leaves TOP 0, all tags valid. */
-static void rerun_from(struct fixture *f, uint64_t rip)
-{
-	f->c.halted = false;
-	f->c.rip = rip;
-	f->c.r[R_SP] = KSTACK_TOP;
-}
-
 static void test_mmx_state_checks(void **state)
 {
 	struct fixture *f = *state;
@@ -759,6 +844,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unimplemented_is_ud, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_x87_unmasked_exception_is_mf_at_next_waiting_insn, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_x87_with_cr0_ts_is_nm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sse_unmasked_divide_by_zero_is_xm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sse_packed_exception_flags, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sse_comisd_qnan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmx_state_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_self_modifying_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page, setup, teardown),

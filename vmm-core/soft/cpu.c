@@ -175,6 +175,7 @@ void softcpu_reset(struct softcpu *c)
 	c->apic_base = 0xfee00000u | 0x800 | 0x100; /* enabled, BSP */
 	c->mxcsr = 0x1f80;
 	/* x87 after RESET: FCW 0x40, all tags empty (FINIT gives 0x37f) */
+	softcpu_x87_flush(c);
 	memset(&c->x87, 0, sizeof(c->x87));
 	c->x87.img.fcw = 0x40;
 	c->x87.img.ftw = 0xffff;
@@ -832,7 +833,7 @@ const uint8_t *softcpu_jit_next(struct softcpu *c)
 	return b == &c->blocks->scratch ? NULL : jit_code(c, &b->jit);
 }
 
-enum softcpu_exit softcpu_run(struct softcpu *c, uint64_t max_insns)
+static enum softcpu_exit run(struct softcpu *c, uint64_t max_insns)
 {
 	c->run_limit = max_insns ? c->icount + max_insns : UINT64_MAX;
 	c->exc_nest = EXC_BENIGN;
@@ -853,4 +854,11 @@ enum softcpu_exit softcpu_run(struct softcpu *c, uint64_t max_insns)
 		softcpu_raise(c, vector, c->inject_error, c->inject_has_error); /* delivered just above */
 	}
 	return run_loop(c);
+}
+
+enum softcpu_exit softcpu_run(struct softcpu *c, uint64_t max_insns)
+{
+	enum softcpu_exit why = run(c, max_insns);
+	softcpu_x87_flush(c); /* the host FPU holds guest state only in run() */
+	return why;
 }

@@ -154,6 +154,9 @@ struct softcpu_x87 {
 	} img;
 	uint64_t fip, fdp; /* last non-control instruction's offset and its memory operand's */
 	uint16_t fop;      /* its opcode: bits 10-8 of the first byte, then ModRM */
+	/* The host FPU holds the registers, control/status words and tags
+	 * (x87.c); img has them only after softcpu_x87_flush(). */
+	bool live;
 };
 _Static_assert(sizeof(((struct softcpu_x87 *)0)->img) == 108, "the FNSAVE image");
 
@@ -357,7 +360,7 @@ struct softcpu_fxstate {
 	uint8_t ftw;
 	uint8_t st[8][10];
 };
-void softcpu_get_x87(const struct softcpu *c, struct softcpu_fxstate *out);
+void softcpu_get_x87(struct softcpu *c, struct softcpu_fxstate *out);
 void softcpu_set_x87(struct softcpu *c, const struct softcpu_fxstate *in);
 /* What CPUID answers for leaf/sub-leaf: {EAX, EBX, ECX, EDX}. */
 void softcpu_cpuid(struct softcpu *c, uint32_t leaf, uint32_t sub, uint32_t out[4]);

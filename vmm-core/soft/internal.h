@@ -330,10 +330,13 @@ void softcpu_x87_wait(struct softcpu *c);
  * the instruction's memory accesses; get/set: MMi by number. */
 void softcpu_mmx_check(struct softcpu *c);
 void softcpu_mmx_enter(struct softcpu *c);
-uint64_t softcpu_mmx_get(const struct softcpu *c, unsigned i);
+uint64_t softcpu_mmx_get(struct softcpu *c, unsigned i);
 void softcpu_mmx_set(struct softcpu *c, unsigned i, uint64_t v);
 void softcpu_emms(struct softcpu *c);
 /* Whether this host can run the x87 (CPUID's FPU bit). */
 bool softcpu_x87_present(void);
+/* Store the guest's x87 state back into c->x87.img if the host FPU holds
+ * it (x87.c says when). */
+void softcpu_x87_flush(struct softcpu *c);
 
 #endif

@@ -11,14 +11,25 @@
  * same hardware.  A portable soft-float fallback can replace x87_host_run()
  * for other hosts; until then they get #UD and CPUID leaves FPU out.
  *
- * Each stub loads the guest image (FRSTOR), runs one instruction, stores
- * the image back (FNSAVE, which also re-initialises the host FPU, so the
- * host never keeps guest state or a pending exception), and hands back the
- * host RFLAGS (FCOMI) after loading the guest's CF/PF/ZF first (FCMOVcc).
- * A host x87 exception is taken only by the next waiting x87 instruction;
- * FNSAVE is not one, and a guest image with an exception pending never
- * reaches FRSTOR: the guest gets #MF first (x87_check_pending), exactly as
- * its own waiting instruction would deliver it. */
+ * The guest's registers, control/status words and tags stay loaded in the
+ * host FPU across consecutive x87 instructions ("live"): the first one
+ * loads the image (FRSTOR), each runs one instruction in a stub and stores
+ * the status word, and softcpu_x87_flush() stores the image back (FNSAVE,
+ * which also re-initialises the host FPU) when anything else needs it:
+ * FXSAVE/FXRSTOR, FNSAVE/FSTENV and the other control forms, MMX, the
+ * state accessors, a reset, and every return from softcpu_run() (so the
+ * host FPU holds guest state only while this thread runs guest code; the
+ * VMM's own C code, board callbacks included, has no x87 instruction:
+ * long double is not used).  An FRSTOR and an FNSAVE around every
+ * instruction held bench/softcpu's x87 loop to 8 MIPS, against ~50 now
+ * (docs/PERFORMANCE.md).  A stub also hands back the host RFLAGS
+ * (FCOMI) after loading the guest's CF/PF/ZF first (FCMOVcc).
+ * A host x87 exception is taken only by the next waiting x87 instruction:
+ * when an instruction leaves one pending (ES in the status word) the image
+ * is flushed at once, so the host never runs a waiting instruction with an
+ * exception pending, and a guest image with one never reaches FRSTOR: the
+ * guest gets #MF first (x87_check_pending), exactly as its own waiting
+ * instruction would deliver it. */
 #include "internal.h"
 
 /* ---- FPU state checks ---- */
@@ -37,6 +48,8 @@ static void check_x87(struct softcpu *c)
  * sets NE, and #MF is what it expects either way. */
 static void x87_check_pending(struct softcpu *c)
 {
+	if (c->x87.live) /* never with an exception pending */
+		return;
 	uint16_t fsw = c->x87.img.fsw, fcw = c->x87.img.fcw;
 	if ((fsw & FSW_ES) || (fsw & ~fcw & 0x3f))
 		softcpu_raise(c, EXC_MF, 0, false);
@@ -50,8 +63,10 @@ void softcpu_x87_wait(struct softcpu *c)
 #if defined(__x86_64__)
 #define X87_HOST 1
 /* 512 register-form stubs (D8+op>>6, C0+op&63) then 64 memory-form stubs
- * (D8+i>>3, ModRM /i with [RSI]), 16 bytes apart.  In: RDI = image, RSI =
- * memory operand, RDX = RFLAGS to load.  Out: RAX = RFLAGS. */
+ * (D8+i>>3, ModRM /i with [RSI]), 16 bytes apart, on the live state.  In:
+ * RDI = where to store the status word, RSI = memory operand, RDX = RFLAGS
+ * to load (rows DA and DB: FCMOVcc).  Out: RAX = RFLAGS (rows DB and DF:
+ * FCOMI and friends). */
 /* A naked function places them in the code section on ELF and PE alike. */
 __attribute__((naked, used)) static void x87_stub_table(void)
 {
@@ -59,17 +74,20 @@ __attribute__((naked, used)) static void x87_stub_table(void)
 	"minivm_x87_stubs:\n"
 	".set x87_i, 0\n"
 	".rept 576\n"
+	".if (x87_i >> 6) == 2 || (x87_i >> 6) == 3\n"
 	"push %rdx\n"
 	"popfq\n"
-	"frstor (%rdi)\n"
+	".endif\n"
 	".if x87_i < 512\n"
 	".byte 0xd8 + (x87_i >> 6), 0xc0 + (x87_i & 63)\n"
 	".else\n"
 	".byte 0xd8 + ((x87_i - 512) >> 3), 0x06 + (((x87_i - 512) & 7) << 3)\n"
 	".endif\n"
-	"fnsave (%rdi)\n"
+	"fnstsw (%rdi)\n"
+	".if (x87_i >> 6) == 3 || (x87_i >> 6) == 7\n"
 	"pushfq\n"
 	"pop %rax\n"
+	".endif\n"
 	"ret\n"
 	".balign 16, 0xcc\n"
 	".set x87_i, x87_i + 1\n"
@@ -77,10 +95,12 @@ __attribute__((naked, used)) static void x87_stub_table(void)
 }
 extern const uint8_t minivm_x87_stubs[];
 
-/* Run stub `index` on img; returns the host's RFLAGS after it. */
-static uint64_t x87_host_run(void *img, void *mem, uint64_t rflags, unsigned index)
+/* Run stub `index` on the live state; returns the host's RFLAGS after it
+ * (rows DB and DF only), *fsw the status word. */
+static uint64_t x87_host_run(uint16_t *fsw, void *mem, uint64_t rflags, unsigned index)
 {
 	uint64_t out;
+	void *img = fsw;
 	const void *stub = minivm_x87_stubs + 16 * index;
 	/* The call pushes below RSP: step over the SysV red zone first. */
 	__asm__ volatile("sub $128, %%rsp\n\t"
@@ -98,6 +118,35 @@ static uint64_t x87_host_run(void *img, void *mem, uint64_t rflags, unsigned ind
 bool softcpu_x87_present(void)
 {
 	return X87_HOST;
+}
+
+#if X87_HOST
+/* Load the guest's state into the host FPU, if it is not there. */
+static void x87_load(struct softcpu *c)
+{
+	if (!c->x87.live) {
+		__asm__ volatile("frstor %0" : : "m"(c->x87.img));
+		c->x87.live = true;
+	}
+}
+#endif
+
+void softcpu_x87_flush(struct softcpu *c)
+{
+#if X87_HOST
+	if (!c->x87.live)
+		return;
+	/* FNSAVE stores the host's own instruction and operand pointers: keep
+	 * the guest's (note_pointers). */
+	uint16_t fcs = c->x87.img.fcs, fds = c->x87.img.fds;
+	__asm__ volatile("fnsave %0" : "=m"(c->x87.img));
+	c->x87.img.res0 = c->x87.img.res1 = c->x87.img.res2 = c->x87.img.res3 = 0;
+	c->x87.img.fcs = fcs;
+	c->x87.img.fds = fds;
+	c->x87.live = false;
+#else
+	(void)c;
+#endif
 }
 
 /* ---- tags ---- */
@@ -142,8 +191,9 @@ static uint16_t full_tags(const struct softcpu *c, uint8_t abridged)
 	return t;
 }
 
-void softcpu_get_x87(const struct softcpu *c, struct softcpu_fxstate *out)
+void softcpu_get_x87(struct softcpu *c, struct softcpu_fxstate *out)
 {
+	softcpu_x87_flush(c);
 	out->fcw = c->x87.img.fcw;
 	out->fsw = c->x87.img.fsw;
 	out->ftw = abridged_tags(c);
@@ -152,6 +202,7 @@ void softcpu_get_x87(const struct softcpu *c, struct softcpu_fxstate *out)
 
 void softcpu_set_x87(struct softcpu *c, const struct softcpu_fxstate *in)
 {
+	softcpu_x87_flush(c);
 	c->x87.img.fcw = in->fcw;
 	c->x87.img.fsw = in->fsw;
 	memcpy(c->x87.img.st, in->st, sizeof(in->st));
@@ -261,6 +312,7 @@ void softcpu_fxsave(struct softcpu *c, const struct insn *in, uint64_t lin)
 	if (lin & 15)
 		raise_gp(c, 0);
 	mmu_probe_write(c, lin, 512);
+	softcpu_x87_flush(c);
 	const struct softcpu_x87 *x = &c->x87;
 	mem_write(c, lin + 0, 2, x->img.fcw);
 	mem_write(c, lin + 2, 2, x->img.fsw);
@@ -298,6 +350,7 @@ void softcpu_fxrstor(struct softcpu *c, const struct insn *in, uint64_t lin)
 	uint32_t mxcsr = (uint32_t)mem_read(c, lin + 24, 4);
 	if (mxcsr & ~SOFTCPU_MXCSR_MASK)
 		raise_gp(c, 0);
+	softcpu_x87_flush(c);
 	struct softcpu_x87 x = c->x87;
 	x.img.fcw = (uint16_t)mem_read(c, lin, 2);
 	x.img.fsw = (uint16_t)mem_read(c, lin + 2, 2);
@@ -407,12 +460,13 @@ static void note_pointers(struct softcpu *c, const struct insn *in, uint64_t ope
 static void run_on_host(struct softcpu *c, const struct insn *in, unsigned stub, uint8_t *memory)
 {
 #if X87_HOST
-	struct softcpu_x87 x = c->x87;
 	flags_materialize(c);
 	uint64_t in_flags = 0x2 | (c->rflags & (F_CF | F_PF | F_ZF));
-	uint64_t out_flags = x87_host_run(&x.img, memory, in_flags, stub);
-	x.img.res0 = x.img.res1 = x.img.res2 = x.img.res3 = 0;
-	c->x87.img = x.img;
+	uint16_t fsw;
+	x87_load(c);
+	uint64_t out_flags = x87_host_run(&fsw, memory, in_flags, stub);
+	if (fsw & FSW_ES)
+		softcpu_x87_flush(c);
 	unsigned op = in->op, r = in->reg & 7;
 	/* FCOMI FUCOMI FCOMIP FUCOMIP write ZF PF CF and clear OF SF AF */
 	if (in->mod == 3 && (op == 0xdb || op == 0xdf) && (r == 5 || r == 6))
@@ -428,7 +482,10 @@ static void exec_memory_form(struct softcpu *c, const struct insn *in)
 {
 	unsigned r = in->reg & 7, row = in->op - 0xd8;
 	uint64_t off = ea_offset(c, in), lin = linear(c, in->seg, off);
-	switch (x87_mem_forms[row][r].kind) {
+	unsigned kind = x87_mem_forms[row][r].kind;
+	if (kind != XM_READ && kind != XM_WRITE && kind != XM_LDCW)
+		softcpu_x87_flush(c);
+	switch (kind) {
 	case XM_STCW: /* the FN* forms do not wait */
 		mem_write(c, lin, 2, c->x87.img.fcw);
 		return;
@@ -492,6 +549,13 @@ void softcpu_exec_x87(struct softcpu *c, const struct insn *in)
 	}
 	unsigned row = in->op - 0xd8, modrm = (in->reg & 7) << 3 | (in->rm & 7);
 	switch (row << 8 | 0xc0 | modrm) {
+	case 0x3e3: case 0x3e2: case 0x7e0:
+		softcpu_x87_flush(c);
+		break;
+	default:
+		break;
+	}
+	switch (row << 8 | 0xc0 | modrm) {
 	case 0x3e3: /* FNINIT */
 		fninit(c);
 		return;
@@ -532,6 +596,7 @@ void softcpu_exec_x87(struct softcpu *c, const struct insn *in)
 
 void softcpu_mmx_check(struct softcpu *c)
 {
+	softcpu_x87_flush(c);
 	if (c->cr0 & CR0_EM)
 		raise_ud(c);
 	if (c->cr0 & CR0_TS)
@@ -543,12 +608,14 @@ void softcpu_mmx_check(struct softcpu *c)
  * ST(i) is MMi from then on. */
 void softcpu_mmx_enter(struct softcpu *c)
 {
+	softcpu_x87_flush(c);
 	set_top(c, 0);
 	c->x87.img.ftw = 0;
 }
 
-uint64_t softcpu_mmx_get(const struct softcpu *c, unsigned i)
+uint64_t softcpu_mmx_get(struct softcpu *c, unsigned i)
 {
+	softcpu_x87_flush(c);
 	uint64_t v;
 	memcpy(&v, c->x87.img.st[(i - top_of(c)) & 7], 8);
 	return v;
@@ -557,6 +624,7 @@ uint64_t softcpu_mmx_get(const struct softcpu *c, unsigned i)
 /* A write also sets the register's sign and exponent bits, as the CPU does. */
 void softcpu_mmx_set(struct softcpu *c, unsigned i, uint64_t v)
 {
+	softcpu_x87_flush(c);
 	uint8_t *reg = c->x87.img.st[(i - top_of(c)) & 7];
 	memcpy(reg, &v, 8);
 	reg[8] = reg[9] = 0xff;
