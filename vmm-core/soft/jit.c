@@ -28,6 +28,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "host.h"
 #include "internal.h"
@@ -262,6 +263,7 @@ enum {
 struct stub {
 	uint8_t type, size, len;
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
+	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
 	uint8_t *branch, *join;
 	const struct insn *in; /* STUB_EXEC */
 };
@@ -276,6 +278,12 @@ struct tr {
 	uint32_t synced;     /* c->rip holds block start + synced */
 	uint8_t hf;          /* HF_* valid in the host flags */
 	uint8_t lf_op;       /* what the lazy flags in memory hold, LF_UNKNOWN */
+	/* Guest registers kept in host registers within the block: host_of[g]
+	 * (HNONE: in struct softcpu only); loaded: the host register holds it;
+	 * dirty: struct softcpu's copy is old; nocache: this instruction uses
+	 * it as AH..BH, through memory. */
+	uint8_t host_of[16];
+	uint16_t loaded, dirty, nocache;
 	struct stub stubs[MAX_STUBS];
 	unsigned nstubs;
 	bool overflow;
@@ -462,22 +470,161 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 
 /* ---- emission helpers ---- */
 
+/* Host registers that hold guest registers: the callee-saved ones survive
+ * helper calls, R8-R11 are loaded again after one. */
+static const uint8_t cache_pool[] = {HBP, H13, H15, H8, H9, H10, H11};
+#define HOST_VOLATILE(h) ((h) >= H8 && (h) <= H11)
+
+static bool is_cached(const struct tr *t, unsigned g)
+{
+	return g < 16 && t->host_of[g] != HNONE && !((t->nocache >> g) & 1);
+}
+
+/* Guest registers whose host register a C call clobbers and that are loaded. */
+static uint16_t volatile_loaded(const struct tr *t)
+{
+	uint16_t m = 0;
+	for (unsigned g = 0; g < 16; g++)
+		if (t->host_of[g] != HNONE && HOST_VOLATILE(t->host_of[g]))
+			m |= (uint16_t)(1u << g);
+	return m & t->loaded;
+}
+
+/* The host register holding cached guest register g, loaded if need be. */
+static unsigned reg_host(struct tr *t, unsigned g)
+{
+	unsigned h = t->host_of[g];
+	if (!((t->loaded >> g) & 1)) {
+		emit_load(&t->e, 8, h, GREG(g));
+		t->loaded |= (uint16_t)(1u << g);
+	}
+	return h;
+}
+
+/* Store the guest registers of `mask` that are dirty (no flags change). */
+static void emit_spill(struct tr *t, uint16_t mask)
+{
+	for (unsigned g = 0; g < 16; g++)
+		if ((mask >> g) & 1)
+			emit_store(&t->e, 8, t->host_of[g], GREG(g));
+}
+
+static void emit_reload(struct tr *t, uint16_t mask)
+{
+	for (unsigned g = 0; g < 16; g++)
+		if ((mask >> g) & 1)
+			emit_load(&t->e, 8, t->host_of[g], GREG(g));
+}
+
+/* Before anything that reads struct softcpu's registers or leaves: */
+static void spill_all(struct tr *t)
+{
+	emit_spill(t, t->dirty);
+	t->dirty = 0;
+}
+
+/* Before a helper call: the registers it clobbers are stored and forgotten. */
+static void spill_volatile(struct tr *t)
+{
+	uint16_t v = volatile_loaded(t);
+	emit_spill(t, v & t->dirty);
+	t->dirty &= (uint16_t)~v;
+	t->loaded &= (uint16_t)~v;
+}
+
+/* Choose which guest registers the block keeps in host registers: the most
+ * used by inline instructions, at least twice. */
+static void count_reg(unsigned *uses, unsigned g)
+{
+	if (g < 16)
+		uses[g]++;
+}
+
+static bool high_byte(const struct insn *in, unsigned r, unsigned size)
+{
+	return size == 1 && r >= 4 && r < 8 && !(in->pfx & PFX_REX);
+}
+
 static struct hmem guest_reg(const struct insn *in, unsigned r, unsigned size)
 {
-	if (size == 1 && r >= 4 && r < 8 && !(in->pfx & PFX_REX))
+	if (high_byte(in, r, size))
 		return hmem_at(HBX, OFF(r) + 8 * (int32_t)(r - 4) + 1); /* AH, CH, DH, BH */
 	return hmem_at(HBX, OFF(r) + 8 * (int32_t)r);
 }
 
+/* Zero-extending read of a guest register into host register dst. */
 static void read_guest_reg(struct tr *t, const struct insn *in, unsigned r, unsigned size, unsigned dst)
 {
-	emit_load(&t->e, size, dst, guest_reg(in, r, size));
+	if (high_byte(in, r, size) || !is_cached(t, r)) {
+		emit_load(&t->e, size, dst, guest_reg(in, r, size));
+		return;
+	}
+	unsigned h = reg_host(t, r);
+	switch (size) {
+	case 1: emit_rr(&t->e, 4, 0x0fb6, dst, h); break;
+	case 2: emit_rr(&t->e, 4, 0x0fb7, dst, h); break;
+	default:
+		if (dst != h || size == 4)
+			emit_mov_rr(&t->e, size, dst, h);
+		break;
+	}
 }
 
 /* Size-4 values in host registers always have their upper half clear. */
 static void write_guest_reg(struct tr *t, const struct insn *in, unsigned r, unsigned size, unsigned src)
 {
-	emit_store(&t->e, size == 4 ? 8 : size, src, guest_reg(in, r, size));
+	if (high_byte(in, r, size) || !is_cached(t, r)) {
+		emit_store(&t->e, size == 4 ? 8 : size, src, guest_reg(in, r, size));
+		return;
+	}
+	unsigned h = size < 4 ? reg_host(t, r) : t->host_of[r];
+	emit_mov_rr(&t->e, size, h, src);
+	t->loaded |= (uint16_t)(1u << r);
+	t->dirty |= (uint16_t)(1u << r);
+}
+
+/* A guest register's 64 bits as a host register: its cache, or `scratch`. */
+static unsigned reg_full(struct tr *t, unsigned g, unsigned scratch)
+{
+	if (is_cached(t, g))
+		return reg_host(t, g);
+	emit_load(&t->e, 8, scratch, GREG(g));
+	return scratch;
+}
+
+/* RSP += delta at the stack's width (a 32-bit stack keeps the upper half:
+ * RSP is cached in 64-bit mode only). */
+static void sp_adjust(struct tr *t, unsigned size, int32_t delta)
+{
+	if (is_cached(t, R_SP)) {
+		emit_alu_ri(&t->e, 8, 0, reg_host(t, R_SP), delta);
+		t->dirty |= 1u << R_SP;
+	} else {
+		emit_alu_mi(&t->e, size, 0, GREG(R_SP), delta);
+	}
+	t->hf = 0;
+}
+
+/* This instruction reads or writes a register as AH..BH: that register
+ * goes through memory for it, and is loaded again after. */
+static void prepare_high_bytes(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	unsigned rs[2] = {16, 16};
+	if (p->dst == O_REG && high_byte(in, p->dst_reg, p->size))
+		rs[0] = p->dst_reg - 4;
+	unsigned ssize = p->kind == K_MOVX ? p->src_size : p->size;
+	if (p->src == O_REG && high_byte(in, p->src_reg, ssize))
+		rs[1] = p->src_reg - 4;
+	for (int i = 0; i < 2; i++) {
+		unsigned g = rs[i];
+		if (g >= 16 || t->host_of[g] == HNONE)
+			continue;
+		uint16_t bit = (uint16_t)(1u << g);
+		emit_spill(t, t->dirty & bit);
+		t->dirty &= (uint16_t)~bit;
+		t->loaded &= (uint16_t)~bit;
+		t->nocache |= bit;
+	}
 }
 
 /* c->rip += delta, at the code size's width (it wraps at 4 GiB outside long mode). */
@@ -513,6 +660,7 @@ static void jump_to_exit(struct tr *t)
 static void jump_to_next(struct tr *t)
 {
 	struct emit *e = &t->e;
+	spill_all(t);
 	emit_mov_rr(e, 8, HARG0, HBX);
 	emit_call(e, (const void *)softcpu_jit_next);
 	emit_alu_rr(e, 8, 4, HAX, HAX);
@@ -537,13 +685,10 @@ static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
 		}
 	} else {
 		struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
-		if (in->base != REG_NONE) {
-			emit_load(e, 8, HSI, GREG(in->base));
-			m.base = HSI;
-		}
+		if (in->base != REG_NONE)
+			m.base = (uint8_t)reg_full(t, in->base, HSI);
 		if (in->index != REG_NONE) {
-			emit_load(e, 8, HDX, GREG(in->index));
-			m.index = HDX;
+			m.index = (uint8_t)reg_full(t, in->index, HDX);
 			m.scale = in->scale;
 		}
 		emit_lea(e, asz == 4 ? 4 : 8, HSI, m);
@@ -576,6 +721,8 @@ static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 	emit_shift_ri(e, 8, 5, HDX, 12);
 	int32_t tag = write ? (int32_t)offsetof(struct tlb_entry, tag_write) : (int32_t)offsetof(struct tlb_entry, tag_read);
 	emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + tag});
+	s->spill = t->dirty;
+	s->reload = volatile_loaded(t);
 	s->branch = emit_jcc(e, 5); /* JNE */
 	emit_load(e, 8, HAX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + (int32_t)offsetof(struct tlb_entry, addend)});
 	emit_alu_rr(e, 8, 0, HAX, HSI);
@@ -610,9 +757,11 @@ static void emit_stub(struct tr *t, const struct stub *s)
 {
 	struct emit *e = &t->e;
 	emit_patch(s->branch, e->p);
+	emit_spill(t, s->spill);
 	if (s->type == STUB_EXEC) {
 		add_rip(t, s->rip_delta);
 		emit_interpret(e, s->in, 1);
+		emit_reload(t, s->reload);
 		emit_rm(e, 1, 0x80, 7, MEM_C(block_end));
 		emit_byte(e, 0);
 		emit_patch(emit_jcc(e, 5), t->j->exit_rw);
@@ -629,10 +778,12 @@ static void emit_stub(struct tr *t, const struct stub *s)
 	if (s->type == STUB_LOAD) {
 		emit_mov_imm(e, HARG2, s->size);
 		emit_call(e, (const void *)jit_read_slow);
+		emit_reload(t, s->reload);
 	} else {
 		emit_mov_rr(e, 8, HARG2, H12);
 		emit_mov_imm(e, HARG3, s->size);
 		emit_call(e, (const void *)jit_write_slow);
+		emit_reload(t, s->reload);
 		emit_rm(e, 1, 0x80, 7, MEM_C(block_end)); /* CMP byte, 0 */
 		emit_byte(e, 0);
 		uint8_t *stay = emit_jcc(e, 4); /* JE */
@@ -654,7 +805,9 @@ static void emit_fallback(struct tr *t, const struct insn *in, unsigned n, uint3
 {
 	struct emit *e = &t->e;
 	sync_rip(t, off);
+	spill_all(t);
 	emit_interpret(e, in, n);
+	t->loaded = 0; /* the interpreter may have changed any register */
 	t->synced = off + len;
 	t->hf = 0;
 	t->lf_op = LF_UNKNOWN;
@@ -686,6 +839,7 @@ static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
 static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check, const struct insn *in, uint32_t off)
 {
 	struct emit *e = &t->e;
+	spill_all(t);
 	add_rip(t, target_off - t->synced);
 	int64_t in_page = (int64_t)t->page_off + target_off;
 	if (canonical_check && (in_page < 0 || in_page >= 4096)) {
@@ -773,6 +927,8 @@ static void tr_alu_rmw(struct tr *t, const struct insn *in, uint32_t off, const 
 {
 	struct emit *e = &t->e;
 	unsigned size = p->size;
+	if (p->src == O_REG && is_cached(t, p->src_reg) && !high_byte(in, p->src_reg, size))
+		reg_host(t, p->src_reg); /* loaded on both paths */
 	emit_address(t, in, off);
 	struct stub *s = new_stub(t);
 	*s = (struct stub){.type = STUB_EXEC, .len = in->len, .rip_delta = (int32_t)off - (int32_t)t->synced, .in = in};
@@ -839,6 +995,7 @@ static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p,
 		} else if (t->lf_op == LF_LOGIC) {
 			emit_mov_mem_imm(e, 1, MEM_C(lf.cin), 0);
 		} else {
+			spill_volatile(t);
 			emit_mov_rr(e, 8, HARG0, HBX);
 			emit_call(e, (const void *)jit_flag_cf);
 			emit_store(e, 1, HAX, MEM_C(lf.cin));
@@ -880,7 +1037,13 @@ static void tr_shift(struct tr *t, const struct insn *in, const struct plan *p, 
 static void tr_shift_cl(struct tr *t, const struct insn *in, const struct plan *p)
 {
 	struct emit *e = &t->e;
-	emit_load(e, 4, HCX, GREG(R_CX));
+	/* both arms below must leave the register cache alike: load first */
+	if (is_cached(t, p->dst_reg))
+		reg_host(t, p->dst_reg);
+	if (is_cached(t, R_CX))
+		emit_mov_rr(e, 4, HCX, reg_host(t, R_CX));
+	else
+		emit_load(e, 4, HCX, GREG(R_CX));
 	emit_alu_ri(e, 4, 4, HCX, p->size == 8 ? 63 : 31);
 	uint8_t *zero = emit_jcc(e, 4); /* JE */
 	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
@@ -928,13 +1091,10 @@ static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const str
 static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 {
 	struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
-	if (in->base != REG_NONE) {
-		emit_load(&t->e, 8, HSI, GREG(in->base));
-		m.base = HSI;
-	}
+	if (in->base != REG_NONE)
+		m.base = (uint8_t)reg_full(t, in->base, HSI);
 	if (in->index != REG_NONE) {
-		emit_load(&t->e, 8, HDX, GREG(in->index));
-		m.index = HDX;
+		m.index = (uint8_t)reg_full(t, in->index, HDX);
 		m.scale = in->scale;
 	}
 	/* the address size truncates first, then the operand size */
@@ -946,7 +1106,10 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 static void stack_address(struct tr *t, unsigned size, int32_t delta)
 {
 	t->hf = 0;
-	emit_load(&t->e, size, HSI, GREG(R_SP));
+	if (is_cached(t, R_SP))
+		emit_mov_rr(&t->e, size, HSI, reg_host(t, R_SP));
+	else
+		emit_load(&t->e, size, HSI, GREG(R_SP));
 	if (delta)
 		emit_alu_ri(&t->e, size, 0, HSI, delta);
 	if (!t->long64)
@@ -958,17 +1121,15 @@ static void tr_push(struct tr *t, const struct insn *in, uint32_t off, const str
 	read_guest_reg(t, in, p->dst_reg, p->size, H12);
 	stack_address(t, p->size, -(int32_t)p->size);
 	emit_mem_store(t, in, off, p->size);
-	emit_alu_mi(&t->e, p->size, 5, GREG(R_SP), p->size);
-	t->hf = 0;
+	sp_adjust(t, p->size, -(int32_t)p->size);
 }
 
 static void tr_pop(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
 	stack_address(t, p->size, 0);
 	emit_mem_load(t, in, off, p->size);
-	emit_alu_mi(&t->e, p->size, 0, GREG(R_SP), p->size);
+	sp_adjust(t, p->size, (int32_t)p->size);
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
-	t->hf = 0;
 }
 
 static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
@@ -976,6 +1137,7 @@ static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const stru
 	struct emit *e = &t->e;
 	unsigned cc = p->aop;
 	uint8_t *taken;
+	spill_all(t); /* stores: the host flags stay */
 	if ((t->hf & cc_needs[cc >> 1]) == cc_needs[cc >> 1]) {
 		taken = emit_jcc(e, cc);
 	} else {
@@ -999,6 +1161,7 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	int64_t next = (int64_t)off + in->len;
 	int64_t target = next + (int64_t)p->imm;
 	sync_rip(t, off);
+	spill_all(t);
 	if (t->long64 && ((int64_t)t->page_off + target < 0 || (int64_t)t->page_off + target >= 4096)) {
 		emit_load(e, 8, HAX, MEM_C(rip));
 		emit_alu_ri(e, 8, 0, HAX, (int32_t)(target - off));
@@ -1015,7 +1178,7 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	emit_alu_ri(e, p->size, 0, H12, in->len);
 	stack_address(t, p->size, -(int32_t)p->size);
 	emit_mem_store(t, in, off, p->size);
-	emit_alu_mi(e, p->size, 5, GREG(R_SP), p->size);
+	sp_adjust(t, p->size, -(int32_t)p->size);
 	emit_exit_to(t, target, false, in, off);
 }
 
@@ -1023,6 +1186,7 @@ static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const stru
 {
 	struct emit *e = &t->e;
 	sync_rip(t, off);
+	spill_all(t);
 	stack_address(t, p->size, 0);
 	emit_mem_load(t, in, off, p->size);
 	if (t->long64) {
@@ -1035,7 +1199,7 @@ static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const stru
 		jump_to_exit(t);
 		emit_patch(ok, e->p);
 	}
-	emit_alu_mi(e, p->size, 0, GREG(R_SP), p->size);
+	sp_adjust(t, p->size, (int32_t)p->size);
 	emit_store(e, 8, HAX, MEM_C(rip));
 	jump_to_next(t);
 }
@@ -1044,6 +1208,42 @@ static uint8_t mode_of(const struct softcpu *c)
 {
 	return (uint8_t)(c->code_bits | (c->stack_bits == 32 ? 1 : 0) | (c->stack_bits == 16 ? 2 : 0) |
 			 (c->cpl == 3 ? 4 : 0) | (c->long64 ? 0x80 : 0));
+}
+
+static void choose_cached(struct tr *t, const struct insn *insn, const struct plan *plans, unsigned n)
+{
+	unsigned uses[16] = {0};
+	for (unsigned i = 0; i < n; i++) {
+		const struct plan *p = &plans[i];
+		const struct insn *in = &insn[i];
+		if (p->kind == K_FALLBACK)
+			continue;
+		if (p->dst == O_REG || p->kind == K_INCDEC || p->kind == K_SHIFT || p->kind == K_SHIFT_CL ||
+		    p->kind == K_PUSH || p->kind == K_POP)
+			count_reg(uses, p->dst_reg);
+		if (p->src == O_REG)
+			count_reg(uses, p->src_reg);
+		if (p->dst == O_MEM || p->src == O_MEM || p->kind == K_LEA) {
+			count_reg(uses, in->base);
+			count_reg(uses, in->index);
+		}
+		if (p->kind == K_PUSH || p->kind == K_POP || p->kind == K_CALL || p->kind == K_RET)
+			count_reg(uses, R_SP);
+		if (p->kind == K_SHIFT_CL)
+			count_reg(uses, R_CX);
+	}
+	if (!t->long64)
+		uses[R_SP] = 0; /* a 32-bit stack pointer keeps its upper half (sp_adjust) */
+	memset(t->host_of, HNONE, sizeof(t->host_of));
+	for (size_t k = 0; k < sizeof(cache_pool); k++) {
+		unsigned best = 16;
+		for (unsigned g = 0; g < 16; g++)
+			if (t->host_of[g] == HNONE && uses[g] >= 2 && (best == 16 || uses[g] > uses[best]))
+				best = g;
+		if (best == 16)
+			break;
+		t->host_of[best] = cache_pool[k];
+	}
 }
 
 /* Translate the block into the cache; NULL if the cache is full. */
@@ -1078,6 +1278,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 			live = false;
 	}
 
+	choose_cached(&t, insn, plans, n);
 	struct emit *e = &t.e;
 	if (ninline)
 		emit_alu_mi(e, 8, 0, MEM_C(icount), (int32_t)ninline);
@@ -1101,6 +1302,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 				break;
 			continue;
 		}
+		prepare_high_bytes(&t, in, p);
 		switch (p->kind) {
 		case K_ALU: tr_alu(&t, in, off, p, flags_live[i]); break;
 		case K_INCDEC: tr_incdec(&t, in, p, flags_live[i]); break;
@@ -1118,6 +1320,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
 		default: break;
 		}
+		t.nocache = 0;
 		off += in->len;
 		if (exited)
 			break;
