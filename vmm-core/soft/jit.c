@@ -236,6 +236,11 @@ enum kind {
 	K_LEA,
 	K_PUSH, K_POP,
 	K_JCC, K_JMP, K_CALL, K_RET,
+	K_ROT,        /* ROL/ROR by an immediate: inline only where its flags are dead */
+	K_IMUL,       /* dst = dst (or imm) * src, truncated */
+	K_NOT, K_NEG,
+	K_SETCC,      /* dst(byte) = cc */
+	K_CMOV,       /* if (cc) dst = src; a 32-bit dst is zero-extended either way */
 };
 
 /* Operands: a register, a memory operand (the insn's ModRM), an immediate. */
@@ -289,9 +294,10 @@ struct tr {
 	bool overflow;
 };
 
-static bool is_alu_op(unsigned aop)
+/* ADC and SBB need CF: inline when the destination is a register. */
+static bool is_alu_op(unsigned aop, bool mem_dst)
 {
-	return aop != 2 && aop != 3; /* ADC and SBB read CF: the interpreter's */
+	return !mem_dst || (aop != 2 && aop != 3);
 }
 
 static void plan_alu(struct plan *p, unsigned aop, unsigned size, uint8_t dst, uint8_t dst_reg, uint8_t src,
@@ -319,7 +325,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 		return;
 	bool native_osz = osz == (t->long64 ? 8u : 4u);
 	uint8_t rm_kind = mem ? O_MEM : O_REG;
-	if (op < 0x40 && (op & 7) < 6 && is_alu_op(op >> 3)) {
+	if (op < 0x40 && (op & 7) < 6 && is_alu_op(op >> 3, mem && (op & 7) < 2)) {
 		unsigned aop = op >> 3, size = (op & 1) ? osz : 1;
 		switch (op & 7) {
 		case 0: case 1: plan_alu(p, aop, size, rm_kind, in->rm, O_REG, in->reg, 0); break;
@@ -330,7 +336,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 		switch (op) {
 		case 0x80: case 0x81: case 0x83: {
 			unsigned size = op == 0x80 ? 1 : osz;
-			if (!is_alu_op(reg_op))
+			if (!is_alu_op(reg_op, mem))
 				return;
 			plan_alu(p, reg_op, size, rm_kind, in->rm, O_IMM, 0, in->imm);
 			break;
@@ -344,10 +350,40 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			p->writeback = false;
 			break;
 		case 0xf6: case 0xf7:
+			if (reg_op == 2 || reg_op == 3) {
+				if (mem)
+					return;
+				*p = (struct plan){.kind = reg_op == 2 ? K_NOT : K_NEG, .size = (uint8_t)(op == 0xf6 ? 1 : osz),
+						   .dst = O_REG, .dst_reg = in->rm, .writes_all = reg_op == 3};
+				break;
+			}
 			if (reg_op >= 2)
 				return;
 			plan_alu(p, 4, op == 0xf6 ? 1 : osz, rm_kind, in->rm, O_IMM, 0, in->imm);
 			p->writeback = false;
+			break;
+		case 0x69: case 0x6b: case OP_0F | 0xaf:
+			*p = (struct plan){.kind = K_IMUL, .size = (uint8_t)osz, .dst = O_REG, .dst_reg = in->reg,
+					   .src = rm_kind, .src_reg = in->rm, .imm = in->imm, .sign = op != (OP_0F | 0xaf),
+					   .writes_all = true, .may_fault = mem};
+			break;
+		case OP_0F | 0x90: case OP_0F | 0x91: case OP_0F | 0x92: case OP_0F | 0x93:
+		case OP_0F | 0x94: case OP_0F | 0x95: case OP_0F | 0x96: case OP_0F | 0x97:
+		case OP_0F | 0x98: case OP_0F | 0x99: case OP_0F | 0x9a: case OP_0F | 0x9b:
+		case OP_0F | 0x9c: case OP_0F | 0x9d: case OP_0F | 0x9e: case OP_0F | 0x9f:
+			if (mem)
+				return;
+			*p = (struct plan){.kind = K_SETCC, .aop = (uint8_t)(op & 15), .size = 1, .dst = O_REG,
+					   .dst_reg = in->rm, .reads = true};
+			break;
+		case OP_0F | 0x40: case OP_0F | 0x41: case OP_0F | 0x42: case OP_0F | 0x43:
+		case OP_0F | 0x44: case OP_0F | 0x45: case OP_0F | 0x46: case OP_0F | 0x47:
+		case OP_0F | 0x48: case OP_0F | 0x49: case OP_0F | 0x4a: case OP_0F | 0x4b:
+		case OP_0F | 0x4c: case OP_0F | 0x4d: case OP_0F | 0x4e: case OP_0F | 0x4f:
+			if (mem)
+				return;
+			*p = (struct plan){.kind = K_CMOV, .aop = (uint8_t)(op & 15), .size = (uint8_t)osz, .dst = O_REG,
+					   .dst_reg = in->reg, .src = O_REG, .src_reg = in->rm, .reads = true};
 			break;
 		case 0xfe: case 0xff:
 			if (reg_op >= 2 || mem)
@@ -363,7 +399,14 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			break;
 		case 0xc1: case 0xd1: {
 			unsigned count = op == 0xd1 ? 1 : (unsigned)in->imm & (osz == 8 ? 63 : 31);
-			if (mem || osz == 2 || count == 0 || (reg_op != 4 && reg_op != 5 && reg_op != 7))
+			if (mem || osz == 2 || count == 0)
+				return;
+			if (reg_op < 2) {
+				*p = (struct plan){.kind = K_ROT, .aop = (uint8_t)reg_op, .size = (uint8_t)osz, .dst = O_REG,
+						   .dst_reg = in->rm, .imm = count};
+				break;
+			}
+			if (reg_op != 4 && reg_op != 5 && reg_op != 7)
 				return;
 			*p = (struct plan){.kind = K_SHIFT, .aop = (uint8_t)reg_op, .size = (uint8_t)osz, .dst = O_REG,
 					   .dst_reg = in->rm, .imm = count, .writes_all = true};
@@ -464,7 +507,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 	}
 	if (p->kind == K_ALU) {
 		p->may_fault = p->dst == O_MEM || p->src == O_MEM;
-		p->reads = false;
+		p->reads = p->aop == 2 || p->aop == 3;
 	}
 }
 
@@ -921,6 +964,24 @@ static void load_operand(struct tr *t, const struct insn *in, uint32_t off, uint
 	}
 }
 
+/* lf.cin = the guest's CF now (what INC/DEC keep, ADC/SBB add).  Storing
+ * it never changes the flags lf records: for INC/DEC, cin is their CF. */
+static void emit_cin(struct tr *t)
+{
+	struct emit *e = &t->e;
+	if (t->hf & HF_CF) {
+		emit_setcc_mem(e, 2, MEM_C(lf.cin)); /* SETB */
+	} else if (t->lf_op == LF_LOGIC) {
+		emit_mov_mem_imm(e, 1, MEM_C(lf.cin), 0);
+	} else {
+		spill_volatile(t);
+		emit_mov_rr(e, 8, HARG0, HBX);
+		emit_call(e, (const void *)jit_flag_cf);
+		emit_store(e, 1, HAX, MEM_C(lf.cin));
+		t->hf = 0;
+	}
+}
+
 /* op mem, reg/imm: inline on a TLB hit for writing, else the interpreter
  * runs it (faults, MMIO, code pages); the host flags are unknown after. */
 static void tr_alu_rmw(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
@@ -959,6 +1020,9 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 		tr_alu_rmw(t, in, off, p, flags_live);
 		return;
 	}
+	bool carry = p->aop == 2 || p->aop == 3;
+	if (carry)
+		emit_cin(t);
 	/* src -> RCX, dst -> RAX (a memory operand first: its load uses RAX) */
 	if (p->src == O_MEM) {
 		load_operand(t, in, off, O_MEM, 0, size, 0);
@@ -971,13 +1035,18 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 		else
 			read_guest_reg(t, in, p->src_reg, size, HCX);
 	}
-	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7;
+	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7 || carry;
 	if (flags_live && arith)
 		emit_mov_rr(e, 8, HDX, HAX);
+	if (carry) { /* BT word [lf.cin], 0: CF = cin */
+		emit_rm(e, 2, 0x0fba, 4, MEM_C(lf.cin));
+		emit_byte(e, 0);
+	}
 	emit_alu_rr(e, size, p->aop == 7 ? 5 : p->aop, HAX, HCX);
 	t->hf = HF_ALL;
+	static const uint8_t lf_of_aop[8] = {LF_ADD, LF_LOGIC, LF_ADC, LF_SBB, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
 	if (flags_live)
-		store_flags(t, p->aop == 0 ? LF_ADD : arith ? LF_SUB : LF_LOGIC, size, arith);
+		store_flags(t, lf_of_aop[p->aop], size, arith);
 	else
 		t->lf_op = LF_UNKNOWN;
 	if (p->writeback)
@@ -989,17 +1058,8 @@ static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p,
 	struct emit *e = &t->e;
 	uint8_t keep_cf = 0;
 	if (flags_live) {
-		if (t->hf & HF_CF) {
-			emit_setcc_mem(e, 2, MEM_C(lf.cin)); /* SETB */
-			keep_cf = HF_CF;
-		} else if (t->lf_op == LF_LOGIC) {
-			emit_mov_mem_imm(e, 1, MEM_C(lf.cin), 0);
-		} else {
-			spill_volatile(t);
-			emit_mov_rr(e, 8, HARG0, HBX);
-			emit_call(e, (const void *)jit_flag_cf);
-			emit_store(e, 1, HAX, MEM_C(lf.cin));
-		}
+		keep_cf = t->hf & HF_CF;
+		emit_cin(t);
 	}
 	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	if (flags_live) {
@@ -1102,6 +1162,89 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
+/* ROL/ROR by an immediate, where nothing reads its flags (translate()):
+ * the lazy flags are left as they are. */
+static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	emit_shift_ri(&t->e, p->size, p->aop, HAX, (uint8_t)p->imm);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	t->hf = 0;
+}
+
+static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	if (p->sign)
+		emit_mov_imm(e, HCX, p->imm);
+	else
+		read_guest_reg(t, in, p->dst_reg, p->size, HCX);
+	emit_rr(e, p->size, 0x0faf, HAX, HCX); /* IMUL rax, rcx */
+	t->hf = HF_CF | HF_OF;
+	if (flags_live) { /* LF_MUL: src1 = the product did not fit (CF) */
+		emit_rr(e, 4, 0x0f92, 0, HDX); /* SETB dl */
+		emit_rr(e, 4, 0x0fb6, HDX, HDX);
+		emit_mov_imm(e, HCX, 0);
+		store_flags(t, LF_MUL, p->size, true);
+	} else {
+		t->lf_op = LF_UNKNOWN;
+	}
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	bool neg = p->kind == K_NEG;
+	if (neg && flags_live) {
+		emit_mov_rr(e, 8, HCX, HAX);
+		emit_mov_imm(e, HDX, 0);
+	}
+	emit_rr(e, p->size, p->size == 1 ? 0xf6 : 0xf7, neg ? 3 : 2, HAX);
+	if (neg) {
+		t->hf = HF_ALL;
+		if (flags_live)
+			store_flags(t, LF_SUB, p->size, true);
+		else
+			t->lf_op = LF_UNKNOWN;
+	}
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+/* The condition cc into the host's flags as "NE" when the host flags do not
+ * hold it; returns the host condition to test. */
+static unsigned host_cond(struct tr *t, unsigned cc)
+{
+	struct emit *e = &t->e;
+	if ((t->hf & cc_needs[cc >> 1]) == cc_needs[cc >> 1])
+		return cc;
+	spill_volatile(t);
+	emit_mov_rr(e, 8, HARG0, HBX);
+	emit_mov_imm(e, HARG1, cc);
+	emit_call(e, (const void *)jit_cond);
+	emit_alu_rr(e, 1, 4, HAX, HAX);
+	t->hf = 0;
+	return 5; /* NE */
+}
+
+static void tr_setcc(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	unsigned cc = host_cond(t, p->aop);
+	emit_rr(&t->e, 4, 0x0f90 + cc, 0, HAX); /* SETcc al */
+	write_guest_reg(t, in, p->dst_reg, 1, HAX);
+}
+
+static void tr_cmov(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	unsigned cc = host_cond(t, p->aop);
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX); /* moves: the flags stay */
+	read_guest_reg(t, in, p->src_reg, p->size, HCX);
+	emit_rr(&t->e, p->size, 0x0f40 + cc, HAX, HCX);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
 /* The stack address of [SP + delta] (stack width = operand size here) into RSI. */
 static void stack_address(struct tr *t, unsigned size, int32_t delta)
 {
@@ -1138,15 +1281,7 @@ static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const stru
 	unsigned cc = p->aop;
 	uint8_t *taken;
 	spill_all(t); /* stores: the host flags stay */
-	if ((t->hf & cc_needs[cc >> 1]) == cc_needs[cc >> 1]) {
-		taken = emit_jcc(e, cc);
-	} else {
-		emit_mov_rr(e, 8, HARG0, HBX);
-		emit_mov_imm(e, HARG1, cc);
-		emit_call(e, (const void *)jit_cond);
-		emit_alu_rr(e, 1, 4, HAX, HAX);
-		taken = emit_jcc(e, 5);
-	}
+	taken = emit_jcc(e, host_cond(t, cc));
 	uint32_t synced = t->synced;
 	int64_t next = (int64_t)off + in->len;
 	emit_exit_to(t, next, false, in, off);
@@ -1271,7 +1406,11 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	bool live = true;
 	for (unsigned i = n; i-- > 0;) {
 		flags_live[i] = live;
-		const struct plan *p = &plans[i];
+		struct plan *p = &plans[i];
+		if (p->kind == K_ROT && live) { /* CF and OF would need the lazy flags folded */
+			*p = (struct plan){.kind = K_FALLBACK, .reads = true, .may_fault = true};
+			ninline--;
+		}
 		if (p->reads || p->may_fault)
 			live = true;
 		else if (p->writes_all)
@@ -1318,6 +1457,11 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_JMP: emit_exit_to(&t, (int64_t)off + in->len + (int64_t)p->imm, t.long64, in, off); exited = true; break;
 		case K_CALL: tr_call(&t, in, off, p); exited = true; break;
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
+		case K_ROT: tr_rot(&t, in, p); break;
+		case K_IMUL: tr_imul(&t, in, off, p, flags_live[i]); break;
+		case K_NOT: case K_NEG: tr_not_neg(&t, in, p, flags_live[i]); break;
+		case K_SETCC: tr_setcc(&t, in, p); break;
+		case K_CMOV: tr_cmov(&t, in, p); break;
 		default: break;
 		}
 		t.nocache = 0;
