@@ -44,6 +44,19 @@
 #define JIT_SLICE_BYTES (32u << 20) /* code cache per vCPU */
 #define JIT_SLICES 8                /* vCPUs that can translate at once */
 #define JIT_BLOCK_MAX_BYTES 16384   /* a 64-instruction block takes < 4 KiB */
+#define JIT_TARGETS 4096            /* the indirect-branch cache's entries */
+
+/* Where a branch whose target is only known at run time (RET, an indirect
+ * JMP or CALL, a target in another page) last went: translated code looks
+ * it up inline before asking cpu.c.  tag: the linear address's low 48 bits
+ * and the mode (never 0); ver: the TLB generation and the code epoch the
+ * translation was found under.  A flush clears it. */
+struct jit_target {
+	uint64_t tag, ver;
+	const uint8_t *code;
+	uint64_t unused;
+};
+_Static_assert(sizeof(struct jit_target) == 32, "indexed by shifting");
 
 struct jit {
 	uint8_t *rw, *rx; /* this vCPU's slice of the pool, in both views */
@@ -61,6 +74,7 @@ struct jit {
 	uint64_t pending_rip, pending_cs_base;
 	uint32_t pending_tlb_gen, pending_flush_gen;
 	uint8_t pending_mode;
+	struct jit_target targets[JIT_TARGETS];
 };
 
 /* ---- the process's executable memory ---- */
@@ -119,6 +133,34 @@ static uint64_t jit_read_slow(struct softcpu *c, uint64_t lin, uint64_t size)
 
 
 
+static uint8_t mode_of(const struct softcpu *c)
+{
+	return (uint8_t)(c->code_bits | (c->stack_bits == 32 ? 1 : 0) | (c->stack_bits == 16 ? 2 : 0) |
+			 (c->cpl == 3 ? 4 : 0) | (c->long64 ? 0x80 : 0));
+}
+
+static uint64_t target_tag(uint64_t lin, uint8_t mode)
+{
+	return (lin & 0xffffffffffffull) | (uint64_t)mode << 48;
+}
+
+/* The miss path of the inline lookup: cpu.c's answer, remembered. */
+static const uint8_t *jit_next_fill(struct softcpu *c)
+{
+	const uint8_t *code = softcpu_jit_next(c);
+	struct jit *j = c->jit;
+	if (code && atomic_load_explicit(&c->m->code_epoch, memory_order_acquire) == j->seen_code_epoch) {
+		uint64_t lin = c->segbase[S_CS] + c->rip;
+		if (!c->long64)
+			lin = (uint32_t)lin;
+		struct jit_target *tg = &j->targets[lin & (JIT_TARGETS - 1)];
+		tg->tag = target_tag(lin, mode_of(c));
+		tg->ver = c->tlb_gen | (uint64_t)j->seen_code_epoch << 32;
+		tg->code = code;
+	}
+	return code;
+}
+
 /* ---- the trampoline: C -> translated code -> C ---- */
 
 #ifdef _WIN32
@@ -154,6 +196,7 @@ static void reset_cache(struct jit *j)
 	j->used = (size_t)(e.p - j->rw + 15) & ~(size_t)15;
 	j->flush_gen++;
 	j->pending_slot = NULL;
+	memset(j->targets, 0, sizeof(j->targets));
 }
 
 int softcpu_set_jit(struct softcpu *c, bool on)
@@ -279,6 +322,7 @@ struct tr {
 	struct emit e;
 	bool long64, user;
 	unsigned stack_bits;
+	uint8_t mode;        /* mode_of() the block is translated for */
 	uint64_t page_off;   /* offset of the block start in its page */
 	uint32_t synced;     /* c->rip holds block start + synced */
 	uint8_t hf;          /* HF_* valid in the host flags */
@@ -698,14 +742,71 @@ static void jump_to_exit(struct tr *t)
 	emit_patch(emit_jmp(&t->e), t->j->exit_rw);
 }
 
-/* Leave for a block only the run loop's lookup knows (c->rip is set):
- * straight there if it is translated and nothing else is to be done. */
-static void jump_to_next(struct tr *t)
+/* What the run loop would look at between two blocks: requests (which
+ * carry interrupts), the run limit, code written by another vCPU, device
+ * writes.  Each of the 4 branches goes to the exit when patched. */
+static void emit_block_checks(struct tr *t, uint8_t *out[4])
+{
+	struct emit *e = &t->e;
+	emit_load(e, 4, HAX, MEM_C(requests));
+	emit_alu_rr(e, 4, 4, HAX, HAX); /* TEST-like AND */
+	out[0] = emit_jcc(e, 5);
+	emit_load(e, 8, HAX, MEM_C(icount));
+	emit_alu_rm(e, 8, 7, HAX, MEM_C(run_limit));
+	out[1] = emit_jcc(e, 3); /* JAE */
+	emit_load(e, 8, HCX, MEM_J(code_epoch));
+	emit_load(e, 4, HAX, hmem_at(HCX, 0));
+	emit_alu_rm(e, 4, 7, HAX, MEM_J(seen_code_epoch));
+	out[2] = emit_jcc(e, 5);
+	emit_load(e, 8, HCX, MEM_J(dirty_generation));
+	emit_load(e, 8, HAX, hmem_at(HCX, 0));
+	emit_alu_rm(e, 8, 7, HAX, MEM_C(seen_dirty_generation));
+	out[3] = emit_jcc(e, 5);
+	t->hf = 0;
+}
+
+/* Leave for a block only known at run time (c->rip is set): straight there
+ * if it is translated and nothing else is to be done.  fast: the inline
+ * lookup first (the block cannot have changed RFLAGS.IF, the interrupt
+ * shadow or HLT state, which only cpu.c's lookup looks at). */
+static void jump_to_next(struct tr *t, bool fast)
 {
 	struct emit *e = &t->e;
 	spill_all(t);
+	uint8_t *miss[2] = {NULL, NULL};
+	if (fast) {
+		uint8_t *out[4];
+		emit_block_checks(t, out);
+		for (int i = 0; i < 4; i++)
+			emit_patch(out[i], t->j->exit_rw);
+		emit_load(e, 8, HAX, MEM_C(rip));
+		if (!t->long64) {
+			emit_alu_rm(e, 8, 0, HAX, MEM_C(segbase[S_CS]));
+			emit_mov_rr(e, 4, HAX, HAX);
+		}
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_shift_ri(e, 8, 4, HDX, 16);
+		emit_shift_ri(e, 8, 5, HDX, 16);
+		emit_mov_imm(e, HCX, (uint64_t)t->mode << 48);
+		emit_alu_rr(e, 8, 1, HDX, HCX); /* the tag */
+		emit_alu_ri(e, 4, 4, HAX, JIT_TARGETS - 1);
+		emit_shift_ri(e, 4, 4, HAX, 5);
+		int32_t base = (int32_t)offsetof(struct jit, targets);
+		emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = H14, .index = HAX, .disp = base});
+		miss[0] = emit_jcc(e, 5);
+		emit_load(e, 4, HCX, MEM_C(tlb_gen));
+		emit_load(e, 4, HDX, MEM_J(seen_code_epoch));
+		emit_shift_ri(e, 8, 4, HDX, 32);
+		emit_alu_rr(e, 8, 1, HCX, HDX);
+		emit_alu_rm(e, 8, 7, HCX, (struct hmem){.base = H14, .index = HAX, .disp = base + 8});
+		miss[1] = emit_jcc(e, 5);
+		emit_load(e, 8, HAX, (struct hmem){.base = H14, .index = HAX, .disp = base + 16});
+		emit_jmp_reg(e, HAX);
+		emit_patch(miss[0], e->p);
+		emit_patch(miss[1], e->p);
+	}
 	emit_mov_rr(e, 8, HARG0, HBX);
-	emit_call(e, (const void *)softcpu_jit_next);
+	emit_call(e, fast ? (const void *)jit_next_fill : (const void *)softcpu_jit_next);
 	emit_alu_rr(e, 8, 4, HAX, HAX);
 	emit_patch(emit_jcc(e, 4), t->j->exit_rw);
 	emit_jmp_reg(e, HAX);
@@ -855,7 +956,9 @@ static void emit_fallback(struct tr *t, const struct insn *in, unsigned n, uint3
 	t->hf = 0;
 	t->lf_op = LF_UNKNOWN;
 	if (last) {
-		jump_to_next(t);
+		/* an indirect JMP or CALL changes nothing cpu.c's lookup checks */
+		const struct insn *l = &in[n - 1];
+		jump_to_next(t, l->op == 0xff && ((l->reg & 7) == 2 || (l->reg & 7) == 4));
 		return;
 	}
 	emit_rm(e, 1, 0x80, 7, MEM_C(block_end));
@@ -900,25 +1003,12 @@ static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check,
 		emit_patch(ok, e->p);
 	}
 	if (in_page < 0 || in_page >= 4096) {
-		jump_to_next(t);
+		jump_to_next(t, true);
 		return;
 	}
 	/* Chain: checks the run loop would make between blocks, then the slot. */
 	uint8_t *out[5];
-	emit_load(e, 4, HAX, MEM_C(requests));
-	emit_alu_rr(e, 4, 4, HAX, HAX); /* TEST-like AND */
-	out[0] = emit_jcc(e, 5);
-	emit_load(e, 8, HAX, MEM_C(icount));
-	emit_alu_rm(e, 8, 7, HAX, MEM_C(run_limit));
-	out[1] = emit_jcc(e, 3); /* JAE */
-	emit_load(e, 8, HCX, MEM_J(code_epoch));
-	emit_load(e, 4, HAX, hmem_at(HCX, 0));
-	emit_alu_rm(e, 4, 7, HAX, MEM_J(seen_code_epoch));
-	out[2] = emit_jcc(e, 5);
-	emit_load(e, 8, HCX, MEM_J(dirty_generation));
-	emit_load(e, 8, HAX, hmem_at(HCX, 0));
-	emit_alu_rm(e, 8, 7, HAX, MEM_C(seen_dirty_generation));
-	out[3] = emit_jcc(e, 5);
+	emit_block_checks(t, out);
 	/* The slot: 8 aligned bytes in the code, NULL until chained. */
 	uint8_t *slot_load = e->p;
 	emit_mov_imm(e, HAX, 0x7fffffffffffffffull); /* patched below: the slot's rx address */
@@ -1336,13 +1426,7 @@ static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const stru
 	}
 	sp_adjust(t, p->size, (int32_t)p->size);
 	emit_store(e, 8, HAX, MEM_C(rip));
-	jump_to_next(t);
-}
-
-static uint8_t mode_of(const struct softcpu *c)
-{
-	return (uint8_t)(c->code_bits | (c->stack_bits == 32 ? 1 : 0) | (c->stack_bits == 16 ? 2 : 0) |
-			 (c->cpl == 3 ? 4 : 0) | (c->long64 ? 0x80 : 0));
+	jump_to_next(t, true);
 }
 
 static void choose_cached(struct tr *t, const struct insn *insn, const struct plan *plans, unsigned n)
@@ -1389,6 +1473,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	t = (struct tr){.j = j, .long64 = c->long64, .user = c->cpl == 3, .stack_bits = c->stack_bits,
 			.lf_op = LF_UNKNOWN};
 	t.page_off = (c->segbase[S_CS] + c->rip) & 0xfff;
+	t.mode = mode_of(c);
 	uint8_t *start = j->rw + j->used;
 	t.e = (struct emit){.p = start, .end = j->rw + JIT_SLICE_BYTES - 64};
 	if (t.e.end > start + JIT_BLOCK_MAX_BYTES)
