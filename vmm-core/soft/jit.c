@@ -1146,11 +1146,9 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	uint8_t keep_cf = 0;
-	if (flags_live) {
-		keep_cf = t->hf & HF_CF;
+	uint8_t keep_cf = t->hf & HF_CF; /* the host's INC/DEC keep CF too */
+	if (flags_live)
 		emit_cin(t);
-	}
 	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	if (flags_live) {
 		emit_mov_rr(e, 8, HDX, HAX);
@@ -1485,6 +1483,19 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	for (unsigned i = 0; i < n; i++) {
 		plan_insn(&t, &insn[i], &plans[i]);
 		ninline += plans[i].kind != K_FALLBACK;
+	}
+	/* INC/DEC keep CF: when the instruction before leaves the guest's CF
+	 * in the host's CF (as the emitters below set t->hf), they take it
+	 * from there and write all the lazy flags, so the flags before them
+	 * need not be stored. */
+	bool cf_in_host = false;
+	for (unsigned i = 0; i < n; i++) {
+		struct plan *p = &plans[i];
+		if (p->kind == K_INCDEC && cf_in_host)
+			p->reads = false, p->writes_all = true;
+		cf_in_host = (p->kind == K_ALU && !(p->dst == O_MEM && p->writeback)) || p->kind == K_SHIFT ||
+			     p->kind == K_IMUL || p->kind == K_NEG ||
+			     ((p->kind == K_INCDEC || p->kind == K_NOT) && cf_in_host);
 	}
 	/* Dead flags: an instruction's flags are dead when the next flag
 	 * writer overwrites them all before anything reads them or faults. */
