@@ -333,6 +333,11 @@ struct tr {
 	 * it as AH..BH, through memory. */
 	uint8_t host_of[16];
 	uint16_t loaded, dirty, nocache;
+	/* A block branching back to its own start loops in translated code:
+	 * loop_head follows the loads of every cached register (which it
+	 * takes as loaded and dirty), NULL otherwise. */
+	uint8_t *loop_head;
+	uint16_t cached;
 	struct stub stubs[MAX_STUBS];
 	unsigned nstubs;
 	bool overflow;
@@ -982,9 +987,29 @@ static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
 
 /* Leave for guest address block start + target_off (c->rip updated);
  * chain when the target is in the block's page. */
+/* The branch back to the block's start of a loop: the run loop's checks,
+ * then straight to the loop head with the registers where they are. */
+static void emit_back_edge(struct tr *t)
+{
+	struct emit *e = &t->e;
+	add_rip(t, -(int64_t)t->synced);
+	uint8_t *out[4];
+	emit_block_checks(t, out);
+	emit_reload(t, t->cached & (uint16_t)~t->loaded);
+	emit_patch(emit_jmp(e), t->loop_head);
+	for (int i = 0; i < 4; i++)
+		emit_patch(out[i], e->p);
+	emit_spill(t, t->dirty);
+	jump_to_exit(t);
+}
+
 static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check, const struct insn *in, uint32_t off)
 {
 	struct emit *e = &t->e;
+	if (t->loop_head && target_off == 0) {
+		emit_back_edge(t);
+		return;
+	}
 	spill_all(t);
 	add_rip(t, target_off - t->synced);
 	int64_t in_page = (int64_t)t->page_off + target_off;
@@ -1368,13 +1393,16 @@ static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const stru
 	struct emit *e = &t->e;
 	unsigned cc = p->aop;
 	uint8_t *taken;
-	spill_all(t); /* stores: the host flags stay */
+	if (!t->loop_head)
+		spill_all(t); /* stores: the host flags stay */
 	taken = emit_jcc(e, host_cond(t, cc));
+	uint16_t dirty = t->dirty, loaded = t->loaded; /* the not-taken exit spills */
 	uint32_t synced = t->synced;
 	int64_t next = (int64_t)off + in->len;
 	emit_exit_to(t, next, false, in, off);
 	emit_patch(taken, e->p);
 	t->synced = synced;
+	t->dirty = dirty, t->loaded = loaded;
 	emit_exit_to(t, next + (int64_t)p->imm, t->long64, in, off);
 }
 
@@ -1425,6 +1453,14 @@ static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const stru
 	sp_adjust(t, p->size, (int32_t)p->size);
 	emit_store(e, 8, HAX, MEM_C(rip));
 	jump_to_next(t, true);
+}
+
+static int64_t insn_bytes(const struct insn *insn, unsigned n)
+{
+	int64_t len = 0;
+	for (unsigned i = 0; i < n; i++)
+		len += insn[i].len;
+	return len;
 }
 
 static void choose_cached(struct tr *t, const struct insn *insn, const struct plan *plans, unsigned n)
@@ -1515,6 +1551,15 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 
 	choose_cached(&t, insn, plans, n);
 	struct emit *e = &t.e;
+	const struct plan *lp = &plans[n - 1];
+	if ((lp->kind == K_JCC || lp->kind == K_JMP) && insn_bytes(insn, n) + (int64_t)lp->imm == 0) {
+		for (unsigned g = 0; g < 16; g++)
+			if (t.host_of[g] != HNONE)
+				t.cached |= (uint16_t)(1u << g);
+		emit_reload(&t, t.cached);
+		t.loaded = t.dirty = t.cached;
+		t.loop_head = e->p;
+	}
 	if (ninline)
 		emit_alu_mi(e, 8, 0, MEM_C(icount), (int32_t)ninline);
 	emit_mov_mem_imm(e, 1, MEM_C(block_end), 0);
