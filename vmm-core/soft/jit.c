@@ -1136,7 +1136,10 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 		return;
 	}
 	bool carry = p->aop == 2 || p->aop == 3;
-	if (carry)
+	/* ADC/SBB: with register operands the host's CF, when it is the
+	 * guest's, survives the moves below; else it goes through lf.cin. */
+	bool cf_kept = carry && (t->hf & HF_CF) && p->src != O_MEM;
+	if (carry && (!cf_kept || flags_live))
 		emit_cin(t);
 	/* src -> RCX, dst -> RAX (a memory operand first: its load uses RAX) */
 	if (p->src == O_MEM) {
@@ -1153,9 +1156,10 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7 || carry;
 	if (flags_live && arith)
 		emit_mov_rr(e, 8, HDX, HAX);
-	if (carry) { /* BT word [lf.cin], 0: CF = cin */
-		emit_rm(e, 2, 0x0fba, 4, MEM_C(lf.cin));
-		emit_byte(e, 0);
+	if (carry && !cf_kept) { /* CMP byte [lf.cin], 1; CMC: CF = cin */
+		emit_rm(e, 1, 0x80, 7, MEM_C(lf.cin));
+		emit_byte(e, 1);
+		emit_byte(e, 0xf5);
 	}
 	emit_alu_rr(e, size, p->aop == 7 ? 5 : p->aop, HAX, HCX);
 	t->hf = HF_ALL;
