@@ -972,10 +972,10 @@ static void emit_fallback(struct tr *t, const struct insn *in, unsigned n, uint3
 }
 
 /* Record the lazy flags: result RAX, operands RDX and RCX. */
-static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
+static void store_flags_res(struct tr *t, unsigned res, unsigned lf, unsigned size, bool operands)
 {
 	struct emit *e = &t->e;
-	emit_store(e, 8, HAX, MEM_C(lf.res));
+	emit_store(e, 8, res, MEM_C(lf.res));
 	if (operands) {
 		emit_store(e, 8, HDX, MEM_C(lf.src1));
 		emit_store(e, 8, HCX, MEM_C(lf.src2));
@@ -983,6 +983,11 @@ static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
 	_Static_assert(offsetof(struct lazy_flags, size) == offsetof(struct lazy_flags, op) + 1, "op, size");
 	emit_mov_mem_imm(e, 2, MEM_C(lf.op), (int32_t)(lf | (size << 8)));
 	t->lf_op = (uint8_t)lf;
+}
+
+static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
+{
+	store_flags_res(t, HAX, lf, size, operands);
 }
 
 /* Leave for guest address block start + target_off (c->rip updated);
@@ -1141,6 +1146,45 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 	bool cf_kept = carry && (t->hf & HF_CF) && p->src != O_MEM;
 	if (carry && (!cf_kept || flags_live))
 		emit_cin(t);
+	static const uint8_t lf_of_aop[8] = {LF_ADD, LF_LOGIC, LF_ADC, LF_SBB, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
+	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7 || carry;
+	if ((size == 4 || size == 8) && p->dst == O_REG && is_cached(t, p->dst_reg) &&
+	    (p->src == O_IMM || (p->src == O_REG && is_cached(t, p->src_reg))) && (p->writeback || !flags_live)) {
+		/* on the host registers themselves */
+		unsigned hd = reg_host(t, p->dst_reg), hs = p->src == O_REG ? reg_host(t, p->src_reg) : HNONE;
+		if (flags_live && arith) {
+			emit_mov_rr(e, size, HDX, hd);
+			if (hs != HNONE)
+				emit_mov_rr(e, size, HCX, hs);
+			else
+				emit_mov_imm(e, HCX, p->imm);
+		}
+		if (carry && !cf_kept) {
+			emit_rm(e, 1, 0x80, 7, MEM_C(lf.cin));
+			emit_byte(e, 1);
+			emit_byte(e, 0xf5);
+		}
+		if (!p->writeback && p->aop == 4) { /* TEST */
+			if (hs != HNONE) {
+				emit_rr(e, size, 0x85, hs, hd);
+			} else {
+				emit_rr(e, size, 0xf7, 0, hd);
+				emit_u32(e, (uint32_t)p->imm);
+			}
+		} else if (hs != HNONE) {
+			emit_alu_rr(e, size, p->aop, hd, hs);
+		} else {
+			emit_alu_ri(e, size, p->aop, hd, (int32_t)p->imm);
+		}
+		t->hf = HF_ALL;
+		if (flags_live)
+			store_flags_res(t, hd, lf_of_aop[p->aop], size, arith);
+		else
+			t->lf_op = LF_UNKNOWN;
+		if (p->writeback)
+			t->dirty |= (uint16_t)(1u << p->dst_reg);
+		return;
+	}
 	/* src -> RCX, dst -> RAX (a memory operand first: its load uses RAX) */
 	if (p->src == O_MEM) {
 		load_operand(t, in, off, O_MEM, 0, size, 0);
@@ -1153,7 +1197,6 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 		else
 			read_guest_reg(t, in, p->src_reg, size, HCX);
 	}
-	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7 || carry;
 	if (flags_live && arith)
 		emit_mov_rr(e, 8, HDX, HAX);
 	if (carry && !cf_kept) { /* CMP byte [lf.cin], 1; CMC: CF = cin */
@@ -1163,7 +1206,6 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 	}
 	emit_alu_rr(e, size, p->aop == 7 ? 5 : p->aop, HAX, HCX);
 	t->hf = HF_ALL;
-	static const uint8_t lf_of_aop[8] = {LF_ADD, LF_LOGIC, LF_ADC, LF_SBB, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
 	if (flags_live)
 		store_flags(t, lf_of_aop[p->aop], size, arith);
 	else
