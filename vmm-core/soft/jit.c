@@ -625,7 +625,7 @@ static void spill_volatile(struct tr *t)
 }
 
 /* Choose which guest registers the block keeps in host registers: the most
- * used by inline instructions, at least twice. */
+ * used by inline instructions, at least twice (once in a loop). */
 static void count_reg(unsigned *uses, unsigned g)
 {
 	if (g < 16)
@@ -1509,7 +1509,8 @@ static int64_t insn_bytes(const struct insn *insn, unsigned n)
 	return len;
 }
 
-static void choose_cached(struct tr *t, const struct insn *insn, const struct plan *plans, unsigned n)
+static void choose_cached(struct tr *t, const struct insn *insn, const struct plan *plans, unsigned n,
+			  unsigned min_uses)
 {
 	unsigned uses[16] = {0};
 	for (unsigned i = 0; i < n; i++) {
@@ -1537,7 +1538,7 @@ static void choose_cached(struct tr *t, const struct insn *insn, const struct pl
 	for (size_t k = 0; k < sizeof(cache_pool); k++) {
 		unsigned best = 16;
 		for (unsigned g = 0; g < 16; g++)
-			if (t->host_of[g] == HNONE && uses[g] >= 2 && (best == 16 || uses[g] > uses[best]))
+			if (t->host_of[g] == HNONE && uses[g] >= min_uses && (best == 16 || uses[g] > uses[best]))
 				best = g;
 		if (best == 16)
 			break;
@@ -1595,10 +1596,11 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 			live = false;
 	}
 
-	choose_cached(&t, insn, plans, n);
+	const struct plan *lp = &plans[n ? n - 1 : 0];
+	bool loop = n && (lp->kind == K_JCC || lp->kind == K_JMP) && insn_bytes(insn, n) + (int64_t)lp->imm == 0;
+	choose_cached(&t, insn, plans, n, loop ? 1 : 2);
 	struct emit *e = &t.e;
-	const struct plan *lp = &plans[n - 1];
-	if ((lp->kind == K_JCC || lp->kind == K_JMP) && insn_bytes(insn, n) + (int64_t)lp->imm == 0) {
+	if (loop) {
 		for (unsigned g = 0; g < 16; g++)
 			if (t.host_of[g] != HNONE)
 				t.cached |= (uint16_t)(1u << g);
