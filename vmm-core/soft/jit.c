@@ -1,29 +1,44 @@
 /* jit.c - translation of decoded blocks to host x86-64 code (see jit.h).
  *
- * Host code keeps the vCPU pointer in RBX and the vCPU's struct jit in R14;
- * guest registers, RIP and lazy flags stay in struct softcpu, so a call to
- * the interpreter or a slow path needs no register spilling.  Scratch: RAX,
- * RCX, RDX, RSI (linear address); R12 holds a value across slow-path calls.
+ * Host code keeps the vCPU pointer in RBX and the vCPU's struct jit in R14.
+ * Scratch: RAX, RCX, RDX, RSI (linear address), RDI; R12 holds a value
+ * across slow-path calls.
+ * - Registers: the guest registers a block's inline instructions use most
+ *   (twice at least, once in a loop) live in RBP, R13, R15 and R8-R11 within
+ *   the block: loaded at first use, stored back (when written) before
+ *   anything reads struct softcpu's copy or can fault: block exits, calls
+ *   of the interpreter, slow paths (which store on their out-of-line path
+ *   only, and load R8-R11 again after their call).  RIP and the lazy flags
+ *   stay in struct softcpu.
  *
- * Per instruction, either inline code (moves, the ALU operations without
- * carry, INC/DEC, LEA, MOVZX/MOVSX, shifts by an immediate, PUSH/POP, near
- * branches, CALL, RET) or a call of softcpu_exec() for that instruction.
+ * Per instruction, either inline code (moves, the ALU operations, INC/DEC,
+ * NOT/NEG, IMUL r, r/m (, imm), LEA, MOVZX/MOVSX, SETcc, CMOVcc, shifts by
+ * an immediate, ROL/ROR by an immediate where their flags are dead,
+ * PUSH/POP, near branches, CALL, RET) or a call of softcpu_exec() for that
+ * instruction.
  * - Flags: inline operations record the interpreter's lazy flags (struct
  *   lazy_flags), unless the next flag writer in the block overwrites them
- *   before anything can read them or fault (dead-flag elimination).  The
- *   host's own flags stay valid after the operation, so a following Jcc
+ *   before anything can read them or fault (dead-flag elimination; INC/DEC
+ *   right after an operation that leaves CF in the host's flags take it
+ *   from there and count as writers of all).  The host's own flags stay
+ *   valid after the operation, so a following Jcc, SETcc, CMOVcc or ADC
  *   tests them directly.
  * - Memory: the TLB check is inline (index, tag compare covering the
  *   access's last byte, addend); misses, MMIO, code pages and page-crossing
  *   accesses call mmu.c's slow paths out of line.
- * - Precise faults: c->rip is brought to the instruction before anything
- *   that can fault runs (out of line for slow paths), and flags are in
- *   memory then, so softcpu_raise()'s longjmp leaves the exact guest state.
+ * - Precise faults: c->rip is brought to the instruction and the cached
+ *   registers are stored before anything that can fault runs (out of line
+ *   for slow paths), and flags are in memory then, so softcpu_raise()'s
+ *   longjmp leaves the exact guest state.
  * - Exits: a store's slow path may set c->block_end (a code page was
  *   written): the block is left right after that instruction.  Direct
  *   branches within the block's page chain to the target's translation
  *   once the run loop has seen it, after checking for requests, device
- *   writes, code changes and the run limit. */
+ *   writes, code changes and the run limit; a branch back to the block's
+ *   own start makes the same checks and loops with the registers in place.
+ *   RET, indirect JMP/CALL and targets in other pages look the target up
+ *   inline in a direct-mapped cache (struct jit_target) before asking
+ *   cpu.c (softcpu_jit_next). */
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
