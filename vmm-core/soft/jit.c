@@ -946,6 +946,7 @@ static void emit_stub(struct tr *t, const struct stub *s)
 	} else {
 		emit_mov_rr(e, 8, HARG2, H12);
 		emit_mov_imm(e, HARG3, s->size);
+		emit_mov_mem_imm(e, 1, MEM_C(block_end), 0); /* the interpreter clears it itself */
 		emit_call(e, (const void *)jit_write_slow);
 		emit_reload(t, s->reload);
 		emit_rm(e, 1, 0x80, 7, MEM_C(block_end)); /* CMP byte, 0 */
@@ -1625,7 +1626,6 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	}
 	if (ninline)
 		emit_alu_mi(e, 8, 0, MEM_C(icount), (int32_t)ninline);
-	emit_mov_mem_imm(e, 1, MEM_C(block_end), 0);
 	uint32_t off = 0;
 	bool exited = false;
 	for (unsigned i = 0; i < n; i++) {
