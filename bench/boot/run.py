@@ -141,7 +141,7 @@ def vmms(build, guest_unxz_build):
     unxz_launcher = (os.path.join(guest_unxz_build, "bin", "launcher")
                      if guest_unxz_build else None)
     return [
-        ("minivm soft", minivm_linux_cmd(build, append), minivm_env),
+        ("minivm jit", minivm_linux_cmd(build, append) + ["--jit", "on"], minivm_env),
         ("minivm interp", minivm_linux_cmd(build, append) + ["--jit", "off"], minivm_env),
         ("qemu microvm", qemu_linux_cmd(build, append, "microvm,pit=on") + QEMU_SERIAL_STDIO,
          None),

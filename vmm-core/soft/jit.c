@@ -1,33 +1,49 @@
 /* jit.c - translation of decoded blocks to host x86-64 code (see jit.h).
  *
- * Host code keeps the vCPU pointer in RBX and the vCPU's struct jit in R14;
- * guest registers, RIP and lazy flags stay in struct softcpu, so a call to
- * the interpreter or a slow path needs no register spilling.  Scratch: RAX,
- * RCX, RDX, RSI (linear address); R12 holds a value across slow-path calls.
+ * Host code keeps the vCPU pointer in RBX and the vCPU's struct jit in R14.
+ * Scratch: RAX, RCX, RDX, RSI (linear address), RDI; R12 holds a value
+ * across slow-path calls.
+ * - Registers: the guest registers a block's inline instructions use most
+ *   (twice at least, once in a loop) live in RBP, R13, R15 and R8-R11 within
+ *   the block: loaded at first use, stored back (when written) before
+ *   anything reads struct softcpu's copy or can fault: block exits, calls
+ *   of the interpreter, slow paths (which store on their out-of-line path
+ *   only, and load R8-R11 again after their call).  RIP and the lazy flags
+ *   stay in struct softcpu.
  *
- * Per instruction, either inline code (moves, the ALU operations without
- * carry, INC/DEC, LEA, MOVZX/MOVSX, shifts by an immediate, PUSH/POP, near
- * branches, CALL, RET) or a call of softcpu_exec() for that instruction.
+ * Per instruction, either inline code (moves, the ALU operations, INC/DEC,
+ * NOT/NEG, IMUL r, r/m (, imm), LEA, MOVZX/MOVSX, SETcc, CMOVcc, shifts by
+ * an immediate, ROL/ROR by an immediate where their flags are dead,
+ * PUSH/POP, near branches, CALL, RET) or a call of softcpu_exec() for that
+ * instruction.
  * - Flags: inline operations record the interpreter's lazy flags (struct
  *   lazy_flags), unless the next flag writer in the block overwrites them
- *   before anything can read them or fault (dead-flag elimination).  The
- *   host's own flags stay valid after the operation, so a following Jcc
+ *   before anything can read them or fault (dead-flag elimination; INC/DEC
+ *   right after an operation that leaves CF in the host's flags take it
+ *   from there and count as writers of all).  The host's own flags stay
+ *   valid after the operation, so a following Jcc, SETcc, CMOVcc or ADC
  *   tests them directly.
  * - Memory: the TLB check is inline (index, tag compare covering the
  *   access's last byte, addend); misses, MMIO, code pages and page-crossing
  *   accesses call mmu.c's slow paths out of line.
- * - Precise faults: c->rip is brought to the instruction before anything
- *   that can fault runs (out of line for slow paths), and flags are in
- *   memory then, so softcpu_raise()'s longjmp leaves the exact guest state.
+ * - Precise faults: c->rip is brought to the instruction and the cached
+ *   registers are stored before anything that can fault runs (out of line
+ *   for slow paths), and flags are in memory then, so softcpu_raise()'s
+ *   longjmp leaves the exact guest state.
  * - Exits: a store's slow path may set c->block_end (a code page was
  *   written): the block is left right after that instruction.  Direct
  *   branches within the block's page chain to the target's translation
  *   once the run loop has seen it, after checking for requests, device
- *   writes, code changes and the run limit. */
+ *   writes, code changes and the run limit; a branch back to the block's
+ *   own start makes the same checks and loops with the registers in place.
+ *   RET, indirect JMP/CALL and targets in other pages look the target up
+ *   inline in a direct-mapped cache (struct jit_target) before asking
+ *   cpu.c (softcpu_jit_next). */
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "host.h"
 #include "internal.h"
@@ -43,6 +59,19 @@
 #define JIT_SLICE_BYTES (32u << 20) /* code cache per vCPU */
 #define JIT_SLICES 8                /* vCPUs that can translate at once */
 #define JIT_BLOCK_MAX_BYTES 16384   /* a 64-instruction block takes < 4 KiB */
+#define JIT_TARGETS 4096            /* the indirect-branch cache's entries */
+
+/* Where a branch whose target is only known at run time (RET, an indirect
+ * JMP or CALL, a target in another page) last went: translated code looks
+ * it up inline before asking cpu.c.  tag: the linear address's low 48 bits
+ * and the mode (never 0); ver: the TLB generation and the code epoch the
+ * translation was found under.  A flush clears it. */
+struct jit_target {
+	uint64_t tag, ver;
+	const uint8_t *code;
+	uint64_t unused;
+};
+_Static_assert(sizeof(struct jit_target) == 32, "indexed by shifting");
 
 struct jit {
 	uint8_t *rw, *rx; /* this vCPU's slice of the pool, in both views */
@@ -60,6 +89,7 @@ struct jit {
 	uint64_t pending_rip, pending_cs_base;
 	uint32_t pending_tlb_gen, pending_flush_gen;
 	uint8_t pending_mode;
+	struct jit_target targets[JIT_TARGETS];
 };
 
 /* ---- the process's executable memory ---- */
@@ -118,6 +148,34 @@ static uint64_t jit_read_slow(struct softcpu *c, uint64_t lin, uint64_t size)
 
 
 
+static uint8_t mode_of(const struct softcpu *c)
+{
+	return (uint8_t)(c->code_bits | (c->stack_bits == 32 ? 1 : 0) | (c->stack_bits == 16 ? 2 : 0) |
+			 (c->cpl == 3 ? 4 : 0) | (c->long64 ? 0x80 : 0));
+}
+
+static uint64_t target_tag(uint64_t lin, uint8_t mode)
+{
+	return (lin & 0xffffffffffffull) | (uint64_t)mode << 48;
+}
+
+/* The miss path of the inline lookup: cpu.c's answer, remembered. */
+static const uint8_t *jit_next_fill(struct softcpu *c)
+{
+	const uint8_t *code = softcpu_jit_next(c);
+	struct jit *j = c->jit;
+	if (code && atomic_load_explicit(&c->m->code_epoch, memory_order_acquire) == j->seen_code_epoch) {
+		uint64_t lin = c->segbase[S_CS] + c->rip;
+		if (!c->long64)
+			lin = (uint32_t)lin;
+		struct jit_target *tg = &j->targets[lin & (JIT_TARGETS - 1)];
+		tg->tag = target_tag(lin, mode_of(c));
+		tg->ver = c->tlb_gen | (uint64_t)j->seen_code_epoch << 32;
+		tg->code = code;
+	}
+	return code;
+}
+
 /* ---- the trampoline: C -> translated code -> C ---- */
 
 #ifdef _WIN32
@@ -153,6 +211,7 @@ static void reset_cache(struct jit *j)
 	j->used = (size_t)(e.p - j->rw + 15) & ~(size_t)15;
 	j->flush_gen++;
 	j->pending_slot = NULL;
+	memset(j->targets, 0, sizeof(j->targets));
 }
 
 int softcpu_set_jit(struct softcpu *c, bool on)
@@ -235,6 +294,11 @@ enum kind {
 	K_LEA,
 	K_PUSH, K_POP,
 	K_JCC, K_JMP, K_CALL, K_RET,
+	K_ROT,        /* ROL/ROR by an immediate: inline only where its flags are dead */
+	K_IMUL,       /* dst = dst (or imm) * src, truncated */
+	K_NOT, K_NEG,
+	K_SETCC,      /* dst(byte) = cc */
+	K_CMOV,       /* if (cc) dst = src; a 32-bit dst is zero-extended either way */
 };
 
 /* Operands: a register, a memory operand (the insn's ModRM), an immediate. */
@@ -262,6 +326,7 @@ enum {
 struct stub {
 	uint8_t type, size, len;
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
+	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
 	uint8_t *branch, *join;
 	const struct insn *in; /* STUB_EXEC */
 };
@@ -272,18 +337,31 @@ struct tr {
 	struct emit e;
 	bool long64, user;
 	unsigned stack_bits;
+	uint8_t mode;        /* mode_of() the block is translated for */
 	uint64_t page_off;   /* offset of the block start in its page */
 	uint32_t synced;     /* c->rip holds block start + synced */
 	uint8_t hf;          /* HF_* valid in the host flags */
 	uint8_t lf_op;       /* what the lazy flags in memory hold, LF_UNKNOWN */
+	/* Guest registers kept in host registers within the block: host_of[g]
+	 * (HNONE: in struct softcpu only); loaded: the host register holds it;
+	 * dirty: struct softcpu's copy is old; nocache: this instruction uses
+	 * it as AH..BH, through memory. */
+	uint8_t host_of[16];
+	uint16_t loaded, dirty, nocache;
+	/* A block branching back to its own start loops in translated code:
+	 * loop_head follows the loads of every cached register (which it
+	 * takes as loaded and dirty), NULL otherwise. */
+	uint8_t *loop_head;
+	uint16_t cached;
 	struct stub stubs[MAX_STUBS];
 	unsigned nstubs;
 	bool overflow;
 };
 
-static bool is_alu_op(unsigned aop)
+/* ADC and SBB need CF: inline when the destination is a register. */
+static bool is_alu_op(unsigned aop, bool mem_dst)
 {
-	return aop != 2 && aop != 3; /* ADC and SBB read CF: the interpreter's */
+	return !mem_dst || (aop != 2 && aop != 3);
 }
 
 static void plan_alu(struct plan *p, unsigned aop, unsigned size, uint8_t dst, uint8_t dst_reg, uint8_t src,
@@ -311,7 +389,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 		return;
 	bool native_osz = osz == (t->long64 ? 8u : 4u);
 	uint8_t rm_kind = mem ? O_MEM : O_REG;
-	if (op < 0x40 && (op & 7) < 6 && is_alu_op(op >> 3)) {
+	if (op < 0x40 && (op & 7) < 6 && is_alu_op(op >> 3, mem && (op & 7) < 2)) {
 		unsigned aop = op >> 3, size = (op & 1) ? osz : 1;
 		switch (op & 7) {
 		case 0: case 1: plan_alu(p, aop, size, rm_kind, in->rm, O_REG, in->reg, 0); break;
@@ -322,7 +400,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 		switch (op) {
 		case 0x80: case 0x81: case 0x83: {
 			unsigned size = op == 0x80 ? 1 : osz;
-			if (!is_alu_op(reg_op))
+			if (!is_alu_op(reg_op, mem))
 				return;
 			plan_alu(p, reg_op, size, rm_kind, in->rm, O_IMM, 0, in->imm);
 			break;
@@ -336,10 +414,40 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			p->writeback = false;
 			break;
 		case 0xf6: case 0xf7:
+			if (reg_op == 2 || reg_op == 3) {
+				if (mem)
+					return;
+				*p = (struct plan){.kind = reg_op == 2 ? K_NOT : K_NEG, .size = (uint8_t)(op == 0xf6 ? 1 : osz),
+						   .dst = O_REG, .dst_reg = in->rm, .writes_all = reg_op == 3};
+				break;
+			}
 			if (reg_op >= 2)
 				return;
 			plan_alu(p, 4, op == 0xf6 ? 1 : osz, rm_kind, in->rm, O_IMM, 0, in->imm);
 			p->writeback = false;
+			break;
+		case 0x69: case 0x6b: case OP_0F | 0xaf:
+			*p = (struct plan){.kind = K_IMUL, .size = (uint8_t)osz, .dst = O_REG, .dst_reg = in->reg,
+					   .src = rm_kind, .src_reg = in->rm, .imm = in->imm, .sign = op != (OP_0F | 0xaf),
+					   .writes_all = true, .may_fault = mem};
+			break;
+		case OP_0F | 0x90: case OP_0F | 0x91: case OP_0F | 0x92: case OP_0F | 0x93:
+		case OP_0F | 0x94: case OP_0F | 0x95: case OP_0F | 0x96: case OP_0F | 0x97:
+		case OP_0F | 0x98: case OP_0F | 0x99: case OP_0F | 0x9a: case OP_0F | 0x9b:
+		case OP_0F | 0x9c: case OP_0F | 0x9d: case OP_0F | 0x9e: case OP_0F | 0x9f:
+			if (mem)
+				return;
+			*p = (struct plan){.kind = K_SETCC, .aop = (uint8_t)(op & 15), .size = 1, .dst = O_REG,
+					   .dst_reg = in->rm, .reads = true};
+			break;
+		case OP_0F | 0x40: case OP_0F | 0x41: case OP_0F | 0x42: case OP_0F | 0x43:
+		case OP_0F | 0x44: case OP_0F | 0x45: case OP_0F | 0x46: case OP_0F | 0x47:
+		case OP_0F | 0x48: case OP_0F | 0x49: case OP_0F | 0x4a: case OP_0F | 0x4b:
+		case OP_0F | 0x4c: case OP_0F | 0x4d: case OP_0F | 0x4e: case OP_0F | 0x4f:
+			if (mem)
+				return;
+			*p = (struct plan){.kind = K_CMOV, .aop = (uint8_t)(op & 15), .size = (uint8_t)osz, .dst = O_REG,
+					   .dst_reg = in->reg, .src = O_REG, .src_reg = in->rm, .reads = true};
 			break;
 		case 0xfe: case 0xff:
 			if (reg_op >= 2 || mem)
@@ -355,7 +463,14 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			break;
 		case 0xc1: case 0xd1: {
 			unsigned count = op == 0xd1 ? 1 : (unsigned)in->imm & (osz == 8 ? 63 : 31);
-			if (mem || osz == 2 || count == 0 || (reg_op != 4 && reg_op != 5 && reg_op != 7))
+			if (mem || osz == 2 || count == 0)
+				return;
+			if (reg_op < 2) {
+				*p = (struct plan){.kind = K_ROT, .aop = (uint8_t)reg_op, .size = (uint8_t)osz, .dst = O_REG,
+						   .dst_reg = in->rm, .imm = count};
+				break;
+			}
+			if (reg_op != 4 && reg_op != 5 && reg_op != 7)
 				return;
 			*p = (struct plan){.kind = K_SHIFT, .aop = (uint8_t)reg_op, .size = (uint8_t)osz, .dst = O_REG,
 					   .dst_reg = in->rm, .imm = count, .writes_all = true};
@@ -456,28 +571,167 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 	}
 	if (p->kind == K_ALU) {
 		p->may_fault = p->dst == O_MEM || p->src == O_MEM;
-		p->reads = false;
+		p->reads = p->aop == 2 || p->aop == 3;
 	}
 }
 
 /* ---- emission helpers ---- */
 
+/* Host registers that hold guest registers: the callee-saved ones survive
+ * helper calls, R8-R11 are loaded again after one. */
+static const uint8_t cache_pool[] = {HBP, H13, H15, H8, H9, H10, H11};
+#define HOST_VOLATILE(h) ((h) >= H8 && (h) <= H11)
+
+static bool is_cached(const struct tr *t, unsigned g)
+{
+	return g < 16 && t->host_of[g] != HNONE && !((t->nocache >> g) & 1);
+}
+
+/* Guest registers whose host register a C call clobbers and that are loaded. */
+static uint16_t volatile_loaded(const struct tr *t)
+{
+	uint16_t m = 0;
+	for (unsigned g = 0; g < 16; g++)
+		if (t->host_of[g] != HNONE && HOST_VOLATILE(t->host_of[g]))
+			m |= (uint16_t)(1u << g);
+	return m & t->loaded;
+}
+
+/* The host register holding cached guest register g, loaded if need be. */
+static unsigned reg_host(struct tr *t, unsigned g)
+{
+	unsigned h = t->host_of[g];
+	if (!((t->loaded >> g) & 1)) {
+		emit_load(&t->e, 8, h, GREG(g));
+		t->loaded |= (uint16_t)(1u << g);
+	}
+	return h;
+}
+
+/* Store the guest registers of `mask` that are dirty (no flags change). */
+static void emit_spill(struct tr *t, uint16_t mask)
+{
+	for (unsigned g = 0; g < 16; g++)
+		if ((mask >> g) & 1)
+			emit_store(&t->e, 8, t->host_of[g], GREG(g));
+}
+
+static void emit_reload(struct tr *t, uint16_t mask)
+{
+	for (unsigned g = 0; g < 16; g++)
+		if ((mask >> g) & 1)
+			emit_load(&t->e, 8, t->host_of[g], GREG(g));
+}
+
+/* Before anything that reads struct softcpu's registers or leaves: */
+static void spill_all(struct tr *t)
+{
+	emit_spill(t, t->dirty);
+	t->dirty = 0;
+}
+
+/* Before a helper call: the registers it clobbers are stored and forgotten. */
+static void spill_volatile(struct tr *t)
+{
+	uint16_t v = volatile_loaded(t);
+	emit_spill(t, v & t->dirty);
+	t->dirty &= (uint16_t)~v;
+	t->loaded &= (uint16_t)~v;
+}
+
+/* Choose which guest registers the block keeps in host registers: the most
+ * used by inline instructions, at least twice (once in a loop). */
+static void count_reg(unsigned *uses, unsigned g)
+{
+	if (g < 16)
+		uses[g]++;
+}
+
+static bool high_byte(const struct insn *in, unsigned r, unsigned size)
+{
+	return size == 1 && r >= 4 && r < 8 && !(in->pfx & PFX_REX);
+}
+
 static struct hmem guest_reg(const struct insn *in, unsigned r, unsigned size)
 {
-	if (size == 1 && r >= 4 && r < 8 && !(in->pfx & PFX_REX))
+	if (high_byte(in, r, size))
 		return hmem_at(HBX, OFF(r) + 8 * (int32_t)(r - 4) + 1); /* AH, CH, DH, BH */
 	return hmem_at(HBX, OFF(r) + 8 * (int32_t)r);
 }
 
+/* Zero-extending read of a guest register into host register dst. */
 static void read_guest_reg(struct tr *t, const struct insn *in, unsigned r, unsigned size, unsigned dst)
 {
-	emit_load(&t->e, size, dst, guest_reg(in, r, size));
+	if (high_byte(in, r, size) || !is_cached(t, r)) {
+		emit_load(&t->e, size, dst, guest_reg(in, r, size));
+		return;
+	}
+	unsigned h = reg_host(t, r);
+	switch (size) {
+	case 1: emit_rr(&t->e, 4, 0x0fb6, dst, h); break;
+	case 2: emit_rr(&t->e, 4, 0x0fb7, dst, h); break;
+	default:
+		if (dst != h || size == 4)
+			emit_mov_rr(&t->e, size, dst, h);
+		break;
+	}
 }
 
 /* Size-4 values in host registers always have their upper half clear. */
 static void write_guest_reg(struct tr *t, const struct insn *in, unsigned r, unsigned size, unsigned src)
 {
-	emit_store(&t->e, size == 4 ? 8 : size, src, guest_reg(in, r, size));
+	if (high_byte(in, r, size) || !is_cached(t, r)) {
+		emit_store(&t->e, size == 4 ? 8 : size, src, guest_reg(in, r, size));
+		return;
+	}
+	unsigned h = size < 4 ? reg_host(t, r) : t->host_of[r];
+	emit_mov_rr(&t->e, size, h, src);
+	t->loaded |= (uint16_t)(1u << r);
+	t->dirty |= (uint16_t)(1u << r);
+}
+
+/* A guest register's 64 bits as a host register: its cache, or `scratch`. */
+static unsigned reg_full(struct tr *t, unsigned g, unsigned scratch)
+{
+	if (is_cached(t, g))
+		return reg_host(t, g);
+	emit_load(&t->e, 8, scratch, GREG(g));
+	return scratch;
+}
+
+/* RSP += delta at the stack's width (a 32-bit stack keeps the upper half:
+ * RSP is cached in 64-bit mode only). */
+static void sp_adjust(struct tr *t, unsigned size, int32_t delta)
+{
+	if (is_cached(t, R_SP)) {
+		emit_alu_ri(&t->e, 8, 0, reg_host(t, R_SP), delta);
+		t->dirty |= 1u << R_SP;
+	} else {
+		emit_alu_mi(&t->e, size, 0, GREG(R_SP), delta);
+	}
+	t->hf = 0;
+}
+
+/* This instruction reads or writes a register as AH..BH: that register
+ * goes through memory for it, and is loaded again after. */
+static void prepare_high_bytes(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	unsigned rs[2] = {16, 16};
+	if (p->dst == O_REG && high_byte(in, p->dst_reg, p->size))
+		rs[0] = p->dst_reg - 4;
+	unsigned ssize = p->kind == K_MOVX ? p->src_size : p->size;
+	if (p->src == O_REG && high_byte(in, p->src_reg, ssize))
+		rs[1] = p->src_reg - 4;
+	for (int i = 0; i < 2; i++) {
+		unsigned g = rs[i];
+		if (g >= 16 || t->host_of[g] == HNONE)
+			continue;
+		uint16_t bit = (uint16_t)(1u << g);
+		emit_spill(t, t->dirty & bit);
+		t->dirty &= (uint16_t)~bit;
+		t->loaded &= (uint16_t)~bit;
+		t->nocache |= bit;
+	}
 }
 
 /* c->rip += delta, at the code size's width (it wraps at 4 GiB outside long mode). */
@@ -508,13 +762,71 @@ static void jump_to_exit(struct tr *t)
 	emit_patch(emit_jmp(&t->e), t->j->exit_rw);
 }
 
-/* Leave for a block only the run loop's lookup knows (c->rip is set):
- * straight there if it is translated and nothing else is to be done. */
-static void jump_to_next(struct tr *t)
+/* What the run loop would look at between two blocks: requests (which
+ * carry interrupts), the run limit, code written by another vCPU, device
+ * writes.  Each of the 4 branches goes to the exit when patched. */
+static void emit_block_checks(struct tr *t, uint8_t *out[4])
 {
 	struct emit *e = &t->e;
+	emit_load(e, 4, HAX, MEM_C(requests));
+	emit_alu_rr(e, 4, 4, HAX, HAX); /* TEST-like AND */
+	out[0] = emit_jcc(e, 5);
+	emit_load(e, 8, HAX, MEM_C(icount));
+	emit_alu_rm(e, 8, 7, HAX, MEM_C(run_limit));
+	out[1] = emit_jcc(e, 3); /* JAE */
+	emit_load(e, 8, HCX, MEM_J(code_epoch));
+	emit_load(e, 4, HAX, hmem_at(HCX, 0));
+	emit_alu_rm(e, 4, 7, HAX, MEM_J(seen_code_epoch));
+	out[2] = emit_jcc(e, 5);
+	emit_load(e, 8, HCX, MEM_J(dirty_generation));
+	emit_load(e, 8, HAX, hmem_at(HCX, 0));
+	emit_alu_rm(e, 8, 7, HAX, MEM_C(seen_dirty_generation));
+	out[3] = emit_jcc(e, 5);
+	t->hf = 0;
+}
+
+/* Leave for a block only known at run time (c->rip is set): straight there
+ * if it is translated and nothing else is to be done.  fast: the inline
+ * lookup first (the block cannot have changed RFLAGS.IF, the interrupt
+ * shadow or HLT state, which only cpu.c's lookup looks at). */
+static void jump_to_next(struct tr *t, bool fast)
+{
+	struct emit *e = &t->e;
+	spill_all(t);
+	uint8_t *miss[2] = {NULL, NULL};
+	if (fast) {
+		uint8_t *out[4];
+		emit_block_checks(t, out);
+		for (int i = 0; i < 4; i++)
+			emit_patch(out[i], t->j->exit_rw);
+		emit_load(e, 8, HAX, MEM_C(rip));
+		if (!t->long64) {
+			emit_alu_rm(e, 8, 0, HAX, MEM_C(segbase[S_CS]));
+			emit_mov_rr(e, 4, HAX, HAX);
+		}
+		emit_mov_rr(e, 8, HDX, HAX);
+		emit_shift_ri(e, 8, 4, HDX, 16);
+		emit_shift_ri(e, 8, 5, HDX, 16);
+		emit_mov_imm(e, HCX, (uint64_t)t->mode << 48);
+		emit_alu_rr(e, 8, 1, HDX, HCX); /* the tag */
+		emit_alu_ri(e, 4, 4, HAX, JIT_TARGETS - 1);
+		emit_shift_ri(e, 4, 4, HAX, 5);
+		int32_t base = (int32_t)offsetof(struct jit, targets);
+		emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = H14, .index = HAX, .disp = base});
+		miss[0] = emit_jcc(e, 5);
+		emit_load(e, 4, HCX, MEM_C(tlb_gen));
+		emit_load(e, 4, HDX, MEM_J(seen_code_epoch));
+		emit_shift_ri(e, 8, 4, HDX, 32);
+		emit_alu_rr(e, 8, 1, HCX, HDX);
+		emit_alu_rm(e, 8, 7, HCX, (struct hmem){.base = H14, .index = HAX, .disp = base + 8});
+		miss[1] = emit_jcc(e, 5);
+		emit_load(e, 8, HAX, (struct hmem){.base = H14, .index = HAX, .disp = base + 16});
+		emit_jmp_reg(e, HAX);
+		emit_patch(miss[0], e->p);
+		emit_patch(miss[1], e->p);
+	}
 	emit_mov_rr(e, 8, HARG0, HBX);
-	emit_call(e, (const void *)softcpu_jit_next);
+	emit_call(e, fast ? (const void *)jit_next_fill : (const void *)softcpu_jit_next);
 	emit_alu_rr(e, 8, 4, HAX, HAX);
 	emit_patch(emit_jcc(e, 4), t->j->exit_rw);
 	emit_jmp_reg(e, HAX);
@@ -537,13 +849,10 @@ static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
 		}
 	} else {
 		struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
-		if (in->base != REG_NONE) {
-			emit_load(e, 8, HSI, GREG(in->base));
-			m.base = HSI;
-		}
+		if (in->base != REG_NONE)
+			m.base = (uint8_t)reg_full(t, in->base, HSI);
 		if (in->index != REG_NONE) {
-			emit_load(e, 8, HDX, GREG(in->index));
-			m.index = HDX;
+			m.index = (uint8_t)reg_full(t, in->index, HDX);
 			m.scale = in->scale;
 		}
 		emit_lea(e, asz == 4 ? 4 : 8, HSI, m);
@@ -576,6 +885,8 @@ static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 	emit_shift_ri(e, 8, 5, HDX, 12);
 	int32_t tag = write ? (int32_t)offsetof(struct tlb_entry, tag_write) : (int32_t)offsetof(struct tlb_entry, tag_read);
 	emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + tag});
+	s->spill = t->dirty;
+	s->reload = volatile_loaded(t);
 	s->branch = emit_jcc(e, 5); /* JNE */
 	emit_load(e, 8, HAX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + (int32_t)offsetof(struct tlb_entry, addend)});
 	emit_alu_rr(e, 8, 0, HAX, HSI);
@@ -610,9 +921,11 @@ static void emit_stub(struct tr *t, const struct stub *s)
 {
 	struct emit *e = &t->e;
 	emit_patch(s->branch, e->p);
+	emit_spill(t, s->spill);
 	if (s->type == STUB_EXEC) {
 		add_rip(t, s->rip_delta);
 		emit_interpret(e, s->in, 1);
+		emit_reload(t, s->reload);
 		emit_rm(e, 1, 0x80, 7, MEM_C(block_end));
 		emit_byte(e, 0);
 		emit_patch(emit_jcc(e, 5), t->j->exit_rw);
@@ -629,10 +942,13 @@ static void emit_stub(struct tr *t, const struct stub *s)
 	if (s->type == STUB_LOAD) {
 		emit_mov_imm(e, HARG2, s->size);
 		emit_call(e, (const void *)jit_read_slow);
+		emit_reload(t, s->reload);
 	} else {
 		emit_mov_rr(e, 8, HARG2, H12);
 		emit_mov_imm(e, HARG3, s->size);
+		emit_mov_mem_imm(e, 1, MEM_C(block_end), 0); /* the interpreter clears it itself */
 		emit_call(e, (const void *)jit_write_slow);
+		emit_reload(t, s->reload);
 		emit_rm(e, 1, 0x80, 7, MEM_C(block_end)); /* CMP byte, 0 */
 		emit_byte(e, 0);
 		uint8_t *stay = emit_jcc(e, 4); /* JE */
@@ -654,12 +970,16 @@ static void emit_fallback(struct tr *t, const struct insn *in, unsigned n, uint3
 {
 	struct emit *e = &t->e;
 	sync_rip(t, off);
+	spill_all(t);
 	emit_interpret(e, in, n);
+	t->loaded = 0; /* the interpreter may have changed any register */
 	t->synced = off + len;
 	t->hf = 0;
 	t->lf_op = LF_UNKNOWN;
 	if (last) {
-		jump_to_next(t);
+		/* an indirect JMP or CALL changes nothing cpu.c's lookup checks */
+		const struct insn *l = &in[n - 1];
+		jump_to_next(t, l->op == 0xff && ((l->reg & 7) == 2 || (l->reg & 7) == 4));
 		return;
 	}
 	emit_rm(e, 1, 0x80, 7, MEM_C(block_end));
@@ -668,10 +988,10 @@ static void emit_fallback(struct tr *t, const struct insn *in, unsigned n, uint3
 }
 
 /* Record the lazy flags: result RAX, operands RDX and RCX. */
-static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
+static void store_flags_res(struct tr *t, unsigned res, unsigned lf, unsigned size, bool operands)
 {
 	struct emit *e = &t->e;
-	emit_store(e, 8, HAX, MEM_C(lf.res));
+	emit_store(e, 8, res, MEM_C(lf.res));
 	if (operands) {
 		emit_store(e, 8, HDX, MEM_C(lf.src1));
 		emit_store(e, 8, HCX, MEM_C(lf.src2));
@@ -681,11 +1001,37 @@ static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
 	t->lf_op = (uint8_t)lf;
 }
 
+static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
+{
+	store_flags_res(t, HAX, lf, size, operands);
+}
+
 /* Leave for guest address block start + target_off (c->rip updated);
  * chain when the target is in the block's page. */
+/* The branch back to the block's start of a loop: the run loop's checks,
+ * then straight to the loop head with the registers where they are. */
+static void emit_back_edge(struct tr *t)
+{
+	struct emit *e = &t->e;
+	add_rip(t, -(int64_t)t->synced);
+	uint8_t *out[4];
+	emit_block_checks(t, out);
+	emit_reload(t, t->cached & (uint16_t)~t->loaded);
+	emit_patch(emit_jmp(e), t->loop_head);
+	for (int i = 0; i < 4; i++)
+		emit_patch(out[i], e->p);
+	emit_spill(t, t->dirty);
+	jump_to_exit(t);
+}
+
 static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check, const struct insn *in, uint32_t off)
 {
 	struct emit *e = &t->e;
+	if (t->loop_head && target_off == 0) {
+		emit_back_edge(t);
+		return;
+	}
+	spill_all(t);
 	add_rip(t, target_off - t->synced);
 	int64_t in_page = (int64_t)t->page_off + target_off;
 	if (canonical_check && (in_page < 0 || in_page >= 4096)) {
@@ -703,25 +1049,12 @@ static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check,
 		emit_patch(ok, e->p);
 	}
 	if (in_page < 0 || in_page >= 4096) {
-		jump_to_next(t);
+		jump_to_next(t, true);
 		return;
 	}
 	/* Chain: checks the run loop would make between blocks, then the slot. */
 	uint8_t *out[5];
-	emit_load(e, 4, HAX, MEM_C(requests));
-	emit_alu_rr(e, 4, 4, HAX, HAX); /* TEST-like AND */
-	out[0] = emit_jcc(e, 5);
-	emit_load(e, 8, HAX, MEM_C(icount));
-	emit_alu_rm(e, 8, 7, HAX, MEM_C(run_limit));
-	out[1] = emit_jcc(e, 3); /* JAE */
-	emit_load(e, 8, HCX, MEM_J(code_epoch));
-	emit_load(e, 4, HAX, hmem_at(HCX, 0));
-	emit_alu_rm(e, 4, 7, HAX, MEM_J(seen_code_epoch));
-	out[2] = emit_jcc(e, 5);
-	emit_load(e, 8, HCX, MEM_J(dirty_generation));
-	emit_load(e, 8, HAX, hmem_at(HCX, 0));
-	emit_alu_rm(e, 8, 7, HAX, MEM_C(seen_dirty_generation));
-	out[3] = emit_jcc(e, 5);
+	emit_block_checks(t, out);
 	/* The slot: 8 aligned bytes in the code, NULL until chained. */
 	uint8_t *slot_load = e->p;
 	emit_mov_imm(e, HAX, 0x7fffffffffffffffull); /* patched below: the slot's rx address */
@@ -767,12 +1100,32 @@ static void load_operand(struct tr *t, const struct insn *in, uint32_t off, uint
 	}
 }
 
+/* lf.cin = the guest's CF now (what INC/DEC keep, ADC/SBB add).  Storing
+ * it never changes the flags lf records: for INC/DEC, cin is their CF. */
+static void emit_cin(struct tr *t)
+{
+	struct emit *e = &t->e;
+	if (t->hf & HF_CF) {
+		emit_setcc_mem(e, 2, MEM_C(lf.cin)); /* SETB */
+	} else if (t->lf_op == LF_LOGIC) {
+		emit_mov_mem_imm(e, 1, MEM_C(lf.cin), 0);
+	} else {
+		spill_volatile(t);
+		emit_mov_rr(e, 8, HARG0, HBX);
+		emit_call(e, (const void *)jit_flag_cf);
+		emit_store(e, 1, HAX, MEM_C(lf.cin));
+		t->hf = 0;
+	}
+}
+
 /* op mem, reg/imm: inline on a TLB hit for writing, else the interpreter
  * runs it (faults, MMIO, code pages); the host flags are unknown after. */
 static void tr_alu_rmw(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
 	unsigned size = p->size;
+	if (p->src == O_REG && is_cached(t, p->src_reg) && !high_byte(in, p->src_reg, size))
+		reg_host(t, p->src_reg); /* loaded on both paths */
 	emit_address(t, in, off);
 	struct stub *s = new_stub(t);
 	*s = (struct stub){.type = STUB_EXEC, .len = in->len, .rip_delta = (int32_t)off - (int32_t)t->synced, .in = in};
@@ -803,6 +1156,51 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 		tr_alu_rmw(t, in, off, p, flags_live);
 		return;
 	}
+	bool carry = p->aop == 2 || p->aop == 3;
+	/* ADC/SBB: with register operands the host's CF, when it is the
+	 * guest's, survives the moves below; else it goes through lf.cin. */
+	bool cf_kept = carry && (t->hf & HF_CF) && p->src != O_MEM;
+	if (carry && (!cf_kept || flags_live))
+		emit_cin(t);
+	static const uint8_t lf_of_aop[8] = {LF_ADD, LF_LOGIC, LF_ADC, LF_SBB, LF_LOGIC, LF_SUB, LF_LOGIC, LF_SUB};
+	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7 || carry;
+	if ((size == 4 || size == 8) && p->dst == O_REG && is_cached(t, p->dst_reg) &&
+	    (p->src == O_IMM || (p->src == O_REG && is_cached(t, p->src_reg))) && (p->writeback || !flags_live)) {
+		/* on the host registers themselves */
+		unsigned hd = reg_host(t, p->dst_reg), hs = p->src == O_REG ? reg_host(t, p->src_reg) : HNONE;
+		if (flags_live && arith) {
+			emit_mov_rr(e, size, HDX, hd);
+			if (hs != HNONE)
+				emit_mov_rr(e, size, HCX, hs);
+			else
+				emit_mov_imm(e, HCX, p->imm);
+		}
+		if (carry && !cf_kept) {
+			emit_rm(e, 1, 0x80, 7, MEM_C(lf.cin));
+			emit_byte(e, 1);
+			emit_byte(e, 0xf5);
+		}
+		if (!p->writeback && p->aop == 4) { /* TEST */
+			if (hs != HNONE) {
+				emit_rr(e, size, 0x85, hs, hd);
+			} else {
+				emit_rr(e, size, 0xf7, 0, hd);
+				emit_u32(e, (uint32_t)p->imm);
+			}
+		} else if (hs != HNONE) {
+			emit_alu_rr(e, size, p->aop, hd, hs);
+		} else {
+			emit_alu_ri(e, size, p->aop, hd, (int32_t)p->imm);
+		}
+		t->hf = HF_ALL;
+		if (flags_live)
+			store_flags_res(t, hd, lf_of_aop[p->aop], size, arith);
+		else
+			t->lf_op = LF_UNKNOWN;
+		if (p->writeback)
+			t->dirty |= (uint16_t)(1u << p->dst_reg);
+		return;
+	}
 	/* src -> RCX, dst -> RAX (a memory operand first: its load uses RAX) */
 	if (p->src == O_MEM) {
 		load_operand(t, in, off, O_MEM, 0, size, 0);
@@ -815,13 +1213,17 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 		else
 			read_guest_reg(t, in, p->src_reg, size, HCX);
 	}
-	bool arith = p->aop == 0 || p->aop == 5 || p->aop == 7;
 	if (flags_live && arith)
 		emit_mov_rr(e, 8, HDX, HAX);
+	if (carry && !cf_kept) { /* CMP byte [lf.cin], 1; CMC: CF = cin */
+		emit_rm(e, 1, 0x80, 7, MEM_C(lf.cin));
+		emit_byte(e, 1);
+		emit_byte(e, 0xf5);
+	}
 	emit_alu_rr(e, size, p->aop == 7 ? 5 : p->aop, HAX, HCX);
 	t->hf = HF_ALL;
 	if (flags_live)
-		store_flags(t, p->aop == 0 ? LF_ADD : arith ? LF_SUB : LF_LOGIC, size, arith);
+		store_flags(t, lf_of_aop[p->aop], size, arith);
 	else
 		t->lf_op = LF_UNKNOWN;
 	if (p->writeback)
@@ -831,19 +1233,9 @@ static void tr_alu(struct tr *t, const struct insn *in, uint32_t off, const stru
 static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	uint8_t keep_cf = 0;
-	if (flags_live) {
-		if (t->hf & HF_CF) {
-			emit_setcc_mem(e, 2, MEM_C(lf.cin)); /* SETB */
-			keep_cf = HF_CF;
-		} else if (t->lf_op == LF_LOGIC) {
-			emit_mov_mem_imm(e, 1, MEM_C(lf.cin), 0);
-		} else {
-			emit_mov_rr(e, 8, HARG0, HBX);
-			emit_call(e, (const void *)jit_flag_cf);
-			emit_store(e, 1, HAX, MEM_C(lf.cin));
-		}
-	}
+	uint8_t keep_cf = t->hf & HF_CF; /* the host's INC/DEC keep CF too */
+	if (flags_live)
+		emit_cin(t);
 	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	if (flags_live) {
 		emit_mov_rr(e, 8, HDX, HAX);
@@ -880,7 +1272,13 @@ static void tr_shift(struct tr *t, const struct insn *in, const struct plan *p, 
 static void tr_shift_cl(struct tr *t, const struct insn *in, const struct plan *p)
 {
 	struct emit *e = &t->e;
-	emit_load(e, 4, HCX, GREG(R_CX));
+	/* both arms below must leave the register cache alike: load first */
+	if (is_cached(t, p->dst_reg))
+		reg_host(t, p->dst_reg);
+	if (is_cached(t, R_CX))
+		emit_mov_rr(e, 4, HCX, reg_host(t, R_CX));
+	else
+		emit_load(e, 4, HCX, GREG(R_CX));
 	emit_alu_ri(e, 4, 4, HCX, p->size == 8 ? 63 : 31);
 	uint8_t *zero = emit_jcc(e, 4); /* JE */
 	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
@@ -928,13 +1326,10 @@ static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const str
 static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 {
 	struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
-	if (in->base != REG_NONE) {
-		emit_load(&t->e, 8, HSI, GREG(in->base));
-		m.base = HSI;
-	}
+	if (in->base != REG_NONE)
+		m.base = (uint8_t)reg_full(t, in->base, HSI);
 	if (in->index != REG_NONE) {
-		emit_load(&t->e, 8, HDX, GREG(in->index));
-		m.index = HDX;
+		m.index = (uint8_t)reg_full(t, in->index, HDX);
 		m.scale = in->scale;
 	}
 	/* the address size truncates first, then the operand size */
@@ -942,11 +1337,97 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
+/* ROL/ROR by an immediate, where nothing reads its flags (translate()):
+ * the lazy flags are left as they are. */
+static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	emit_shift_ri(&t->e, p->size, p->aop, HAX, (uint8_t)p->imm);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	t->hf = 0;
+}
+
+static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	if (p->sign)
+		emit_mov_imm(e, HCX, p->imm);
+	else
+		read_guest_reg(t, in, p->dst_reg, p->size, HCX);
+	emit_rr(e, p->size, 0x0faf, HAX, HCX); /* IMUL rax, rcx */
+	t->hf = HF_CF | HF_OF;
+	if (flags_live) { /* LF_MUL: src1 = the product did not fit (CF) */
+		emit_rr(e, 4, 0x0f92, 0, HDX); /* SETB dl */
+		emit_rr(e, 4, 0x0fb6, HDX, HDX);
+		emit_mov_imm(e, HCX, 0);
+		store_flags(t, LF_MUL, p->size, true);
+	} else {
+		t->lf_op = LF_UNKNOWN;
+	}
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	bool neg = p->kind == K_NEG;
+	if (neg && flags_live) {
+		emit_mov_rr(e, 8, HCX, HAX);
+		emit_mov_imm(e, HDX, 0);
+	}
+	emit_rr(e, p->size, p->size == 1 ? 0xf6 : 0xf7, neg ? 3 : 2, HAX);
+	if (neg) {
+		t->hf = HF_ALL;
+		if (flags_live)
+			store_flags(t, LF_SUB, p->size, true);
+		else
+			t->lf_op = LF_UNKNOWN;
+	}
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+/* The condition cc into the host's flags as "NE" when the host flags do not
+ * hold it; returns the host condition to test. */
+static unsigned host_cond(struct tr *t, unsigned cc)
+{
+	struct emit *e = &t->e;
+	if ((t->hf & cc_needs[cc >> 1]) == cc_needs[cc >> 1])
+		return cc;
+	spill_volatile(t);
+	emit_mov_rr(e, 8, HARG0, HBX);
+	emit_mov_imm(e, HARG1, cc);
+	emit_call(e, (const void *)jit_cond);
+	emit_alu_rr(e, 1, 4, HAX, HAX);
+	t->hf = 0;
+	return 5; /* NE */
+}
+
+static void tr_setcc(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	unsigned cc = host_cond(t, p->aop);
+	emit_rr(&t->e, 4, 0x0f90 + cc, 0, HAX); /* SETcc al */
+	write_guest_reg(t, in, p->dst_reg, 1, HAX);
+}
+
+static void tr_cmov(struct tr *t, const struct insn *in, const struct plan *p)
+{
+	unsigned cc = host_cond(t, p->aop);
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX); /* moves: the flags stay */
+	read_guest_reg(t, in, p->src_reg, p->size, HCX);
+	emit_rr(&t->e, p->size, 0x0f40 + cc, HAX, HCX);
+	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
 /* The stack address of [SP + delta] (stack width = operand size here) into RSI. */
 static void stack_address(struct tr *t, unsigned size, int32_t delta)
 {
 	t->hf = 0;
-	emit_load(&t->e, size, HSI, GREG(R_SP));
+	if (is_cached(t, R_SP))
+		emit_mov_rr(&t->e, size, HSI, reg_host(t, R_SP));
+	else
+		emit_load(&t->e, size, HSI, GREG(R_SP));
 	if (delta)
 		emit_alu_ri(&t->e, size, 0, HSI, delta);
 	if (!t->long64)
@@ -958,17 +1439,15 @@ static void tr_push(struct tr *t, const struct insn *in, uint32_t off, const str
 	read_guest_reg(t, in, p->dst_reg, p->size, H12);
 	stack_address(t, p->size, -(int32_t)p->size);
 	emit_mem_store(t, in, off, p->size);
-	emit_alu_mi(&t->e, p->size, 5, GREG(R_SP), p->size);
-	t->hf = 0;
+	sp_adjust(t, p->size, -(int32_t)p->size);
 }
 
 static void tr_pop(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
 	stack_address(t, p->size, 0);
 	emit_mem_load(t, in, off, p->size);
-	emit_alu_mi(&t->e, p->size, 0, GREG(R_SP), p->size);
+	sp_adjust(t, p->size, (int32_t)p->size);
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
-	t->hf = 0;
 }
 
 static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
@@ -976,20 +1455,16 @@ static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const stru
 	struct emit *e = &t->e;
 	unsigned cc = p->aop;
 	uint8_t *taken;
-	if ((t->hf & cc_needs[cc >> 1]) == cc_needs[cc >> 1]) {
-		taken = emit_jcc(e, cc);
-	} else {
-		emit_mov_rr(e, 8, HARG0, HBX);
-		emit_mov_imm(e, HARG1, cc);
-		emit_call(e, (const void *)jit_cond);
-		emit_alu_rr(e, 1, 4, HAX, HAX);
-		taken = emit_jcc(e, 5);
-	}
+	if (!t->loop_head)
+		spill_all(t); /* stores: the host flags stay */
+	taken = emit_jcc(e, host_cond(t, cc));
+	uint16_t dirty = t->dirty, loaded = t->loaded; /* the not-taken exit spills */
 	uint32_t synced = t->synced;
 	int64_t next = (int64_t)off + in->len;
 	emit_exit_to(t, next, false, in, off);
 	emit_patch(taken, e->p);
 	t->synced = synced;
+	t->dirty = dirty, t->loaded = loaded;
 	emit_exit_to(t, next + (int64_t)p->imm, t->long64, in, off);
 }
 
@@ -999,6 +1474,7 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	int64_t next = (int64_t)off + in->len;
 	int64_t target = next + (int64_t)p->imm;
 	sync_rip(t, off);
+	spill_all(t);
 	if (t->long64 && ((int64_t)t->page_off + target < 0 || (int64_t)t->page_off + target >= 4096)) {
 		emit_load(e, 8, HAX, MEM_C(rip));
 		emit_alu_ri(e, 8, 0, HAX, (int32_t)(target - off));
@@ -1015,7 +1491,7 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	emit_alu_ri(e, p->size, 0, H12, in->len);
 	stack_address(t, p->size, -(int32_t)p->size);
 	emit_mem_store(t, in, off, p->size);
-	emit_alu_mi(e, p->size, 5, GREG(R_SP), p->size);
+	sp_adjust(t, p->size, -(int32_t)p->size);
 	emit_exit_to(t, target, false, in, off);
 }
 
@@ -1023,6 +1499,7 @@ static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const stru
 {
 	struct emit *e = &t->e;
 	sync_rip(t, off);
+	spill_all(t);
 	stack_address(t, p->size, 0);
 	emit_mem_load(t, in, off, p->size);
 	if (t->long64) {
@@ -1035,15 +1512,54 @@ static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const stru
 		jump_to_exit(t);
 		emit_patch(ok, e->p);
 	}
-	emit_alu_mi(e, p->size, 0, GREG(R_SP), p->size);
+	sp_adjust(t, p->size, (int32_t)p->size);
 	emit_store(e, 8, HAX, MEM_C(rip));
-	jump_to_next(t);
+	jump_to_next(t, true);
 }
 
-static uint8_t mode_of(const struct softcpu *c)
+static int64_t insn_bytes(const struct insn *insn, unsigned n)
 {
-	return (uint8_t)(c->code_bits | (c->stack_bits == 32 ? 1 : 0) | (c->stack_bits == 16 ? 2 : 0) |
-			 (c->cpl == 3 ? 4 : 0) | (c->long64 ? 0x80 : 0));
+	int64_t len = 0;
+	for (unsigned i = 0; i < n; i++)
+		len += insn[i].len;
+	return len;
+}
+
+static void choose_cached(struct tr *t, const struct insn *insn, const struct plan *plans, unsigned n,
+			  unsigned min_uses)
+{
+	unsigned uses[16] = {0};
+	for (unsigned i = 0; i < n; i++) {
+		const struct plan *p = &plans[i];
+		const struct insn *in = &insn[i];
+		if (p->kind == K_FALLBACK)
+			continue;
+		if (p->dst == O_REG || p->kind == K_INCDEC || p->kind == K_SHIFT || p->kind == K_SHIFT_CL ||
+		    p->kind == K_PUSH || p->kind == K_POP)
+			count_reg(uses, p->dst_reg);
+		if (p->src == O_REG)
+			count_reg(uses, p->src_reg);
+		if (p->dst == O_MEM || p->src == O_MEM || p->kind == K_LEA) {
+			count_reg(uses, in->base);
+			count_reg(uses, in->index);
+		}
+		if (p->kind == K_PUSH || p->kind == K_POP || p->kind == K_CALL || p->kind == K_RET)
+			count_reg(uses, R_SP);
+		if (p->kind == K_SHIFT_CL)
+			count_reg(uses, R_CX);
+	}
+	if (!t->long64)
+		uses[R_SP] = 0; /* a 32-bit stack pointer keeps its upper half (sp_adjust) */
+	memset(t->host_of, HNONE, sizeof(t->host_of));
+	for (size_t k = 0; k < sizeof(cache_pool); k++) {
+		unsigned best = 16;
+		for (unsigned g = 0; g < 16; g++)
+			if (t->host_of[g] == HNONE && uses[g] >= min_uses && (best == 16 || uses[g] > uses[best]))
+				best = g;
+		if (best == 16)
+			break;
+		t->host_of[best] = cache_pool[k];
+	}
 }
 
 /* Translate the block into the cache; NULL if the cache is full. */
@@ -1054,6 +1570,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	t = (struct tr){.j = j, .long64 = c->long64, .user = c->cpl == 3, .stack_bits = c->stack_bits,
 			.lf_op = LF_UNKNOWN};
 	t.page_off = (c->segbase[S_CS] + c->rip) & 0xfff;
+	t.mode = mode_of(c);
 	uint8_t *start = j->rw + j->used;
 	t.e = (struct emit){.p = start, .end = j->rw + JIT_SLICE_BYTES - 64};
 	if (t.e.end > start + JIT_BLOCK_MAX_BYTES)
@@ -1066,22 +1583,49 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		plan_insn(&t, &insn[i], &plans[i]);
 		ninline += plans[i].kind != K_FALLBACK;
 	}
+	/* INC/DEC keep CF: when the instruction before leaves the guest's CF
+	 * in the host's CF (as the emitters below set t->hf), they take it
+	 * from there and write all the lazy flags, so the flags before them
+	 * need not be stored. */
+	bool cf_in_host = false;
+	for (unsigned i = 0; i < n; i++) {
+		struct plan *p = &plans[i];
+		if (p->kind == K_INCDEC && cf_in_host)
+			p->reads = false, p->writes_all = true;
+		cf_in_host = (p->kind == K_ALU && !(p->dst == O_MEM && p->writeback)) || p->kind == K_SHIFT ||
+			     p->kind == K_IMUL || p->kind == K_NEG ||
+			     ((p->kind == K_INCDEC || p->kind == K_NOT) && cf_in_host);
+	}
 	/* Dead flags: an instruction's flags are dead when the next flag
 	 * writer overwrites them all before anything reads them or faults. */
 	bool live = true;
 	for (unsigned i = n; i-- > 0;) {
 		flags_live[i] = live;
-		const struct plan *p = &plans[i];
+		struct plan *p = &plans[i];
+		if (p->kind == K_ROT && live) { /* CF and OF would need the lazy flags folded */
+			*p = (struct plan){.kind = K_FALLBACK, .reads = true, .may_fault = true};
+			ninline--;
+		}
 		if (p->reads || p->may_fault)
 			live = true;
 		else if (p->writes_all)
 			live = false;
 	}
 
+	const struct plan *lp = &plans[n ? n - 1 : 0];
+	bool loop = n && (lp->kind == K_JCC || lp->kind == K_JMP) && insn_bytes(insn, n) + (int64_t)lp->imm == 0;
+	choose_cached(&t, insn, plans, n, loop ? 1 : 2);
 	struct emit *e = &t.e;
+	if (loop) {
+		for (unsigned g = 0; g < 16; g++)
+			if (t.host_of[g] != HNONE)
+				t.cached |= (uint16_t)(1u << g);
+		emit_reload(&t, t.cached);
+		t.loaded = t.dirty = t.cached;
+		t.loop_head = e->p;
+	}
 	if (ninline)
 		emit_alu_mi(e, 8, 0, MEM_C(icount), (int32_t)ninline);
-	emit_mov_mem_imm(e, 1, MEM_C(block_end), 0);
 	uint32_t off = 0;
 	bool exited = false;
 	for (unsigned i = 0; i < n; i++) {
@@ -1101,6 +1645,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 				break;
 			continue;
 		}
+		prepare_high_bytes(&t, in, p);
 		switch (p->kind) {
 		case K_ALU: tr_alu(&t, in, off, p, flags_live[i]); break;
 		case K_INCDEC: tr_incdec(&t, in, p, flags_live[i]); break;
@@ -1116,8 +1661,14 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_JMP: emit_exit_to(&t, (int64_t)off + in->len + (int64_t)p->imm, t.long64, in, off); exited = true; break;
 		case K_CALL: tr_call(&t, in, off, p); exited = true; break;
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
+		case K_ROT: tr_rot(&t, in, p); break;
+		case K_IMUL: tr_imul(&t, in, off, p, flags_live[i]); break;
+		case K_NOT: case K_NEG: tr_not_neg(&t, in, p, flags_live[i]); break;
+		case K_SETCC: tr_setcc(&t, in, p); break;
+		case K_CMOV: tr_cmov(&t, in, p); break;
 		default: break;
 		}
+		t.nocache = 0;
 		off += in->len;
 		if (exited)
 			break;

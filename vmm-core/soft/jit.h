@@ -3,8 +3,10 @@
  * A decoded block (cpu.c) is translated once per mode into host code that
  * runs the hot integer instructions inline and calls the interpreter
  * (softcpu_exec) for one instruction at a time for everything else, so the
- * two share every bit of guest state: registers, RIP and the lazy flags live
- * in struct softcpu all the time.  Translations hang off the decoded block,
+ * two share every bit of guest state: registers, RIP and the lazy flags are
+ * in struct softcpu whenever the interpreter runs, a fault is raised or
+ * translated code returns (within a block, guest registers may be in host
+ * registers).  Translations hang off the decoded block,
  * so the block cache's page generations (self-modifying code, device DMA)
  * invalidate them too.  Each vCPU has its own code cache, flushed whole
  * when full. */
