@@ -63,8 +63,10 @@ int arm64_image_gunzip(const uint8_t *gz, size_t gz_size, size_t max_size, uint8
 		rc = inflate(&z, Z_NO_FLUSH);
 	}
 	if (rc != Z_STREAM_END) { /* Z_BUF_ERROR here: the input ended first */
-		snprintf(err, errlen, "the gzip'd Image is %s (zlib: %s)",
-			 rc == Z_BUF_ERROR ? "truncated" : rc == Z_MEM_ERROR ? "too big" : "corrupt",
+		snprintf(err, errlen, "the gzip'd Image %s (zlib: %s)",
+			 rc == Z_BUF_ERROR   ? "is truncated"
+			 : rc == Z_MEM_ERROR ? "cannot be unpacked: out of memory"
+					     : "is corrupt",
 			 z.msg ? z.msg : zError(rc));
 		goto fail;
 	}
