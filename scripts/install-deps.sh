@@ -10,7 +10,7 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
 PKGS="build-essential cmake ninja-build pkg-config git xz-utils
-  libnng-dev libseccomp-dev libslirp-dev libglib2.0-dev libcmocka-dev liblzma-dev
+  libnng-dev libseccomp-dev libslirp-dev libglib2.0-dev libcmocka-dev liblzma-dev zlib1g-dev
   python3 python3-pytest python3-pexpect
   clang libclang-rt-14-dev
   gcc-mingw-w64-x86-64-posix mingw-w64-x86-64-dev wine wine64
@@ -19,7 +19,7 @@ PKGS="build-essential cmake ninja-build pkg-config git xz-utils
 # The arm64 cross build links Debian's arm64 builds of its libraries
 # (multiarch: they install beside the host's, under /usr/lib/aarch64-linux-gnu).
 # libfdt-dev is not multi-arch: the host's (PKGS) gives the headers, libfdt1:arm64 the library.
-ARM64_PKGS="libnng-dev:arm64 libcmocka-dev:arm64 libseccomp-dev:arm64 libfdt1:arm64"
+ARM64_PKGS="libnng-dev:arm64 libcmocka-dev:arm64 libseccomp-dev:arm64 libfdt1:arm64 zlib1g-dev:arm64"
 
 missing=""
 for p in $PKGS; do

@@ -344,6 +344,12 @@ static const struct engine_ops *choose_engine(const char *name)
 	return NULL;
 }
 
+/* Guest RAM below the MMIO hole: where every image and table goes. */
+static uint64_t low_ram(const struct options *o)
+{
+	return o->memory < MEMORY_HOLE ? o->memory : MEMORY_HOLE;
+}
+
 static int read_guest_files(const struct options *o, struct guest_files *f)
 {
 	char err[256];
@@ -354,13 +360,22 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 		log_msg("cannot read %s", err);
 		return -1;
 	}
+#ifdef __aarch64__
+	/* A gzip'd Image is unpacked once here: a reboot places it again. */
+	if (f->kernel && arm64_image_is_gzip(f->kernel, f->kernel_size)) {
+		uint8_t *image;
+		size_t image_size;
+		if (arm64_image_gunzip(f->kernel, f->kernel_size, (size_t)low_ram(o), &image,
+				       &image_size, err, sizeof(err))) {
+			log_msg("%s: %s", o->kernel, err);
+			return -1;
+		}
+		free(f->kernel);
+		f->kernel = image;
+		f->kernel_size = image_size;
+	}
+#endif
 	return 0;
-}
-
-/* Guest RAM below the MMIO hole: where every image and table goes. */
-static uint64_t low_ram(const struct options *o)
-{
-	return o->memory < MEMORY_HOLE ? o->memory : MEMORY_HOLE;
 }
 
 /* Copy the flat image to guest physical --flat-addr (0 on x86). */

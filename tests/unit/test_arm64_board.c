@@ -1,5 +1,6 @@
-/* test_arm64_board.c - the arm64 board's device tree builder and kernel
- * Image placement (vmm-core/arm64/arm64_board.h), read back with libfdt. */
+/* test_arm64_board.c - the arm64 board's device tree builder, kernel Image
+ * unpacking (gzip, made here with zlib) and placement
+ * (vmm-core/arm64/arm64_board.h), read back with libfdt. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include <cmocka.h>
 #include <libfdt.h>
+#include <zlib.h>
 
 #include "arm64_board.h"
 #include "le.h"
@@ -157,11 +159,7 @@ static void test_image_placement(void **state)
 	assert_int_equal(ram[l.initrd_start], 0x77);
 	assert_int_equal(l.initrd_size, sizeof(initrd));
 
-	/* gzip, a foreign file, too little RAM: refused with the reason. */
-	static const uint8_t gz[64] = {0x1f, 0x8b, 8};
-	assert_int_equal(arm64_linux_place(ram, ram_size, gz, sizeof(gz), NULL, 0, &l, err,
-					   sizeof(err)), -1);
-	assert_non_null(strstr(err, "gunzip"));
+	/* A foreign file, too little RAM: refused with the reason. */
 	put_le32(kernel + 56, 0);
 	assert_int_equal(arm64_linux_place(ram, ram_size, kernel, sizeof(kernel), NULL, 0, &l, err,
 					   sizeof(err)), -1);
@@ -174,12 +172,79 @@ static void test_image_placement(void **state)
 	free(ram);
 }
 
+/* data gzip'd as gzip(1) would (a gzip wrapper around deflate); returns its size. */
+static size_t gzip_buf(const uint8_t *data, size_t size, uint8_t *out, size_t cap)
+{
+	z_stream z = {.next_in = (Bytef *)data, .avail_in = (uInt)size, .next_out = out,
+		      .avail_out = (uInt)cap};
+	assert_int_equal(deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+	assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+	size_t n = cap - z.avail_out;
+	deflateEnd(&z);
+	return n;
+}
+
+static void test_image_gunzip(void **state)
+{
+	/* More than one of the unpacker's 16 MiB steps, not a multiple of them. */
+	size_t size = 17 * MiB + 123;
+	uint8_t *image = malloc(size);
+	for (size_t i = 0; i < size; i++)
+		image[i] = (uint8_t)(i * 7 + (i >> 13));
+	put_le32(image + 56, 0x644d5241);
+	size_t cap = size + size / 100 + 1024;
+	uint8_t *gz = malloc(cap + 16);
+	size_t gz_size = gzip_buf(image, size, gz, cap);
+	assert_true(arm64_image_is_gzip(gz, gz_size));
+	assert_false(arm64_image_is_gzip(image, size));
+
+	uint8_t *out;
+	size_t out_size;
+	char err[160] = "";
+	assert_int_equal(arm64_image_gunzip(gz, gz_size, 64 * MiB, &out, &out_size, err,
+					     sizeof(err)), 0);
+	assert_int_equal(out_size, size);
+	assert_memory_equal(out, image, size);
+	free(out);
+
+	/* Bytes after the gzip member are ignored, as gzip -d does. */
+	memset(gz + gz_size, 0, 16);
+	assert_int_equal(arm64_image_gunzip(gz, gz_size + 16, 64 * MiB, &out, &out_size, err,
+					     sizeof(err)), 0);
+	assert_int_equal(out_size, size);
+	free(out);
+
+	/* Truncated, corrupt: refused, nothing returned. */
+	assert_int_equal(arm64_image_gunzip(gz, gz_size / 2, 64 * MiB, &out, &out_size, err,
+					     sizeof(err)), -1);
+	assert_null(out);
+	assert_non_null(strstr(err, "truncated"));
+	gz[gz_size - 5] ^= 0xff; /* the CRC-32 in the trailer */
+	assert_int_equal(arm64_image_gunzip(gz, gz_size, 64 * MiB, &out, &out_size, err,
+					     sizeof(err)), -1);
+	assert_null(out);
+	assert_non_null(strstr(err, "corrupt"));
+
+	/* Exactly max_size bytes fit; one byte less is refused, nothing returned. */
+	gz[gz_size - 5] ^= 0xff;
+	assert_int_equal(arm64_image_gunzip(gz, gz_size, size, &out, &out_size, err, sizeof(err)), 0);
+	assert_int_equal(out_size, size);
+	free(out);
+	assert_int_equal(arm64_image_gunzip(gz, gz_size, size - 1, &out, &out_size, err,
+					     sizeof(err)), -1);
+	assert_null(out);
+	assert_non_null(strstr(err, "unpacks to more than"));
+	free(gz);
+	free(image);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tree_describes_the_board),
 		cmocka_unit_test(test_tree_errors),
 		cmocka_unit_test(test_image_placement),
+		cmocka_unit_test(test_image_gunzip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

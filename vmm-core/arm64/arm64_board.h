@@ -61,12 +61,23 @@ struct arm64_linux_loaded {
 	uint64_t initrd_start, initrd_size;
 };
 
-/* Place an arm64 kernel Image (Documentation/arm64/booting.rst) at 2 MiB +
- * its text_offset, the initrd at the top of RAM below the device tree's
- * 2 MiB, and report where; the device tree itself is the caller's, built
- * for these addresses and copied to loaded->dtb (ARM64_DTB_MAX bytes at
- * most).  A gzip-compressed Image is refused with what to do.  Returns 0,
- * or -1 with a one-line reason in err. */
+/* A kernel file that starts with gzip's magic (an Image.gz, which some
+ * distributions ship as vmlinuz). */
+bool arm64_image_is_gzip(const uint8_t *kernel, size_t kernel_size);
+
+/* Inflate a gzip'd Image (its first gzip member) with zlib into a new
+ * malloc'd buffer (*out, *out_size; the caller frees it), of max_size bytes
+ * at most (the guest's RAM: a bigger Image could not be placed anyway).
+ * Returns 0, or -1 with a one-line reason in err (corrupt, truncated, too
+ * big). */
+int arm64_image_gunzip(const uint8_t *gz, size_t gz_size, size_t max_size, uint8_t **out,
+		       size_t *out_size, char *err, size_t errlen);
+
+/* Place an arm64 kernel Image (Documentation/arm64/booting.rst; unpacked)
+ * at 2 MiB + its text_offset, the initrd at the top of RAM below the device
+ * tree's 2 MiB, and report where; the device tree itself is the caller's,
+ * built for these addresses and copied to loaded->dtb (ARM64_DTB_MAX bytes
+ * at most).  Returns 0, or -1 with a one-line reason in err. */
 #define ARM64_DTB_MAX 0x200000ull
 int arm64_linux_place(uint8_t *ram, uint64_t ram_size, const uint8_t *kernel, size_t kernel_size,
 		      const uint8_t *initrd, size_t initrd_size, struct arm64_linux_loaded *loaded,

@@ -37,7 +37,9 @@ cp "$build/bin/launcher" "$build/bin/vmm-core" "$build/bin/dev-serial" "$root/mi
 cp "$build/guests/s003.bin" "$root/minivm/guests/"
 if [ "$linux" = --linux ]; then # the same kernel package, and busybox-static:arm64
 	sh "$here/../../../guest/build-guest-arm64.sh" "$work/guest" "$work/debs"
-	cp "$work/guest/Image" "$work/guest/initrd.img" "$root/minivm/guests/"
+	# gzip'd, as some distributions ship it: minivm inflates it (zlib).
+	gzip -9 -n -c "$work/guest/Image" >"$root/minivm/guests/Image.gz"
+	cp "$work/guest/initrd.img" "$root/minivm/guests/"
 fi
 
 # The binaries' shared libraries, from the arm64 multiarch directories.
@@ -63,6 +65,6 @@ done
 cp -L /lib/ld-linux-aarch64.so.1 "$root/lib/"
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$work/L1.img"
-exec timeout $([ "$linux" = --linux ] && echo 900 || echo 300) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on -smp 2 -m 1G \
+exec timeout $([ "$linux" = --linux ] && echo 840 || echo 300) qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max,pauth-impdef=on -smp 2 -m 1G \
 	-nographic -no-reboot -kernel "$(ls "$work"/kernel/boot/vmlinuz-*)" -initrd "$work/L1.img" \
 	-append "console=ttyAMA0 quiet panic=-1${linux:+ minivm.linux=1}"
