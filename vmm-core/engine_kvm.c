@@ -33,7 +33,6 @@
 #include "log.h"
 #include "stats.h"
 
-#define KVM_PATH "/dev/kvm"
 #define KVM_TSS_ADDR 0xfffbd000ul /* 3 pages VMX needs for real mode, above RAM */
 #define RFLAGS_IF (1ull << 9)
 #define CPUID_MAX_ENTRIES 512
@@ -219,6 +218,7 @@ static struct engine *kvm_create(const struct engine_config *cfg, char *err, siz
 	e->bus = cfg->bus;
 	e->irqchip = cfg->irqchip;
 	e->ncpus = cfg->cpus;
+	e->kvm_fd = -1;
 	e->vm_fd = -1;
 	int threads_ok = kvm_vcpu_threads_init(&e->threads, e->ncpus);
 	pthread_mutex_init(&e->route_lock, NULL);
@@ -230,18 +230,8 @@ static struct engine *kvm_create(const struct engine_config *cfg, char *err, siz
 		goto fail;
 	}
 
-	e->kvm_fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
-	if (e->kvm_fd < 0) {
-		snprintf(err, n, "cannot open %s: %s", KVM_PATH, strerror(errno));
+	if (kvm_vm_open(&e->kvm_fd, &e->vm_fd, &e->run_size, err, n))
 		goto fail;
-	}
-	long run_size = ioctl(e->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	e->vm_fd = ioctl(e->kvm_fd, KVM_CREATE_VM, 0);
-	if (run_size <= 0 || e->vm_fd < 0) {
-		snprintf(err, n, "KVM_CREATE_VM failed: %s", strerror(errno));
-		goto fail;
-	}
-	e->run_size = (size_t)run_size;
 	if (ioctl(e->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_SET_TSS_ADDR) > 0 &&
 	    ioctl(e->vm_fd, KVM_SET_TSS_ADDR, KVM_TSS_ADDR) < 0) {
 		snprintf(err, n, "KVM_SET_TSS_ADDR failed: %s", strerror(errno));

@@ -34,7 +34,6 @@
 #include "log.h"
 #include "stats.h"
 
-#define KVM_PATH "/dev/kvm"
 
 /* PSTATE at entry: EL1 with SP_EL1 (EL1h), debug, SError, IRQ and FIQ
  * masked: what Linux's arm64 boot protocol asks for, and KVM's reset state. */
@@ -125,6 +124,7 @@ static struct engine *kvm_create(const struct engine_config *cfg, char *err, siz
 	}
 	e->bus = cfg->bus;
 	e->ncpus = cfg->cpus;
+	e->kvm_fd = -1;
 	e->vm_fd = -1;
 	e->gic_fd = -1;
 	int threads_ok = kvm_vcpu_threads_init(&e->threads, e->ncpus);
@@ -135,18 +135,8 @@ static struct engine *kvm_create(const struct engine_config *cfg, char *err, siz
 		goto fail;
 	}
 
-	e->kvm_fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
-	if (e->kvm_fd < 0) {
-		snprintf(err, n, "cannot open %s: %s", KVM_PATH, strerror(errno));
+	if (kvm_vm_open(&e->kvm_fd, &e->vm_fd, &e->run_size, err, n))
 		goto fail;
-	}
-	long run_size = ioctl(e->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	e->vm_fd = ioctl(e->kvm_fd, KVM_CREATE_VM, 0); /* the default 40-bit IPA space */
-	if (run_size <= 0 || e->vm_fd < 0) {
-		snprintf(err, n, "KVM_CREATE_VM failed: %s", strerror(errno));
-		goto fail;
-	}
-	e->run_size = (size_t)run_size;
 	struct kvm_userspace_memory_region ram = {
 		.slot = 0,
 		.guest_phys_addr = cfg->ram_map_from,

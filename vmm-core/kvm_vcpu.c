@@ -1,11 +1,15 @@
 /* kvm_vcpu.c - the Linux KVM engines' vCPU threads, kicks, stops and MMIO exits (see
- * kvm_vcpu.h). */
+ * kvm_vcpu.h), and the VM both open. */
 #include "kvm_vcpu.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "log.h"
 
@@ -104,4 +108,21 @@ void kvm_vcpu_mmio_exit(const struct engine_bus *bus, struct kvm_run *run)
 		value = bus->mmio_read(bus->opaque, run->mmio.phys_addr, len);
 		memcpy(run->mmio.data, &value, len);
 	}
+}
+
+int kvm_vm_open(int *kvm_fd, int *vm_fd, size_t *run_size, char *err, size_t n)
+{
+	*kvm_fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
+	if (*kvm_fd < 0) {
+		snprintf(err, n, "cannot open %s: %s", KVM_PATH, strerror(errno));
+		return -1;
+	}
+	long size = ioctl(*kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	*vm_fd = ioctl(*kvm_fd, KVM_CREATE_VM, 0); /* on arm64: the default 40-bit IPA space */
+	if (size <= 0 || *vm_fd < 0) {
+		snprintf(err, n, "KVM_CREATE_VM failed: %s", strerror(errno));
+		return -1;
+	}
+	*run_size = (size_t)size;
+	return 0;
 }

@@ -2,7 +2,7 @@
  * x86, engine_kvm_arm64.c on arm64): each vCPU runs KVM_RUN on its own
  * thread, and stop() (or the x86 halt watcher) makes a KVM_RUN in progress
  * return by kicking that thread with a signal (EINTR).  Their MMIO exits
- * become bus accesses the same way too. */
+ * become bus accesses the same way too, and both open their VM the same way. */
 #ifndef MINIVM_KVM_VCPU_H
 #define MINIVM_KVM_VCPU_H
 
@@ -11,6 +11,13 @@
 #include <stdbool.h>
 
 #include "engine.h"
+
+#define KVM_PATH "/dev/kvm"
+
+/* Opens KVM_PATH and creates a VM (machine type 0): sets *kvm_fd, *vm_fd and
+ * the size of a vCPU's run area; 0, or -1 with err set (the fds the caller
+ * set to -1 beforehand are closed by its own clean-up). */
+int kvm_vm_open(int *kvm_fd, int *vm_fd, size_t *run_size, char *err, size_t n);
 
 /* One vCPU's thread, as a kick reaches it. */
 struct kvm_vcpu_thread {
