@@ -5,11 +5,12 @@
  * fast line:
  *  - The transmitter never holds a byte, so LSR.THRE/TEMT are constant.
  *  - The character timeout fires at once: host input moves into the RX FIFO
- *    as soon as it arrives and has room, so a FIFO holding fewer bytes than
- *    the trigger level means the line is idle, which is exactly when a real
- *    16550A raises the timeout interrupt (4 character times later).  While
- *    the guest drains the FIFO, the queue refills it only once it is empty
- *    (see uart_read), as a real line would between the guest's reads.
+ *    as soon as it arrives and the FIFO is empty, so a FIFO holding fewer
+ *    bytes than the trigger level means the line is idle, which is exactly
+ *    when a real 16550A raises the timeout interrupt (4 character times
+ *    later).  Input never tops up a FIFO the guest has not emptied (see
+ *    refill_rx): a batch is read, the interrupt output falls, the next batch
+ *    raises it again, as a real line slower than the guest would.
  *
  * Typeahead.  A line may deliver a byte at any time, so the model chooses a
  * time at which the guest is ready for it:
@@ -152,9 +153,18 @@ static bool receiver_takes_input(const struct uart16550 *u)
 	return !loopback(u) && (!u->rx_irq_driven || (u->ier & UART_IER_RDI));
 }
 
-/* Move queued host input into the receiver while it has room. */
+/* Move a batch of queued host input into the receiver, only once the guest
+ * has emptied it.  IRQ 4 is edge-triggered (ISA): the interrupt output must
+ * fall between batches, or the guest sees no new edge.  Linux's 8250
+ * handler gives up on a line that stays busy for 512 passes ("too much
+ * work"), each reading at most 256 bytes, and is called again only for a
+ * new edge; a receiver topped up whenever input arrived (dev-serial's stdin
+ * reader adds input as soon as the guest's reads make room) kept the line
+ * high through all of them and the paste stalled (issue 7). */
 static void refill_rx(struct uart16550 *u)
 {
+	if (rx_count(u))
+		return;
 	while (receiver_takes_input(u) && input_count(u) && rx_count(u) < rx_capacity(u)) {
 		receive(u, u->in_buf[u->in_head % UART_INPUT_SIZE], true);
 		u->in_head++;
@@ -239,13 +249,8 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 			value = u->rx_fifo[u->rx_head % UART_FIFO_SIZE];
 			u->rx_from_input &= (uint16_t)~slot_bit(u->rx_head);
 			u->rx_head++;
-			/* The receiver takes the next batch from the input queue
-			 * only once the guest has emptied it, and the interrupt
-			 * output falls before the batch raises it again.  IRQ 4
-			 * is edge-triggered (ISA): topping up on every read
-			 * would keep it high for a whole paste, and once Linux's
-			 * 8250 handler gives up on a busy line ("too much work
-			 * for irq4") no new edge would ever come. */
+			/* Emptied: the interrupt output falls before the next
+			 * batch raises it again (refill_rx). */
 			if (!rx_count(u)) {
 				update_irq(u, io);
 				refill_rx(u);
@@ -313,7 +318,7 @@ void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct u
 	default: /* LSR and MSR are read-only (writes are a factory test) */
 		return;
 	}
-	refill_rx(u); /* FIFO mode, clearing or leaving loopback can make room */
+	refill_rx(u); /* FIFO mode, clearing, IER.ERBFI or leaving loopback can let input in */
 	update_irq(u, io);
 }
 

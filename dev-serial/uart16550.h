@@ -5,7 +5,7 @@
  * The transmitter is infinitely fast: a THR write hands the byte to the
  * output callback at once, so LSR.THRE and LSR.TEMT are always set.  The
  * receiver is fed from a bounded input queue (host keyboard) that sits in
- * front of the 16-byte RX FIFO and refills it as the guest drains it; the
+ * front of the 16-byte RX FIFO and refills it each time the guest empties it; the
  * queue never overwrites or drops a byte: uart_input() takes only what fits.
  *
  * Every combination of in-range field values is a state the model can run
