@@ -30,6 +30,21 @@ const struct dt_regression dt_regressions[] = {
 	  0x7fffffffffffffff, 0xffffffffffffffff, 0x4c4715b858b90a3f, 0x50, 0x6c, 0xf0f0f0f0f0f0f0f,
 	  0xffffffffffffffdd, 0xf, 0x10011000},
 	 0x80, 0, false, 0x7a2c8ba896c43120},
+	/* DPPD with underflow unmasked: the products raised UE (unmasked), so
+	 * the CPU stopped before the sums; the software CPU added them too and
+	 * set PE (CI's random seed 0x18ed491e65a3a49b, case 12031). */
+	{"rep scasb|de /6 st(i),st pop|de /4 st(i),st pop|66 0f 3a 41 ib",
+	 "48 c7 c6 33 04 01 10 48 c7 c7 97 0c 01 10 48 c7 c1 07 00 00 00 f3 ae de f4 de e3 66 0f 3a 41 e3 fa cc",
+	 {0x31, 0xffffffffffffff8c, 0x7f, 0x7f, 0x10020800, 0x10020789, 0x7f, 0x39, 0x3b, 0xa2ee6dcc17a79cfe,
+	  0x71, 0x23, 0x8000000000000000, 0xe751a04b19fbeae5, 0x1f, 0x10011000},
+	 0x844, 0, true, 0x85d8673e292de7bc},
+	/* SQRTSS of a negative denormal: IE alone.  __builtin_sqrtf called
+	 * libm for errno, whose compares added DE (random seed
+	 * 0x18ed72cfdc440547, case 292487). */
+	{"f3 0f 51", "f3 41 0f 51 fc cc",
+	 {0x6f, 0x29, 0x5b4b59ece9d75580, 0x9b4f9b57fa74446, 0x10020800, 0x1002078c, 0xddcbc9b1216125e0,
+	  0x8000, 0xceed69611b4e6e05, 0x64, 0x2, 0xffffffffffffff93, 0xbf, 0x80000000, 0x19, 0x10011000},
+	 0xd4, 0, true, 0x698d6919cc6c8eee},
 };
 
 const unsigned dt_nregressions = sizeof(dt_regressions) / sizeof(dt_regressions[0]);

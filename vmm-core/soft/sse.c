@@ -99,9 +99,19 @@ static inline uint32_t fp_leave(uint32_t host)
 		__asm__ volatile(insn " %1, %0" : "+x"(r_) : "x"(b));                              \
 		r_;                                                                                \
 	})
+/* The square root as one instruction: __builtin_sqrt of a negative
+ * operand calls libm for errno, whose own compares raise DE for a denormal
+ * (CI's random difftest seed 0x18ed72cfdc440547, SQRTSS). */
+#define FP_SQRT(insn, fn, b)                                                                       \
+	__extension__({                                                                            \
+		__typeof__(b) r_;                                                                  \
+		__asm__ volatile(insn " %1, %0" : "=x"(r_) : "x"(b));                              \
+		r_;                                                                                \
+	})
 #else
 #define FP_PIN(v) ((void)0)
 #define FP_ARITH(insn, op, a, b) ((a) op (b))
+#define FP_SQRT(insn, fn, b) fn(b)
 static inline uint32_t fp_enter(const struct softcpu *c) { (void)c; return 0; }
 static inline uint32_t fp_leave(uint32_t host) { (void)host; return 0; }
 #endif
@@ -204,7 +214,7 @@ static uint64_t host_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bit
 		FP_PIN(a);
 		FP_PIN(b);
 		switch (op) {
-		case 0x51: r = __builtin_sqrt(b); break;
+		case 0x51: r = FP_SQRT("sqrtsd", __builtin_sqrt, b); break;
 		case 0x58: r = FP_ARITH("addsd", +, a, b); break;
 		case 0x59: r = FP_ARITH("mulsd", *, a, b); break;
 		case 0x5c: r = FP_ARITH("subsd", -, a, b); break;
@@ -217,7 +227,7 @@ static uint64_t host_op(unsigned op, unsigned w, uint64_t a_bits, uint64_t b_bit
 	FP_PIN(a);
 	FP_PIN(b);
 	switch (op) {
-	case 0x51: r = __builtin_sqrtf(b); break;
+	case 0x51: r = FP_SQRT("sqrtss", __builtin_sqrtf, b); break;
 	case 0x58: r = FP_ARITH("addss", +, a, b); break;
 	case 0x59: r = FP_ARITH("mulss", *, a, b); break;
 	case 0x5c: r = FP_ARITH("subss", -, a, b); break;
@@ -448,9 +458,20 @@ static void exec_sse41_fp(struct softcpu *c, const struct insn *in, unsigned op)
 		uint32_t host = fp_enter(c);
 		for (unsigned i = 0; i < n; i++)
 			t[i] = (imm >> (4 + i)) & 1 ? fp_op(c, 0x59, w, lane(dst, w, i), lane(&src, w, i), &flags) : 0;
+		/* Exceptions are taken stage by stage (SDM, DPPS): an unmasked one
+		 * in the products stops the instruction before the sums, one in
+		 * DPPS's pair sums before the last sum. */
+		flags |= fp_leave(host);
+		fp_finish(c, flags);
+		host = fp_enter(c);
 		uint64_t sum = fp_op(c, 0x58, w, t[0], t[1], &flags);
-		if (n == 4)
-			sum = fp_op(c, 0x58, w, sum, fp_op(c, 0x58, w, t[2], t[3], &flags), &flags);
+		if (n == 4) {
+			uint64_t high = fp_op(c, 0x58, w, t[2], t[3], &flags);
+			flags |= fp_leave(host);
+			fp_finish(c, flags);
+			host = fp_enter(c);
+			sum = fp_op(c, 0x58, w, sum, high, &flags);
+		}
 		flags |= fp_leave(host);
 		for (unsigned i = 0; i < n; i++)
 			set_lane(&r, w, i, (imm >> i) & 1 ? sum : 0);
