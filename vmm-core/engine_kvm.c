@@ -243,6 +243,15 @@ static struct engine *kvm_create(const struct engine_config *cfg, char *err, siz
 			 "later): %s", strerror(errno));
 		goto fail;
 	}
+	/* No virtual PMU: the board offers none, and AMD's legacy counters need
+	 * no CPUID bit, so a guest would find KVM's and drive its NMI watchdog
+	 * with them (in the nested rig an L2 died of nested NMIs in perf's
+	 * start-up).  Before any vCPU exists; KVMs older than 5.18 keep theirs. */
+	if (ioctl(e->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_PMU_CAPABILITY) & KVM_PMU_CAP_DISABLE) {
+		struct kvm_enable_cap pmu = {.cap = KVM_CAP_PMU_CAPABILITY, .args = {KVM_PMU_CAP_DISABLE}};
+		if (ioctl(e->vm_fd, KVM_ENABLE_CAP, &pmu) < 0)
+			log_msg("cannot disable KVM's virtual PMU: %s", strerror(errno));
+	}
 	e->tsc_deadline = ioctl(e->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
 	e->cpuid = supported_cpuid(e->kvm_fd, err, n);
 	if (!e->cpuid)
