@@ -137,16 +137,15 @@ RETRIES=${NESTED_RETRIES:-1}
 start=$(date +%s)
 set +e
 : >"$WORK/console.log"
-boot_l1() { # sets $outcome: done, wedged or timeout
-	local left qemu copier silent last size lines progress_at now from_byte limit
+boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged or timeout
+	local left qemu copier silent last size lines progress_at now limit
 	left=$((TIMEOUT - ($(date +%s) - start)))
-	from_byte=$(stat -c %s "$WORK/console.log")
 	[ $left -gt 60 ] || { outcome=timeout; return; }
 	# L1's watchdog prints the summary a minute before the timeout kills L1.
 	timeout "$left" $L1 -append "$APPEND nested.deadline=$((left > 120 ? left - 60 : left))" \
 		</dev/null >>"$WORK/console.log" 2>&1 &
 	qemu=$!
-	tail -c +$((from_byte + 1)) -f --pid=$qemu "$WORK/console.log" &
+	tail -c +$((boot_from + 1)) -f --pid=$qemu "$WORK/console.log" &
 	copier=$!
 	silent=0 last=-1 outcome=done progress_at=$(date +%s) lines=0
 	while kill -0 $qemu 2>/dev/null; do
@@ -155,12 +154,12 @@ boot_l1() { # sets $outcome: done, wedged or timeout
 		size=$(stat -c %s "$WORK/console.log")
 		# Silence counts once L1's init has spoken (the kernel boots quietly).
 		if [ "$size" = "$last" ]; then silent=$((silent + 5)); else silent=0 last=$size; fi
-		tail -c +$((from_byte + 1)) "$WORK/console.log" | grep -q "nested: " || silent=0
+		tail -c +$((boot_from + 1)) "$WORK/console.log" | grep -q "nested: " || silent=0
 		size=$(grep -c "nested: \(begin\|ok\|FAIL\) " "$WORK/console.log")
 		[ "$size" != "$lines" ] && lines=$size progress_at=$now
 		# A flat check ends within 65 s inside L1; the Linux boot within 300 s.
 		limit=$STUCK
-		tail -c +$((from_byte + 1)) "$WORK/console.log" | grep "nested: begin " | tail -n 1 |
+		tail -c +$((boot_from + 1)) "$WORK/console.log" | grep "nested: begin " | tail -n 1 |
 			grep -q "begin flat-" && limit=$FLAT_STUCK
 		if [ $silent -ge "$IDLE" ] || [ $((now - progress_at)) -ge "$limit" ]; then
 			echo "nested: L1 wedged: console silent $silent s, no check finished for $((now - progress_at)) s: stopping it" \
