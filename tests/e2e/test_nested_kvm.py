@@ -23,6 +23,7 @@ CHECKS = [
     "flat-uart64-long-mode",
     "flat-mmio64",
     "flat-level-irq-eoi",
+    "flat-ram-above-4g",
     "flat-bad-input",
     "flat-triple-fault",
     "linux-boot-smp2",
@@ -30,6 +31,7 @@ CHECKS = [
     "linux-command-answers",
     "linux-ioapic-interrupts",
     "linux-net-dhcp",
+    "linux-net-hostfwd",
     "linux-dev-serial-restart",
     "linux-poweroff-exits-0",
 ]

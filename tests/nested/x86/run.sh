@@ -10,7 +10,7 @@
 # (BUILD_DIR/guest) and the flat test guests (BUILD_DIR/guests) -- and boots
 # it with the same kernel under QEMU's software emulation of AMD SVM with
 # nested paging:
-#   qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2G -nographic
+#   qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 4G -nographic
 # L1's /init (l1-init next to this script) runs the checks and prints one
 # line per check and "nested: N passed, N failed"; its console is copied to
 # stdout and to BUILD_DIR/nested-x86/console.log.
@@ -111,8 +111,9 @@ fi
 install -m 755 "$HERE/l1-init" "$ROOT/init"
 (cd "$ROOT" && find . | cpio -o -H newc --quiet) | gzip -1 >"$WORK/l1.img"
 
-L1="qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 2G -nographic -no-reboot"
+L1="qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 4G -nographic -no-reboot"
 L1="$L1 -kernel $KERNEL -initrd $WORK/l1.img -monitor unix:$WORK/monitor.sock,server=on,wait=off"
+L1="$L1 -d cpu_reset,guest_errors -D $WORK/qemu-l1.log"
 APPEND="console=ttyS0 quiet panic=-1 nokaslr"
 echo "nested: L1 image $(du -m "$WORK/l1.img" | cut -f1) MiB; booting L1 (timeout ${TIMEOUT} s)"
 if [ -n "$SHELL_MODE" ]; then # L1's shell on this terminal
