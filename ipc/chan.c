@@ -167,9 +167,13 @@ int ipc_listen(const char *url, ipc_peer_cb cb, void *opaque, ipc_chan **out, ch
 
 /* Listener: renew the nng listener once no peer has come for RELISTEN_NS
  * (see its definition).  A device dialling at that moment is refused and
- * dials again. */
+ * dials again.  Not in a sandbox that forbids making a listener: closing
+ * the one we have would lose it for good, and every device restart slower
+ * than RELISTEN_NS with it. */
 static void renew_listener_if_idle(ipc_chan *c)
 {
+	if (!host_can_listen_anew())
+		return;
 	uint64_t now = host_now_ns();
 	pthread_mutex_lock(&c->peer_lock);
 	bool idle = c->peer_pipe == 0 && now - c->idle_since >= RELISTEN_NS;

@@ -157,6 +157,10 @@ enum host_sandbox_result { HOST_SANDBOX_ENTERED, HOST_SANDBOX_OFF, HOST_SANDBOX_
  * thread), unless HOST_SANDBOX_ENV is "off".  FAILED: err says why, and the
  * caller must not go on unconfined. */
 enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p, char *err, size_t errlen);
+/* Can this process still create an ipc listener's endpoint?  Linux: not once
+ * sandboxed (no new Unix socket, an empty root).  Windows: yes, the core
+ * serves its pipes (HOST_SANDBOX_SERVES_PIPES). */
+bool host_can_listen_anew(void);
 
 /* ---- executable memory (the software CPU's JIT code cache) ----
  * One region seen at two addresses: `rw` to write code, `rx` to run it (W^X:

@@ -887,6 +887,11 @@ static int enter_own_job(const struct host_sandbox_profile *p, char *err, size_t
 	return 0;
 }
 
+bool host_can_listen_anew(void)
+{
+	return true;
+}
+
 enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p, char *err, size_t errlen)
 {
 	const char *env = getenv(HOST_SANDBOX_ENV);

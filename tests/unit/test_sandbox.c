@@ -26,6 +26,7 @@
 #include <cmocka.h>
 
 #include "host.h"
+#include "ipc.h"
 
 extern const struct host_sandbox_profile serial_sandbox, net_sandbox;
 const struct host_sandbox_profile *core_sandbox(const char *engine_name);
@@ -325,6 +326,48 @@ static void test_off_in_the_environment(void **state)
 	assert_int_equal(WEXITSTATUS(ws), 0);
 }
 
+/* A core's listener still takes a restarted device after the core entered
+ * its sandbox, also when the device comes back after more than a second
+ * (an idle listener is renewed outside a sandbox; inside one, renewing
+ * could only close it for good: seen in the nested KVM rig, where dev-net
+ * took longer than that to start again). */
+static void test_core_listener_takes_a_slow_restart(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/minivm-sandbox-XXXXXX", path[96], url[128];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/dev.sock", dir);
+	snprintf(url, sizeof(url), "ipc://%s", path);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		ipc_chan *c;
+		char err[256];
+		struct ipc_msg m;
+		if (ipc_listen(url, NULL, NULL, &c, err, sizeof(err)) != IPC_OK)
+			_exit(10);
+		if (host_sandbox_enter(core_sandbox("soft"), err, sizeof(err)) != HOST_SANDBOX_ENTERED)
+			_exit(11);
+		int rc = ipc_recv(c, &m, 20000, err, sizeof(err));
+		_exit(rc == IPC_OK && m.type == IPC_PING && m.seq == 7 ? 0 : 12);
+	}
+	for (int i = 0; i < 500 && access(path, F_OK) != 0; i++)
+		usleep(10000);
+	usleep(2500000); /* idle past the renewal interval, twice */
+	ipc_chan *d;
+	char err[256];
+	assert_int_equal(ipc_dial(url, 5000, &d, err, sizeof(err)), IPC_OK);
+	struct ipc_msg m = {.type = IPC_PING, .seq = 7};
+	assert_int_equal(ipc_send(d, &m), IPC_OK);
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	ipc_close(d);
+	unlink(path);
+	rmdir(dir);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_net_allows_sockets_and_reading),
 		cmocka_unit_test(test_core_profiles),
 		cmocka_unit_test(test_off_in_the_environment),
+		cmocka_unit_test(test_core_listener_takes_a_slow_restart),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
