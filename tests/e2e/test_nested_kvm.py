@@ -32,6 +32,7 @@ CHECKS = [
     "linux-ioapic-interrupts",
     "linux-net-dhcp",
     "linux-net-hostfwd",
+    "linux-dev-net-restart",
     "linux-dev-serial-restart",
     "linux-poweroff-exits-0",
 ]
