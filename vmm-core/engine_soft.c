@@ -175,16 +175,17 @@ static int create_lapics(struct engine *e)
  * entered nothing may try to map it (a forbidden system call). */
 static bool jit_reserved;
 
-static void soft_before_sandbox(bool jit)
+static int soft_before_sandbox(bool jit, char *err, size_t n)
 {
-	char err[160];
 	if (!jit)
-		return;
-	if (softcpu_jit_reserve(err, sizeof(err)) < 0) {
-		log_msg("soft engine: %s; interpreting", err);
-		return;
+		return 0;
+	char why[160];
+	if (softcpu_jit_reserve(why, sizeof(why)) < 0) {
+		snprintf(err, n, "soft engine: %s", why);
+		return -1;
 	}
 	jit_reserved = true;
+	return 0;
 }
 
 static struct engine *soft_create(const struct engine_config *cfg, char *err, size_t n)
