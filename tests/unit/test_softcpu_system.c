@@ -568,20 +568,21 @@ static void test_self_modifying_code(void **state)
 
 /* Self-modifying code in a block that loops to itself (translated: one
  * block, its registers kept in host registers across the back edge): each
- * pass rewrites the next pass's immediate, so EAX counts up to 5.  Missing
- * the rewrite loops forever on EAX = 0 (the run limit ends it).
- *	1: mov $0,%eax; add $1,%ecx; movb %cl,1b+1(%rip); cmp $5,%eax; jne 1b; hlt */
+ * pass rewrites the immediate of its own next instruction, so EAX equals
+ * ECX in every pass and the loop ends at 5.  Running the pass's old code
+ * ends it at ECX = 6 (one pass late); never seeing the rewrite, never.
+ *	1: add $1,%ecx; movb %cl,2f+1(%rip); 2: mov $0,%eax; cmp $5,%eax; jne 1b; hlt */
 static void test_self_modifying_code_in_a_loop(void **state)
 {
 	struct fixture *f = *state;
-	static const uint8_t code[] = {0xb8, 0x00, 0x00, 0x00, 0x00, 0x83, 0xc1, 0x01, 0x88, 0x0d,
-				       0xf3, 0xff, 0xff, 0xff, 0x83, 0xf8, 0x05, 0x75, 0xed, 0xf4};
+	static const uint8_t code[] = {0x83, 0xc1, 0x01, 0x88, 0x0d, 0x01, 0x00, 0x00, 0x00, 0xb8,
+				       0x00, 0x00, 0x00, 0x00, 0x83, 0xf8, 0x05, 0x75, 0xed, 0xf4};
 	load(f, KCODE, code, sizeof(code));
 	f->c.r[R_CX] = 0;
 	assert_int_equal(softcpu_run(&f->c, 100000), SOFTCPU_EXIT_HALT);
 	assert_int_equal(f->c.r[R_AX], 5);
-	assert_int_equal(f->c.r[R_CX], 6);
-	assert_int_equal(f->ram[KCODE + 1], 6);
+	assert_int_equal(f->c.r[R_CX], 5);
+	assert_int_equal(f->ram[KCODE + 10], 5);
 }
 
 /* A device process rewrites a page of code the CPU has run (through its
