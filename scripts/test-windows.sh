@@ -133,13 +133,13 @@ sys.exit(f"missing: {sorted(want - names)}" if want - names else None)
 EOF
 echo "test-windows: release $(basename "$release")"
 
-# Issues 4 and 11 under Wine, one boot of the release's minivm.conf: Debian's
-# kernel on the software CPU to the busybox shell with the network on
+# Issues 4, 10 and 11 under Wine, one boot of the release's minivm.conf:
+# Debian's kernel on the software CPU's JIT to the busybox shell with the network on
 # (dev-net.exe): the DHCP lease, a hostfwd transfer from 127.0.0.1 into the
 # guest and one back through 10.0.2.2, each with the same SHA-256, then
 # `poweroff` ends launcher.exe with 0 (scripts/wine-guest-test.py).
 python3 scripts/wine-guest-test.py "${release%.zip}" ||
-	fail "Linux under Wine: the shell, the network or poweroff failed"
+	fail "Linux under Wine: the shell, the network, poweroff or the JIT failed"
 
 # ---- the WHP engine under Wine: the stand-in WinHvPlatform.dll
 # (tests/whp-standin, the soft CPU behind Microsoft's documented API) in the

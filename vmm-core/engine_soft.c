@@ -18,6 +18,7 @@
 #include "jit.h"
 #include "lapic.h"
 #include "log.h"
+#include "stats.h"
 
 #define APIC_BASE_BSP 0x100ull          /* IA32_APIC_BASE bit 8 */
 #define APIC_BASE_ENABLE 0x800ull       /* IA32_APIC_BASE bit 11 */
@@ -69,8 +70,13 @@ static void soft_destroy(struct engine *e)
 			pthread_cond_destroy(&e->apics[i].start_cond);
 		}
 	if (e->cpus)
-		for (int i = 0; i < e->ncpus; i++)
+		for (int i = 0; i < e->ncpus; i++) {
+			uint64_t translated, full_flushes;
+			softcpu_jit_counts(&e->cpus[i], &translated, &full_flushes);
+			STATS_ADD(jit_blocks, translated);
+			STATS_ADD(jit_full_flushes, full_flushes);
 			softcpu_destroy(&e->cpus[i]);
+		}
 	free(e->apics);
 	free(e->lapics);
 	free(e->cpus);
