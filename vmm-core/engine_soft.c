@@ -194,6 +194,16 @@ static int soft_before_sandbox(bool jit, char *err, size_t n)
 	return 0;
 }
 
+/* For `vmm-core --check`: whether the JIT runs here (its executable memory
+ * can be mapped: a Windows policy or an SELinux rule may forbid it). */
+static int soft_describe(char *out, size_t n)
+{
+	char why[160];
+	if (softcpu_jit_reserve(why, sizeof(why)) < 0)
+		return snprintf(out, n, "  JIT: no (%s): the engine interprets\n", why);
+	return snprintf(out, n, "  JIT: yes, the default (--jit off interprets)\n");
+}
+
 static struct engine *soft_create(const struct engine_config *cfg, char *err, size_t n)
 {
 	if (cfg->cpus < 1 || !cfg->ram || cfg->ram_size == 0) {
@@ -406,4 +416,5 @@ const struct engine_ops engine_soft = {
 	.signal_msi = soft_signal_msi,
 	.stop = soft_stop,
 	.destroy = soft_destroy,
+	.describe = soft_describe,
 };
