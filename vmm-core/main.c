@@ -159,7 +159,7 @@ static void usage(FILE *to)
 		"  --no-reboot       a guest reset ends the VM with status 0\n"
 		"  --jit on|off      soft engine: translate guest code to host code (on, the\n"
 		"                    default on x86-64 hosts) or interpret every instruction (off)\n"
-		"  MINIVM_STATS=1    print exit and ipc counters at exit\n"
+		"  MINIVM_STATS=1    print exit, ipc and JIT counters at exit\n"
 		"  MINIVM_BOOT_TIME=1  print the boot-time marker (port 0x3f0) when it arrives\n");
 }
 
