@@ -125,9 +125,11 @@ int child_argv_core(struct child_argv *a, const char *exe, const struct vmconf *
 	argv_add(a, "%llu", (unsigned long long)c->memory);
 	argv_add(a, "--cpus");
 	argv_add(a, "%d", c->cpus);
-	if (c->jit) {
+	/* Unset, vmm-core translates where the host can; an explicit on makes
+	 * a host without a JIT an error there. */
+	if (!c->jit || vmconf_is_set(c, VMCONF_JIT)) {
 		argv_add(a, "--jit");
-		argv_add(a, "on");
+		argv_add(a, "%s", c->jit ? "on" : "off");
 	}
 	if (c->flat[0]) {
 		argv_add(a, "--flat");

@@ -79,7 +79,7 @@ struct vmconf {
 	uint64_t debugcon_mmio; /* the debug port at an MMIO address (arm64 boards) */
 	bool reboot_exits;  /* [vm] reboot = exit: a guest reset ends the VM */
 	bool sandbox;       /* [vm] sandbox = on: every child enters its sandbox (host.h) */
-	bool jit;           /* [vm] jit = on: the soft engine translates guest code to host code */
+	bool jit;           /* [vm] jit = off: the soft engine interprets instead of translating */
 
 	char conf_path[VMCONF_PATH_MAX]; /* "" when no vm.conf was read */
 	struct vmconf_origin origin[VMCONF_KEY_COUNT];

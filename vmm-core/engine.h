@@ -100,8 +100,9 @@ struct engine_ops {
 	/* Can this engine run here?  If not, why (one line, what to do). */
 	bool (*available)(char *why, size_t n);
 	/* Optional, before the process enters its sandbox: take what the
-	 * engine needs that the sandbox forbids (the JIT's executable memory). */
-	void (*before_sandbox)(bool jit);
+	 * engine needs that the sandbox forbids (the JIT's executable memory).
+	 * -1 (err set): it could not; the engine then runs without it. */
+	int (*before_sandbox)(bool jit, char *err, size_t n);
 	struct engine *(*create)(const struct engine_config *cfg, char *err, size_t n);
 	int (*vcpu_init)(struct engine *e, int cpu, const struct vcpu_boot *boot, char *err, size_t n);
 	/* Runs vCPU `cpu` on this thread until it stops. */

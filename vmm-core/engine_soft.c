@@ -18,6 +18,7 @@
 #include "jit.h"
 #include "lapic.h"
 #include "log.h"
+#include "stats.h"
 
 #define APIC_BASE_BSP 0x100ull          /* IA32_APIC_BASE bit 8 */
 #define APIC_BASE_ENABLE 0x800ull       /* IA32_APIC_BASE bit 11 */
@@ -69,8 +70,13 @@ static void soft_destroy(struct engine *e)
 			pthread_cond_destroy(&e->apics[i].start_cond);
 		}
 	if (e->cpus)
-		for (int i = 0; i < e->ncpus; i++)
+		for (int i = 0; i < e->ncpus; i++) {
+			uint64_t translated, full_flushes;
+			softcpu_jit_counts(&e->cpus[i], &translated, &full_flushes);
+			STATS_ADD(jit_blocks, translated);
+			STATS_ADD(jit_full_flushes, full_flushes);
 			softcpu_destroy(&e->cpus[i]);
+		}
 	free(e->apics);
 	free(e->lapics);
 	free(e->cpus);
@@ -175,16 +181,27 @@ static int create_lapics(struct engine *e)
  * entered nothing may try to map it (a forbidden system call). */
 static bool jit_reserved;
 
-static void soft_before_sandbox(bool jit)
+static int soft_before_sandbox(bool jit, char *err, size_t n)
 {
-	char err[160];
 	if (!jit)
-		return;
-	if (softcpu_jit_reserve(err, sizeof(err)) < 0) {
-		log_msg("soft engine: %s; interpreting", err);
-		return;
+		return 0;
+	char why[160];
+	if (softcpu_jit_reserve(why, sizeof(why)) < 0) {
+		snprintf(err, n, "soft engine: %s", why);
+		return -1;
 	}
 	jit_reserved = true;
+	return 0;
+}
+
+/* For `vmm-core --check`: whether the JIT runs here (its executable memory
+ * can be mapped: a Windows policy or an SELinux rule may forbid it). */
+static int soft_describe(char *out, size_t n)
+{
+	char why[160];
+	if (softcpu_jit_reserve(why, sizeof(why)) < 0)
+		return snprintf(out, n, "  JIT: no (%s): the engine interprets\n", why);
+	return snprintf(out, n, "  JIT: yes, the default (--jit off interprets)\n");
 }
 
 static struct engine *soft_create(const struct engine_config *cfg, char *err, size_t n)
@@ -399,4 +416,5 @@ const struct engine_ops engine_soft = {
 	.signal_msi = soft_signal_msi,
 	.stop = soft_stop,
 	.destroy = soft_destroy,
+	.describe = soft_describe,
 };

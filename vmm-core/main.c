@@ -49,6 +49,7 @@
 #include "acpi.h"
 #include "bootmark.h"
 #include "ioapic.h"
+#include "jit.h"
 #include "linux_boot.h"
 #include "power.h"
 #include "rtc.h"
@@ -90,7 +91,8 @@ struct options {
 	const char *kernel, *initrd, *cmdline;
 	uint64_t launch_ns; /* host_now_ns() when the launcher started */
 	bool no_reboot;     /* a guest reset ends the VM (exit 0) */
-	bool jit;           /* --jit: the soft engine translates guest code */
+	bool jit;           /* the soft engine translates guest code (default: where it can) */
+	bool jit_asked;     /* --jit on: without the JIT the VM does not start */
 	int ndevices;
 	struct device_arg devices[MAX_DEVICES];
 };
@@ -121,6 +123,17 @@ struct vm {
 #endif
 };
 
+/* Whether the soft engine can translate here (jit.h); the arm64 board has
+ * no soft engine at all. */
+static bool host_has_jit(void)
+{
+#ifdef __aarch64__
+	return false;
+#else
+	return softcpu_jit_supported();
+#endif
+}
+
 static void usage(FILE *to)
 {
 	fprintf(to,
@@ -144,9 +157,9 @@ static void usage(FILE *to)
 		"  --cmdline STR     kernel command line\n"
 		"  --launch-time-ns NS  host_now_ns() at launch, for the boot-time marker\n"
 		"  --no-reboot       a guest reset ends the VM with status 0\n"
-		"  --jit on|off      soft engine: translate guest code to host code (on, x86-64\n"
-		"                    hosts) or interpret every instruction (off, the default)\n"
-		"  MINIVM_STATS=1    print exit and ipc counters at exit\n"
+		"  --jit on|off      soft engine: translate guest code to host code (on, the\n"
+		"                    default on x86-64 hosts) or interpret every instruction (off)\n"
+		"  MINIVM_STATS=1    print exit, ipc and JIT counters at exit\n"
 		"  MINIVM_BOOT_TIME=1  print the boot-time marker (port 0x3f0) when it arrives\n");
 }
 
@@ -192,7 +205,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	*o = (struct options){.engine = "auto", .cpus = 1, .flat_mode = VCPU_REAL16, .jit = false,
+	*o = (struct options){.engine = "auto", .cpus = 1, .flat_mode = VCPU_REAL16, .jit = host_has_jit(),
 			      .launch_ns = host_now_ns()};
 	bool have_memory = false;
 	uint64_t cpus;
@@ -227,7 +240,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 				log_msg("--jit %s: want on or off", optarg);
 				return 1;
 			}
-			o->jit = !strcmp(optarg, "on");
+			o->jit = o->jit_asked = !strcmp(optarg, "on");
+			if (o->jit && !host_has_jit()) {
+				log_msg("--jit on: this host has no JIT (only x86-64 hosts have one); use --jit off");
+				return 1;
+			}
 			break;
 		case OPT_FLAT_MODE:
 			if (strcmp(optarg, "real") == 0) {
@@ -718,8 +735,13 @@ static int enter_sandbox(const struct vm *vm, const struct options *o)
 	/* glibc reads the time zone file at the first gmtime (the CMOS clock's),
 	 * whatever the zone: now, while files can be opened. */
 	tzset();
-	if (vm->ops->before_sandbox)
-		vm->ops->before_sandbox(o->jit);
+	if (vm->ops->before_sandbox && vm->ops->before_sandbox(o->jit, err, sizeof(err)) < 0) {
+		if (o->jit_asked) {
+			log_msg("--jit on: %s", err);
+			return -1;
+		}
+		log_msg("%s; interpreting", err);
+	}
 	if (host_sandbox_enter(core_sandbox(vm->ops->name), err, sizeof(err)) == HOST_SANDBOX_FAILED) {
 		log_msg("%s", err);
 		return -1;

@@ -37,4 +37,8 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 		(unsigned long long)get(&core_stats.posted_writes),
 		(unsigned long long)get(&core_stats.acks_lowered), (double)wait_ns / 1e9,
 		100.0 * (double)wait_ns / 1e9 / secs);
+	uint64_t jit_blocks = get(&core_stats.jit_blocks);
+	if (jit_blocks)
+		log_msg("stats: the JIT translated %llu blocks (%llu code caches flushed full)",
+			(unsigned long long)jit_blocks, (unsigned long long)get(&core_stats.jit_full_flushes));
 }

@@ -81,6 +81,8 @@ def test_check_reports_each_engine_and_runs_s001():
     available = sum(e.endswith(": available") for e in engines)
     assert available >= 1, out  # soft at least
     assert out.count("  s001: ok, printed \"Helo\" and halted") == available, out
+    # x86-64: the soft engine translates (its executable memory maps here)
+    assert "\n  JIT: yes, the default" in out, out
 
 
 def test_check_takes_no_arguments():

@@ -8,6 +8,7 @@ serves the shell checks and the power paths boot their own."""
 import hashlib
 import os
 import random
+import re
 import shlex
 import signal
 import subprocess
@@ -88,12 +89,20 @@ def test_poweroff_exits_0(shell):
     assert wait_exit(shell) == 0
 
 
-def test_jit_boots_to_the_shell(linux_shell):
-    """The soft engine interprets by default (the JIT is opt-in); --jit on
-    must boot as well."""
-    child = linux_shell(["--jit", "on"])
+def test_interpreter_boots_smp_to_the_shell_and_powers_off(linux_shell, monkeypatch):
+    """The soft engine translates by default (the JIT, on x86-64 hosts): every
+    other Linux test runs on it.  --jit off keeps the interpreter covered:
+    two vCPUs to the shell, and poweroff; MINIVM_STATS shows no translation."""
+    monkeypatch.setenv("MINIVM_STATS", "1")
+    child = linux_shell(["--jit", "off", "-smp", "2"])
     assert run(child, "echo $((6*7))") == "42"
-    assert run(child, "cat /proc/cpuinfo | grep -c processor") == "1"
+    assert run(child, "nproc") == "2"
+    log = run(child, "dmesg")
+    assert "Marking TSC unstable" not in log and "soft lockup" not in log
+    child.sendline("poweroff")
+    assert wait_exit(child) == 0
+    assert "round trips" in child.before  # the stats were printed
+    assert "JIT translated" not in child.before
 
 
 def test_reboot_with_no_reboot_exits_0(linux_shell):
@@ -161,11 +170,15 @@ def test_ctrl_a_x_on_a_terminal_restores_it(tmp_path):
 
 
 @pytest.mark.parametrize("cpus", [2, 4])
-def test_nproc_equals_smp(linux_shell, cpus):
-    """Application processors come up through INIT/SIPI, one host thread each."""
+def test_nproc_equals_smp(linux_shell, monkeypatch, cpus):
+    """Application processors come up through INIT/SIPI, one host thread
+    each, translating (the default: MINIVM_STATS counts the JIT's blocks)."""
+    monkeypatch.setenv("MINIVM_STATS", "1")
     child = linux_shell(["-smp", cpus])
     assert run(child, "nproc") == str(cpus)
     log = run(child, "dmesg")
     assert "Marking TSC unstable" not in log and "soft lockup" not in log
     child.sendline("poweroff")
     assert wait_exit(child) == 0
+    translated = re.search(r"the JIT translated (\d+) blocks", child.before)
+    assert translated and int(translated.group(1)) > 1000, child.before[-2000:]

@@ -4,8 +4,10 @@
  * shadow with an external interrupt, the real -> protected -> long mode
  * switch, self-modifying code, code rewritten by a device process, MMIO routing, HLT and stop requests.
  * Every test runs twice: interpreted, then translated by the JIT (jit.h),
- * which adds a fault in the middle of a translated block and an interrupt
- * breaking into a loop of chained blocks.
+ * which adds faults in the middle of a translated block and of a block
+ * looping to itself, interrupts breaking into loops (a block chained to
+ * itself, a CALL/RET loop through the indirect-branch cache), and code
+ * rewritten inside the looping block, by itself and by a device.
  *
  * The machine code below was assembled with GNU as from the source shown in
  * the comment above each array. */
@@ -564,6 +566,25 @@ static void test_self_modifying_code(void **state)
 	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 8);
 }
 
+/* Self-modifying code in a block that loops to itself (translated: one
+ * block, its registers kept in host registers across the back edge): each
+ * pass rewrites the immediate of its own next instruction, so EAX equals
+ * ECX in every pass and the loop ends at 5.  Running the pass's old code
+ * ends it at ECX = 6 (one pass late); never seeing the rewrite, never.
+ *	1: add $1,%ecx; movb %cl,2f+1(%rip); 2: mov $0,%eax; cmp $5,%eax; jne 1b; hlt */
+static void test_self_modifying_code_in_a_loop(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x83, 0xc1, 0x01, 0x88, 0x0d, 0x01, 0x00, 0x00, 0x00, 0xb8,
+				       0x00, 0x00, 0x00, 0x00, 0x83, 0xf8, 0x05, 0x75, 0xed, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	f->c.r[R_CX] = 0;
+	assert_int_equal(softcpu_run(&f->c, 100000), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_AX], 5);
+	assert_int_equal(f->c.r[R_CX], 5);
+	assert_int_equal(f->ram[KCODE + 10], 5);
+}
+
 /* A device process rewrites a page of code the CPU has run (through its
  * own view of the shared memory); the guest calling it again runs the new
  * code.  KCODE: mov $DEVPAGE,%ebx; call *%rbx; hlt.  DEVPAGE: mov $N,%eax;
@@ -626,6 +647,31 @@ static void test_device_rewrites_code_page_while_running(void **state)
 	pthread_join(t, NULL);
 	assert_int_equal(why, SOFTCPU_EXIT_HALT);
 	assert_int_equal(f->c.r[R_AX], 2);
+}
+
+/* A device process rewrites the code of the loop the vCPU is in (one
+ * block chained to itself): the loop must see it and end.
+ * DEVPAGE: 1: mov $N,%eax; add $1,%rcx; cmp $2,%eax; jne 1b; hlt, N = 1, then 2. */
+static void test_device_rewrites_the_running_loop(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t first[] = {0xb8, 0x01, 0x00, 0x00, 0x00, 0x48, 0x83, 0xc1,
+					0x01, 0x83, 0xf8, 0x02, 0x75, 0xf2, 0xf4};
+	uint8_t second[sizeof(first)];
+	memcpy(second, first, sizeof(first));
+	second[1] = 0x02;
+	load(f, DEVPAGE, first, sizeof(first));
+	f->c.rip = DEVPAGE;
+	f->c.r[R_CX] = 0;
+	struct device_thread d = {f, second, sizeof(second)};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, device_rewrites, &d), 0);
+	/* Missing the device's write loops until the instruction limit. */
+	enum softcpu_exit why = softcpu_run(&f->c, 1000000000);
+	pthread_join(t, NULL);
+	assert_int_equal(why, SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_AX], 2);
+	assert_int_equal(f->c.rip, DEVPAGE + sizeof(first));
 }
 
 /* mov (%rax),%ebx; movl $0x11223344,(%rcx); hlt  -- outside RAM: the board */
@@ -775,6 +821,77 @@ static void test_interrupt_breaks_into_loop(void **state)
 	assert_true(f->c.r[R_AX] > 1000);
 }
 
+/* A fault in a block looping to itself, on its 513th pass: the loop's
+ * registers (in host registers while it runs) and flags are those of the
+ * faulting pass.  User mode, RAX walking UDATA's page into URO (read-only):
+ *	1: add $1,%rcx; mov %rcx,(%rax); add $8,%rax; jmp 1b */
+static void test_pf_in_a_loop_state(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc1, 0x01, 0x48, 0x89, 0x08, 0x48, 0x83, 0xc0, 0x08, 0xeb, 0xf3};
+	load(f, UCODE, code, sizeof(code));
+	enter_user(f, UCODE);
+	f->c.r[R_AX] = UDATA;
+	f->c.r[R_CX] = (uint64_t)-513;
+	assert_int_equal(run_to_handler(f), 14);
+	assert_int_equal(get64(f, KSTACK_TOP - 48), 0x7); /* P | W | U */
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, UCODE + 4);
+	/* 0xffff...ffff + 1: CF and ZF */
+	assert_int_equal(fr.rflags & (F_CF | F_ZF | F_SF | F_OF), F_CF | F_ZF);
+	assert_int_equal(f->c.r[R_CX], 0);
+	assert_int_equal(f->c.r[R_AX], URO);
+	assert_int_equal(f->c.cr2, URO);
+	assert_int_equal(get64(f, URO - 8), (uint64_t)-1);
+	assert_int_equal(get64(f, UDATA), (uint64_t)-512);
+}
+
+/* Raises the interrupt once the guest's counter at UDATA passed 1000 (or
+ * after a minute, for the test to fail rather than hang). */
+static void *interrupt_after_count(void *arg)
+{
+	struct fixture *f = arg;
+	struct timespec ms = {0, 1000 * 1000};
+	for (int i = 0; i < 60000; i++) {
+		uint64_t count;
+		__atomic_load(&((uint64_t *)f->ram)[UDATA / 8], &count, __ATOMIC_RELAXED);
+		if (count > 1000)
+			break;
+		nanosleep(&ms, NULL);
+	}
+	softcpu_set_intr(&f->c, 1);
+	return NULL;
+}
+
+/* An interrupt arriving while the CPU runs a loop through CALL and RET
+ * (translated: the return goes through the indirect-branch cache) is taken
+ * at one of the loop's instructions.
+ *	1: incq (%rbx); call 2f; jmp 1b; 2: ret */
+static void test_interrupt_breaks_into_call_ret_loop(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x48, 0xff, 0x03, 0xe8, 0x02, 0x00, 0x00, 0x00, 0xeb, 0xf6, 0xc3};
+	load(f, KCODE, code, sizeof(code));
+	f->c.r[R_BX] = UDATA;
+	f->c.intr_opaque = f;
+	f->c.intr_ack = intr_ack;
+	f->intr_vector = 0x20;
+	softcpu_set_rflags(&f->c, 0x2 | F_IF);
+	pthread_t t;
+	pthread_create(&t, NULL, interrupt_after_count, f);
+	assert_int_equal(softcpu_run(&f->c, 0), SOFTCPU_EXIT_HALT);
+	pthread_join(t, NULL);
+	assert_int_equal(f->c.rip, HANDLERS + 0x20 + 1);
+	assert_true(get64(f, UDATA) > 1000);
+	/* The frame is where the handler's RSP is (aligned down to 16 from
+	 * the interrupted RSP: KSTACK_TOP, or 8 below it inside the call). */
+	struct frame fr = frame_at(f, f->c.r[R_SP]);
+	assert_true(fr.rip == KCODE || fr.rip == KCODE + 3 || fr.rip == KCODE + 8 || fr.rip == KCODE + 10);
+	assert_int_equal(fr.cs, 0x08);
+	assert_true(fr.rflags & F_IF);
+	assert_int_equal(fr.rsp, fr.rip == KCODE + 10 ? KSTACK_TOP - 8 : KSTACK_TOP);
+}
+
 /* Real mode at 0 -> protected mode -> long mode (the benchmark guests'
  * start-up), then mov $0x123456789,%rax; hlt.  Source:
  *   cli; xor %ax,%ax; mov %ax,%ds; lgdtl gdt_desc; cr0.PE; ljmpl $8,$pm32
@@ -857,6 +974,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lock_atomic_across_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pf_mid_block_state, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_interrupt_breaks_into_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pf_in_a_loop_state, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_interrupt_breaks_into_call_ret_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_self_modifying_code_in_a_loop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_rewrites_the_running_loop, setup, teardown),
 	};
 	int failed = cmocka_run_group_tests_name("interpreter", tests, group_interpreted, NULL);
 	if (!softcpu_jit_supported()) {

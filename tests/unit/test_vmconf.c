@@ -637,21 +637,33 @@ static void test_sandbox_key_and_flag(void **state)
 			  "vm.conf:3: [vm] sandbox: \"maybe\" is not on or off");
 }
 
-/* [vm] jit (default off) and --jit: vmm-core hears only an on. */
+/* [vm] jit (default on) and --jit: left unset, vmm-core hears nothing and
+ * translates where the host can; set, it hears which (an explicit on is an
+ * error there on a host without a JIT). */
 static void test_jit_key_and_flag(void **state)
 {
 	static struct child_argv a;
 	assert_int_equal(run_conf("[vm]\nkernel = bzImage\n"), 0);
-	assert_false(conf.jit);
+	assert_true(conf.jit);
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
+	const char *unset[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1",
+			       "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
+	assert_argv(a.argv, unset);
+
 	assert_int_equal(run_conf("[vm]\nkernel = bzImage\njit = on\n"), 0);
 	assert_true(conf.jit);
 	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
-	const char *core[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1", "--jit", "on",
-			      "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
-	assert_argv(a.argv, core);
+	const char *on[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1", "--jit", "on",
+			    "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
+	assert_argv(a.argv, on);
+
 	char *argv[] = {"launcher", "run", CONF, "--jit", "off", NULL};
 	assert_int_equal(run_args(argv), 0);
 	assert_false(conf.jit);
+	assert_int_equal(core_argv(&a, "vmm-core", "U", 0), 0);
+	const char *off[] = {"vmm-core", "--engine", "auto", "--memory", "268435456", "--cpus", "1", "--jit", "off",
+			     "--kernel", TEST_DIR "/bzImage", "--device", "serial=U", NULL};
+	assert_argv(a.argv, off);
 	assert_conf_error("[vm]\nkernel = bzImage\njit = fast\n", "vm.conf:3: [vm] jit: \"fast\" is not on or off");
 }
 

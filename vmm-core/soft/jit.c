@@ -77,6 +77,7 @@ struct jit {
 	uint8_t *rw, *rx; /* this vCPU's slice of the pool, in both views */
 	size_t used;
 	uint32_t flush_gen;
+	uint64_t translated, full_flushes; /* softcpu_jit_counts() */
 	unsigned slice;
 	uint8_t *exit_rw; /* the trampoline's exit (code returning to C) */
 	void (*enter)(struct softcpu *c, const uint8_t *code, struct jit *j);
@@ -260,6 +261,12 @@ void jit_release(struct softcpu *c)
 	pthread_mutex_unlock(&pool.lock);
 	free(j);
 	c->jit = NULL;
+}
+
+void softcpu_jit_counts(const struct softcpu *c, uint64_t *translated, uint64_t *full_flushes)
+{
+	*translated = c->jit ? c->jit->translated : 0;
+	*full_flushes = c->jit ? c->jit->full_flushes : 0;
 }
 
 void jit_flush(struct softcpu *c)
@@ -1713,10 +1720,12 @@ bool jit_run(struct softcpu *c, struct jit_ref *ref, const struct insn *insn, un
 		const uint8_t *code = translate(c, insn, n);
 		if (!code) {
 			reset_cache(j);
+			j->full_flushes++;
 			code = translate(c, insn, n);
 			if (!code)
 				return false;
 		}
+		j->translated++;
 		*ref = (struct jit_ref){.code = code, .flush_gen = j->flush_gen, .mode = mode};
 	}
 	if (j->pending_slot)

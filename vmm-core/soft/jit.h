@@ -36,6 +36,9 @@ int softcpu_jit_reserve(char *err, size_t errlen);
 /* Turn the JIT on or off for a vCPU (off after softcpu_init).  -1: it
  * cannot be on (not supported, no executable memory); the CPU interprets. */
 int softcpu_set_jit(struct softcpu *c, bool on);
+/* Blocks this vCPU has translated, and times its code cache was full and
+ * flushed (0 and 0 while it interprets): MINIVM_STATS shows them. */
+void softcpu_jit_counts(const struct softcpu *c, uint64_t *translated, uint64_t *full_flushes);
 
 /* ---- cpu.c's side ---- */
 void jit_release(struct softcpu *c);
