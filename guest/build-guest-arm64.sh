@@ -8,8 +8,9 @@
 #                       minivm also takes a gzip'd one)
 #   OUTDIR/initrd.img   gzip newc cpio: busybox-static:arm64, /init
 #                       (guest/init-arm64: eth0 by DHCP, a shell on the
-#                       console), virtio_mmio and virtio_net with their
-#                       dependencies (/etc/minivm/modules: the load order)
+#                       console), virtio_mmio, virtio_net and virtio_console
+#                       (hvc0) with their dependencies (/etc/minivm/modules:
+#                       the load order)
 # Downloads go to DEBSDIR (default OUTDIR/debs) and are reused.  No root.
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 OUTDIR [DEBSDIR]" >&2; exit 2; }
@@ -51,7 +52,7 @@ release=$(ls "$WORK/kernel/lib/modules" | head -n 1)
 [ -n "$release" ] || die "$kernel_deb has no /lib/modules/<release>"
 . "$SRCDIR/kmodules.sh"
 : >"$WORK/modules"
-kmodules "$WORK/kernel/lib/modules/$release/kernel" "$WORK/modules" virtio_mmio virtio_net
+kmodules "$WORK/kernel/lib/modules/$release/kernel" "$WORK/modules" virtio_mmio virtio_net virtio_console
 
 root=$WORK/root
 mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/etc/minivm" \
