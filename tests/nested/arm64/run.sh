@@ -22,13 +22,14 @@ elapsed() { echo $(($(date +%s) - start)); }
 # debs/), rebuilt only when one of its inputs is newer.  Its kernel is L1's
 # kernel too.  Unpacking the kernel package takes ~10 s here.
 guest=$work/guest
-if [ ! -e "$guest/initrd.img" ] || [ -n "$(find "$here/../../../guest" "$work/debs" -newer "$guest/initrd.img" \
+if [ ! -e "$guest/initrd.img" ] || ! ls "$work"/debs/busybox-static_*_arm64.deb >/dev/null 2>&1 ||
+	[ -n "$(find "$here/../../../guest" "$work/debs" -newer "$guest/initrd.img" \
 	\( -name '*arm64*' -o -name kmodules.sh -o -name udhcpc.script \) 2>/dev/null)" ]; then
 	sh "$here/../../../guest/build-guest-arm64.sh" "$guest" "$work/debs"
 fi
 kernel=$guest/Image
 
-rm -rf "$work/root"
+rm -rf "$work/root" "$work/kernel" # kernel/: what this rig unpacked before it used the guest's
 mkdir -p "$work/root"
 dpkg-deb -x "$(ls "$work"/debs/busybox-static_*_arm64.deb | tail -n 1)" "$work/bb"
 root=$work/root
