@@ -6,8 +6,11 @@
 #   OUTDIR/Image        Debian's arm64 kernel (linux-image-arm64's dependency):
 #                       its vmlinuz as shipped (a plain Image in Debian 12;
 #                       minivm also takes a gzip'd one)
-#   OUTDIR/initrd.img   gzip newc cpio: busybox-static:arm64 and /init
-#                       (guest/init-arm64: a shell on the console)
+#   OUTDIR/initrd.img   gzip newc cpio: busybox-static:arm64, /init
+#                       (guest/init-arm64: eth0 by DHCP, a shell on the
+#                       console), virtio_mmio, virtio_net and virtio_console
+#                       (hvc0) with their dependencies (/etc/minivm/modules:
+#                       the load order)
 # Downloads go to DEBSDIR (default OUTDIR/debs) and are reused.  No root.
 set -eu
 [ $# -ge 1 ] || { echo "usage: $0 OUTDIR [DEBSDIR]" >&2; exit 2; }
@@ -45,13 +48,27 @@ vmlinuz=$(ls "$WORK"/kernel/boot/vmlinuz-* | head -n 1)
 cp "$vmlinuz" "$OUTDIR/Image.tmp"
 mv "$OUTDIR/Image.tmp" "$OUTDIR/Image"
 
+release=$(ls "$WORK/kernel/lib/modules" | head -n 1)
+[ -n "$release" ] || die "$kernel_deb has no /lib/modules/<release>"
+. "$SRCDIR/kmodules.sh"
+: >"$WORK/modules"
+kmodules "$WORK/kernel/lib/modules/$release/kernel" "$WORK/modules" virtio_mmio virtio_net virtio_console
+
 root=$WORK/root
-mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp"
+mkdir -p "$root/bin" "$root/proc" "$root/sys" "$root/dev" "$root/tmp" "$root/etc/minivm" \
+	"$root/etc/udhcpc" "$root/lib/modules"
 cp "$WORK/busybox/bin/busybox" "$root/bin/"
-for applet in sh mount echo cat grep poweroff uname sleep; do
+# The applets /init, the udhcpc script and the nested rig's checks use (the
+# busybox binary is arm64's: it cannot list them here).
+for applet in sh mount echo cat cut grep poweroff uname sleep insmod ip udhcpc awk nproc; do
 	ln -s busybox "$root/bin/$applet"
 done
+while read -r ko; do
+	cp "$ko" "$root/lib/modules/"
+	echo "/lib/modules/$(basename "$ko")" >>"$root/etc/minivm/modules"
+done <"$WORK/modules"
 cp "$SRCDIR/init-arm64" "$root/init"
 chmod 755 "$root/init"
+install -m 0755 "$SRCDIR/udhcpc.script" "$root/etc/udhcpc/default.script"
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -9) >"$OUTDIR/initrd.img.tmp"
 mv "$OUTDIR/initrd.img.tmp" "$OUTDIR/initrd.img"

@@ -106,55 +106,10 @@ grep -q '^CONFIG_DEVPORT=y' "$WORK/kernel/boot/config-$release" ||
 MODDIR=$WORK/kernel/lib/modules/$release/kernel
 WANTED="virtio_mmio virtio_pci virtio_net virtio_console"
 
-# Path of module $1 (file names may spell '_' as '-'; .ko.xz on newer kernels).
-module_path() {
-	dash=$(echo "$1" | tr _ -)
-	find "$MODDIR" \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$dash.ko" -o -name "$dash.ko.xz" \) |
-		head -n 1
-}
-
-# Uncompressed copy of module file $1 (busybox insmod does not read .ko.xz).
-module_plain() {
-	case "$1" in
-	*.ko.xz)
-		xz -dkf "$1"
-		echo "${1%.xz}"
-		;;
-	*) echo "$1" ;;
-	esac
-}
-
-# The modules module $1 (a .ko) depends on, comma-separated: kmod's modinfo
-# when the host has it, else the "depends=" key of the .modinfo section,
-# which is what modinfo prints.
-module_depends() {
-	if command -v modinfo >/dev/null; then
-		modinfo -F depends "$1"
-	elif [ -x /sbin/modinfo ]; then
-		/sbin/modinfo -F depends "$1"
-	else
-		tr '\0' '\n' <"$1" | sed -n 's/^depends=//p' | head -n 1
-	fi
-}
-
-ORDER=$WORK/order # module names, dependencies first
+. "$SRCDIR/kmodules.sh"
+ORDER=$WORK/modules # the modules' .ko files, dependencies first
 : >"$ORDER"
-add_module() {
-	local src ko dep
-	grep -qx "$1" "$ORDER" && return 0
-	src=$(module_path "$1")
-	[ -n "$src" ] || die "module $1 not found in $kernel_deb"
-	ko=$(module_plain "$src")
-	for dep in $(module_depends "$ko" | tr , ' '); do
-		add_module "$dep"
-	done
-	echo "$1" >>"$ORDER"
-	echo "$ko" >>"$ORDER.files"
-}
-: >"$ORDER.files"
-for m in $WANTED; do
-	add_module "$m"
-done
+kmodules "$MODDIR" "$ORDER" $WANTED
 
 # ---- the initrd tree -----------------------------------------------------------
 
@@ -171,7 +126,7 @@ done
 while read -r ko; do
 	cp "$ko" "$ROOT/lib/modules/$release/"
 	echo "/lib/modules/$release/$(basename "$ko")" >>"$ROOT/etc/minivm/modules"
-done <"$ORDER.files"
+done <"$ORDER"
 
 install -m 0755 "$SRCDIR/init" "$ROOT/init"
 install -m 0755 "$SRCDIR/udhcpc.script" "$ROOT/etc/udhcpc/default.script"

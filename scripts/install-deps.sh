@@ -19,7 +19,10 @@ PKGS="build-essential cmake ninja-build pkg-config git xz-utils
 # The arm64 cross build links Debian's arm64 builds of its libraries
 # (multiarch: they install beside the host's, under /usr/lib/aarch64-linux-gnu).
 # libfdt-dev is not multi-arch: the host's (PKGS) gives the headers, libfdt1:arm64 the library.
-ARM64_PKGS="libnng-dev:arm64 libcmocka-dev:arm64 libseccomp-dev:arm64 libfdt1:arm64 zlib1g-dev:arm64"
+# dev-net's libslirp and glib: libslirp-dev:arm64 pulls glib's arm64 runtime,
+# libglib2.0-dev:arm64 is what slirp.pc requires (Debian 12: at the host's versions).
+ARM64_PKGS="libnng-dev:arm64 libcmocka-dev:arm64 libseccomp-dev:arm64 libfdt1:arm64 zlib1g-dev:arm64
+  libslirp-dev:arm64 libglib2.0-dev:arm64"
 
 missing=""
 for p in $PKGS; do

@@ -39,7 +39,8 @@ linux() {
 
 # The arm64 cross build: its unit tests under qemu-user, then the nested rig
 # (an arm64 Linux with KVM under qemu-system-aarch64 runs minivm: s003, then
-# an arm64 Linux guest to its shell; minutes under that emulation).
+# an arm64 Linux guest on 2 vCPUs with the network to its shell and
+# poweroff; ≈ 1–2½ min, docs/PERFORMANCE.md).
 arm64() {
 	cmake -S . -B build-arm64 -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
 		-DMINIVM_TESTS=ON &&

@@ -509,22 +509,9 @@ static int load_linux(const struct vm *vm, const struct options *o, const struct
 static int dt_devices(const struct vm *vm, struct arm64_dt_device *out, unsigned *n)
 {
 	*n = 0;
-	for (int i = 0; i < vm->ndevices; i++) {
-		const struct ipc_hello *h = devproxy_placed(vm->devices[i]);
-		for (uint32_t r = 0; r < h->nranges; r++) {
-			const struct ipc_range *range = &h->ranges[r];
-			if ((range->kind != IPC_RANGE_PL011 && range->kind != IPC_RANGE_VIRTIO_MMIO) ||
-			    !range->has_irq)
-				continue;
-			if (*n == ARM64_DT_MAX_DEVICES)
-				return -1;
-			out[(*n)++] = (struct arm64_dt_device){
-				.kind = range->kind == IPC_RANGE_PL011 ? ARM64_DT_PL011 : ARM64_DT_VIRTIO_MMIO,
-				.base = range->base, .size = range->size,
-				.spi = h->irqs[range->irq].gsi,
-				.edge = h->irqs[range->irq].trigger == IPC_TRIGGER_EDGE};
-		}
-	}
+	for (int i = 0; i < vm->ndevices; i++)
+		if (arm64_dt_add_devices(devproxy_placed(vm->devices[i]), out, n))
+			return -1;
 	return 0;
 }
 

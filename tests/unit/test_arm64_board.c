@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "arm64_board.h"
+#include "ipc.h"
 #include "le.h"
 
 #define MiB (1ull << 20)
@@ -118,6 +119,65 @@ static void test_tree_describes_the_board(void **state)
 	reg = prop("/virtio_mmio@d0001000", "reg", &len);
 	assert_int_equal(cell64(reg, 0), 0xd0001000);
 	assert_int_equal(cell64(reg, 1), 0x200);
+}
+
+/* What the devices declared, as the core placed it: dev-serial's PL011 (its
+ * own line), its debug port (no line: not in the tree) and hvc0 in
+ * virtio-mmio slot 0; dev-net's virtio-net in slot 1 (devproxy_policy.c:
+ * 0xd0001000 + 0x200 n, SPI 16 + n, level). */
+static void test_tree_from_placed_devices(void **state)
+{
+	struct ipc_hello serial = {.nranges = 3, .nirqs = 2};
+	serial.ranges[0] = (struct ipc_range){.space = IPC_SPACE_MMIO, .base = 0x996, .size = 1,
+					      .kind = IPC_RANGE_DEBUGCON};
+	serial.ranges[1] = (struct ipc_range){.space = IPC_SPACE_MMIO, .base = 0xc0000000,
+					      .size = 0x1000, .kind = IPC_RANGE_PL011,
+					      .has_irq = true, .irq = 1};
+	serial.ranges[2] = (struct ipc_range){.space = IPC_SPACE_MMIO, .base = 0xd0001000,
+					      .size = 0x200, .kind = IPC_RANGE_VIRTIO_MMIO,
+					      .has_irq = true, .irq = 0};
+	serial.irqs[0] = (struct ipc_irq_line){.gsi = 16, .trigger = IPC_TRIGGER_LEVEL};
+	serial.irqs[1] = (struct ipc_irq_line){.gsi = 1, .trigger = IPC_TRIGGER_LEVEL};
+	struct ipc_hello net = {.nranges = 1, .nirqs = 1};
+	net.ranges[0] = (struct ipc_range){.space = IPC_SPACE_MMIO, .base = 0xd0001200,
+					   .size = 0x200, .kind = IPC_RANGE_VIRTIO_MMIO,
+					   .has_irq = true, .irq = 0};
+	net.irqs[0] = (struct ipc_irq_line){.gsi = 17, .trigger = IPC_TRIGGER_LEVEL};
+
+	struct arm64_dt_device devs[ARM64_DT_MAX_DEVICES];
+	unsigned n = 0;
+	assert_int_equal(arm64_dt_add_devices(&serial, devs, &n), 0);
+	assert_int_equal(arm64_dt_add_devices(&net, devs, &n), 0);
+	assert_int_equal(n, 3);
+	struct arm64_dt_config cfg = {.ram_size = 256 * MiB, .cpus = 2, .devices = devs,
+				      .ndevices = n};
+	char err[128] = "";
+	assert_true(arm64_dt_build(blob, sizeof(blob), &cfg, err, sizeof(err)) > 0);
+	int len;
+	assert_string_equal(prop("/chosen", "stdout-path", &len), "/pl011@c0000000");
+	assert_int_equal(cell(prop("/pl011@c0000000", "interrupts", &len), 1), 1);
+	const char *nodes[2] = {"/virtio_mmio@d0001000", "/virtio_mmio@d0001200"};
+	for (int i = 0; i < 2; i++) {
+		assert_string_equal(prop(nodes[i], "compatible", &len), "virtio,mmio");
+		const void *irq = prop(nodes[i], "interrupts", &len);
+		assert_int_equal(len, 12);
+		assert_int_equal(cell(irq, 0), 0);      /* SPI */
+		assert_int_equal(cell(irq, 1), 16 + i); /* the slot's line */
+		assert_int_equal(cell(irq, 2), 4);      /* level, active high */
+		const void *reg = prop(nodes[i], "reg", &len);
+		assert_int_equal(cell64(reg, 0), 0xd0001000 + 0x200 * i);
+		assert_int_equal(cell64(reg, 1), 0x200);
+		assert_true(fdt_getprop(blob, node(nodes[i]), "dma-coherent", &len) != NULL);
+	}
+	/* Nothing for the debug port: three device nodes, no more. */
+	assert_true(fdt_path_offset(blob, "/virtio_mmio@d0001400") < 0);
+
+	/* A tree takes ARM64_DT_MAX_DEVICES nodes: one more is refused. */
+	n = ARM64_DT_MAX_DEVICES - 1;
+	assert_int_equal(arm64_dt_add_devices(&net, devs, &n), 0);
+	assert_int_equal(n, ARM64_DT_MAX_DEVICES);
+	assert_int_equal(arm64_dt_add_devices(&net, devs, &n), -1);
+	assert_int_equal(n, ARM64_DT_MAX_DEVICES);
 }
 
 static void test_tree_errors(void **state)
@@ -242,6 +302,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tree_describes_the_board),
+		cmocka_unit_test(test_tree_from_placed_devices),
 		cmocka_unit_test(test_tree_errors),
 		cmocka_unit_test(test_image_placement),
 		cmocka_unit_test(test_image_gunzip),

@@ -38,6 +38,15 @@ struct arm64_dt_device {
 
 #define ARM64_DT_MAX_DEVICES 16
 
+/* Append to out[*n] a node for each range of a device's placed HELLO that
+ * the tree describes: a PL011 or virtio-mmio range with a line (the core
+ * placed it: virtio-mmio slots and their SPIs from devproxy_policy.c).
+ * Other ranges (the debug ports) are the core's alone.  Returns 0, or -1
+ * when more than ARM64_DT_MAX_DEVICES nodes would be needed. */
+struct ipc_hello;
+int arm64_dt_add_devices(const struct ipc_hello *placed, struct arm64_dt_device *out,
+			 unsigned *n);
+
 struct arm64_dt_config {
 	uint64_t ram_size; /* RAM at 0 */
 	unsigned cpus;

@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ipc.h"
+
 #define PHANDLE_GIC 1
 #define PHANDLE_CLK 2
 #define PL011_CLOCK_HZ 24000000u
@@ -127,6 +129,24 @@ static void device(struct writer *w, const struct arm64_dt_device *d)
 	prop_reg(w, d->base, d->size);
 	prop_irq(w, GIC_SPI, d->spi, d->edge ? IRQ_EDGE_RISING : IRQ_LEVEL_HIGH);
 	end(w);
+}
+
+int arm64_dt_add_devices(const struct ipc_hello *h, struct arm64_dt_device *out, unsigned *n)
+{
+	for (uint32_t r = 0; r < h->nranges; r++) {
+		const struct ipc_range *range = &h->ranges[r];
+		if ((range->kind != IPC_RANGE_PL011 && range->kind != IPC_RANGE_VIRTIO_MMIO) ||
+		    !range->has_irq)
+			continue;
+		if (*n == ARM64_DT_MAX_DEVICES)
+			return -1;
+		out[(*n)++] = (struct arm64_dt_device){
+			.kind = range->kind == IPC_RANGE_PL011 ? ARM64_DT_PL011 : ARM64_DT_VIRTIO_MMIO,
+			.base = range->base, .size = range->size,
+			.spi = h->irqs[range->irq].gsi,
+			.edge = h->irqs[range->irq].trigger == IPC_TRIGGER_EDGE};
+	}
+	return 0;
 }
 
 size_t arm64_dt_build(void *buf, size_t size, const struct arm64_dt_config *cfg, char *err,
