@@ -30,6 +30,7 @@ CHECKS = [
     "linux-nproc-2",
     "linux-command-answers",
     "linux-ioapic-interrupts",
+    "linux-hvc0",
     "linux-net-dhcp",
     "linux-net-hostfwd",
     "linux-dev-net-restart",
