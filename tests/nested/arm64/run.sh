@@ -92,24 +92,7 @@ echo "nested arm64: L1 image $(du -m "$work/L1.img" | cut -f1) MiB, ready after 
 
 # One command to L1's QEMU monitor; prints the answer.
 monitor() { # command
-	python3 - "$monitor" "$1" <<'PY'
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-time.sleep(1)
-out = b""
-try:
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-except socket.timeout:
-    pass
-print(out.decode(errors="replace"))
-PY
+	python3 "$here/../monitor.py" "$monitor" "$1"
 }
 
 # Boots L1 with its console into $log (and this rig's stdout); sets $wedged

@@ -191,24 +191,7 @@ boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged, died
 }
 # One command to L1's QEMU monitor; prints the answer.
 monitor() { # command
-	python3 - "$WORK/monitor.sock" "$1" <<'PY'
-import socket, sys, time
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(sys.argv[2].encode() + b"\n")
-time.sleep(1)
-out = b""
-try:
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        out += chunk
-except socket.timeout:
-    pass
-print(out.decode(errors="replace"))
-PY
+	python3 "$HERE/../monitor.py" "$WORK/monitor.sock" "$1"
 }
 # Where a wedged L1's vCPUs are: RIP and RFLAGS of each (IF is bit 9).  L1
 # runs with nokaslr, so the addresses match /proc/kallsyms of any L1 boot
