@@ -802,20 +802,27 @@ static void *interrupt_later(void *arg)
 /* An interrupt arriving while the CPU runs a loop (translated: one block
  * chained to itself) is delivered with the loop's address as return RIP.
  *	1: add $1,%rax; jmp 1b */
-static void test_interrupt_breaks_into_loop(void **state)
+/* Run the loaded code with IF set while raiser, on a thread, raises vector
+ * 0x20: the vCPU must end in that vector's handler (its HLT). */
+static void run_until_interrupted(struct fixture *f, void *(*raiser)(void *))
 {
-	struct fixture *f = *state;
-	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0xfa};
-	load(f, KCODE, code, sizeof(code));
 	f->c.intr_opaque = f;
 	f->c.intr_ack = intr_ack;
 	f->intr_vector = 0x20;
 	softcpu_set_rflags(&f->c, 0x2 | F_IF);
 	pthread_t t;
-	pthread_create(&t, NULL, interrupt_later, f);
+	pthread_create(&t, NULL, raiser, f);
 	assert_int_equal(softcpu_run(&f->c, 0), SOFTCPU_EXIT_HALT);
 	pthread_join(t, NULL);
 	assert_int_equal(f->c.rip, HANDLERS + 0x20 + 1);
+}
+
+static void test_interrupt_breaks_into_loop(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x48, 0x83, 0xc0, 0x01, 0xeb, 0xfa};
+	load(f, KCODE, code, sizeof(code));
+	run_until_interrupted(f, interrupt_later);
 	struct frame fr = frame_at(f, KSTACK_TOP - 40);
 	assert_true(fr.rip == KCODE || fr.rip == KCODE + 4);
 	assert_true(f->c.r[R_AX] > 1000);
@@ -873,15 +880,7 @@ static void test_interrupt_breaks_into_call_ret_loop(void **state)
 	static const uint8_t code[] = {0x48, 0xff, 0x03, 0xe8, 0x02, 0x00, 0x00, 0x00, 0xeb, 0xf6, 0xc3};
 	load(f, KCODE, code, sizeof(code));
 	f->c.r[R_BX] = UDATA;
-	f->c.intr_opaque = f;
-	f->c.intr_ack = intr_ack;
-	f->intr_vector = 0x20;
-	softcpu_set_rflags(&f->c, 0x2 | F_IF);
-	pthread_t t;
-	pthread_create(&t, NULL, interrupt_after_count, f);
-	assert_int_equal(softcpu_run(&f->c, 0), SOFTCPU_EXIT_HALT);
-	pthread_join(t, NULL);
-	assert_int_equal(f->c.rip, HANDLERS + 0x20 + 1);
+	run_until_interrupted(f, interrupt_after_count);
 	assert_true(get64(f, UDATA) > 1000);
 	/* The frame is where the handler's RSP is (aligned down to 16 from
 	 * the interrupted RSP: KSTACK_TOP, or 8 below it inside the call). */
