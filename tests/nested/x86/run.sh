@@ -114,7 +114,9 @@ install -m 755 "$HERE/l1-init" "$ROOT/init"
 L1="qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 4G -nographic -no-reboot"
 L1="$L1 -kernel $KERNEL -initrd $WORK/l1.img -monitor unix:$WORK/monitor.sock,server=on,wait=off"
 L1="$L1 -d cpu_reset,guest_errors -D $WORK/qemu-l1.log"
-APPEND="console=ttyS0 quiet panic=-1 nokaslr"
+# transparent_hugepage=never: L1 once wedged with khugepaged in a soft
+# lockup on one vCPU (97 s) and an RCU stall on the other, while L2 booted.
+APPEND="console=ttyS0 quiet panic=-1 nokaslr transparent_hugepage=never"
 echo "nested: L1 image $(du -m "$WORK/l1.img" | cut -f1) MiB; booting L1 (timeout ${TIMEOUT} s)"
 if [ -n "$SHELL_MODE" ]; then # L1's shell on this terminal
 	exec $L1 -append "$APPEND nested.shell"
@@ -223,7 +225,9 @@ if [ -z "$BENCH" ] && ! grep -q "$summary_re" "$WORK/console.log"; then
 		"'${last_check:-its boot}'" "$passed" "$failed" | tee -a "$WORK/console.log"
 fi
 if [ -n "$BENCH" ]; then
-	! grep -q "bench: .*timeout" "$WORK/console.log" && grep -q "bench: qemu-kvm" "$WORK/console.log"
+	# Every boot of both VMMs with both command lines, none timed out.
+	! grep -q "bench: .*timeout" "$WORK/console.log" &&
+		[ "$(grep -c "bench: \(minivm\|qemu\)-kvm \[.*\] [0-9]" "$WORK/console.log")" = $((4 * BENCH)) ]
 	exit
 fi
 grep -q "nested: [0-9]* passed, 0 failed" "$WORK/console.log"
