@@ -127,12 +127,13 @@ fi
 # silent in a flat check that takes a second; once a check that even
 # `timeout -k` inside L1 could not end).  L1 prints "nested: begin CHECK"
 # before each check and "nested: alive" every 15 s.  When its console says
-# nothing for IDLE seconds, or no check ends for FLAT_STUCK seconds in a flat
-# check (bounded at 65 s inside L1) or STUCK seconds otherwise (the Linux
-# boot may take 300 s), L1 counts as wedged: its vCPUs are sampled and it is
-# stopped.  L1 has also died: QEMU exited 30-40 s into the first Linux
-# boot, L1's kernel printing nothing (seen in CI and here, 2 in 7 runs on an
-# idle machine); QEMU's log of L1's resets is then quoted.  Once per run, if
+# nothing for IDLE seconds, or no check (or bench boot) ends for FLAT_STUCK
+# seconds in a flat check (bounded at 65 s inside L1) or STUCK seconds
+# otherwise (the Linux boot may take 300 s), L1 counts as wedged: its vCPUs
+# are sampled and it is stopped.  L1 has also died: QEMU exited 30-40 s
+# into the first Linux boot, L1's kernel printing nothing (seen in CI and
+# here, 2 in 7 runs on an idle machine); QEMU's log of L1's resets is then
+# quoted.  Once per run, if
 # no check had failed, a fresh L1 runs every check again after a wedge or a
 # death; its summary is the run's.  (Resuming at the wedged check instead
 # made the next Linux boot triple-fault, twice in two tries.)
@@ -162,7 +163,7 @@ boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged, died
 		# Silence counts once L1's init has spoken (the kernel boots quietly).
 		if [ "$size" = "$last" ]; then silent=$((silent + 5)); else silent=0 last=$size; fi
 		tail -c +$((boot_from + 1)) "$WORK/console.log" | grep -q "nested: " || silent=0
-		size=$(grep -c "nested: \(begin\|ok\|FAIL\) " "$WORK/console.log")
+		size=$(grep -c "nested: \(begin\|ok\|FAIL\) \|bench: " "$WORK/console.log")
 		[ "$size" != "$lines" ] && lines=$size progress_at=$now
 		# A flat check ends within 65 s inside L1; the Linux boot within 300 s.
 		limit=$STUCK
