@@ -161,6 +161,10 @@ enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p
  * sandboxed (no new Unix socket, an empty root).  Windows: yes, the core
  * serves its pipes (HOST_SANDBOX_SERVES_PIPES). */
 bool host_can_listen_anew(void);
+/* Linux: host_sandbox_enter's record that it succeeded (for
+ * host_can_listen_anew; the fuzz targets link the host layer without the
+ * sandbox). */
+void host_note_sandboxed(void);
 
 /* ---- executable memory (the software CPU's JIT code cache) ----
  * One region seen at two addresses: `rw` to write code, `rx` to run it (W^X:

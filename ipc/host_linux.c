@@ -623,3 +623,19 @@ void host_exec_free(struct host_exec *x)
 	}
 	*x = (struct host_exec){0};
 }
+
+/* Set once a sandbox is entered (sandbox_linux.c): no Unix socket can be
+ * made, and the root is an empty directory, so a listener's socket file
+ * cannot be bound anew.  Here rather than there: the fuzz targets link the
+ * host layer without the sandbox. */
+static atomic_bool sandboxed;
+
+void host_note_sandboxed(void)
+{
+	atomic_store(&sandboxed, true);
+}
+
+bool host_can_listen_anew(void)
+{
+	return !atomic_load(&sandboxed);
+}

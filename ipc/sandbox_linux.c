@@ -16,7 +16,6 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,15 +302,6 @@ static int set_limit(int resource, const char *what, uint64_t value, char *err, 
 	return 0;
 }
 
-/* Set once a sandbox is entered: no Unix socket can be made, and the root
- * is an empty directory, so a listener's socket file cannot be bound anew. */
-static atomic_bool sandboxed;
-
-bool host_can_listen_anew(void)
-{
-	return !atomic_load(&sandboxed);
-}
-
 enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p, char *err, size_t errlen)
 {
 	const char *env = getenv(HOST_SANDBOX_ENV);
@@ -334,6 +324,6 @@ enum host_sandbox_result host_sandbox_enter(const struct host_sandbox_profile *p
 	    (p->files_max && set_limit(RLIMIT_NOFILE, "open files", p->files_max, err, errlen)) ||
 	    drop_privileges(p, err, errlen) || install_filter(p, err, errlen))
 		return HOST_SANDBOX_FAILED;
-	atomic_store(&sandboxed, true);
+	host_note_sandboxed();
 	return HOST_SANDBOX_ENTERED;
 }
