@@ -628,6 +628,20 @@ static void *device_rewrites(void *arg)
 	return NULL;
 }
 
+/* Run the vCPU while a device thread writes code (device_rewrites): it
+ * must halt with EAX = 2.  Without the dirty log the loop never ends: the
+ * instruction limit (seconds of running) stops it. */
+static void run_while_device_rewrites(struct fixture *f, const uint8_t *code, size_t len)
+{
+	struct device_thread d = {f, code, len};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, device_rewrites, &d), 0);
+	enum softcpu_exit why = softcpu_run(&f->c, 1000000000);
+	pthread_join(t, NULL);
+	assert_int_equal(why, SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.r[R_AX], 2);
+}
+
 /* The same while the vCPU runs: it calls DEVPAGE until it returns 2.
  * KCODE: mov $DEVPAGE,%ebx; 1: call *%rbx; cmp $2,%eax; jne 1b; hlt */
 static void test_device_rewrites_code_page_while_running(void **state)
@@ -638,15 +652,7 @@ static void test_device_rewrites_code_page_while_running(void **state)
 	static const uint8_t second[] = {0xb8, 0x02, 0x00, 0x00, 0x00, 0xc3};
 	load(f, KCODE, caller, sizeof(caller));
 	load(f, DEVPAGE, first, sizeof(first));
-	struct device_thread d = {f, second, sizeof(second)};
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, device_rewrites, &d), 0);
-	/* Without the dirty log the loop never ends: the instruction limit
-	 * (seconds of running) stops it. */
-	enum softcpu_exit why = softcpu_run(&f->c, 1000000000);
-	pthread_join(t, NULL);
-	assert_int_equal(why, SOFTCPU_EXIT_HALT);
-	assert_int_equal(f->c.r[R_AX], 2);
+	run_while_device_rewrites(f, second, sizeof(second));
 }
 
 /* A device process rewrites the code of the loop the vCPU is in (one
@@ -663,14 +669,7 @@ static void test_device_rewrites_the_running_loop(void **state)
 	load(f, DEVPAGE, first, sizeof(first));
 	f->c.rip = DEVPAGE;
 	f->c.r[R_CX] = 0;
-	struct device_thread d = {f, second, sizeof(second)};
-	pthread_t t;
-	assert_int_equal(pthread_create(&t, NULL, device_rewrites, &d), 0);
-	/* Missing the device's write loops until the instruction limit. */
-	enum softcpu_exit why = softcpu_run(&f->c, 1000000000);
-	pthread_join(t, NULL);
-	assert_int_equal(why, SOFTCPU_EXIT_HALT);
-	assert_int_equal(f->c.r[R_AX], 2);
+	run_while_device_rewrites(f, second, sizeof(second));
 	assert_int_equal(f->c.rip, DEVPAGE + sizeof(first));
 }
 
