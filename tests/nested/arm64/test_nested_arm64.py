@@ -11,8 +11,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 # /dev/kvm; s003's output, its status, its diagnosis, no sandbox stop; the
 # Linux guest's init marker, nproc = 2, output on hvc0, the DHCP lease,
-# poweroff -> 0, no sandbox stop.
-EXPECTED_CHECKS = 11
+# dev-serial restarted under the guest, poweroff -> 0, no sandbox stop.
+EXPECTED_CHECKS = 12
 
 
 def test_nested_arm64_kvm():
