@@ -248,13 +248,14 @@ bool virtio_mmio_state_valid(const struct virtio_dev *dev, const struct virtio_m
  * had popped.  That replays: a transmit buffer already written to the host
  * is written again (duplicated output), and a device that completes out of
  * order would pop a buffer it had already returned (a duplicate in the
- * guest's used ring, which drivers treat as corruption).  We keep
- * last_avail_idx instead: a chain popped but never pushed by the dead
- * process is lost — never returned, its data not delivered — and nothing is
- * delivered twice.  The cost is at most the chains in flight at the crash
- * (for the console, one per queue), fewer buffers on that ring until the
- * driver resets the device.  What a dead process wrote into a receive
- * buffer it never pushed is invisible to the driver, so not corrupt.
+ * guest's used ring, which drivers treat as corruption).  Keeping
+ * last_avail_idx and forgetting those chains is no better: a driver may
+ * wait for its buffer forever — Linux's hvc0 console spins, interrupts off,
+ * until its transmit buffer comes back.  So the new process returns each of
+ * them empty (virtq_return_in_flight): every buffer comes back, nothing is
+ * delivered twice, and what was in flight is lost — output that may or may
+ * not have reached the host, an empty receive buffer (virtio-net counts a
+ * length error, virtio-console reads nothing).
  *
  * The used index: virtq_push writes the used element, then used->idx, then
  * state->used_idx.  A death between the last two leaves the ring ahead of
@@ -281,6 +282,9 @@ bool virtio_mmio_restart(struct virtio_dev *dev)
 		s->queue[q].signalled_used_valid = 0; /* the next signal interrupts: lose none */
 	publish_all(dev);
 	dev->irq(dev->opaque, s->interrupt_status != 0);
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		if (virtq_return_in_flight(dev, q))
+			virtq_signal_used(dev, q);
 	for (unsigned q = 0; q < dev->num_queues; q++)
 		if (virtio_queue_live(dev, q))
 			dev->queue_notify(dev->opaque, q);

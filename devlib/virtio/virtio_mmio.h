@@ -180,8 +180,8 @@ void virtio_mmio_init(struct virtio_dev *dev);
  * kicks every ready queue (work posted while no process was there) and
  * returns true.  Otherwise starts fresh with DEVICE_NEEDS_RESET set, logs
  * one line and returns false: the driver's next reset recovers.
- * In-flight buffers (popped, not pushed, by the dead process) are lost:
- * virtio_mmio.c explains why they are not replayed. */
+ * In-flight buffers (popped, not pushed, by the dead process) go back to
+ * the driver empty: virtio_mmio.c explains why they are not replayed. */
 bool virtio_mmio_restart(struct virtio_dev *dev);
 
 /* Every field of a resumed (possibly torn or garbage) state is consistent

@@ -142,8 +142,18 @@ bool virtq_pop(struct virtio_dev *dev, unsigned q, struct virtq_chain *c)
 	struct virtq_state *vq = &dev->state->queue[q];
 	uint16_t avail_idx = ring_load16(dev, vq->avail + AVAIL_IDX); /* acquire: ring entries after */
 	uint16_t pending = (uint16_t)(avail_idx - vq->last_avail_idx);
-	if (!pending)
-		return false;
+	if (!pending) {
+		/* Empty: the driver will notify for the next chain only if it
+		 * sees the avail_event our last pop stored, and the CPU may
+		 * have let our avail index load pass that store.  Store it
+		 * again behind a full fence and look once more, as vhost's
+		 * enable_notify does (without this, Linux's hvc0 console
+		 * once spun for ever waiting for a transmit buffer). */
+		if (vq->notify_off || !virtq_enable_notify(dev, q))
+			return false;
+		avail_idx = ring_load16(dev, vq->avail + AVAIL_IDX);
+		pending = (uint16_t)(avail_idx - vq->last_avail_idx);
+	}
 	if (pending > vq->num) {
 		virtio_mmio_needs_reset(dev, "the avail index ran more than the queue size ahead");
 		return false;
@@ -299,4 +309,25 @@ bool virtq_resume(struct virtio_dev *dev, unsigned q)
 		return false;
 	vq->used_idx = ring_idx;
 	return true;
+}
+
+unsigned virtq_return_in_flight(struct virtio_dev *dev, unsigned q)
+{
+	if (!virtio_queue_live(dev, q))
+		return 0;
+	struct virtq_state *vq = &dev->state->queue[q];
+	unsigned returned = 0;
+	while (vq->used_idx != vq->last_avail_idx) {
+		/* The driver leaves an entry alone until it is used; one that
+		 * changed anyway is the driver's own corruption. */
+		struct virtq_chain c = {
+			.head = ring_load16(dev, vq->avail + AVAIL_RING + 2ull * (vq->used_idx % vq->num))};
+		if (c.head >= vq->num) {
+			virtio_mmio_needs_reset(dev, "an in-flight avail entry changed to one out of range");
+			break;
+		}
+		virtq_push(dev, q, &c, 0);
+		returned++;
+	}
+	return returned;
 }

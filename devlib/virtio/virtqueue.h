@@ -98,4 +98,10 @@ bool virtq_rings_valid(const struct virtio_dev *dev, const struct virtq_state *v
  * impossible. */
 bool virtq_resume(struct virtio_dev *dev, unsigned q);
 
+/* Give back, empty, the chains of live queue q a dead process popped but
+ * never pushed; returns how many.  They are the avail ring's entries from
+ * used_idx to last_avail_idx because every device completes its chains in
+ * the order it popped them: a device built on this library must keep it so. */
+unsigned virtq_return_in_flight(struct virtio_dev *dev, unsigned q);
+
 #endif

@@ -141,6 +141,18 @@ def test_dev_serial_killed_during_output_shell_keeps_working(shell):
     # output goes on (a few in-flight bytes may be lost) and ends.
     shell.expect(b"40000\r\n", timeout=300)
     shell.expect(PROMPT, timeout=120)
+    # Again, several times, while the guest writes without a pause: a kill
+    # that catches a transmit buffer in flight must still give it back
+    # (Linux's hvc console spins until it comes back; CI once caught it).
+    # The guest only writes while a dev-serial is there (it waits for each
+    # buffer), so 200 x 14 KB outlast the kills.
+    shell.sendline("for i in $(seq 200); do seq 1 3000; done; echo loop-$((1+1))-ended")
+    for incarnation in range(3, 7):
+        shell.expect(b"\r\n2999\r\n", timeout=120)
+        os.kill(child_named(launcher, "dev-serial"), signal.SIGKILL)
+        shell.expect(f"re-attached \\(incarnation {incarnation}\\)".encode(), timeout=120)
+    shell.expect(b"loop-2-ended\r\n", timeout=300)
+    shell.expect(PROMPT, timeout=120)
     assert child_named(launcher, "dev-serial") != serial
     assert run(shell, "echo alive-$((20+22))") == "alive-42"
     assert run(shell, "tty") == "/dev/hvc0"

@@ -329,6 +329,47 @@ static void test_restart_resumes(void **unused)
 	fake_free(f);
 }
 
+/* Chains the dead process popped but never pushed come back to the driver
+ * empty, in the order they were popped, with an interrupt (Linux's hvc0
+ * spins until its transmit buffer comes back).  An in-flight avail entry
+ * the driver rewrote out of range makes the device need reset. */
+static void test_restart_returns_in_flight_chains(void **unused)
+{
+	struct fake *f = fake_new();
+	linux_init(f, ALL_FEATURES);
+	drv_desc(f, 0, 3, FAKE_BUF, 64, 0, 0);
+	drv_desc(f, 0, 5, FAKE_BUF + 0x100, 64, 0, 0);
+	drv_post(f, 0, 3);
+	drv_post(f, 0, 5);
+	struct virtq_chain c;
+	assert_true(virtq_pop(&f->dev, 0, &c));
+	assert_true(virtq_pop(&f->dev, 0, &c));
+	f->level = 0; /* the process dies with both chains */
+	assert_true(virtio_mmio_restart(&f->dev));
+	assert_int_equal(drv_used_idx(f, 0), 2);
+	uint32_t id, len;
+	drv_used_elem(f, 0, 0, &id, &len);
+	assert_int_equal(id, 3);
+	assert_int_equal(len, 0);
+	drv_used_elem(f, 0, 1, &id, &len);
+	assert_int_equal(id, 5);
+	assert_int_equal(len, 0);
+	assert_int_equal(f->state.queue[0].used_idx, f->state.queue[0].last_avail_idx);
+	assert_int_equal(f->level, 1);
+	assert_int_equal(drv_used_idx(f, 1), 0); /* nothing was in flight there */
+
+	drv_post(f, 0, 3);
+	assert_true(virtq_pop(&f->dev, 0, &c));
+	/* The driver rewrites that in-flight entry (avail ring slot 2). */
+	uint8_t *slot = f->ram + q_avail(0) + 4 + 2 * 2;
+	slot[0] = FAKE_NUM;
+	slot[1] = 0;
+	assert_true(virtio_mmio_restart(&f->dev));
+	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_STATUS_NEEDS_RESET);
+	assert_int_equal(drv_used_idx(f, 0), 2);
+	fake_free(f);
+}
+
 /* Damage one field of a running device's state; restart must refuse it. */
 static void expect_torn(void (*tear)(struct virtio_mmio_state *), const char *what)
 {
@@ -427,6 +468,7 @@ int main(void)
 		cmocka_unit_test(test_config_space),
 		cmocka_unit_test(test_register_access_sizes),
 		cmocka_unit_test(test_restart_resumes),
+		cmocka_unit_test(test_restart_returns_in_flight_chains),
 		cmocka_unit_test(test_restart_refuses_torn_state),
 		cmocka_unit_test(test_restart_refuses_impossible_used_ring),
 	};
