@@ -73,25 +73,36 @@ static void set_err(char *err, size_t errlen, const char *what, const char *url,
 		snprintf(err, errlen, "%s %s: %s", what, url, nng_strerror(rv));
 }
 
-/* nng calls this on its own thread for every pipe.  pair0 may briefly see a
- * second pipe that it then refuses: only the pipe that became the peer
- * counts. */
+/* The peer is gone: say so once (peer_lock held). */
+static void peer_lost_locked(ipc_chan *c)
+{
+	c->peer_pipe = 0;
+	c->idle_since = host_now_ns();
+	if (c->dialer)
+		c->peer_gone = true;
+	if (c->cb)
+		c->cb(c->opaque, false);
+}
+
+/* nng calls this on its own thread for every pipe.  ADD_POST comes only
+ * for a pipe pair0 took as its peer, and pair0 takes one only once the
+ * previous peer's pipe has closed; but REM_POST comes from nng's reaper,
+ * later, so a new peer may be reported before the old one's removal.  So a
+ * new peer means the old one is gone, and a REM_POST counts only for the
+ * current peer (a refused pipe, or an old one reaped late, has one too). */
 static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	ipc_chan *c = arg;
 	uint32_t id = (uint32_t)nng_pipe_id(pipe);
 	pthread_mutex_lock(&c->peer_lock);
-	if (ev == NNG_PIPE_EV_ADD_POST && c->peer_pipe == 0) {
+	if (ev == NNG_PIPE_EV_ADD_POST) {
+		if (c->peer_pipe != 0 && c->peer_pipe != id)
+			peer_lost_locked(c);
 		c->peer_pipe = id;
 		if (c->cb)
 			c->cb(c->opaque, true);
 	} else if (ev == NNG_PIPE_EV_REM_POST && c->peer_pipe == id) {
-		c->peer_pipe = 0;
-		c->idle_since = host_now_ns();
-		if (c->dialer)
-			c->peer_gone = true;
-		if (c->cb)
-			c->cb(c->opaque, false);
+		peer_lost_locked(c);
 	}
 	pthread_mutex_unlock(&c->peer_lock);
 }

@@ -772,6 +772,50 @@ static void test_channel(void **state)
 	host_runtime_dir_remove(dir);
 }
 
+/* Devices replaced at once, again and again (a device killed and
+ * restarted): nng may report the new pipe before the old one's removal.
+ * Every peer that came must be reported gone, the last one included. */
+static void test_channel_peers_replaced_at_once(void **state)
+{
+	(void)state;
+	char dir[256], url[300], err[256] = "";
+	assert_int_equal(host_runtime_dir_create(dir, sizeof(dir), err, sizeof(err)), 0);
+	assert_int_equal(host_ipc_url(dir, "test", url, sizeof(url)), 0);
+	struct peer_events ev = { 0 };
+	ipc_chan *core;
+	assert_int_equal(ipc_listen(url, count_peer, &ev, &core, err, sizeof(err)), IPC_OK);
+	enum { ROUNDS = 100 };
+	ipc_chan *dev = NULL;
+	for (int i = 0; i < ROUNDS; i++) {
+		ipc_chan *next;
+		assert_int_equal(ipc_dial(url, 2000, &next, err, sizeof(err)), IPC_OK);
+		if (dev)
+			ipc_close(dev);
+		dev = next;
+		/* A dial refused because the old peer was still there is
+		 * closed by nng: dial again, as devices do when their HELLO
+		 * goes unanswered. */
+		for (int attempt = 0;; attempt++) {
+			if (attempt >= 50) fail_msg("round %d: up %d down %d", i, atomic_load(&ev.up), atomic_load(&ev.down));
+			struct ipc_msg m = hello_msg(), got;
+			m.seq = (uint64_t)i * 100 + (uint64_t)attempt;
+			ipc_send_timeout(dev, &m, 200);
+			bool heard = false;
+			while (!heard && ipc_recv(core, &got, 300, err, sizeof(err)) == IPC_OK)
+				heard = got.seq == m.seq;
+			if (heard)
+				break;
+			ipc_close(dev);
+			assert_int_equal(ipc_dial(url, 2000, &dev, err, sizeof(err)), IPC_OK);
+		}
+	}
+	ipc_close(dev);
+	wait_count(&ev.down, atomic_load(&ev.up));
+	assert_true(atomic_load(&ev.up) >= ROUNDS);
+	ipc_close(core);
+	host_runtime_dir_remove(dir);
+}
+
 #ifndef _WIN32 /* the limit is that of a Unix socket path */
 static void test_channel_long_path(void **state)
 {
@@ -798,6 +842,7 @@ int main(void)
 		cmocka_unit_test(test_guest_mem_dirty_log),
 		cmocka_unit_test(test_guest_mem_regions),
 		cmocka_unit_test(test_channel),
+		cmocka_unit_test(test_channel_peers_replaced_at_once),
 #ifndef _WIN32
 		cmocka_unit_test(test_channel_long_path),
 #endif

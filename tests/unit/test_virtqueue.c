@@ -249,14 +249,22 @@ static void test_restart_adopts_used_ring(void **unused)
 	virtq_push(&f->dev, 0, &c[1], 4);
 	f->state.queue[0].used_idx--; /* died after used->idx, before the state */
 	assert_true(virtio_mmio_restart(&f->dev));
-	assert_int_equal(f->state.queue[0].used_idx, 2);
-	assert_int_equal(f->state.queue[0].last_avail_idx, 3); /* c[2] is lost, not replayed */
+	/* c[1] counted from the ring; c[2] given back empty, not replayed. */
+	assert_int_equal(f->state.queue[0].used_idx, 3);
+	assert_int_equal(f->state.queue[0].last_avail_idx, 3);
+	assert_int_equal(drv_used_idx(f, 0), 3);
+	uint32_t id, len;
+	drv_used_elem(f, 0, 1, &id, &len);
+	assert_int_equal(id, 2);
+	assert_int_equal(len, 4);
+	drv_used_elem(f, 0, 2, &id, &len);
+	assert_int_equal(id, 4);
+	assert_int_equal(len, 0);
 	assert_false(virtq_pop(&f->dev, 0, &c[0]));
 	post_ping(f, 0, 6, FAKE_BUF);
 	assert_int_equal(serve(f, 0), 1);
-	assert_int_equal(drv_used_idx(f, 0), 3);
-	uint32_t id, len;
-	drv_used_elem(f, 0, 2, &id, &len);
+	assert_int_equal(drv_used_idx(f, 0), 4);
+	drv_used_elem(f, 0, 3, &id, &len);
 	assert_int_equal(id, 6);
 	fake_free(f);
 }
