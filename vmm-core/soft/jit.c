@@ -9,7 +9,8 @@
  *   anything reads struct softcpu's copy or can fault: block exits, calls
  *   of the interpreter, slow paths (which store on their out-of-line path
  *   only, and load R8-R11 again after their call).  RIP and the lazy flags
- *   stay in struct softcpu.
+ *   stay in struct softcpu.  Operations of 32 and 64 bits on a cached
+ *   register work on its host register in place.
  *
  * Per instruction, either inline code (moves, the ALU operations, INC/DEC,
  * NOT/NEG, IMUL r, r/m (, imm), LEA, MOVZX/MOVSX, SETcc, CMOVcc, shifts by
@@ -20,9 +21,10 @@
  *   lazy_flags), unless the next flag writer in the block overwrites them
  *   before anything can read them or fault (dead-flag elimination; INC/DEC
  *   right after an operation that leaves CF in the host's flags take it
- *   from there and count as writers of all).  The host's own flags stay
- *   valid after the operation, so a following Jcc, SETcc, CMOVcc or ADC
- *   tests them directly.
+ *   from there and count as writers of all; ADC/SBB there take it too and
+ *   do not read the lazy flags).  The host's own flags stay valid after
+ *   the operation, so a following Jcc, SETcc, CMOVcc or ADC tests them
+ *   directly.
  * - Memory: the TLB check is inline (index, tag compare covering the
  *   access's last byte, addend); misses, MMIO, code pages and page-crossing
  *   accesses call mmu.c's slow paths out of line.
@@ -35,7 +37,8 @@
  *   branches within the block's page chain to the target's translation
  *   once the run loop has seen it, after checking for requests, device
  *   writes, code changes and the run limit; a branch back to the block's
- *   own start makes the same checks and loops with the registers in place.
+ *   own start loops with the registers in place and makes the same checks
+ *   every LOOP_CHECK_EVERY iterations (R12 counts down to them).
  *   RET, indirect JMP/CALL and targets in other pages look the target up
  *   inline in a direct-mapped cache (struct jit_target) before asking
  *   cpu.c (softcpu_jit_next). */
@@ -336,6 +339,7 @@ enum {
 };
 struct stub {
 	uint8_t type, size, len;
+	uint8_t addr;          /* the host register holding the linear address */
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
 	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
 	uint8_t *branch, *join;
@@ -352,6 +356,7 @@ struct tr {
 	uint64_t page_off;   /* offset of the block start in its page */
 	uint32_t synced;     /* c->rip holds block start + synced */
 	uint8_t hf;          /* HF_* valid in the host flags */
+	uint8_t addr;        /* the host register emit_address left the address in */
 	uint8_t lf_op;       /* what the lazy flags in memory hold, LF_UNKNOWN */
 	/* Guest registers kept in host registers within the block: host_of[g]
 	 * (HNONE: in struct softcpu only); loaded: the host register holds it;
@@ -868,12 +873,20 @@ static void jump_to_next(struct tr *t, bool fast)
 	emit_jmp_reg(e, HAX);
 }
 
-/* The linear address of the instruction's memory operand into RSI. */
+/* The linear address of the instruction's memory operand: into RSI, or
+ * (a plain 64-bit base register kept in RBP, R13 or R15, which no call
+ * passes an argument in) left where it is; t->addr says which. */
 static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
 {
 	struct emit *e = &t->e;
 	unsigned asz = in->asz;
 	t->hf = 0;
+	t->addr = HSI;
+	if (t->long64 && in->seg < S_FS && asz == 8 && in->base < 16 && in->index == REG_NONE && in->disp == 0 &&
+	    is_cached(t, in->base) && !HOST_VOLATILE(t->host_of[in->base])) {
+		t->addr = (uint8_t)reg_host(t, in->base);
+		return;
+	}
 	if (in->base == REG_RIP) { /* 64-bit only (plan_insn): next RIP + disp */
 		emit_load(e, 8, HSI, MEM_C(rip));
 		int64_t d = (int64_t)off - t->synced + in->len + in->disp;
@@ -906,18 +919,24 @@ static struct stub *new_stub(struct tr *t)
 	return &t->stubs[t->nstubs++];
 }
 
-/* The TLB check for an access of `size` bytes at RSI: leaves the host
+/* The TLB check for an access of `size` bytes at t->addr: leaves the host
  * address in RAX on a hit, branches to a stub on a miss. */
 static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 {
 	struct emit *e = &t->e;
+	unsigned addr = t->addr;
+	s->addr = (uint8_t)addr;
 	t->hf = 0;
 	int32_t tlb = OFF(tlb) + (t->user ? (int32_t)sizeof(((struct softcpu *)0)->tlb[0]) : 0);
-	emit_mov_rr(e, 8, HAX, HSI);
-	emit_shift_ri(e, 8, 5, HAX, 12);
-	emit_alu_ri(e, 4, 4, HAX, SOFTCPU_TLB_SIZE - 1);
-	emit_shift_ri(e, 4, 4, HAX, 5);
-	emit_lea(e, 8, HDX, hmem_at(HSI, (int32_t)size - 1));
+	/* RAX = the entry's offset: (lin >> 12) % SOFTCPU_TLB_SIZE * 32 */
+	_Static_assert(sizeof(struct tlb_entry) == 32 && SOFTCPU_TLB_SIZE * 32 <= 0x8000, "offset in one step");
+	emit_mov_rr(e, 4, HAX, addr);
+	emit_shift_ri(e, 4, 5, HAX, 12 - 5);
+	emit_alu_ri(e, 4, 4, HAX, (SOFTCPU_TLB_SIZE - 1) << 5);
+	if (size == 1)
+		emit_mov_rr(e, 8, HDX, addr);
+	else
+		emit_lea(e, 8, HDX, hmem_at(addr, (int32_t)size - 1));
 	emit_shift_ri(e, 8, 5, HDX, 12);
 	int32_t tag = write ? (int32_t)offsetof(struct tlb_entry, tag_write) : (int32_t)offsetof(struct tlb_entry, tag_read);
 	emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + tag});
@@ -925,10 +944,10 @@ static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 	s->reload = volatile_loaded(t);
 	s->branch = emit_jcc(e, 5); /* JNE */
 	emit_load(e, 8, HAX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + (int32_t)offsetof(struct tlb_entry, addend)});
-	emit_alu_rr(e, 8, 0, HAX, HSI);
+	emit_alu_rr(e, 8, 0, HAX, addr);
 }
 
-/* Load `size` bytes at the memory operand (address in RSI) into RAX, zero-extended. */
+/* Load `size` bytes at the memory operand (address in t->addr) into RAX, zero-extended. */
 static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
 {
 	struct stub *s = new_stub(t);
@@ -939,7 +958,7 @@ static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, uns
 	s->join = t->e.p;
 }
 
-/* Store STORE_VAL's low `size` bytes at RSI. */
+/* Store STORE_VAL's low `size` bytes at t->addr. */
 static void emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
 {
 	struct stub *s = new_stub(t);
@@ -975,14 +994,14 @@ static void emit_stub(struct tr *t, const struct stub *s)
 	add_rip(t, s->rip_delta);
 	if (s->type == STUB_LOAD) {
 		emit_mov_rr(e, 8, HARG0, HBX);
-		emit_mov_rr(e, 8, HARG1, HSI);
+		emit_mov_rr(e, 8, HARG1, s->addr);
 		emit_mov_imm(e, HARG2, s->size);
 		emit_call(e, (const void *)jit_read_slow);
 		emit_reload(t, s->reload);
 	} else {
 		/* STORE_VAL (RDI) is an argument register: moved first */
 		emit_mov_rr(e, 8, HARG2, STORE_VAL);
-		emit_mov_rr(e, 8, HARG1, HSI);
+		emit_mov_rr(e, 8, HARG1, s->addr);
 		emit_mov_rr(e, 8, HARG0, HBX);
 		emit_mov_imm(e, HARG3, s->size);
 		emit_mov_mem_imm(e, 1, MEM_C(block_end), 0); /* the interpreter clears it itself */
@@ -1535,6 +1554,7 @@ static void tr_cmov(struct tr *t, const struct insn *in, const struct plan *p)
 static void stack_address(struct tr *t, unsigned size, int32_t delta)
 {
 	t->hf = 0;
+	t->addr = HSI;
 	if (is_cached(t, R_SP))
 		emit_mov_rr(&t->e, size, HSI, reg_host(t, R_SP));
 	else
