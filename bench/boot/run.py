@@ -35,8 +35,8 @@ and under TCG on a loaded host the PIT calibration fails ("Fast TSC
 calibration failed", "Unable to calibrate against PIT", "Marking TSC
 unstable due to could not calculate TSC khz"); the kernel then hangs before
 its next message (every launch at load 10 on 2 CPUs, 2026-12-03).  Given the
-frequency, it skips the calibration, a few ms of the pc machine's boot.
-Without the PIT it stops after "Marking TSC unstable" in any case.
+frequency, it skips the calibration, a few ms of the pc machine's boot
+(docs/PERFORMANCE.md, "Linux boot", has the details).
 """
 import argparse
 import os
