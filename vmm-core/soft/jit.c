@@ -340,6 +340,7 @@ enum {
 struct stub {
 	uint8_t type, size, len;
 	uint8_t addr;          /* the host register holding the linear address */
+	uint8_t dst;           /* STUB_LOAD: the host register the value goes to */
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
 	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
 	uint8_t *branch, *join;
@@ -947,15 +948,21 @@ static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 	emit_alu_rr(e, 8, 0, HAX, addr);
 }
 
-/* Load `size` bytes at the memory operand (address in t->addr) into RAX, zero-extended. */
-static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+/* Load `size` bytes at the memory operand (address in t->addr) into host
+ * register dst, zero-extended to 64 bits. */
+static void emit_mem_load_to(struct tr *t, const struct insn *in, uint32_t off, unsigned size, unsigned dst)
 {
 	struct stub *s = new_stub(t);
-	*s = (struct stub){.type = STUB_LOAD, .size = (uint8_t)size, .len = in->len,
+	*s = (struct stub){.type = STUB_LOAD, .size = (uint8_t)size, .len = in->len, .dst = (uint8_t)dst,
 			   .rip_delta = (int32_t)off - (int32_t)t->synced};
 	emit_tlb(t, s, false, size);
-	emit_load(&t->e, size, HAX, hmem_at(HAX, 0));
+	emit_load(&t->e, size, dst, hmem_at(HAX, 0));
 	s->join = t->e.p;
+}
+
+static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+{
+	emit_mem_load_to(t, in, off, size, HAX);
 }
 
 /* Store STORE_VAL's low `size` bytes at t->addr. */
@@ -998,6 +1005,8 @@ static void emit_stub(struct tr *t, const struct stub *s)
 		emit_mov_imm(e, HARG2, s->size);
 		emit_call(e, (const void *)jit_read_slow);
 		emit_reload(t, s->reload);
+		if (s->dst != HAX)
+			emit_mov_rr(e, 8, s->dst, HAX);
 	} else {
 		/* STORE_VAL (RDI) is an argument register: moved first */
 		emit_mov_rr(e, 8, HARG2, STORE_VAL);
@@ -1389,12 +1398,25 @@ static void tr_mov(struct tr *t, const struct insn *in, uint32_t off, const stru
 		mark_written(t, p->dst_reg);
 		return;
 	}
+	if (h != HNONE && p->src == O_MEM) {
+		emit_address(t, in, off);
+		emit_mem_load_to(t, in, off, p->size, h);
+		mark_written(t, p->dst_reg);
+		return;
+	}
 	load_operand(t, in, off, p->src, p->src_reg, p->size, p->imm);
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
 static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
+	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	if (h != HNONE && p->src == O_MEM && !p->sign) { /* MOVZX: the load zero-extends */
+		emit_address(t, in, off);
+		emit_mem_load_to(t, in, off, p->src_size, h);
+		mark_written(t, p->dst_reg);
+		return;
+	}
 	load_operand(t, in, off, p->src, p->src_reg, p->src_size, 0);
 	if (p->sign) {
 		emit_movsx(&t->e, p->src_size, HAX, HAX);
