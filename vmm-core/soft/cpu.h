@@ -100,8 +100,8 @@ enum lazy_op {
 	LF_SUB,   /* res = src1 - src2 (also CMP, NEG with src1 = 0) */
 	LF_SBB,   /* res = src1 - src2 - cin */
 	LF_LOGIC, /* CF = OF = 0 */
-	LF_INC,   /* res = src1 + 1, CF = cin (preserved) */
-	LF_DEC,   /* res = src1 - 1, CF = cin */
+	LF_INC,   /* res = src1 + 1, CF = cin (preserved); the flags need res only */
+	LF_DEC,   /* res = src1 - 1, CF = cin; the same */
 	LF_SHL,   /* res = src1 << src2 (count 1..63, never 0) */
 	LF_SHR,   /* res = src1 >> src2 */
 	LF_SAR,   /* res = src1 >> src2, arithmetic */

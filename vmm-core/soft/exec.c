@@ -151,7 +151,9 @@ ALWAYS_INLINE uint64_t inc_dec(struct softcpu *c, bool dec, unsigned size, uint6
 {
 	unsigned cf = flag_cf(c);
 	uint64_t r = (dec ? a - 1 : a + 1) & size_mask(size);
-	set_flags(c, dec ? LF_DEC : LF_INC, size, r, a, 1);
+	c->lf.op = dec ? LF_DEC : LF_INC; /* src1 and src2 are not read */
+	c->lf.size = (uint8_t)size;
+	c->lf.res = r;
 	c->lf.cin = (uint8_t)cf;
 	return r;
 }

@@ -103,6 +103,10 @@ ALWAYS_INLINE unsigned flag_af(const struct softcpu *c)
 		return !!(c->rflags & F_AF);
 	if (f->op == LF_LOGIC || f->op >= LF_SHL)
 		return 0; /* undefined for logic, shifts and multiplications: 0 */
+	if (f->op == LF_INC)
+		return (f->res & 0xf) == 0;
+	if (f->op == LF_DEC)
+		return (f->res & 0xf) == 0xf;
 	return (unsigned)((f->src1 ^ f->src2 ^ f->res) >> 4) & 1;
 }
 
@@ -111,10 +115,12 @@ ALWAYS_INLINE unsigned flag_of(const struct softcpu *c)
 	const struct lazy_flags *f = &c->lf;
 	unsigned s = sign_shift(f->size);
 	switch (f->op) {
-	case LF_ADD: case LF_ADC: case LF_INC:
+	case LF_ADD: case LF_ADC:
 		return (unsigned)(((f->src1 ^ f->res) & (f->src2 ^ f->res)) >> s) & 1;
-	case LF_SUB: case LF_SBB: case LF_DEC:
+	case LF_SUB: case LF_SBB:
 		return (unsigned)(((f->src1 ^ f->src2) & (f->src1 ^ f->res)) >> s) & 1;
+	case LF_INC: return f->res == 1ull << s;        /* to the smallest negative */
+	case LF_DEC: return f->res == (1ull << s) - 1;  /* to the largest positive */
 	case LF_LOGIC: case LF_SAR: return 0;
 	case LF_MUL: return (unsigned)f->src1;
 	case LF_SHL: return (unsigned)(f->res >> s & 1) ^ flag_cf(c); /* for count 1; undefined otherwise */

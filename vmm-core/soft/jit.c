@@ -1,15 +1,16 @@
 /* jit.c - translation of decoded blocks to host x86-64 code (see jit.h).
  *
  * Host code keeps the vCPU pointer in RBX and the vCPU's struct jit in R14.
- * Scratch: RAX, RCX, RDX, RSI (linear address), RDI; R12 holds a value
- * across slow-path calls.
+ * Scratch: RAX, RCX, RDX, RSI (linear address), RDI (what a store writes);
+ * R12 counts a loop's iterations down to its next run-loop checks.
  * - Registers: the guest registers a block's inline instructions use most
  *   (twice at least, once in a loop) live in RBP, R13, R15 and R8-R11 within
  *   the block: loaded at first use, stored back (when written) before
  *   anything reads struct softcpu's copy or can fault: block exits, calls
  *   of the interpreter, slow paths (which store on their out-of-line path
  *   only, and load R8-R11 again after their call).  RIP and the lazy flags
- *   stay in struct softcpu.
+ *   stay in struct softcpu.  Operations of 32 and 64 bits on a cached
+ *   register work on its host register in place.
  *
  * Per instruction, either inline code (moves, the ALU operations, INC/DEC,
  * NOT/NEG, IMUL r, r/m (, imm), LEA, MOVZX/MOVSX, SETcc, CMOVcc, shifts by
@@ -20,9 +21,10 @@
  *   lazy_flags), unless the next flag writer in the block overwrites them
  *   before anything can read them or fault (dead-flag elimination; INC/DEC
  *   right after an operation that leaves CF in the host's flags take it
- *   from there and count as writers of all).  The host's own flags stay
- *   valid after the operation, so a following Jcc, SETcc, CMOVcc or ADC
- *   tests them directly.
+ *   from there and count as writers of all; ADC/SBB there take it too and
+ *   do not read the lazy flags).  The host's own flags stay valid after
+ *   the operation, so a following Jcc, SETcc, CMOVcc or ADC tests them
+ *   directly.
  * - Memory: the TLB check is inline (index, tag compare covering the
  *   access's last byte, addend); misses, MMIO, code pages and page-crossing
  *   accesses call mmu.c's slow paths out of line.
@@ -35,7 +37,8 @@
  *   branches within the block's page chain to the target's translation
  *   once the run loop has seen it, after checking for requests, device
  *   writes, code changes and the run limit; a branch back to the block's
- *   own start makes the same checks and loops with the registers in place.
+ *   own start loops with the registers in place and makes the same checks
+ *   every LOOP_CHECK_EVERY iterations (R12 counts down to them).
  *   RET, indirect JMP/CALL and targets in other pages look the target up
  *   inline in a direct-mapped cache (struct jit_target) before asking
  *   cpu.c (softcpu_jit_next). */
@@ -277,6 +280,10 @@ void jit_flush(struct softcpu *c)
 
 /* ---- the translator ---- */
 
+#define STORE_VAL HDI  /* the value a store writes: the TLB check leaves it alone */
+#define LOOP_BUDGET H12 /* a loop's iterations left before it makes the run loop's checks */
+#define LOOP_CHECK_EVERY 64
+
 #define OFF(field) ((int32_t)offsetof(struct softcpu, field))
 #define GREG(n) hmem_at(HBX, (int32_t)offsetof(struct softcpu, r) + 8 * (int32_t)(n))
 #define MEM_C(field) hmem_at(HBX, OFF(field))
@@ -332,6 +339,8 @@ enum {
 };
 struct stub {
 	uint8_t type, size, len;
+	uint8_t addr;          /* the host register holding the linear address */
+	uint8_t dst;           /* STUB_LOAD: the host register the value goes to */
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
 	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
 	uint8_t *branch, *join;
@@ -348,6 +357,7 @@ struct tr {
 	uint64_t page_off;   /* offset of the block start in its page */
 	uint32_t synced;     /* c->rip holds block start + synced */
 	uint8_t hf;          /* HF_* valid in the host flags */
+	uint8_t addr;        /* the host register emit_address left the address in */
 	uint8_t lf_op;       /* what the lazy flags in memory hold, LF_UNKNOWN */
 	/* Guest registers kept in host registers within the block: host_of[g]
 	 * (HNONE: in struct softcpu only); loaded: the host register holds it;
@@ -697,6 +707,31 @@ static void write_guest_reg(struct tr *t, const struct insn *in, unsigned r, uns
 	t->dirty |= (uint16_t)(1u << r);
 }
 
+/* The host register caching guest register r, for an operation of `size`
+ * on it in place, or HNONE.  Sizes 4 and 8 only: a 32-bit host operation
+ * zero-extends as the guest's does.  The caller marks it written. */
+static unsigned in_place(struct tr *t, unsigned r, unsigned size)
+{
+	if ((size != 4 && size != 8) || !is_cached(t, r))
+		return HNONE;
+	return reg_host(t, r);
+}
+
+/* The same for an operation that replaces the whole register (MOV, LEA):
+ * its old value is not loaded. */
+static unsigned in_place_write(struct tr *t, unsigned r, unsigned size)
+{
+	if ((size != 4 && size != 8) || !is_cached(t, r))
+		return HNONE;
+	return t->host_of[r];
+}
+
+static void mark_written(struct tr *t, unsigned r)
+{
+	t->loaded |= (uint16_t)(1u << r);
+	t->dirty |= (uint16_t)(1u << r);
+}
+
 /* A guest register's 64 bits as a host register: its cache, or `scratch`. */
 static unsigned reg_full(struct tr *t, unsigned g, unsigned scratch)
 {
@@ -839,12 +874,20 @@ static void jump_to_next(struct tr *t, bool fast)
 	emit_jmp_reg(e, HAX);
 }
 
-/* The linear address of the instruction's memory operand into RSI. */
+/* The linear address of the instruction's memory operand: into RSI, or
+ * (a plain 64-bit base register kept in RBP, R13 or R15, which no call
+ * passes an argument in) left where it is; t->addr says which. */
 static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
 {
 	struct emit *e = &t->e;
 	unsigned asz = in->asz;
 	t->hf = 0;
+	t->addr = HSI;
+	if (t->long64 && in->seg < S_FS && asz == 8 && in->base < 16 && in->index == REG_NONE && in->disp == 0 &&
+	    is_cached(t, in->base) && !HOST_VOLATILE(t->host_of[in->base])) {
+		t->addr = (uint8_t)reg_host(t, in->base);
+		return;
+	}
 	if (in->base == REG_RIP) { /* 64-bit only (plan_insn): next RIP + disp */
 		emit_load(e, 8, HSI, MEM_C(rip));
 		int64_t d = (int64_t)off - t->synced + in->len + in->disp;
@@ -877,18 +920,24 @@ static struct stub *new_stub(struct tr *t)
 	return &t->stubs[t->nstubs++];
 }
 
-/* The TLB check for an access of `size` bytes at RSI: leaves the host
+/* The TLB check for an access of `size` bytes at t->addr: leaves the host
  * address in RAX on a hit, branches to a stub on a miss. */
 static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 {
 	struct emit *e = &t->e;
+	unsigned addr = t->addr;
+	s->addr = (uint8_t)addr;
 	t->hf = 0;
 	int32_t tlb = OFF(tlb) + (t->user ? (int32_t)sizeof(((struct softcpu *)0)->tlb[0]) : 0);
-	emit_mov_rr(e, 8, HAX, HSI);
-	emit_shift_ri(e, 8, 5, HAX, 12);
-	emit_alu_ri(e, 4, 4, HAX, SOFTCPU_TLB_SIZE - 1);
-	emit_shift_ri(e, 4, 4, HAX, 5);
-	emit_lea(e, 8, HDX, hmem_at(HSI, (int32_t)size - 1));
+	/* RAX = the entry's offset: (lin >> 12) % SOFTCPU_TLB_SIZE * 32 */
+	_Static_assert(sizeof(struct tlb_entry) == 32 && SOFTCPU_TLB_SIZE * 32 <= 0x8000, "offset in one step");
+	emit_mov_rr(e, 4, HAX, addr);
+	emit_shift_ri(e, 4, 5, HAX, 12 - 5);
+	emit_alu_ri(e, 4, 4, HAX, (SOFTCPU_TLB_SIZE - 1) << 5);
+	if (size == 1)
+		emit_mov_rr(e, 8, HDX, addr);
+	else
+		emit_lea(e, 8, HDX, hmem_at(addr, (int32_t)size - 1));
 	emit_shift_ri(e, 8, 5, HDX, 12);
 	int32_t tag = write ? (int32_t)offsetof(struct tlb_entry, tag_write) : (int32_t)offsetof(struct tlb_entry, tag_read);
 	emit_alu_rm(e, 8, 7, HDX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + tag});
@@ -896,28 +945,34 @@ static void emit_tlb(struct tr *t, struct stub *s, bool write, unsigned size)
 	s->reload = volatile_loaded(t);
 	s->branch = emit_jcc(e, 5); /* JNE */
 	emit_load(e, 8, HAX, (struct hmem){.base = HBX, .index = HAX, .disp = tlb + (int32_t)offsetof(struct tlb_entry, addend)});
-	emit_alu_rr(e, 8, 0, HAX, HSI);
+	emit_alu_rr(e, 8, 0, HAX, addr);
 }
 
-/* Load `size` bytes at the memory operand (address in RSI) into RAX, zero-extended. */
-static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+/* Load `size` bytes at the memory operand (address in t->addr) into host
+ * register dst, zero-extended to 64 bits. */
+static void emit_mem_load_to(struct tr *t, const struct insn *in, uint32_t off, unsigned size, unsigned dst)
 {
 	struct stub *s = new_stub(t);
-	*s = (struct stub){.type = STUB_LOAD, .size = (uint8_t)size, .len = in->len,
+	*s = (struct stub){.type = STUB_LOAD, .size = (uint8_t)size, .len = in->len, .dst = (uint8_t)dst,
 			   .rip_delta = (int32_t)off - (int32_t)t->synced};
 	emit_tlb(t, s, false, size);
-	emit_load(&t->e, size, HAX, hmem_at(HAX, 0));
+	emit_load(&t->e, size, dst, hmem_at(HAX, 0));
 	s->join = t->e.p;
 }
 
-/* Store R12's low `size` bytes at RSI. */
+static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+{
+	emit_mem_load_to(t, in, off, size, HAX);
+}
+
+/* Store STORE_VAL's low `size` bytes at t->addr. */
 static void emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
 {
 	struct stub *s = new_stub(t);
 	*s = (struct stub){.type = STUB_STORE, .size = (uint8_t)size, .len = in->len,
 			   .rip_delta = (int32_t)off - (int32_t)t->synced};
 	emit_tlb(t, s, true, size);
-	emit_store(&t->e, size, H12, hmem_at(HAX, 0));
+	emit_store(&t->e, size, STORE_VAL, hmem_at(HAX, 0));
 	s->join = t->e.p;
 }
 
@@ -944,14 +999,19 @@ static void emit_stub(struct tr *t, const struct stub *s)
 	emit_pushfq(e);
 	emit_alu_ri(e, 8, 5, HSP, 40);
 	add_rip(t, s->rip_delta);
-	emit_mov_rr(e, 8, HARG0, HBX);
-	emit_mov_rr(e, 8, HARG1, HSI);
 	if (s->type == STUB_LOAD) {
+		emit_mov_rr(e, 8, HARG0, HBX);
+		emit_mov_rr(e, 8, HARG1, s->addr);
 		emit_mov_imm(e, HARG2, s->size);
 		emit_call(e, (const void *)jit_read_slow);
 		emit_reload(t, s->reload);
+		if (s->dst != HAX)
+			emit_mov_rr(e, 8, s->dst, HAX);
 	} else {
-		emit_mov_rr(e, 8, HARG2, H12);
+		/* STORE_VAL (RDI) is an argument register: moved first */
+		emit_mov_rr(e, 8, HARG2, STORE_VAL);
+		emit_mov_rr(e, 8, HARG1, s->addr);
+		emit_mov_rr(e, 8, HARG0, HBX);
 		emit_mov_imm(e, HARG3, s->size);
 		emit_mov_mem_imm(e, 1, MEM_C(block_end), 0); /* the interpreter clears it itself */
 		emit_call(e, (const void *)jit_write_slow);
@@ -1013,17 +1073,21 @@ static void store_flags(struct tr *t, unsigned lf, unsigned size, bool operands)
 	store_flags_res(t, HAX, lf, size, operands);
 }
 
-/* Leave for guest address block start + target_off (c->rip updated);
- * chain when the target is in the block's page. */
-/* The branch back to the block's start of a loop: the run loop's checks,
- * then straight to the loop head with the registers where they are. */
+/* The branch back to the block's start of a loop: straight to the loop
+ * head with the registers where they are; every LOOP_CHECK_EVERY
+ * iterations, the run loop's checks first (a request, the run limit, code
+ * changed by another vCPU or a device wait that long at most; the run
+ * limit may be passed by as many iterations). */
 static void emit_back_edge(struct tr *t)
 {
 	struct emit *e = &t->e;
 	add_rip(t, -(int64_t)t->synced);
+	emit_reload(t, t->cached & (uint16_t)~t->loaded);
+	emit_rr(e, 4, 0xff, 1, LOOP_BUDGET); /* DEC r12d */
+	emit_patch(emit_jcc(e, 5), t->loop_head);
 	uint8_t *out[4];
 	emit_block_checks(t, out);
-	emit_reload(t, t->cached & (uint16_t)~t->loaded);
+	emit_mov_imm(e, LOOP_BUDGET, LOOP_CHECK_EVERY);
 	emit_patch(emit_jmp(e), t->loop_head);
 	for (int i = 0; i < 4; i++)
 		emit_patch(out[i], e->p);
@@ -1031,6 +1095,8 @@ static void emit_back_edge(struct tr *t)
 	jump_to_exit(t);
 }
 
+/* Leave for guest address block start + target_off (c->rip updated);
+ * chain when the target is in the block's page. */
 static void emit_exit_to(struct tr *t, int64_t target_off, bool canonical_check, const struct insn *in, uint32_t off)
 {
 	struct emit *e = &t->e;
@@ -1243,35 +1309,43 @@ static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p,
 	uint8_t keep_cf = t->hf & HF_CF; /* the host's INC/DEC keep CF too */
 	if (flags_live)
 		emit_cin(t);
-	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
-	if (flags_live) {
-		emit_mov_rr(e, 8, HDX, HAX);
-		emit_mov_imm(e, HCX, 1);
-	}
-	emit_incdec(e, p->size, p->aop == 1, HAX);
+	unsigned h = in_place(t, p->dst_reg, p->size);
+	unsigned r = h != HNONE ? h : HAX;
+	if (h == HNONE)
+		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	emit_incdec(e, p->size, p->aop == 1, r);
 	t->hf = (uint8_t)(HF_ZF | HF_SF | HF_OF | HF_PF | keep_cf);
-	if (flags_live)
-		store_flags(t, p->aop ? LF_DEC : LF_INC, p->size, true);
+	if (flags_live) /* the lazy flags of INC/DEC need the result only */
+		store_flags_res(t, r, p->aop ? LF_DEC : LF_INC, p->size, false);
 	else
 		t->lf_op = LF_UNKNOWN;
-	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	if (h != HNONE)
+		mark_written(t, p->dst_reg);
+	else
+		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
 static void tr_shift(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned h = in_place(t, p->dst_reg, p->size);
+	unsigned r = h != HNONE ? h : HAX;
+	if (h == HNONE)
+		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	if (flags_live) {
-		emit_mov_rr(e, 8, HDX, HAX);
+		emit_mov_rr(e, p->size == 8 ? 8 : 4, HDX, r); /* truncated to the size */
 		emit_mov_imm(e, HCX, p->imm);
 	}
-	emit_shift_ri(e, p->size, p->aop, HAX, (uint8_t)p->imm);
+	emit_shift_ri(e, p->size, p->aop, r, (uint8_t)p->imm);
 	t->hf = HF_CF | HF_ZF | HF_SF | HF_PF;
 	if (flags_live)
-		store_flags(t, p->aop == 4 ? LF_SHL : p->aop == 5 ? LF_SHR : LF_SAR, p->size, true);
+		store_flags_res(t, r, p->aop == 4 ? LF_SHL : p->aop == 5 ? LF_SHR : LF_SAR, p->size, true);
 	else
 		t->lf_op = LF_UNKNOWN;
-	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	if (h != HNONE)
+		mark_written(t, p->dst_reg);
+	else
+		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
 /* SHL/SHR/SAR reg, CL: a zero count changes no flag (and only zero-extends
@@ -1308,11 +1382,26 @@ static void tr_mov(struct tr *t, const struct insn *in, uint32_t off, const stru
 {
 	if (p->dst == O_MEM) {
 		if (p->src == O_IMM)
-			emit_mov_imm(&t->e, H12, p->imm);
+			emit_mov_imm(&t->e, STORE_VAL, p->imm);
 		else
-			read_guest_reg(t, in, p->src_reg, p->size, H12);
+			read_guest_reg(t, in, p->src_reg, p->size, STORE_VAL);
 		emit_address(t, in, off);
 		emit_mem_store(t, in, off, p->size);
+		return;
+	}
+	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	if (h != HNONE && (p->src == O_IMM || (p->src == O_REG && is_cached(t, p->src_reg)))) {
+		if (p->src == O_IMM)
+			emit_mov_imm(&t->e, h, p->imm); /* a 32-bit immediate zero-extends */
+		else
+			emit_mov_rr(&t->e, p->size, h, reg_host(t, p->src_reg));
+		mark_written(t, p->dst_reg);
+		return;
+	}
+	if (h != HNONE && p->src == O_MEM) {
+		emit_address(t, in, off);
+		emit_mem_load_to(t, in, off, p->size, h);
+		mark_written(t, p->dst_reg);
 		return;
 	}
 	load_operand(t, in, off, p->src, p->src_reg, p->size, p->imm);
@@ -1321,6 +1410,13 @@ static void tr_mov(struct tr *t, const struct insn *in, uint32_t off, const stru
 
 static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
+	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	if (h != HNONE && p->src == O_MEM && !p->sign) { /* MOVZX: the load zero-extends */
+		emit_address(t, in, off);
+		emit_mem_load_to(t, in, off, p->src_size, h);
+		mark_written(t, p->dst_reg);
+		return;
+	}
 	load_operand(t, in, off, p->src, p->src_reg, p->src_size, 0);
 	if (p->sign) {
 		emit_movsx(&t->e, p->src_size, HAX, HAX);
@@ -1340,59 +1436,97 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 		m.scale = in->scale;
 	}
 	/* the address size truncates first, then the operand size */
-	emit_lea(&t->e, in->asz == 4 || p->size == 4 ? 4 : 8, HAX, m);
-	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned size = in->asz == 4 || p->size == 4 ? 4 : 8;
+	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	emit_lea(&t->e, size, h != HNONE ? h : HAX, m);
+	if (h != HNONE)
+		mark_written(t, p->dst_reg);
+	else
+		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
 /* ROL/ROR by an immediate, where nothing reads its flags (translate()):
  * the lazy flags are left as they are. */
 static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p)
 {
-	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
-	emit_shift_ri(&t->e, p->size, p->aop, HAX, (uint8_t)p->imm);
-	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned h = in_place(t, p->dst_reg, p->size);
+	if (h != HNONE) {
+		emit_shift_ri(&t->e, p->size, p->aop, h, (uint8_t)p->imm);
+		mark_written(t, p->dst_reg);
+	} else {
+		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+		emit_shift_ri(&t->e, p->size, p->aop, HAX, (uint8_t)p->imm);
+		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	}
 	t->hf = 0;
 }
 
 static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
-	if (p->sign)
-		emit_mov_imm(e, HCX, p->imm);
+	unsigned src = HAX;
+	if (p->src == O_REG && is_cached(t, p->src_reg) && p->size >= 4)
+		src = reg_host(t, p->src_reg);
 	else
-		read_guest_reg(t, in, p->dst_reg, p->size, HCX);
-	emit_rr(e, p->size, 0x0faf, HAX, HCX); /* IMUL rax, rcx */
+		load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	int32_t imm32 = (int32_t)p->imm;
+	bool imm_fits = p->size == 4 || (uint64_t)(int64_t)imm32 == p->imm;
+	unsigned h = p->sign ? (imm_fits ? in_place_write(t, p->dst_reg, p->size) : HNONE)
+			     : in_place(t, p->dst_reg, p->size);
+	if (h != HNONE && p->sign) {
+		emit_rr(e, p->size, 0x69, h, src); /* IMUL h, src, imm32 */
+		emit_u32(e, (uint32_t)imm32);
+	} else if (h != HNONE) {
+		emit_rr(e, p->size, 0x0faf, h, src); /* IMUL h, src */
+	} else {
+		if (src != HAX)
+			emit_mov_rr(e, 8, HAX, src);
+		if (p->sign)
+			emit_mov_imm(e, HCX, p->imm);
+		else
+			read_guest_reg(t, in, p->dst_reg, p->size, HCX);
+		emit_rr(e, p->size, 0x0faf, HAX, HCX); /* IMUL rax, rcx */
+	}
+	unsigned r = h != HNONE ? h : HAX;
 	t->hf = HF_CF | HF_OF;
 	if (flags_live) { /* LF_MUL: src1 = the product did not fit (CF) */
 		emit_rr(e, 4, 0x0f92, 0, HDX); /* SETB dl */
 		emit_rr(e, 4, 0x0fb6, HDX, HDX);
 		emit_mov_imm(e, HCX, 0);
-		store_flags(t, LF_MUL, p->size, true);
+		store_flags_res(t, r, LF_MUL, p->size, true);
 	} else {
 		t->lf_op = LF_UNKNOWN;
 	}
-	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	if (h != HNONE)
+		mark_written(t, p->dst_reg);
+	else
+		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
 static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned h = in_place(t, p->dst_reg, p->size);
+	unsigned r = h != HNONE ? h : HAX;
+	if (h == HNONE)
+		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	bool neg = p->kind == K_NEG;
 	if (neg && flags_live) {
-		emit_mov_rr(e, 8, HCX, HAX);
+		emit_mov_rr(e, p->size == 8 ? 8 : 4, HCX, r); /* truncated to the size */
 		emit_mov_imm(e, HDX, 0);
 	}
-	emit_rr(e, p->size, p->size == 1 ? 0xf6 : 0xf7, neg ? 3 : 2, HAX);
+	emit_rr(e, p->size, p->size == 1 ? 0xf6 : 0xf7, neg ? 3 : 2, r);
 	if (neg) {
 		t->hf = HF_ALL;
 		if (flags_live)
-			store_flags(t, LF_SUB, p->size, true);
+			store_flags_res(t, r, LF_SUB, p->size, true);
 		else
 			t->lf_op = LF_UNKNOWN;
 	}
-	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	if (h != HNONE)
+		mark_written(t, p->dst_reg);
+	else
+		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
 /* The condition cc into the host's flags as "NE" when the host flags do not
@@ -1421,8 +1555,19 @@ static void tr_setcc(struct tr *t, const struct insn *in, const struct plan *p)
 static void tr_cmov(struct tr *t, const struct insn *in, const struct plan *p)
 {
 	unsigned cc = host_cond(t, p->aop);
-	read_guest_reg(t, in, p->dst_reg, p->size, HAX); /* moves: the flags stay */
-	read_guest_reg(t, in, p->src_reg, p->size, HCX);
+	/* moves and loads below: the flags stay */
+	unsigned h = in_place(t, p->dst_reg, p->size); /* a false 32-bit CMOV zero-extends too */
+	unsigned src = HCX;
+	if (h != HNONE && is_cached(t, p->src_reg))
+		src = reg_host(t, p->src_reg);
+	else
+		read_guest_reg(t, in, p->src_reg, p->size, HCX);
+	if (h != HNONE) {
+		emit_rr(&t->e, p->size, 0x0f40 + cc, h, src);
+		mark_written(t, p->dst_reg);
+		return;
+	}
+	read_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	emit_rr(&t->e, p->size, 0x0f40 + cc, HAX, HCX);
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
@@ -1431,6 +1576,7 @@ static void tr_cmov(struct tr *t, const struct insn *in, const struct plan *p)
 static void stack_address(struct tr *t, unsigned size, int32_t delta)
 {
 	t->hf = 0;
+	t->addr = HSI;
 	if (is_cached(t, R_SP))
 		emit_mov_rr(&t->e, size, HSI, reg_host(t, R_SP));
 	else
@@ -1443,7 +1589,7 @@ static void stack_address(struct tr *t, unsigned size, int32_t delta)
 
 static void tr_push(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
-	read_guest_reg(t, in, p->dst_reg, p->size, H12);
+	read_guest_reg(t, in, p->dst_reg, p->size, STORE_VAL);
 	stack_address(t, p->size, -(int32_t)p->size);
 	emit_mem_store(t, in, off, p->size);
 	sp_adjust(t, p->size, -(int32_t)p->size);
@@ -1462,12 +1608,24 @@ static void tr_jcc(struct tr *t, const struct insn *in, uint32_t off, const stru
 	struct emit *e = &t->e;
 	unsigned cc = p->aop;
 	uint8_t *taken;
+	int64_t next = (int64_t)off + in->len;
 	if (!t->loop_head)
 		spill_all(t); /* stores: the host flags stay */
+	if (t->loop_head && next + (int64_t)p->imm == 0) {
+		/* the loop goes on in line, the exit is out of line */
+		uint8_t *not_taken = emit_jcc(e, host_cond(t, cc) ^ 1);
+		uint16_t dirty = t->dirty, loaded = t->loaded;
+		uint32_t synced = t->synced;
+		emit_back_edge(t);
+		emit_patch(not_taken, e->p);
+		t->synced = synced;
+		t->dirty = dirty, t->loaded = loaded;
+		emit_exit_to(t, next, false, in, off);
+		return;
+	}
 	taken = emit_jcc(e, host_cond(t, cc));
 	uint16_t dirty = t->dirty, loaded = t->loaded; /* the not-taken exit spills */
 	uint32_t synced = t->synced;
-	int64_t next = (int64_t)off + in->len;
 	emit_exit_to(t, next, false, in, off);
 	emit_patch(taken, e->p);
 	t->synced = synced;
@@ -1494,8 +1652,8 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 		jump_to_exit(t);
 		emit_patch(ok, e->p);
 	}
-	emit_load(e, p->size, H12, MEM_C(rip));
-	emit_alu_ri(e, p->size, 0, H12, in->len);
+	emit_load(e, p->size, STORE_VAL, MEM_C(rip));
+	emit_alu_ri(e, p->size, 0, STORE_VAL, in->len);
 	stack_address(t, p->size, -(int32_t)p->size);
 	emit_mem_store(t, in, off, p->size);
 	sp_adjust(t, p->size, -(int32_t)p->size);
@@ -1584,6 +1742,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		t.e.end = start + JIT_BLOCK_MAX_BYTES;
 
 	struct plan plans[n];
+	memset(plans, 0, sizeof(plans)); /* GCC 12 cannot tell plan_insn fills each */
 	bool flags_live[n];
 	unsigned ninline = 0;
 	for (unsigned i = 0; i < n; i++) {
@@ -1599,6 +1758,9 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		struct plan *p = &plans[i];
 		if (p->kind == K_INCDEC && cf_in_host)
 			p->reads = false, p->writes_all = true;
+		/* ADC/SBB with register or immediate operands take that CF too */
+		if (p->kind == K_ALU && (p->aop == 2 || p->aop == 3) && p->src != O_MEM && cf_in_host)
+			p->reads = false;
 		cf_in_host = (p->kind == K_ALU && !(p->dst == O_MEM && p->writeback)) || p->kind == K_SHIFT ||
 			     p->kind == K_IMUL || p->kind == K_NEG ||
 			     ((p->kind == K_INCDEC || p->kind == K_NOT) && cf_in_host);
@@ -1628,6 +1790,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 			if (t.host_of[g] != HNONE)
 				t.cached |= (uint16_t)(1u << g);
 		emit_reload(&t, t.cached);
+		emit_mov_imm(e, LOOP_BUDGET, LOOP_CHECK_EVERY);
 		t.loaded = t.dirty = t.cached;
 		t.loop_head = e->p;
 	}
