@@ -100,8 +100,9 @@ uint8_t uart_msr(const struct uart16550 *u)
 	return modem_inputs(u) | u->msr_deltas;
 }
 
-/* The pending interrupt of highest priority, as IIR bits 0-3. */
-static uint8_t pending_interrupt(const struct uart16550 *u)
+/* The pending interrupt of highest priority, as IIR bits 0-3, if the THRE
+ * interrupt is armed (thr_pending) or not. */
+static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending)
 {
 	unsigned count = rx_count(u);
 	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
@@ -111,11 +112,26 @@ static uint8_t pending_interrupt(const struct uart16550 *u)
 			return UART_IIR_RDI;
 		return UART_IIR_CTI;
 	}
-	if ((u->ier & UART_IER_THRI) && u->thr_pending)
+	if ((u->ier & UART_IER_THRI) && thr_pending)
 		return UART_IIR_THRI;
 	if ((u->ier & UART_IER_MSI) && u->msr_deltas)
 		return UART_IIR_MSI;
 	return UART_IIR_NO_INT;
+}
+
+static uint8_t pending_interrupt(const struct uart16550 *u)
+{
+	return interrupt_with(u, u->thr_pending);
+}
+
+static uint8_t iir_value(const struct uart16550 *u, uint8_t id)
+{
+	return id | (fifo_enabled(u) ? UART_IIR_FIFO_ON : 0);
+}
+
+uint8_t uart_iir(const struct uart16550 *u, bool thre)
+{
+	return iir_value(u, interrupt_with(u, thre));
 }
 
 /* Report the interrupt output only when it changes: each report is a
@@ -261,7 +277,7 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 		return dlab ? u->dlm : u->ier;
 	case UART_IIR: {
 		uint8_t id = pending_interrupt(u);
-		value = id | (fifo_enabled(u) ? UART_IIR_FIFO_ON : 0);
+		value = iir_value(u, id);
 		if (id == UART_IIR_THRI)
 			u->thr_pending = 0; /* reading IIR acknowledges THRE */
 		break;
@@ -319,6 +335,14 @@ void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct u
 		return;
 	}
 	refill_rx(u); /* FIFO mode, clearing, IER.ERBFI or leaving loopback can let input in */
+	update_irq(u, io);
+}
+
+void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io *io)
+{
+	if ((value & 0x0f) == UART_IIR_THRI)
+		u->thr_pending = 0;
+	u->irq_level = 0;
 	update_irq(u, io);
 }
 

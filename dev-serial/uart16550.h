@@ -133,6 +133,18 @@ size_t uart_input_space(const struct uart16550 *u);
 uint8_t uart_lsr(const struct uart16550 *u);
 uint8_t uart_msr(const struct uart16550 *u);
 
+/* What a read of IIR would return now if the THRE interrupt were pending
+ * (thre 1) or not (0), without its side effects: the two values the core
+ * chooses between when it answers IIR itself (IPC_REG_READ_ACK). */
+uint8_t uart_iir(const struct uart16550 *u, bool thre);
+
+/* Someone else answered a read of IIR with value (the core, from the
+ * published values): apply that read's side effect (a THRE interrupt it
+ * reported is acknowledged).  The core may have lowered the interrupt line
+ * when it answered, so the output is taken as low and reported again if an
+ * interrupt is pending: a fresh edge for anything that arrived meanwhile. */
+void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io *io);
+
 /* True while reads of LSR and MSR have no side effect (no error or delta bits
  * pending) and no THR write can change them (not in loopback): only then may
  * someone else answer those reads from a copy of their values. */

@@ -43,7 +43,8 @@
  *        0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8 flags (IPC_REG_*),
  *        3 u8 slot (< IPC_MAX_REGS), 4 u8[4] zero, 8 u64 addr
  *        the access lies in its space as a range would; no two regs share an
- *        address; no two IPC_REG_SHADOW regs share a slot
+ *        address; no two regs with a shadow slot (IPC_REG_SHADOW,
+ *        IPC_REG_READ_ACK) share one; an IPC_REG_READ_ACK reg has size 1
  *
  * IPC_WELCOME, 424 bytes:
  *   0  u32       flags       IPC_WELCOME_* only
@@ -72,6 +73,7 @@
  *   the access lies in its space as a range would
  * IPC_IO_WRITE, 24 bytes: as IO_READ, then
  *  16  u64  data   fits in `size` bytes
+ * IPC_IO_READ_DONE, 24 bytes: as IO_WRITE (data: the value the core returned)
  * IPC_IO_REPLY, 8 bytes:
  *   0  u64  data   (the reader knows the size it asked for and masks)
  *
@@ -168,6 +170,12 @@ static bool get_str(char *dst, const uint8_t *p, size_t field)
 		return false;
 	memcpy(dst, p, field);
 	return true;
+}
+
+/* The register reads a shadow slot of the state page. */
+static bool uses_slot(const struct ipc_reg *g)
+{
+	return g->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK);
 }
 
 static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char *err, size_t errlen)
@@ -268,11 +276,13 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 			return bad(err, errlen, "HELLO: reg %u: unknown flags 0x%x", i, g->flags);
 		if (g->slot >= IPC_MAX_REGS)
 			return bad(err, errlen, "HELLO: reg %u: slot %u >= %d", i, g->slot, IPC_MAX_REGS);
+		if ((g->flags & IPC_REG_READ_ACK) && g->size != 1)
+			return bad(err, errlen, "HELLO: reg %u: a read-acknowledge register has size 1", i);
 		for (unsigned j = 0; j < i; j++) {
 			const struct ipc_reg *o = &h->regs[j];
 			if (o->space == g->space && o->addr == g->addr)
 				return bad(err, errlen, "HELLO: regs %u and %u have the same address", j, i);
-			if ((o->flags & IPC_REG_SHADOW) && (g->flags & IPC_REG_SHADOW) && o->slot == g->slot)
+			if (uses_slot(o) && uses_slot(g) && o->slot == g->slot)
 				return bad(err, errlen, "HELLO: regs %u and %u share shadow slot %u", j, i, g->slot);
 		}
 	}
@@ -359,6 +369,7 @@ static long body_size(unsigned type)
 	case IPC_IO_REPLY:
 		return IO_REPLY_WIRE;
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		return IO_WRITE_WIRE;
 	case IPC_IRQ:
 		return IRQ_MSG_WIRE;
@@ -409,11 +420,12 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 		rc = decode_io_access(b, &m->u.io, err, errlen);
 		break;
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		rc = decode_io_access(b, &m->u.io, err, errlen);
 		m->u.io.data = le64(b + 16);
 		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
-			rc = bad(err, errlen, "IO_WRITE: data 0x%llx does not fit in %u bytes",
-				 (unsigned long long)m->u.io.data, m->u.io.size);
+			rc = bad(err, errlen, "%s: data 0x%llx does not fit in %u bytes",
+				 ipc_type_name(type), (unsigned long long)m->u.io.data, m->u.io.size);
 		break;
 	case IPC_IO_REPLY:
 		m->u.io.data = le64(b);
@@ -537,6 +549,7 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		encode_io_access(&m->u.io, b);
 		break;
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		encode_io_access(&m->u.io, b);
 		put_le64(b + 16, m->u.io.data);
 		break;
@@ -565,6 +578,7 @@ const char *ipc_type_name(unsigned type)
 		[IPC_IO_READ] = "IO_READ",   [IPC_IO_REPLY] = "IO_REPLY", [IPC_IO_WRITE] = "IO_WRITE",
 		[IPC_IRQ] = "IRQ",           [IPC_RESET] = "RESET",       [IPC_SHUTDOWN] = "SHUTDOWN",
 		[IPC_QUIT] = "QUIT",         [IPC_PING] = "PING",         [IPC_PONG] = "PONG",
+		[IPC_IO_READ_DONE] = "IO_READ_DONE",
 	};
 	if (type >= IPC_MSG_TYPE_MAX || !names[type])
 		return "UNKNOWN";

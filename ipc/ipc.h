@@ -16,6 +16,9 @@
  *    ordered write sent before has been applied (state->applied_seq).
  *  - Writes to registers declared "stream" (e.g. a UART's THR) never change a
  *    shadowed value, so they do not make the core wait before a shadow read.
+ *  - A register whose reads acknowledge an event (a UART's IIR) may be
+ *    answered by the core too (IPC_REG_READ_ACK): the read is then posted to
+ *    the device as IPC_IO_READ_DONE, which applies its side effect.
  */
 #ifndef MINIVM_IPC_H
 #define MINIVM_IPC_H
@@ -53,6 +56,9 @@ enum ipc_msg_type {
 	IPC_QUIT = 10,    /* dev -> core: the user asked to stop the VM */
 	IPC_PING = 11,    /* either way: answered by IPC_PONG with the same seq */
 	IPC_PONG = 12,
+	IPC_IO_READ_DONE = 13, /* core -> dev: a read the core answered itself
+	                        * (IPC_REG_READ_ACK), data = what it returned;
+	                        * posted and ordered like a write */
 	IPC_MSG_TYPE_MAX
 };
 
@@ -74,7 +80,30 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * spurious interrupt).  The device, after applying such a write, sends the
  * line's level again if anything is still pending. */
 #define IPC_REG_ACK_LOWERS 0x4u
-#define IPC_REG_FLAGS (IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS)
+/* A register whose reads acknowledge an event that the writes to the stream
+ * registers of its range raise: a 16550's IIR, where each THR write raises
+ * the THR-empty interrupt and the IIR read that reports it acknowledges it.
+ * Size 1.  The device publishes in shadow[slot] an IPC_READ_ACK_* word: the
+ * register's value with the event pending and without, and whether it is
+ * pending.  The core answers reads itself whenever it could answer a shadow
+ * read (magic, applied_seq), tracking the event between the device's
+ * publications: a stream write it posts raises it, a read it answers that
+ * reports it acknowledges it; such a read goes to the device as
+ * IPC_IO_READ_DONE so that the device acknowledges the same.  If nothing
+ * else holds the line up once the event is acknowledged (IPC_READ_ACK_IDLE),
+ * the core lowers the range's line at once, before posting READ_DONE; the
+ * device, applying READ_DONE, takes its line as low and raises it again if
+ * anything is pending by then (a fresh edge: docs/ARCHITECTURE.md, "IIR
+ * without a round trip"). */
+#define IPC_REG_READ_ACK 0x8u
+#define IPC_REG_FLAGS (IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK)
+
+/* The word an IPC_REG_READ_ACK register's shadow slot holds. */
+#define IPC_READ_ACK_CLEAR(w) ((uint8_t)(w))         /* the value with the event not pending */
+#define IPC_READ_ACK_RAISED(w) ((uint8_t)((w) >> 8)) /* the value with the event pending */
+#define IPC_READ_ACK_PENDING (1ull << 16) /* the event is pending in the device */
+#define IPC_READ_ACK_REPORTS (1ull << 17) /* the RAISED value reports the event (reading it acknowledges) */
+#define IPC_READ_ACK_IDLE (1ull << 18)    /* without the event, nothing holds the line up */
 
 /* flags of IPC_WELCOME */
 #define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */

@@ -65,6 +65,8 @@ struct devproxy {
 	uint64_t next_seq;
 	uint64_t ordered_mark; /* seq of the last ordered write sent */
 	uint64_t stale_seq;    /* replies up to this seq belong to a dead incarnation */
+	/* Per declared register (hello.regs' index), for IPC_REG_READ_ACK ones. */
+	struct read_ack_track read_ack[IPC_MAX_REGS];
 	struct pending_read *pending;
 	char reject_reason[IPC_MAX_REASON];
 	struct irq_budget irq_budget; /* receive thread only */
@@ -188,6 +190,56 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
 	return p.data;
 }
 
+/* A read of an IPC_REG_READ_ACK register answered here, if the state page
+ * allows it (ipc.h); false: it takes the usual path.  An acknowledging read
+ * is posted as IPC_IO_READ_DONE, after the line is lowered (if nothing else
+ * holds it up) and in seq order with the stream writes whose events it
+ * acknowledges.
+ *
+ * Why the guest cannot miss an interrupt (edge-triggered IRQ 4: the 8250
+ * driver's handler reads IIR until it says "none", and only a new edge
+ * runs it again).  The answer is the value of a state the device
+ * published, with the core's own unapplied writes and acknowledges on top;
+ * whatever the device learns later (host input) is, for the guest, an event
+ * after this read.  The device keeps two rules: it publishes its shadows
+ * before every IPC_IRQ it sends (serial_device.c), so a guest woken by an
+ * edge reads a word that shows the cause; and applying READ_DONE it takes
+ * its line as lowered and raises it again if anything is pending, so input
+ * that arrived between the word this read used and READ_DONE gets an edge
+ * after the lowering.  Tested in test_core_shadow.c and test_serial_device.c. */
+static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
+{
+	unsigned i = (unsigned)(reg - d->hello.regs);
+	struct read_ack_answer a;
+	pthread_mutex_lock(&d->send_lock);
+	pthread_mutex_lock(&d->lock);
+	if (!d->up || d->broken || d->aborted ||
+	    !policy_read_ack(&d->hello, reg, d->state, d->ordered_mark, &d->read_ack[i], &a)) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+		return false;
+	}
+	*value = a.value;
+	if (!a.acknowledges) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+		return true;
+	}
+	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
+	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
+	d->read_ack[i] = (struct read_ack_track){.pending = false, .seq = m.seq};
+	pthread_mutex_unlock(&d->lock);
+	if (a.lower_gsi >= 0) {
+		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)a.lower_gsi, 0);
+		STATS_ADD(acks_lowered, 1);
+	}
+	int rc = send_until_abort(d, &m);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
+	return true;
+}
+
 static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsigned size)
 {
 	struct devproxy *d = opaque;
@@ -195,6 +247,10 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	uint64_t value = bus_ones(size);
 	if (policy_local_read(&d->hello, space, addr, size, &value))
 		return value;
+	if (reg && (reg->flags & IPC_REG_READ_ACK) && read_ack_here(d, reg, &value)) {
+		STATS_ADD(shadow_hits, 1);
+		return value;
+	}
 	uint64_t t0 = host_now_ns();
 	pthread_mutex_lock(&d->lock);
 	while (wait_usable_locked(d)) {
@@ -217,11 +273,21 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	return value;
 }
 
-/* Post m (an IO_WRITE or a RESET) in seq order once the device is usable.
+/* The stream write of seq to reg raises the events of the read-acknowledge
+ * registers of its range.  Lock held. */
+static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
+{
+	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++)
+		if (policy_stream_raises(&d->hello, reg, &d->hello.regs[i]))
+			d->read_ack[i] = (struct read_ack_track){.pending = true, .seq = seq};
+}
+
+/* Post m (an IO_WRITE to reg, or a RESET with reg NULL) in seq order once
+ * the device is usable.
  * An ordered message makes later shadow reads wait until the device has
  * applied it (its applied_seq reaches m's seq).  Returns the send's status,
  * or IPC_ECLOSED when the device is not usable (broken, or the VM stops). */
-static int post(struct devproxy *d, struct ipc_msg *m, bool ordered)
+static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg, bool ordered)
 {
 	/* send_lock before lock, and never while waiting: the receive thread
 	 * needs send_lock to WELCOME the device we may be waiting for. */
@@ -241,6 +307,7 @@ static int post(struct devproxy *d, struct ipc_msg *m, bool ordered)
 	m->seq = d->next_seq++;
 	if (ordered)
 		d->ordered_mark = m->seq;
+	raise_read_acks_locked(d, reg, m->seq);
 	pthread_mutex_unlock(&d->lock);
 	int rc = send_until_abort(d, m);
 	pthread_mutex_unlock(&d->send_lock);
@@ -264,14 +331,14 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, 0);
 		STATS_ADD(acks_lowered, 1);
 	}
-	if (post(d, &m, policy_write_is_ordered(reg)) == IPC_OK)
+	if (post(d, &m, reg, policy_write_is_ordered(reg)) == IPC_OK)
 		STATS_ADD(posted_writes, 1);
 }
 
 void devproxy_reset(struct devproxy *d)
 {
 	struct ipc_msg m = {.type = IPC_RESET};
-	post(d, &m, true);
+	post(d, &m, NULL, true);
 }
 
 /* ---- the receive side ---- */

@@ -78,6 +78,35 @@ bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *
 int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
 		      const struct ipc_state_page *state, unsigned size, uint64_t value);
 
+/* What the core knows of an IPC_REG_READ_ACK register's event beyond the
+ * device's publications: the event as the last message that changed it
+ * left it (a stream write raised it, an IO_READ_DONE acknowledged it) and
+ * that message's seq.  Once the device has applied that seq, its own word
+ * says the truth (seq 0: from the start). */
+struct read_ack_track {
+	bool pending;
+	uint64_t seq;
+};
+
+struct read_ack_answer {
+	uint64_t value;    /* what the read returns */
+	bool acknowledges; /* it reports the event: post IPC_IO_READ_DONE */
+	int lower_gsi;     /* the line to lower at once (IPC_READ_ACK_IDLE), or -1 */
+};
+
+/* Can a read of reg (IPC_REG_READ_ACK) be answered by the core?  Under the
+ * same conditions as policy_shadow_read; then *a says what it returns and
+ * whether it acknowledges the event (ipc.h).  The caller, on
+ * a->acknowledges, records the event as not pending from its READ_DONE on. */
+bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
+		     const struct ipc_state_page *state, uint64_t ordered_mark,
+		     const struct read_ack_track *t, struct read_ack_answer *a);
+
+/* Does a write to `written` raise the event of the read-acknowledge
+ * register read_ack?  A stream register of the same range does. */
+bool policy_stream_raises(const struct ipc_hello *h, const struct ipc_reg *written,
+			  const struct ipc_reg *read_ack);
+
 /* Does a write to reg (NULL: an undeclared register) move the ordered mark?
  * Every write does except those to stream registers, which by declaration
  * never change a shadowed value. */

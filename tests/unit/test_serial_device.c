@@ -370,7 +370,7 @@ static void test_hvc0_beside_the_uarts(void **state)
 	struct ipc_msg m = {.type = IPC_HELLO, .seq = 1};
 	serial_hello(&h->d.cfg, &m.u.hello);
 	const struct ipc_hello *hello = &m.u.hello;
-	assert_int_equal(hello->nregs, 6 + VIRTIO_CONSOLE_HELLO_REGS); /* 3 per UART */
+	assert_int_equal(hello->nregs, 7 + VIRTIO_CONSOLE_HELLO_REGS); /* 4 of COM1, 3 of the MMIO UART */
 	const struct ipc_range *r = &hello->ranges[hello->nranges - 1];
 	assert_int_equal(r->kind, IPC_RANGE_VIRTIO_MMIO);
 	assert_int_equal(r->base, 0);
@@ -390,7 +390,7 @@ static void test_hvc0_beside_the_uarts(void **state)
 	io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 2, .addr = 0xd0001000 + VIRTIO_MMIO_CONFIG};
 	assert_int_equal(serial_read(&h->d, &io), 90);
 	/* The core answers MagicValue from the slot after the UARTs' (and the PL011's). */
-	assert_int_equal(page_of(h)->shadow[5 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
+	assert_int_equal(page_of(h)->shadow[6 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
 
 	size_t uart_space = serial_input_space(&h->d);
 	assert_int_equal(uart_space, VIRTIO_CONSOLE_INPUT_SIZE);
