@@ -74,6 +74,9 @@
  * IPC_IO_WRITE, 24 bytes: as IO_READ, then
  *  16  u64  data   fits in `size` bytes
  * IPC_IO_READ_DONE, 24 bytes: as IO_WRITE (data: the value the core returned)
+ * IPC_IO_WRITE_RUN, 16 + count bytes:
+ *   0 u8 space, 1 u8 size (1), 2 u16 count (1..IPC_IO_RUN_MAX), 4 u8[4] zero,
+ *   8 u64 addr (a 1-byte access), 16 u8[count] data: count writes, in order
  * IPC_IO_REPLY, 8 bytes:
  *   0  u64  data   (the reader knows the size it asked for and masks)
  *
@@ -104,6 +107,7 @@
 #define IO_READ_WIRE 16
 #define IO_WRITE_WIRE 24
 #define IO_REPLY_WIRE 8
+#define IO_RUN_FIXED 16
 #define IRQ_MSG_WIRE 8
 #define PIO_SPACE_END 0x10000u
 #define RANGE_NO_IRQ 0xff
@@ -114,6 +118,8 @@ _Static_assert(IPC_HDR_SIZE + HELLO_FIXED + IPC_MAX_RANGES * RANGE_WIRE + IPC_MA
 	       "the largest HELLO must fit in IPC_MAX_MSG");
 _Static_assert(24 + 2 * IPC_MAX_SHM_NAME == WELCOME_NAMES_END && WELCOME_WIRE == 424,
 	       "WELCOME layout");
+_Static_assert(IPC_HDR_SIZE + IO_RUN_FIXED + IPC_IO_RUN_MAX <= IPC_MAX_MSG,
+	       "the longest IO_WRITE_RUN must fit in IPC_MAX_MSG");
 
 /* A string field: the bytes up to the NUL, zeros after it (nothing of the
  * sender's memory beyond the string leaves the process).  A string that
@@ -354,11 +360,31 @@ static int decode_io_access(const uint8_t *b, struct ipc_io *io, char *err, size
 	return IPC_OK;
 }
 
-/* The exact body length of each fixed-size type; -1 for HELLO. */
+static int decode_io_run(const uint8_t *b, size_t blen, struct ipc_io_run *r, char *err, size_t errlen)
+{
+	if (blen < IO_RUN_FIXED)
+		return bad(err, errlen, "IO_WRITE_RUN: body of %zu bytes is too short", blen);
+	r->space = b[0];
+	r->count = le16(b + 2);
+	r->addr = le64(b + 8);
+	if (b[1] != 1 || !all_zero(b + 4, 4))
+		return bad(err, errlen, "IO_WRITE_RUN: size %u (not 1) or reserved bytes not zero", b[1]);
+	if (r->count < 1 || r->count > IPC_IO_RUN_MAX || blen != IO_RUN_FIXED + (size_t)r->count)
+		return bad(err, errlen, "IO_WRITE_RUN: %u bytes in a body of %zu", r->count, blen);
+	if (!valid_span(r->space, r->addr, 1))
+		return bad(err, errlen, "IO_WRITE_RUN: space %u addr 0x%llx is not a valid access",
+			   r->space, (unsigned long long)r->addr);
+	memcpy(r->data, b + IO_RUN_FIXED, r->count);
+	return IPC_OK;
+}
+
+/* The exact body length of each fixed-size type; -1 for HELLO and
+ * IO_WRITE_RUN, whose counts say. */
 static long body_size(unsigned type)
 {
 	switch (type) {
 	case IPC_HELLO:
+	case IPC_IO_WRITE_RUN:
 		return -1;
 	case IPC_WELCOME:
 		return WELCOME_WIRE;
@@ -426,6 +452,9 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
 			rc = bad(err, errlen, "%s: data 0x%llx does not fit in %u bytes",
 				 ipc_type_name(type), (unsigned long long)m->u.io.data, m->u.io.size);
+		break;
+	case IPC_IO_WRITE_RUN:
+		rc = decode_io_run(b, blen, &m->u.run, err, errlen);
 		break;
 	case IPC_IO_REPLY:
 		m->u.io.data = le64(b);
@@ -522,6 +551,10 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 			if (h->ranges[i].has_irq && h->ranges[i].irq >= h->nirqs)
 				return IPC_EBADMSG; /* would read as "no line" */
 		blen = HELLO_FIXED + h->nranges * RANGE_WIRE + h->nirqs * IRQ_WIRE + h->nregs * REG_WIRE;
+	} else if (type == IPC_IO_WRITE_RUN) {
+		if (m->u.run.count < 1 || m->u.run.count > IPC_IO_RUN_MAX)
+			return IPC_EBADMSG;
+		blen = IO_RUN_FIXED + m->u.run.count;
 	} else {
 		blen = (size_t)body_size(type);
 	}
@@ -553,6 +586,14 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		encode_io_access(&m->u.io, b);
 		put_le64(b + 16, m->u.io.data);
 		break;
+	case IPC_IO_WRITE_RUN:
+		memset(b, 0, IO_RUN_FIXED);
+		b[0] = m->u.run.space;
+		b[1] = 1;
+		put_le16(b + 2, m->u.run.count);
+		put_le64(b + 8, m->u.run.addr);
+		memcpy(b + IO_RUN_FIXED, m->u.run.data, m->u.run.count);
+		break;
 	case IPC_IO_REPLY:
 		put_le64(b, m->u.io.data);
 		break;
@@ -578,7 +619,7 @@ const char *ipc_type_name(unsigned type)
 		[IPC_IO_READ] = "IO_READ",   [IPC_IO_REPLY] = "IO_REPLY", [IPC_IO_WRITE] = "IO_WRITE",
 		[IPC_IRQ] = "IRQ",           [IPC_RESET] = "RESET",       [IPC_SHUTDOWN] = "SHUTDOWN",
 		[IPC_QUIT] = "QUIT",         [IPC_PING] = "PING",         [IPC_PONG] = "PONG",
-		[IPC_IO_READ_DONE] = "IO_READ_DONE",
+		[IPC_IO_READ_DONE] = "IO_READ_DONE", [IPC_IO_WRITE_RUN] = "IO_WRITE_RUN",
 	};
 	if (type >= IPC_MSG_TYPE_MAX || !names[type])
 		return "UNKNOWN";

@@ -59,6 +59,9 @@ enum ipc_msg_type {
 	IPC_IO_READ_DONE = 13, /* core -> dev: a read the core answered itself
 	                        * (IPC_REG_READ_ACK), data = what it returned;
 	                        * posted and ordered like a write */
+	IPC_IO_WRITE_RUN = 14, /* core -> dev: posted 1-byte writes to one stream
+	                        * register, in order (struct ipc_io_run), under
+	                        * one seq: a UART's THR writes, coalesced */
 	IPC_MSG_TYPE_MAX
 };
 
@@ -190,6 +193,16 @@ struct ipc_io {
 	uint64_t data; /* write data (fits in size bytes), or the reply's read data */
 };
 
+/* The most bytes one IPC_IO_WRITE_RUN carries. */
+#define IPC_IO_RUN_MAX 512
+
+struct ipc_io_run {
+	uint8_t space;
+	uint16_t count; /* 1..IPC_IO_RUN_MAX */
+	uint64_t addr;  /* each write is 1 byte here */
+	uint8_t data[IPC_IO_RUN_MAX];
+};
+
 struct ipc_irq {
 	uint32_t line;
 	uint32_t level; /* 0 or 1 */
@@ -202,7 +215,8 @@ struct ipc_msg {
 		struct ipc_hello hello;
 		struct ipc_welcome welcome;
 		char reason[IPC_MAX_REASON]; /* IPC_REJECT */
-		struct ipc_io io;            /* IO_READ, IO_REPLY (data only), IO_WRITE */
+		struct ipc_io io;            /* IO_READ, IO_REPLY (data only), IO_WRITE, IO_READ_DONE */
+		struct ipc_io_run run;       /* IO_WRITE_RUN */
 		struct ipc_irq irq;
 	} u;
 };

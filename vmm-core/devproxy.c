@@ -34,6 +34,11 @@
 #define RECV_POLL_MS 50            /* how often the receive thread checks for close */
 #define SEND_POLL_MS 50            /* how often a blocked send checks for abort */
 #define SHUTDOWN_WAIT_MS 1000      /* for the device to take SHUTDOWN and go */
+/* A run of stream writes (IO_WRITE_RUN) leaves at the latest this long
+ * after its first byte while the guest keeps writing, and within a
+ * receive-thread wake-up (RUN_POLL_MS while one is open) once it stops. */
+#define RUN_MAX_AGE_NS 1000000ull
+#define RUN_POLL_MS 1
 
 /* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
 struct pending_read {
@@ -54,6 +59,15 @@ struct devproxy {
 
 	pthread_mutex_t send_lock;
 	pthread_mutex_t lock;
+
+	/* Under send_lock: single-byte writes to a stream register waiting to
+	 * leave as one IO_WRITE_RUN.  Its seq was taken with the first byte,
+	 * so every other message (a later seq) sends it first: the wire stays
+	 * in seq order.  run_open is read without the lock by the receive
+	 * thread to pick its wake-up interval. */
+	struct ipc_msg run;
+	_Atomic bool run_open;
+	uint64_t run_started_ns;
 	pthread_cond_t cond; /* attachment changed, a reply arrived, or abort */
 
 	/* Under lock. */
@@ -131,7 +145,7 @@ static void mark_broken(struct devproxy *d, const char *why)
  * only until the VM stops: a device that stopped reading must not keep the
  * core from ending.  IPC_ETIMEDOUT: given up because of devproxy_abort.
  * send_lock held. */
-static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
+static int send_now(struct devproxy *d, const struct ipc_msg *m)
 {
 	for (;;) {
 		int rc = ipc_send_timeout(d->chan, m, SEND_POLL_MS);
@@ -143,6 +157,22 @@ static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
 		if (aborted)
 			return rc;
 	}
+}
+
+/* The open run, if any, leaves now.  send_lock held. */
+static int flush_run(struct devproxy *d)
+{
+	if (!atomic_load(&d->run_open))
+		return IPC_OK;
+	atomic_store(&d->run_open, false);
+	return send_now(d, &d->run);
+}
+
+/* m, after the open run (whose seq is older).  send_lock held. */
+static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
+{
+	int rc = flush_run(d);
+	return rc == IPC_OK ? send_now(d, m) : rc;
 }
 
 static int send_msg(struct devproxy *d, const struct ipc_msg *m)
@@ -282,8 +312,24 @@ static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg
 			d->read_ack[i] = (struct read_ack_track){.pending = true, .seq = seq};
 }
 
+/* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
+ * register: it changes no shadow, so it may wait (a UART's THR). */
+static bool runnable(const struct ipc_msg *m, const struct ipc_reg *reg)
+{
+	return m->type == IPC_IO_WRITE && m->u.io.size == 1 && reg && (reg->flags & IPC_REG_STREAM);
+}
+
+/* Does the open run take m next?  send_lock held. */
+static bool run_takes(const struct devproxy *d, const struct ipc_msg *m)
+{
+	const struct ipc_io_run *r = &d->run.u.run;
+	return atomic_load(&d->run_open) && r->space == m->u.io.space && r->addr == m->u.io.addr &&
+	       r->count < IPC_IO_RUN_MAX;
+}
+
 /* Post m (an IO_WRITE to reg, or a RESET with reg NULL) in seq order once
- * the device is usable.
+ * the device is usable; a runnable write joins a run instead of leaving at
+ * once.
  * An ordered message makes later shadow reads wait until the device has
  * applied it (its applied_seq reaches m's seq).  Returns the send's status,
  * or IPC_ECLOSED when the device is not usable (broken, or the VM stops). */
@@ -304,12 +350,44 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 		pthread_mutex_unlock(&d->lock);
 		pthread_mutex_unlock(&d->send_lock);
 	}
-	m->seq = d->next_seq++;
-	if (ordered)
-		d->ordered_mark = m->seq;
-	raise_read_acks_locked(d, reg, m->seq);
-	pthread_mutex_unlock(&d->lock);
-	int rc = send_until_abort(d, m);
+	bool run = runnable(m, reg);
+	if (run && atomic_load(&d->run_open) && !run_takes(d, m)) {
+		/* Another register's run, or a full one: it leaves first (not
+		 * under lock: a send may block). */
+		pthread_mutex_unlock(&d->lock);
+		int rc = flush_run(d);
+		pthread_mutex_lock(&d->lock);
+		if (rc != IPC_OK || !d->up || d->broken || d->aborted) {
+			pthread_mutex_unlock(&d->lock);
+			pthread_mutex_unlock(&d->send_lock);
+			if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+				mark_broken(d, "cannot send to it");
+			return rc != IPC_OK ? rc : IPC_ECLOSED;
+		}
+	}
+	int rc = IPC_OK;
+	if (run) {
+		struct ipc_io_run *r = &d->run.u.run;
+		if (!atomic_load(&d->run_open)) {
+			d->run = (struct ipc_msg){.type = IPC_IO_WRITE_RUN, .seq = d->next_seq++};
+			*r = (struct ipc_io_run){.space = m->u.io.space, .addr = m->u.io.addr};
+			d->run_started_ns = host_now_ns();
+			atomic_store(&d->run_open, true);
+		}
+		r->data[r->count++] = (uint8_t)m->u.io.data;
+		m->seq = d->run.seq;
+		raise_read_acks_locked(d, reg, m->seq);
+		pthread_mutex_unlock(&d->lock);
+		if (host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
+			rc = flush_run(d);
+	} else {
+		m->seq = d->next_seq++;
+		if (ordered)
+			d->ordered_mark = m->seq;
+		raise_read_acks_locked(d, reg, m->seq);
+		pthread_mutex_unlock(&d->lock);
+		rc = send_until_abort(d, m);
+	}
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
 		mark_broken(d, "cannot send to it");
@@ -520,13 +598,30 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	}
 }
 
+/* A run the guest stopped adding to leaves.  Never waits for send_lock:
+ * its holder may be blocked on a full queue that only this thread's
+ * receiving drains, and it sends the run anyway. */
+static void flush_stale_run(struct devproxy *d)
+{
+	if (!atomic_load(&d->run_open) || pthread_mutex_trylock(&d->send_lock))
+		return;
+	int rc = IPC_OK;
+	if (atomic_load(&d->run_open) && host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
+		rc = flush_run(d);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
+}
+
 static void *receive_thread(void *arg)
 {
 	struct devproxy *d = arg;
 	while (!atomic_load(&d->closing)) {
 		struct ipc_msg m;
 		char err[160];
-		int rc = ipc_recv(d->chan, &m, RECV_POLL_MS, err, sizeof(err));
+		flush_stale_run(d);
+		int wait_ms = atomic_load(&d->run_open) ? RUN_POLL_MS : RECV_POLL_MS;
+		int rc = ipc_recv(d->chan, &m, wait_ms, err, sizeof(err));
 		if (rc == IPC_OK)
 			handle(d, &m);
 		else if (rc == IPC_EBADMSG)
@@ -627,8 +722,18 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 	pthread_mutex_lock(&d->lock);
 	if (d->up) {
 		pthread_mutex_unlock(&d->lock);
+		/* The guest's last output may wait in a run.  A vCPU still
+		 * sending gives up soon: the abort above. */
+		int rc = IPC_OK;
+		pthread_mutex_lock(&d->send_lock);
+		if (atomic_load(&d->run_open)) {
+			atomic_store(&d->run_open, false);
+			rc = ipc_send_timeout(d->chan, &d->run, SHUTDOWN_WAIT_MS);
+		}
+		pthread_mutex_unlock(&d->send_lock);
 		struct ipc_msg m = {.type = IPC_SHUTDOWN};
-		int rc = ipc_send_timeout(d->chan, &m, SHUTDOWN_WAIT_MS);
+		if (rc == IPC_OK)
+			rc = ipc_send_timeout(d->chan, &m, SHUTDOWN_WAIT_MS);
 		pthread_mutex_lock(&d->lock);
 		/* The device goes once it has taken everything sent before
 		 * SHUTDOWN.  Closing the socket earlier could drop what nng
