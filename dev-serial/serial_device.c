@@ -158,6 +158,8 @@ static uint64_t iir_word(const struct uart16550 *u)
 		w |= IPC_READ_ACK_REPORTS;
 	if (clear & UART_IIR_NO_INT)
 		w |= IPC_READ_ACK_IDLE;
+	if (!(u->lcr & UART_LCR_DLAB))
+		w |= IPC_READ_ACK_STREAM_RAISES; /* with DLAB, offset 0 is the divisor */
 	return w;
 }
 

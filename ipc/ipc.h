@@ -92,7 +92,10 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * read (magic, applied_seq), tracking the event between the device's
  * publications: a stream write it posts raises it, a read it answers that
  * reports it acknowledges it; such a read goes to the device as
- * IPC_IO_READ_DONE so that the device acknowledges the same.  If nothing
+ * IPC_IO_READ_DONE so that the device acknowledges the same.  Whether a
+ * stream write raises it is in the word too (IPC_READ_ACK_STREAM_RAISES);
+ * a stream write posted while the core cannot trust the word leaves the
+ * event unknown, and reads go to the device until it has applied that write.  If nothing
  * else holds the line up once the event is acknowledged (IPC_READ_ACK_IDLE),
  * the core lowers the range's line at once, before posting READ_DONE; the
  * device, applying READ_DONE, takes its line as low and raises it again if
@@ -107,6 +110,8 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 #define IPC_READ_ACK_PENDING (1ull << 16) /* the event is pending in the device */
 #define IPC_READ_ACK_REPORTS (1ull << 17) /* the RAISED value reports the event (reading it acknowledges) */
 #define IPC_READ_ACK_IDLE (1ull << 18)    /* without the event, nothing holds the line up */
+#define IPC_READ_ACK_STREAM_RAISES (1ull << 19) /* a stream write raises the event now (a
+                                                 * 16550 with DLAB set writes the divisor instead) */
 
 /* flags of IPC_WELCOME */
 #define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */

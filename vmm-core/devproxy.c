@@ -303,13 +303,13 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	return value;
 }
 
-/* The stream write of seq to reg raises the events of the read-acknowledge
- * registers of its range.  Lock held. */
+/* The stream write of seq to reg may raise the events of the
+ * read-acknowledge registers of its range.  Lock held. */
 static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
 {
 	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++)
-		if (policy_stream_raises(&d->hello, reg, &d->hello.regs[i]))
-			d->read_ack[i] = (struct read_ack_track){.pending = true, .seq = seq};
+		policy_stream_written(&d->hello, reg, &d->hello.regs[i], d->state, d->ordered_mark, seq,
+				      &d->read_ack[i]);
 }
 
 /* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream

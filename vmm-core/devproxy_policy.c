@@ -201,20 +201,37 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 	 * are applied by now.  Only whether the event is pending may be ahead
 	 * of the device: the core's own stream writes and acknowledges that
 	 * the device has not applied yet. */
-	bool pending = applied >= t->seq ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending;
+	bool device_knows = applied >= t->seq;
+	if (!device_knows && t->unknown)
+		return false;
+	bool pending = device_knows ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending;
 	a->value = pending ? IPC_READ_ACK_RAISED(w) : IPC_READ_ACK_CLEAR(w);
 	a->acknowledges = pending && (w & IPC_READ_ACK_REPORTS);
 	a->lower_gsi = a->acknowledges && (w & IPC_READ_ACK_IDLE) ? range_gsi(h, reg) : -1;
 	return true;
 }
 
-bool policy_stream_raises(const struct ipc_hello *h, const struct ipc_reg *written,
-			  const struct ipc_reg *read_ack)
+void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t)
 {
-	if (!written || !(written->flags & IPC_REG_STREAM) || !(read_ack->flags & IPC_REG_READ_ACK))
-		return false;
+	if (!written || !(written->flags & IPC_REG_STREAM) || !(read_ack->flags & IPC_REG_READ_ACK) ||
+	    read_ack->slot >= IPC_MAX_REGS || !state)
+		return;
 	int r = range_of(h, written);
-	return r >= 0 && r == range_of(h, read_ack);
+	if (r < 0 || r != range_of(h, read_ack))
+		return;
+	/* What makes a stream write raise the event (a 16550's DLAB clear)
+	 * changes only with ordered writes: once those are applied, the word
+	 * says how this write acts. */
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC ||
+	    atomic_load_explicit(&state->applied_seq, memory_order_acquire) < ordered_mark) {
+		*t = (struct read_ack_track){.unknown = true, .seq = seq};
+		return;
+	}
+	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
+	if (w & IPC_READ_ACK_STREAM_RAISES)
+		*t = (struct read_ack_track){.pending = true, .seq = seq};
 }
 
 bool policy_write_is_ordered(const struct ipc_reg *reg)

@@ -85,6 +85,7 @@ int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
  * says the truth (seq 0: from the start). */
 struct read_ack_track {
 	bool pending;
+	bool unknown; /* a stream write posted when the word could not say whether it raises */
 	uint64_t seq;
 };
 
@@ -102,10 +103,14 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 		     const struct ipc_state_page *state, uint64_t ordered_mark,
 		     const struct read_ack_track *t, struct read_ack_answer *a);
 
-/* Does a write to `written` raise the event of the read-acknowledge
- * register read_ack?  A stream register of the same range does. */
-bool policy_stream_raises(const struct ipc_hello *h, const struct ipc_reg *written,
-			  const struct ipc_reg *read_ack);
+/* A write to `written`, posted with seq, and the read-acknowledge register
+ * read_ack: a stream register of the same range raises its event if the
+ * word says stream writes do (IPC_READ_ACK_STREAM_RAISES) and can be
+ * trusted (as for policy_read_ack); if it cannot, the event is unknown
+ * until the device has applied seq.  Updates *t. */
+void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
 
 /* Does a write to reg (NULL: an undeclared register) move the ordered mark?
  * Every write does except those to stream registers, which by declaration

@@ -321,7 +321,7 @@ static void test_iir_answered_by_the_core(void **state)
 	struct ipc_msg hello = uart_hello_iir();
 	dev_attach_with(f, &hello);
 	uint64_t thre_pending = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_PENDING |
-				IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE;
+				IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE | IPC_READ_ACK_STREAM_RAISES;
 	dev_publish_iir(f, thre_pending, 0);
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
 	assert_int_equal(f->lowers, 1); /* nothing else pending: lowered before READ_DONE left */
@@ -339,10 +339,41 @@ static void test_iir_answered_by_the_core(void **state)
 	assert_int_equal(done2.type, IPC_IO_READ_DONE);
 	assert_true(run.seq > done.seq && done2.seq > run.seq);
 	/* Once the device has applied everything, its word is the truth. */
-	dev_publish_iir(f, IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE,
-			done2.seq);
+	uint64_t idle = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE;
+	dev_publish_iir(f, idle | IPC_READ_ACK_STREAM_RAISES, done2.seq);
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
 	assert_int_equal(f->lowers, 2);
+	/* With DLAB set a write to THR's address sets the divisor: THRE stays
+	 * as it was. */
+	dev_publish_iir(f, idle, done2.seq);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 0x01);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE_RUN);
+	assert_int_equal(f->lowers, 2);
+}
+
+/* A stream write posted while an ordered write (here LCR, which may set
+ * DLAB) is not applied yet: whether it raised THRE is unknown, so IIR goes
+ * to the device until it has applied both. */
+static void test_iir_after_unsettled_stream_write_asks_the_device(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_iir();
+	dev_attach_with(f, &hello);
+	dev_publish_iir(f, IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+				   IPC_READ_ACK_STREAM_RAISES, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER + 2 /* LCR */, 1, 0x80);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 0x0c);
+	struct vcpu_read r;
+	start_read(f, &r, IIR);
+	struct ipc_msg lcr = dev_recv(f), run = dev_recv(f), read = dev_recv(f);
+	assert_int_equal(lcr.type, IPC_IO_WRITE);
+	assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(read.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = read.seq};
+	reply.u.io.data = IIR_NONE;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), IIR_NONE);
 }
 
 /* The race that stalled a paste: input the device published (RX data, a
@@ -602,6 +633,7 @@ int main(void)
 		T(test_stream_writes_leave_as_one_run),
 		T(test_iir_answered_by_the_core),
 		T(test_iir_never_hides_published_input),
+		T(test_iir_after_unsettled_stream_write_asks_the_device),
 		T(test_debug_port_reads_need_no_device),
 		T(test_ordered_write_waits_for_the_device),
 		T(test_reset_is_posted_in_order_and_holds_shadow_reads),
