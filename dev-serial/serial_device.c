@@ -19,10 +19,14 @@ enum serial_slot {
 	SLOT_MMIO_MSR,
 	SLOT_PL011_FR,
 	SLOT_COM1_IIR, /* an IPC_READ_ACK_* word */
+	SLOT_COM1_IER, /* IER, or DLM with DLAB set */
+	SLOT_COM1_LCR,
+	SLOT_COM1_MCR,
+	SLOT_COM1_SCR,
 	SLOT_HVC0_FIRST, /* VIRTIO_SHADOW_COUNT slots from here */
 };
 _Static_assert(SLOT_HVC0_FIRST + VIRTIO_SHADOW_COUNT <= IPC_MAX_REGS, "shadow slots");
-_Static_assert(7 + VIRTIO_CONSOLE_HELLO_REGS <= IPC_MAX_REGS, "the HELLO's registers");
+_Static_assert(11 + VIRTIO_CONSOLE_HELLO_REGS <= IPC_MAX_REGS, "the HELLO's registers");
 
 /* ---- the models' effects ---- */
 
@@ -95,6 +99,15 @@ static void add_reg(struct ipc_hello *h, enum ipc_space space, uint64_t addr, ui
 		.space = space, .size = 1, .flags = flags, .slot = slot, .addr = addr};
 }
 
+/* A shadowed register whose writes change only the shadows of `changes`
+ * (IPC_REG_CHANGES_ONLY): reads of the others need not wait for them. */
+static void add_plain_reg(struct ipc_hello *h, uint64_t addr, enum serial_slot slot, uint32_t changes)
+{
+	h->regs[h->nregs++] = (struct ipc_reg){
+		.space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY,
+		.slot = slot, .changes = changes, .addr = addr};
+}
+
 void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -127,6 +140,19 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_IIR, IPC_REG_READ_ACK, SLOT_COM1_IIR);
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_LSR, IPC_REG_SHADOW, SLOT_COM1_LSR);
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MSR, IPC_REG_SHADOW, SLOT_COM1_MSR);
+		/* Read by Linux's console before every message it prints (IER)
+		 * and while it sets the port up: plain reads, shadowed.  The
+		 * console also writes IER around every message, and then polls
+		 * LSR: an IER write changes IER and the interrupt state (IIR),
+		 * never LSR, so the polls need not wait for it.  LCR's DLAB
+		 * switches offset 1 to DLM and THR's address to DLL (IIR's word
+		 * says which); MCR's loopback may change every shadow. */
+		uint32_t iir = 1u << SLOT_COM1_IIR;
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_IER, SLOT_COM1_IER, 1u << SLOT_COM1_IER | iir);
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_LCR, SLOT_COM1_LCR,
+			      1u << SLOT_COM1_LCR | 1u << SLOT_COM1_IER | iir);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MCR, IPC_REG_SHADOW, SLOT_COM1_MCR);
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_SCR, SLOT_COM1_SCR, 1u << SLOT_COM1_SCR);
 	}
 	/* The debug ports need no registers: the core answers their reads. */
 	if (cfg->debugcon)
@@ -174,6 +200,14 @@ static void publish(struct serial_device *d)
 	atomic_store_explicit(&p->shadow[SLOT_COM1_LSR], uart_lsr(com1), memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_MSR], uart_msr(com1), memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_IIR], iir_word(com1), memory_order_relaxed);
+	static const struct {
+		enum serial_slot slot;
+		unsigned reg;
+	} plain[] = {{SLOT_COM1_IER, UART_IER}, {SLOT_COM1_LCR, UART_LCR},
+		     {SLOT_COM1_MCR, UART_MCR}, {SLOT_COM1_SCR, UART_SCR}};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		atomic_store_explicit(&p->shadow[plain[i].slot], uart_plain_reg(com1, plain[i].reg),
+				      memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_PL011_FR], pl011_fr(&d->state->pl011),
 			      memory_order_relaxed);
 	if (d->cfg.mmio_uart) {

@@ -13,6 +13,9 @@
  *    read in order behind the writes; it stores the magic again once reads
  *    are pure.  Error and delta bits arise only in loopback, which Linux uses
  *    once, to probe the port.
+ *  - IER (DLM with DLAB set), LCR, MCR and SCR of the 16550 at 0x3f8: reads
+ *    without side effects that only the guest's (ordered) writes change;
+ *    Linux's console reads IER before every message it prints.
  *  - The debug port's read value (constant 0xe9).
  *  - IIR of the 16550 at 0x3f8, as a read-acknowledge register
  *    (IPC_REG_READ_ACK): reading it acknowledges a THRE interrupt, which each

@@ -253,6 +253,22 @@ static void transmit(struct uart16550 *u, uint8_t byte, const struct uart_io *io
 	u->thr_pending = 1; /* the byte is gone at once: THR is empty again */
 }
 
+uint8_t uart_plain_reg(const struct uart16550 *u, unsigned reg)
+{
+	switch (reg) {
+	case UART_IER:
+		return (u->lcr & UART_LCR_DLAB) ? u->dlm : u->ier;
+	case UART_LCR:
+		return u->lcr;
+	case UART_MCR:
+		return u->mcr;
+	case UART_SCR:
+		return u->scr;
+	default:
+		return 0xff;
+	}
+}
+
 uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 {
 	bool dlab = u->lcr & UART_LCR_DLAB;
@@ -274,7 +290,10 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 		}
 		break;
 	case UART_IER:
-		return dlab ? u->dlm : u->ier;
+	case UART_LCR:
+	case UART_MCR:
+	case UART_SCR:
+		return uart_plain_reg(u, reg);
 	case UART_IIR: {
 		uint8_t id = pending_interrupt(u);
 		value = iir_value(u, id);
@@ -282,10 +301,6 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 			u->thr_pending = 0; /* reading IIR acknowledges THRE */
 		break;
 	}
-	case UART_LCR:
-		return u->lcr;
-	case UART_MCR:
-		return u->mcr;
 	case UART_LSR:
 		value = uart_lsr(u);
 		u->lsr_errors = 0;
@@ -294,8 +309,6 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 		value = uart_msr(u);
 		u->msr_deltas = 0;
 		break;
-	case UART_SCR:
-		return u->scr;
 	default:
 		return 0xff;
 	}

@@ -129,6 +129,10 @@ void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct u
 size_t uart_input(struct uart16550 *u, const uint8_t *buf, size_t n, const struct uart_io *io);
 size_t uart_input_space(const struct uart16550 *u);
 
+/* IER (or DLM with DLAB set), LCR, MCR or SCR as a read returns it: reads
+ * without side effects, which only the guest's writes change. */
+uint8_t uart_plain_reg(const struct uart16550 *u, unsigned reg);
+
 /* Register values as a read would return them now, without its side effects. */
 uint8_t uart_lsr(const struct uart16550 *u);
 uint8_t uart_msr(const struct uart16550 *u);

@@ -41,7 +41,9 @@
  *        5 u8[3] zero
  *  ..  nregs x reg, 16 bytes each:
  *        0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8 flags (IPC_REG_*),
- *        3 u8 slot (< IPC_MAX_REGS), 4 u8[4] zero, 8 u64 addr
+ *        3 u8 slot (< IPC_MAX_REGS), 4 u32 changes (slots below
+ *        IPC_MAX_REGS, with IPC_REG_CHANGES_ONLY, not with IPC_REG_STREAM;
+ *        else zero), 8 u64 addr
  *        the access lies in its space as a range would; no two regs share an
  *        address; no two regs with a shadow slot (IPC_REG_SHADOW,
  *        IPC_REG_READ_ACK) share one; an IPC_REG_READ_ACK reg has size 1
@@ -272,9 +274,13 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 		g->size = p[1];
 		g->flags = p[2];
 		g->slot = p[3];
+		g->changes = le32(p + 4);
 		g->addr = le64(p + 8);
-		if (!all_zero(p + 4, 4))
-			return bad(err, errlen, "HELLO: reg %u: reserved bytes not zero", i);
+		if (g->changes && (!(g->flags & IPC_REG_CHANGES_ONLY) || g->changes >> IPC_MAX_REGS))
+			return bad(err, errlen, "HELLO: reg %u: changes 0x%x without its flag or beyond the slots",
+				   i, g->changes);
+		if ((g->flags & IPC_REG_CHANGES_ONLY) && (g->flags & IPC_REG_STREAM))
+			return bad(err, errlen, "HELLO: reg %u: a stream register changes no shadow", i);
 		if (!valid_access_size(g->size) || !valid_span(g->space, g->addr, g->size))
 			return bad(err, errlen, "HELLO: reg %u: space %u addr 0x%llx size %u is not a valid access",
 				   i, g->space, (unsigned long long)g->addr, g->size);
@@ -503,6 +509,7 @@ static void encode_hello(const struct ipc_hello *h, uint8_t *b)
 		p[1] = h->regs[i].size;
 		p[2] = h->regs[i].flags;
 		p[3] = h->regs[i].slot;
+		put_le32(p + 4, h->regs[i].changes);
 		put_le64(p + 8, h->regs[i].addr);
 	}
 }

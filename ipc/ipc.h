@@ -39,7 +39,7 @@
 #define IPC_MAX_NAME 16    /* device name, NUL included */
 #define IPC_MAX_RANGES 8   /* address ranges one device may own */
 #define IPC_MAX_IRQS 8     /* interrupt lines one device may drive */
-#define IPC_MAX_REGS 16    /* registers with special read/write handling */
+#define IPC_MAX_REGS 24    /* registers with special read/write handling */
 #define IPC_MAX_SHM_NAME 128
 #define IPC_MAX_REASON 128
 
@@ -102,7 +102,14 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * anything is pending by then (a fresh edge: docs/ARCHITECTURE.md, "IIR
  * without a round trip"). */
 #define IPC_REG_READ_ACK 0x8u
-#define IPC_REG_FLAGS (IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK)
+/* Writes to the register change at most the shadow slots whose bits are set
+ * in ipc_reg.changes (a 16550's IER: its own shadow and IIR's word, never
+ * LSR): the core's reads of other shadows need not wait for them.  Without
+ * this flag (or IPC_REG_STREAM, which changes none) a write may change
+ * every shadow. */
+#define IPC_REG_CHANGES_ONLY 0x10u
+#define IPC_REG_FLAGS \
+	(IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY)
 
 /* The word an IPC_REG_READ_ACK register's shadow slot holds. */
 #define IPC_READ_ACK_CLEAR(w) ((uint8_t)(w))         /* the value with the event not pending */
@@ -162,6 +169,7 @@ struct ipc_reg {
 	uint8_t flags;
 	uint8_t slot; /* shadow slot, < IPC_MAX_REGS, for IPC_REG_SHADOW */
 	uint64_t addr;
+	uint32_t changes; /* IPC_REG_CHANGES_ONLY: bit s = shadow slot s; else 0 */
 };
 
 struct ipc_hello {

@@ -77,7 +77,10 @@ struct devproxy {
 	bool attached_once;
 	unsigned incarnation;
 	uint64_t next_seq;
-	uint64_t ordered_mark; /* seq of the last ordered write sent */
+	/* Per shadow slot: the seq of the last message sent that may change
+	 * it (policy_write_changes); reads of the slot wait until the device
+	 * has applied it. */
+	uint64_t slot_mark[IPC_MAX_REGS];
 	uint64_t stale_seq;    /* replies up to this seq belong to a dead incarnation */
 	/* Per declared register (hello.regs' index), for IPC_REG_READ_ACK ones. */
 	struct read_ack_track read_ack[IPC_MAX_REGS];
@@ -244,7 +247,7 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
 	pthread_mutex_lock(&d->send_lock);
 	pthread_mutex_lock(&d->lock);
 	if (!d->up || d->broken || d->aborted ||
-	    !policy_read_ack(&d->hello, reg, d->state, d->ordered_mark, &d->read_ack[i], &a)) {
+	    !policy_read_ack(&d->hello, reg, d->state, d->slot_mark[reg->slot], &d->read_ack[i], &a)) {
 		pthread_mutex_unlock(&d->lock);
 		pthread_mutex_unlock(&d->send_lock);
 		return false;
@@ -284,7 +287,8 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	uint64_t t0 = host_now_ns();
 	pthread_mutex_lock(&d->lock);
 	while (wait_usable_locked(d)) {
-		if (policy_shadow_read(reg, d->state, d->ordered_mark, size, &value)) {
+		if (reg && reg->slot < IPC_MAX_REGS &&
+		    policy_shadow_read(reg, d->state, d->slot_mark[reg->slot], size, &value)) {
 			pthread_mutex_unlock(&d->lock);
 			STATS_ADD(shadow_hits, 1);
 			return value;
@@ -307,9 +311,12 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
  * read-acknowledge registers of its range.  Lock held. */
 static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
 {
-	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++)
-		policy_stream_written(&d->hello, reg, &d->hello.regs[i], d->state, d->ordered_mark, seq,
-				      &d->read_ack[i]);
+	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
+		const struct ipc_reg *ra = &d->hello.regs[i];
+		if (ra->slot < IPC_MAX_REGS)
+			policy_stream_written(&d->hello, reg, ra, d->state, d->slot_mark[ra->slot], seq,
+					      &d->read_ack[i]);
+	}
 }
 
 /* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
@@ -330,10 +337,10 @@ static bool run_takes(const struct devproxy *d, const struct ipc_msg *m)
 /* Post m (an IO_WRITE to reg, or a RESET with reg NULL) in seq order once
  * the device is usable; a runnable write joins a run instead of leaving at
  * once.
- * An ordered message makes later shadow reads wait until the device has
- * applied it (its applied_seq reaches m's seq).  Returns the send's status,
+ * Later reads of the shadow slots in `changes` wait until the device has
+ * applied m (its applied_seq reaches m's seq).  Returns the send's status,
  * or IPC_ECLOSED when the device is not usable (broken, or the VM stops). */
-static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg, bool ordered)
+static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg, uint32_t changes)
 {
 	/* send_lock before lock, and never while waiting: the receive thread
 	 * needs send_lock to WELCOME the device we may be waiting for. */
@@ -382,8 +389,9 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 			rc = flush_run(d);
 	} else {
 		m->seq = d->next_seq++;
-		if (ordered)
-			d->ordered_mark = m->seq;
+		for (unsigned s = 0; s < IPC_MAX_REGS; s++)
+			if (changes & (1u << s))
+				d->slot_mark[s] = m->seq;
 		raise_read_acks_locked(d, reg, m->seq);
 		pthread_mutex_unlock(&d->lock);
 		rc = send_until_abort(d, m);
@@ -409,14 +417,14 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, 0);
 		STATS_ADD(acks_lowered, 1);
 	}
-	if (post(d, &m, reg, policy_write_is_ordered(reg)) == IPC_OK)
+	if (post(d, &m, reg, policy_write_changes(reg)) == IPC_OK)
 		STATS_ADD(posted_writes, 1);
 }
 
 void devproxy_reset(struct devproxy *d)
 {
 	struct ipc_msg m = {.type = IPC_RESET};
-	post(d, &m, NULL, true);
+	post(d, &m, NULL, POLICY_ALL_SLOTS);
 }
 
 /* ---- the receive side ---- */
@@ -485,7 +493,7 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	bool resumed = d->attached_once;
 	d->attached_once = true;
 	d->broken = false;
-	/* ordered_mark stays: writes queued for the dead incarnation reach this
+	/* The slot marks stay: writes queued for the dead incarnation reach this
 	 * one before its WELCOME and are applied after it; if some were lost
 	 * with the old process, the next write applied moves applied_seq past
 	 * the mark, and until then LSR/MSR reads are round trips. */

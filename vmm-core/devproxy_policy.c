@@ -40,6 +40,11 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 			 (unsigned long long)reg->addr);
 		return -1;
 	}
+	if ((reg->changes && !(reg->flags & IPC_REG_CHANGES_ONLY)) || reg->changes >> IPC_MAX_REGS ||
+	    ((reg->flags & IPC_REG_CHANGES_ONLY) && (reg->flags & IPC_REG_STREAM))) {
+		snprintf(why, n, "register %u: changes %#x do not match its flags", i, reg->changes);
+		return -1;
+	}
 	if ((reg->flags & IPC_REG_READ_ACK) && reg->size != 1) {
 		snprintf(why, n, "register %u: a read-acknowledge register has size 1", i);
 		return -1;
@@ -98,7 +103,7 @@ bool policy_same_device(const struct ipc_hello *a, const struct ipc_hello *b)
 	for (uint32_t i = 0; i < a->nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *x = &a->regs[i], *y = &b->regs[i];
 		if (x->space != y->space || x->size != y->size || x->flags != y->flags ||
-		    x->slot != y->slot || x->addr != y->addr)
+		    x->slot != y->slot || x->changes != y->changes || x->addr != y->addr)
 			return false;
 	}
 	return true;
@@ -234,9 +239,13 @@ void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *writ
 		*t = (struct read_ack_track){.pending = true, .seq = seq};
 }
 
-bool policy_write_is_ordered(const struct ipc_reg *reg)
+uint32_t policy_write_changes(const struct ipc_reg *reg)
 {
-	return !(reg && (reg->flags & IPC_REG_STREAM));
+	if (reg && (reg->flags & IPC_REG_STREAM))
+		return 0;
+	if (reg && (reg->flags & IPC_REG_CHANGES_ONLY))
+		return reg->changes & POLICY_ALL_SLOTS;
+	return POLICY_ALL_SLOTS;
 }
 
 static int find_slot_locked(struct slot_table *t, const char *name, unsigned range)

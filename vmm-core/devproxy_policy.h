@@ -67,7 +67,8 @@ bool policy_local_read(const struct ipc_hello *h, enum ipc_space space, uint64_t
 
 /* Can a read of reg be answered from the state page?  Only for a shadowed
  * register, once the device has published valid shadows (magic) and applied
- * every ordered write sent before (applied_seq >= ordered_mark).  On true,
+ * every write sent before that may change its slot (applied_seq >=
+ * ordered_mark, the caller's mark for that slot).  On true,
  * *value is shadow[slot] masked to the access size. */
 bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *state,
 			uint64_t ordered_mark, unsigned size, uint64_t *value);
@@ -112,10 +113,12 @@ void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *writ
 			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
 			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
 
-/* Does a write to reg (NULL: an undeclared register) move the ordered mark?
- * Every write does except those to stream registers, which by declaration
- * never change a shadowed value. */
-bool policy_write_is_ordered(const struct ipc_reg *reg);
+/* The shadow slots a write to reg (NULL: an undeclared register) may
+ * change, one bit per slot: reads of those wait until the device has
+ * applied it.  None for a stream register, the declared ones with
+ * IPC_REG_CHANGES_ONLY, else all. */
+#define POLICY_ALL_SLOTS ((uint32_t)((1ull << IPC_MAX_REGS) - 1))
+uint32_t policy_write_changes(const struct ipc_reg *reg);
 
 /* How fast a device may send IPC_IRQ: DEVPROXY_IRQ_RATE messages a second,
  * with bursts of DEVPROXY_IRQ_BURST (a virtio device raises its line once

@@ -63,8 +63,8 @@ static struct ipc_msg uart_hello(void)
 	h->nirqs = 1;
 	h->irqs[0].gsi = 4;
 	h->nregs = 2;
-	h->regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, LSR};
-	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, THR};
+	h->regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, LSR, 0};
+	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, THR, 0};
 	return m;
 }
 
@@ -75,7 +75,7 @@ static struct ipc_msg uart_hello_iir(void)
 	struct ipc_msg m = uart_hello();
 	struct ipc_hello *h = &m.u.hello;
 	h->ranges[0].has_irq = true;
-	h->regs[h->nregs++] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, IIR};
+	h->regs[h->nregs++] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, IIR, 0};
 	return m;
 }
 
@@ -298,6 +298,35 @@ static void test_stream_writes_leave_as_one_run(void **state)
 	assert_int_equal(w.type, IPC_IO_WRITE);
 	assert_int_equal(w.u.io.addr, IER);
 	assert_true(w.seq > run.seq);
+}
+
+/* A write declared to change only some shadows (IPC_REG_CHANGES_ONLY, as
+ * dev-serial declares IER) holds back reads of those, not of the others:
+ * Linux's console writes IER, then polls LSR. */
+static void test_write_holds_back_only_the_shadows_it_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.regs[hello.u.hello.nregs++] = (struct ipc_reg){
+		IPC_SPACE_PIO, 1, IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY, 7, IER, 1u << 7};
+	dev_attach_with(f, &hello);
+	atomic_store(&f->state->shadow[7], 0x0f);
+	dev_publish_lsr(f, 0x60, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x00);
+	struct ipc_msg w = dev_recv(f);
+	assert_int_equal(w.type, IPC_IO_WRITE);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60); /* not held back */
+	struct vcpu_read r;
+	start_read(f, &r, IER); /* held back: a round trip */
+	struct ipc_msg m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m.seq};
+	reply.u.io.data = 0x00;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), 0x00);
+	atomic_store(&f->state->shadow[7], 0x00);
+	dev_publish_lsr(f, 0x60, w.seq);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IER, 1), 0x00);
 }
 
 /* The word dev-serial publishes for IIR: FIFOs on, THRE the event. */
@@ -631,6 +660,7 @@ int main(void)
 		T(test_round_trip_read_and_posted_write),
 		T(test_shadow_read_needs_no_device),
 		T(test_stream_writes_leave_as_one_run),
+		T(test_write_holds_back_only_the_shadows_it_changes),
 		T(test_iir_answered_by_the_core),
 		T(test_iir_never_hides_published_input),
 		T(test_iir_after_unsettled_stream_write_asks_the_device),

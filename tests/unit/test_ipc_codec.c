@@ -100,6 +100,7 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 			assert_int_equal(x->regs[i].size, y->regs[i].size);
 			assert_int_equal(x->regs[i].flags, y->regs[i].flags);
 			assert_int_equal(x->regs[i].slot, y->regs[i].slot);
+			assert_int_equal(x->regs[i].changes, y->regs[i].changes);
 			assert_int_equal(x->regs[i].addr, y->regs[i].addr);
 		}
 		break;
@@ -562,6 +563,17 @@ static void test_other_hostile(void **state)
 	len = encode_ok(&m, b);
 	b[IPC_HDR_SIZE + 5] = 1; /* reserved */
 	assert_refused(b, len);
+
+	/* A register's changes need their flag, stay below the slots, and a
+	 * stream register has none. */
+	m = hello_msg();
+	m.u.hello.regs[0].changes = 1;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.hello.regs[0].flags |= IPC_REG_CHANGES_ONLY;
+	m.u.hello.regs[0].changes = 1u << IPC_MAX_REGS;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.hello.regs[0].changes = 1;
+	assert_round_trip(&m);
 
 	/* IO reserved bytes. */
 	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x41);

@@ -290,6 +290,31 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'z');
 }
 
+/* IER (DLM under DLAB), LCR, MCR and SCR are shadowed: what a read would
+ * return, after every write. */
+static void test_plain_registers_shadowed(void **state)
+{
+	struct harness *h = *state;
+	unsigned ier = slot_for(h, IPC_SPACE_PIO, COM1 + UART_IER);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0x05);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, UART_LCR_DLAB | 0x03);
+	assert_int_equal(shadow(h, ier), 0); /* DLM */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0x12);
+	assert_int_equal(shadow(h, ier), 0x12);
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_LCR)), 0x83);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, 0x03);
+	assert_int_equal(shadow(h, ier), 0x05);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_MCR, UART_MCR_OUT2 | UART_MCR_DTR);
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_MCR)), 0x09);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_SCR, 0x5a);
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_SCR)), 0x5a);
+	for (unsigned reg = UART_IER; reg <= UART_SCR; reg++)
+		if (reg == UART_IER || reg == UART_LCR || reg == UART_MCR || reg == UART_SCR)
+			assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1 + reg, 1),
+					 shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + reg)));
+	assert_true(shadows_valid(h));
+}
+
 /* With nothing pending after the acknowledge, READ_DONE sends nothing: the
  * core lowered the line itself. */
 static void test_iir_read_done_when_idle_sends_nothing(void **state)
@@ -458,7 +483,7 @@ static void test_hvc0_beside_the_uarts(void **state)
 	struct ipc_msg m = {.type = IPC_HELLO, .seq = 1};
 	serial_hello(&h->d.cfg, &m.u.hello);
 	const struct ipc_hello *hello = &m.u.hello;
-	assert_int_equal(hello->nregs, 7 + VIRTIO_CONSOLE_HELLO_REGS); /* 4 of COM1, 3 of the MMIO UART */
+	assert_int_equal(hello->nregs, 11 + VIRTIO_CONSOLE_HELLO_REGS); /* 8 of COM1, 3 of the MMIO UART */
 	const struct ipc_range *r = &hello->ranges[hello->nranges - 1];
 	assert_int_equal(r->kind, IPC_RANGE_VIRTIO_MMIO);
 	assert_int_equal(r->base, 0);
@@ -478,7 +503,7 @@ static void test_hvc0_beside_the_uarts(void **state)
 	io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 2, .addr = 0xd0001000 + VIRTIO_MMIO_CONFIG};
 	assert_int_equal(serial_read(&h->d, &io), 90);
 	/* The core answers MagicValue from the slot after the UARTs' (and the PL011's). */
-	assert_int_equal(page_of(h)->shadow[6 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
+	assert_int_equal(page_of(h)->shadow[10 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
 
 	size_t uart_space = serial_input_space(&h->d);
 	assert_int_equal(uart_space, VIRTIO_CONSOLE_INPUT_SIZE);
@@ -543,6 +568,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stdio_off_drops_uart_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_read_done_when_idle_sends_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_registers_shadowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_withdraws_shadows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup, teardown),
