@@ -168,6 +168,8 @@ static int flush_run(struct devproxy *d)
 	if (!atomic_load(&d->run_open))
 		return IPC_OK;
 	atomic_store(&d->run_open, false);
+	STATS_ADD(runs_sent, 1);
+	STATS_ADD(run_writes, d->run.u.run.count);
 	return send_now(d, &d->run);
 }
 
