@@ -355,8 +355,18 @@ void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io
 {
 	if ((value & 0x0f) == UART_IIR_THRI)
 		u->thr_pending = 0;
-	u->irq_level = 0;
-	update_irq(u, io);
+	if (!u->irq_level) {
+		/* Our last word to the core was "low": its line is low. */
+		update_irq(u, io);
+		return;
+	}
+	/* We had said "high".  The core may have lowered its line before or
+	 * after that message arrived, so its line is low or high: say the
+	 * level now, whatever it is.  High: a fresh edge if the core's line
+	 * was low (and if the earlier "high" arrived after the lowering, that
+	 * was the fresh edge).  Low: the core's line follows. */
+	u->irq_level = pending_interrupt(u) != UART_IIR_NO_INT;
+	io->set_irq(io->opaque, u->irq_level);
 }
 
 /* Room is kept for the receiver's host-input bytes to come back. */

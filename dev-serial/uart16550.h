@@ -145,8 +145,10 @@ uint8_t uart_iir(const struct uart16550 *u, bool thre);
 /* Someone else answered a read of IIR with value (the core, from the
  * published values): apply that read's side effect (a THRE interrupt it
  * reported is acknowledged).  The core may have lowered the interrupt line
- * when it answered, so the output is taken as low and reported again if an
- * interrupt is pending: a fresh edge for anything that arrived meanwhile. */
+ * when it answered, before or after the last level reported reached it:
+ * unless that level was low, the level is reported again, whatever it is
+ * (high: a fresh edge for anything that arrived meanwhile; low: a line the
+ * late "high" left up comes down). */
 void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io *io);
 
 /* True while reads of LSR and MSR have no side effect (no error or delta bits

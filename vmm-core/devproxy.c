@@ -197,6 +197,8 @@ static bool wait_usable_locked(struct devproxy *d)
 	return !d->broken && !d->aborted;
 }
 
+static void flush_stale_run(struct devproxy *d);
+
 /* ---- the vCPU side ---- */
 
 static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint64_t addr,
@@ -238,10 +240,13 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
  * whatever the device learns later (host input) is, for the guest, an event
  * after this read.  The device keeps two rules: it publishes its shadows
  * before every IPC_IRQ it sends (serial_device.c), so a guest woken by an
- * edge reads a word that shows the cause; and applying READ_DONE it takes
- * its line as lowered and raises it again if anything is pending, so input
- * that arrived between the word this read used and READ_DONE gets an edge
- * after the lowering.  Tested in test_core_shadow.c and test_serial_device.c. */
+ * edge reads a word that shows the cause; and applying READ_DONE it says
+ * its level again unless the last level it said was low: input that
+ * arrived between the word this read used and READ_DONE gets an edge after
+ * the lowering, and a "high" that reached the core after the lowering (so
+ * left the line up with nothing pending) is followed by a "low" — else the
+ * next "high" would find the line up and make no edge.  Tested in
+ * test_core_devproxy.c and test_serial_device.c. */
 static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
 {
 	unsigned i = (unsigned)(reg - d->hello.regs);
@@ -284,6 +289,7 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 		return value;
 	if (reg && (reg->flags & IPC_REG_READ_ACK) && read_ack_here(d, reg, &value)) {
 		STATS_ADD(shadow_hits, 1);
+		flush_stale_run(d);
 		return value;
 	}
 	uint64_t t0 = host_now_ns();
@@ -293,6 +299,7 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 		    policy_shadow_read(reg, d->state, d->slot_mark[reg->slot], size, &value)) {
 			pthread_mutex_unlock(&d->lock);
 			STATS_ADD(shadow_hits, 1);
+			flush_stale_run(d);
 			return value;
 		}
 		bool answered;
@@ -608,9 +615,11 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	}
 }
 
-/* A run the guest stopped adding to leaves.  Never waits for send_lock:
- * its holder may be blocked on a full queue that only this thread's
- * receiving drains, and it sends the run anyway. */
+/* A run the guest stopped adding to leaves: called by the receive thread,
+ * and by vCPUs reading a shadow (a guest polling LSR for input after
+ * its output is not kept waiting for the receive thread).  Never waits for
+ * send_lock: its holder may be blocked on a full queue that only the
+ * receive thread's receiving drains, and it sends the run anyway. */
 static void flush_stale_run(struct devproxy *d)
 {
 	if (!atomic_load(&d->run_open) || pthread_mutex_trylock(&d->send_lock))

@@ -315,24 +315,38 @@ static void test_plain_registers_shadowed(void **state)
 	assert_true(shadows_valid(h));
 }
 
-/* With nothing pending after the acknowledge, READ_DONE sends nothing: the
- * core lowered the line itself. */
-static void test_iir_read_done_when_idle_sends_nothing(void **state)
+/* The stalled boot: the device said "high" (THRE), the core answered IIR
+ * and lowered its line, and the "high" reached the core only after that,
+ * leaving its line up.  READ_DONE must say "low" then, or the next "high"
+ * finds the line up already and gives no edge.  After a "low", READ_DONE
+ * says nothing: the core's line is low whatever the order. */
+static void test_iir_read_done_says_the_level_again(void **state)
 {
 	struct harness *h = *state;
 	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
 	size_t n = h->nsent;
+	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
 	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
 	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
 				    .data = UART_IIR_THRI};
 	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
-	assert_int_equal(h->nsent, n);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->sent[n].type, IPC_IRQ);
+	assert_int_equal(h->sent[n].u.irq.level, 0);
 	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_PENDING);
 	/* A THR write raises THRE again, and the line with it. */
 	write_reg(h, IPC_SPACE_PIO, COM1, 'q');
-	assert_int_equal(h->nsent, n + 1);
-	assert_int_equal(h->sent[n].u.irq.level, 1);
+	assert_int_equal(h->nsent, n + 2);
+	assert_int_equal(h->sent[n + 1].u.irq.level, 1);
 	assert_true(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
+	/* Acknowledged again, then once more with the line already low. */
+	done.seq = ++seq;
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 3);
+	assert_int_equal(h->sent[n + 2].u.irq.level, 0);
+	done.seq = ++seq;
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 3);
 }
 
 static void test_stdio_off_drops_uart_output(void **state)
@@ -567,7 +581,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stdio_off_drops_uart_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iir_read_done_when_idle_sends_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_read_done_says_the_level_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_registers_shadowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_withdraws_shadows, setup, teardown),
