@@ -80,17 +80,44 @@ static void send_to_core(void *opaque, struct ipc_msg *m)
 	dev_send(loop, m);
 }
 
+/* The UARTs' output, a byte per THR write, leaves in runs: flushed once the
+ * library has handled every message waiting (poll_dispatch), when full,
+ * before anything else goes to stdout, and at exit.  A write per byte cost
+ * dev-serial more than the messages that carry the bytes.  With the device
+ * lock held, as every call into the device. */
+static uint8_t out_buf[4096];
+static size_t out_len;
+
 /* Blocking: a slow terminal slows the guest down, nothing is dropped. */
+static void write_all(const void *buf, size_t len)
+{
+	if (host_stdout_write(buf, len) != 0)
+		log_once("cannot write to stdout: %s", strerror(errno));
+}
+
+static void flush_stdout(void)
+{
+	if (out_len)
+		write_all(out_buf, out_len);
+	out_len = 0;
+}
+
 static void write_stdout(void *opaque, uint8_t byte)
 {
-	if (host_stdout_write(&byte, 1) != 0)
-		log_once("cannot write to stdout: %s", strerror(errno));
+	if (out_len == sizeof(out_buf))
+		flush_stdout();
+	out_buf[out_len++] = byte;
 }
 
 static void write_stdout_run(void *opaque, const void *buf, size_t len)
 {
-	if (host_stdout_write(buf, len) != 0)
-		log_once("cannot write to stdout: %s", strerror(errno));
+	flush_stdout();
+	write_all(buf, len);
+}
+
+static void flush_after_messages(void *d, const struct host_pollfd *fds, size_t n)
+{
+	flush_stdout();
 }
 
 /* With the device lock held. */
@@ -144,7 +171,7 @@ static void *stdin_reader(void *arg)
 		dev_lock(loop);
 		serial_input(&dev, out, len); /* fits: only this thread adds input */
 		if (actions & ESCAPE_HELP)
-			host_stdout_write(escape_help, strlen(escape_help));
+			write_stdout_run(NULL, escape_help, strlen(escape_help));
 		if (actions & ESCAPE_QUIT)
 			serial_quit(&dev);
 		dev_unlock(loop);
@@ -261,8 +288,11 @@ int main(int argc, char **argv)
 	struct dev_ops ops = serial_dev_ops;
 	ops.attach = attach_and_read_stdin;
 	ops.sandbox = &serial_sandbox;
+	ops.poll_dispatch = flush_after_messages;
 	/* Returns holding the device lock: the reader never touches the
 	 * device again, and is not joined (it may be blocked in a read).
 	 * atexit restores the terminal. */
-	exit(dev_run(url, &ops, &dev, &loop));
+	int status = dev_run(url, &ops, &dev, &loop);
+	flush_stdout();
+	exit(status);
 }

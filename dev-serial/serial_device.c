@@ -18,10 +18,15 @@ enum serial_slot {
 	SLOT_MMIO_LSR,
 	SLOT_MMIO_MSR,
 	SLOT_PL011_FR,
+	SLOT_COM1_IIR, /* an IPC_READ_ACK_* word */
+	SLOT_COM1_IER, /* IER, or DLM with DLAB set */
+	SLOT_COM1_LCR,
+	SLOT_COM1_MCR,
+	SLOT_COM1_SCR,
 	SLOT_HVC0_FIRST, /* VIRTIO_SHADOW_COUNT slots from here */
 };
 _Static_assert(SLOT_HVC0_FIRST + VIRTIO_SHADOW_COUNT <= IPC_MAX_REGS, "shadow slots");
-_Static_assert(6 + VIRTIO_CONSOLE_HELLO_REGS <= IPC_MAX_REGS, "the HELLO's registers");
+_Static_assert(11 + VIRTIO_CONSOLE_HELLO_REGS <= IPC_MAX_REGS, "the HELLO's registers");
 
 /* ---- the models' effects ---- */
 
@@ -32,9 +37,14 @@ static void uart_output(void *opaque, uint8_t byte)
 		d->sink.output(d->sink.opaque, byte);
 }
 
+static void publish(struct serial_device *d);
+
+/* Every IPC_IRQ leaves after the shadows show what it is about: a guest
+ * woken by it reads them without a round trip (devproxy.c, read_ack_here). */
 static void com1_set_irq(void *opaque, int level)
 {
 	struct serial_device *d = opaque;
+	publish(d);
 	struct ipc_msg m = {.type = IPC_IRQ};
 	m.u.irq.line = SERIAL_COM1_IRQ;
 	m.u.irq.level = (uint32_t)level;
@@ -54,6 +64,7 @@ static struct uart_io com1_io(struct serial_device *d)
 static void pl011_set_irq(void *opaque, int level)
 {
 	struct serial_device *d = opaque;
+	publish(d);
 	struct ipc_msg m = {.type = IPC_IRQ};
 	m.u.irq.line = SERIAL_PL011_IRQ;
 	m.u.irq.level = (uint32_t)level;
@@ -88,6 +99,15 @@ static void add_reg(struct ipc_hello *h, enum ipc_space space, uint64_t addr, ui
 		.space = space, .size = 1, .flags = flags, .slot = slot, .addr = addr};
 }
 
+/* A shadowed register whose writes change only the shadows of `changes`
+ * (IPC_REG_CHANGES_ONLY): reads of the others need not wait for them. */
+static void add_plain_reg(struct ipc_hello *h, uint64_t addr, enum serial_slot slot, uint32_t changes)
+{
+	h->regs[h->nregs++] = (struct ipc_reg){
+		.space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY,
+		.slot = slot, .changes = changes, .addr = addr};
+}
+
 void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 {
 	memset(h, 0, sizeof(*h));
@@ -117,8 +137,22 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 		com1->has_irq = true;
 		com1->irq = 0;
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_RBR, IPC_REG_STREAM, 0);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_IIR, IPC_REG_READ_ACK, SLOT_COM1_IIR);
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_LSR, IPC_REG_SHADOW, SLOT_COM1_LSR);
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MSR, IPC_REG_SHADOW, SLOT_COM1_MSR);
+		/* Read by Linux's console before every message it prints (IER)
+		 * and while it sets the port up: plain reads, shadowed.  The
+		 * console also writes IER around every message, and then polls
+		 * LSR: an IER write changes IER and the interrupt state (IIR),
+		 * never LSR, so the polls need not wait for it.  LCR's DLAB
+		 * switches offset 1 to DLM and THR's address to DLL (IIR's word
+		 * says which); MCR's loopback may change every shadow. */
+		uint32_t iir = 1u << SLOT_COM1_IIR;
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_IER, SLOT_COM1_IER, 1u << SLOT_COM1_IER | iir);
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_LCR, SLOT_COM1_LCR,
+			      1u << SLOT_COM1_LCR | 1u << SLOT_COM1_IER | iir);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MCR, IPC_REG_SHADOW, SLOT_COM1_MCR);
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_SCR, SLOT_COM1_SCR, 1u << SLOT_COM1_SCR);
 	}
 	/* The debug ports need no registers: the core answers their reads. */
 	if (cfg->debugcon)
@@ -138,6 +172,23 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 
 /* ---- the state page ---- */
 
+/* IIR as the core answers it (IPC_REG_READ_ACK): the THRE interrupt is the
+ * event, which THR writes raise and the IIR read reporting it acknowledges. */
+static uint64_t iir_word(const struct uart16550 *u)
+{
+	uint8_t clear = uart_iir(u, false), raised = uart_iir(u, true);
+	uint64_t w = clear | (uint64_t)raised << 8;
+	if (u->thr_pending)
+		w |= IPC_READ_ACK_PENDING;
+	if ((raised & 0x0f) == UART_IIR_THRI)
+		w |= IPC_READ_ACK_REPORTS;
+	if (clear & UART_IIR_NO_INT)
+		w |= IPC_READ_ACK_IDLE;
+	if (!(u->lcr & UART_LCR_DLAB))
+		w |= IPC_READ_ACK_STREAM_RAISES; /* with DLAB, offset 0 is the divisor */
+	return w;
+}
+
 /* Store the shadowed registers' values, then say whether the core may use
  * them (serial_device.h).  Release: a core that sees the magic sees the
  * values stored before it. */
@@ -148,6 +199,15 @@ static void publish(struct serial_device *d)
 	bool pure = uart_status_reads_pure(com1);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_LSR], uart_lsr(com1), memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_MSR], uart_msr(com1), memory_order_relaxed);
+	atomic_store_explicit(&p->shadow[SLOT_COM1_IIR], iir_word(com1), memory_order_relaxed);
+	static const struct {
+		enum serial_slot slot;
+		unsigned reg;
+	} plain[] = {{SLOT_COM1_IER, UART_IER}, {SLOT_COM1_LCR, UART_LCR},
+		     {SLOT_COM1_MCR, UART_MCR}, {SLOT_COM1_SCR, UART_SCR}};
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+		atomic_store_explicit(&p->shadow[plain[i].slot], uart_plain_reg(com1, plain[i].reg),
+				      memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_PL011_FR], pl011_fr(&d->state->pl011),
 			      memory_order_relaxed);
 	if (d->cfg.mmio_uart) {
@@ -345,6 +405,17 @@ void serial_write(struct serial_device *d, const struct ipc_io *io)
 	publish(d);
 }
 
+void serial_read_done(struct serial_device *d, const struct ipc_io *io)
+{
+	struct target t = find_target(d, io);
+	if (t.kind == TARGET_UART && t.reg == UART_IIR)
+		uart_iir_read_done(t.uart, (uint8_t)io->data, &t.io);
+	else
+		log_once("ignoring IO_READ_DONE at %#llx: only IIR is answered by the core",
+			 (unsigned long long)io->addr);
+	publish(d);
+}
+
 void serial_reset(struct serial_device *d)
 {
 	struct uart_io io = com1_io(d);
@@ -387,6 +458,11 @@ static void ops_write(void *dev, const struct ipc_io *io)
 	serial_write(dev, io);
 }
 
+static void ops_read_done(void *dev, const struct ipc_io *io)
+{
+	serial_read_done(dev, io);
+}
+
 static void ops_reset(void *dev)
 {
 	serial_reset(dev);
@@ -397,6 +473,7 @@ const struct dev_ops serial_dev_ops = {
 	.attach = ops_attach,
 	.read = ops_read,
 	.write = ops_write,
+	.read_done = ops_read_done,
 	.reset = ops_reset,
 };
 

@@ -13,9 +13,18 @@
  *    read in order behind the writes; it stores the magic again once reads
  *    are pure.  Error and delta bits arise only in loopback, which Linux uses
  *    once, to probe the port.
+ *  - IER (DLM with DLAB set), LCR, MCR and SCR of the 16550 at 0x3f8: reads
+ *    without side effects that only the guest's (ordered) writes change;
+ *    Linux's console reads IER before every message it prints.
  *  - The debug port's read value (constant 0xe9).
- * IIR is not shadowed: reading it acknowledges a THRE interrupt, and Linux
- * reads it once per interrupt, not per byte. */
+ *  - IIR of the 16550 at 0x3f8, as a read-acknowledge register
+ *    (IPC_REG_READ_ACK): reading it acknowledges a THRE interrupt, which each
+ *    THR write raises again; the core answers it from the two values
+ *    published (THRE pending or not) and posts IO_READ_DONE when its answer
+ *    acknowledged.  Linux's 8250 driver reads IIR twice per interrupt and
+ *    once per 16 bytes it transmits.
+ * The shadows are published after every change and before every interrupt
+ * message (the core's answers rely on that: devproxy.c, read_ack_here). */
 #ifndef MINIVM_SERIAL_DEVICE_H
 #define MINIVM_SERIAL_DEVICE_H
 
@@ -109,6 +118,8 @@ bool serial_state_valid(const struct serial_state *s);
 /* An access the core forwarded (any address, any size: checked here). */
 uint64_t serial_read(struct serial_device *d, const struct ipc_io *io);
 void serial_write(struct serial_device *d, const struct ipc_io *io);
+/* The core answered a read of IIR itself (IO_READ_DONE, data = its answer). */
+void serial_read_done(struct serial_device *d, const struct ipc_io *io);
 /* The machine was reset: both UARTs are. */
 void serial_reset(struct serial_device *d);
 

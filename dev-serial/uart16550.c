@@ -100,8 +100,9 @@ uint8_t uart_msr(const struct uart16550 *u)
 	return modem_inputs(u) | u->msr_deltas;
 }
 
-/* The pending interrupt of highest priority, as IIR bits 0-3. */
-static uint8_t pending_interrupt(const struct uart16550 *u)
+/* The pending interrupt of highest priority, as IIR bits 0-3, if the THRE
+ * interrupt is armed (thr_pending) or not. */
+static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending)
 {
 	unsigned count = rx_count(u);
 	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
@@ -111,11 +112,26 @@ static uint8_t pending_interrupt(const struct uart16550 *u)
 			return UART_IIR_RDI;
 		return UART_IIR_CTI;
 	}
-	if ((u->ier & UART_IER_THRI) && u->thr_pending)
+	if ((u->ier & UART_IER_THRI) && thr_pending)
 		return UART_IIR_THRI;
 	if ((u->ier & UART_IER_MSI) && u->msr_deltas)
 		return UART_IIR_MSI;
 	return UART_IIR_NO_INT;
+}
+
+static uint8_t pending_interrupt(const struct uart16550 *u)
+{
+	return interrupt_with(u, u->thr_pending);
+}
+
+static uint8_t iir_value(const struct uart16550 *u, uint8_t id)
+{
+	return id | (fifo_enabled(u) ? UART_IIR_FIFO_ON : 0);
+}
+
+uint8_t uart_iir(const struct uart16550 *u, bool thre)
+{
+	return iir_value(u, interrupt_with(u, thre));
 }
 
 /* Report the interrupt output only when it changes: each report is a
@@ -237,6 +253,22 @@ static void transmit(struct uart16550 *u, uint8_t byte, const struct uart_io *io
 	u->thr_pending = 1; /* the byte is gone at once: THR is empty again */
 }
 
+uint8_t uart_plain_reg(const struct uart16550 *u, unsigned reg)
+{
+	switch (reg) {
+	case UART_IER:
+		return (u->lcr & UART_LCR_DLAB) ? u->dlm : u->ier;
+	case UART_LCR:
+		return u->lcr;
+	case UART_MCR:
+		return u->mcr;
+	case UART_SCR:
+		return u->scr;
+	default:
+		return 0xff;
+	}
+}
+
 uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 {
 	bool dlab = u->lcr & UART_LCR_DLAB;
@@ -258,18 +290,17 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 		}
 		break;
 	case UART_IER:
-		return dlab ? u->dlm : u->ier;
+	case UART_LCR:
+	case UART_MCR:
+	case UART_SCR:
+		return uart_plain_reg(u, reg);
 	case UART_IIR: {
 		uint8_t id = pending_interrupt(u);
-		value = id | (fifo_enabled(u) ? UART_IIR_FIFO_ON : 0);
+		value = iir_value(u, id);
 		if (id == UART_IIR_THRI)
 			u->thr_pending = 0; /* reading IIR acknowledges THRE */
 		break;
 	}
-	case UART_LCR:
-		return u->lcr;
-	case UART_MCR:
-		return u->mcr;
 	case UART_LSR:
 		value = uart_lsr(u);
 		u->lsr_errors = 0;
@@ -278,8 +309,6 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 		value = uart_msr(u);
 		u->msr_deltas = 0;
 		break;
-	case UART_SCR:
-		return u->scr;
 	default:
 		return 0xff;
 	}
@@ -320,6 +349,24 @@ void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct u
 	}
 	refill_rx(u); /* FIFO mode, clearing, IER.ERBFI or leaving loopback can let input in */
 	update_irq(u, io);
+}
+
+void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io *io)
+{
+	if ((value & 0x0f) == UART_IIR_THRI)
+		u->thr_pending = 0;
+	if (!u->irq_level) {
+		/* Our last word to the core was "low": its line is low. */
+		update_irq(u, io);
+		return;
+	}
+	/* We had said "high".  The core may have lowered its line before or
+	 * after that message arrived, so its line is low or high: say the
+	 * level now, whatever it is.  High: a fresh edge if the core's line
+	 * was low (and if the earlier "high" arrived after the lowering, that
+	 * was the fresh edge).  Low: the core's line follows. */
+	u->irq_level = pending_interrupt(u) != UART_IIR_NO_INT;
+	io->set_irq(io->opaque, u->irq_level);
 }
 
 /* Room is kept for the receiver's host-input bytes to come back. */

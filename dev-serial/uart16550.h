@@ -129,9 +129,27 @@ void uart_write(struct uart16550 *u, unsigned reg, uint8_t value, const struct u
 size_t uart_input(struct uart16550 *u, const uint8_t *buf, size_t n, const struct uart_io *io);
 size_t uart_input_space(const struct uart16550 *u);
 
+/* IER (or DLM with DLAB set), LCR, MCR or SCR as a read returns it: reads
+ * without side effects, which only the guest's writes change. */
+uint8_t uart_plain_reg(const struct uart16550 *u, unsigned reg);
+
 /* Register values as a read would return them now, without its side effects. */
 uint8_t uart_lsr(const struct uart16550 *u);
 uint8_t uart_msr(const struct uart16550 *u);
+
+/* What a read of IIR would return now if the THRE interrupt were pending
+ * (thre 1) or not (0), without its side effects: the two values the core
+ * chooses between when it answers IIR itself (IPC_REG_READ_ACK). */
+uint8_t uart_iir(const struct uart16550 *u, bool thre);
+
+/* Someone else answered a read of IIR with value (the core, from the
+ * published values): apply that read's side effect (a THRE interrupt it
+ * reported is acknowledged).  The core may have lowered the interrupt line
+ * when it answered, before or after the last level reported reached it:
+ * unless that level was low, the level is reported again, whatever it is
+ * (high: a fresh edge for anything that arrived meanwhile; low: a line the
+ * late "high" left up comes down). */
+void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io *io);
 
 /* True while reads of LSR and MSR have no side effect (no error or delta bits
  * pending) and no THR write can change them (not in loopback): only then may

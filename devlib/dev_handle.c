@@ -25,6 +25,23 @@ enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)
 		p->ops->write(p->dev, &m->u.io);
 		mark_applied(p, m->seq);
 		break;
+	case IPC_IO_WRITE_RUN: {
+		/* One write per byte, as if each had come alone. */
+		struct ipc_io io = {.space = m->u.run.space, .size = 1, .addr = m->u.run.addr};
+		for (unsigned i = 0; i < m->u.run.count && i < IPC_IO_RUN_MAX; i++) {
+			io.data = m->u.run.data[i];
+			p->ops->write(p->dev, &io);
+		}
+		mark_applied(p, m->seq);
+		break;
+	}
+	case IPC_IO_READ_DONE:
+		if (p->ops->read_done)
+			p->ops->read_done(p->dev, &m->u.io);
+		else
+			log_once("ignoring IO_READ_DONE: this device declared no read-acknowledge register");
+		mark_applied(p, m->seq);
+		break;
 	case IPC_RESET:
 		/* Ordered like a write: the core's shadow reads wait for it. */
 		p->ops->reset(p->dev);
@@ -48,5 +65,6 @@ enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)
 
 bool dev_keep_early(const struct ipc_msg *m)
 {
-	return m->type == IPC_IO_WRITE || m->type == IPC_RESET;
+	return m->type == IPC_IO_WRITE || m->type == IPC_IO_WRITE_RUN || m->type == IPC_IO_READ_DONE ||
+	       m->type == IPC_RESET;
 }

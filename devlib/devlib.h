@@ -3,7 +3,7 @@
  *
  * A device process parses its arguments, fills a struct dev_ops and calls
  * dev_run().  The library dials the core (redialling with backoff), sends the
- * device's HELLO, keeps the writes and resets that arrive before WELCOME
+ * device's HELLO, keeps the writes, READ_DONEs and resets that arrive before WELCOME
  * (they were meant for a previous incarnation), maps the state page and guest
  * RAM named in WELCOME, and then serves: reads are answered, writes and
  * resets are applied and acknowledged through state->applied_seq, PING gets
@@ -48,6 +48,11 @@ struct dev_ops {
 	uint64_t (*read)(void *dev, const struct ipc_io *io);
 	/* A posted IO_WRITE.  The library stores applied_seq afterwards. */
 	void (*write)(void *dev, const struct ipc_io *io);
+	/* An IO_READ_DONE: the core answered a read of an IPC_REG_READ_ACK
+	 * register itself with io->data; apply that read's side effect.
+	 * Ordered like a write.  Needed by devices that declare such a
+	 * register (the core never sends it to others). */
+	void (*read_done)(void *dev, const struct ipc_io *io);
 	/* The guest reset the machine.  Ordered like a write. */
 	void (*reset)(void *dev);
 
@@ -89,7 +94,7 @@ enum dev_verdict { DEV_CONTINUE, DEV_EXIT };
 enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m);
 
 /* A message that arrives before WELCOME was sent to the previous incarnation,
- * which died before taking it.  Writes and resets are kept and handled once
+ * which died before taking it.  Writes, READ_DONEs and resets are kept and handled once
  * attached (the guest issued them and nobody resends them); reads are
  * dropped unanswered: the core fails them back to the vCPU, which retries
  * after the new HELLO, and would take a late reply for a protocol error. */

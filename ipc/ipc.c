@@ -41,9 +41,12 @@
  *        5 u8[3] zero
  *  ..  nregs x reg, 16 bytes each:
  *        0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8 flags (IPC_REG_*),
- *        3 u8 slot (< IPC_MAX_REGS), 4 u8[4] zero, 8 u64 addr
+ *        3 u8 slot (< IPC_MAX_REGS), 4 u32 changes (slots below
+ *        IPC_MAX_REGS, with IPC_REG_CHANGES_ONLY, not with IPC_REG_STREAM;
+ *        else zero), 8 u64 addr
  *        the access lies in its space as a range would; no two regs share an
- *        address; no two IPC_REG_SHADOW regs share a slot
+ *        address; no two regs with a shadow slot (IPC_REG_SHADOW,
+ *        IPC_REG_READ_ACK) share one; an IPC_REG_READ_ACK reg has size 1
  *
  * IPC_WELCOME, 424 bytes:
  *   0  u32       flags       IPC_WELCOME_* only
@@ -72,6 +75,10 @@
  *   the access lies in its space as a range would
  * IPC_IO_WRITE, 24 bytes: as IO_READ, then
  *  16  u64  data   fits in `size` bytes
+ * IPC_IO_READ_DONE, 24 bytes: as IO_WRITE (data: the value the core returned)
+ * IPC_IO_WRITE_RUN, 16 + count bytes:
+ *   0 u8 space, 1 u8 size (1), 2 u16 count (1..IPC_IO_RUN_MAX), 4 u8[4] zero,
+ *   8 u64 addr (a 1-byte access), 16 u8[count] data: count writes, in order
  * IPC_IO_REPLY, 8 bytes:
  *   0  u64  data   (the reader knows the size it asked for and masks)
  *
@@ -102,6 +109,7 @@
 #define IO_READ_WIRE 16
 #define IO_WRITE_WIRE 24
 #define IO_REPLY_WIRE 8
+#define IO_RUN_FIXED 16
 #define IRQ_MSG_WIRE 8
 #define PIO_SPACE_END 0x10000u
 #define RANGE_NO_IRQ 0xff
@@ -112,6 +120,8 @@ _Static_assert(IPC_HDR_SIZE + HELLO_FIXED + IPC_MAX_RANGES * RANGE_WIRE + IPC_MA
 	       "the largest HELLO must fit in IPC_MAX_MSG");
 _Static_assert(24 + 2 * IPC_MAX_SHM_NAME == WELCOME_NAMES_END && WELCOME_WIRE == 424,
 	       "WELCOME layout");
+_Static_assert(IPC_HDR_SIZE + IO_RUN_FIXED + IPC_IO_RUN_MAX <= IPC_MAX_MSG,
+	       "the longest IO_WRITE_RUN must fit in IPC_MAX_MSG");
 
 /* A string field: the bytes up to the NUL, zeros after it (nothing of the
  * sender's memory beyond the string leaves the process).  A string that
@@ -168,6 +178,12 @@ static bool get_str(char *dst, const uint8_t *p, size_t field)
 		return false;
 	memcpy(dst, p, field);
 	return true;
+}
+
+/* The register reads a shadow slot of the state page. */
+static bool uses_slot(const struct ipc_reg *g)
+{
+	return g->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK);
 }
 
 static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char *err, size_t errlen)
@@ -258,9 +274,13 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 		g->size = p[1];
 		g->flags = p[2];
 		g->slot = p[3];
+		g->changes = le32(p + 4);
 		g->addr = le64(p + 8);
-		if (!all_zero(p + 4, 4))
-			return bad(err, errlen, "HELLO: reg %u: reserved bytes not zero", i);
+		if (g->changes && (!(g->flags & IPC_REG_CHANGES_ONLY) || g->changes >> IPC_MAX_REGS))
+			return bad(err, errlen, "HELLO: reg %u: changes 0x%x without its flag or beyond the slots",
+				   i, g->changes);
+		if ((g->flags & IPC_REG_CHANGES_ONLY) && (g->flags & IPC_REG_STREAM))
+			return bad(err, errlen, "HELLO: reg %u: a stream register changes no shadow", i);
 		if (!valid_access_size(g->size) || !valid_span(g->space, g->addr, g->size))
 			return bad(err, errlen, "HELLO: reg %u: space %u addr 0x%llx size %u is not a valid access",
 				   i, g->space, (unsigned long long)g->addr, g->size);
@@ -268,11 +288,13 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 			return bad(err, errlen, "HELLO: reg %u: unknown flags 0x%x", i, g->flags);
 		if (g->slot >= IPC_MAX_REGS)
 			return bad(err, errlen, "HELLO: reg %u: slot %u >= %d", i, g->slot, IPC_MAX_REGS);
+		if ((g->flags & IPC_REG_READ_ACK) && g->size != 1)
+			return bad(err, errlen, "HELLO: reg %u: a read-acknowledge register has size 1", i);
 		for (unsigned j = 0; j < i; j++) {
 			const struct ipc_reg *o = &h->regs[j];
 			if (o->space == g->space && o->addr == g->addr)
 				return bad(err, errlen, "HELLO: regs %u and %u have the same address", j, i);
-			if ((o->flags & IPC_REG_SHADOW) && (g->flags & IPC_REG_SHADOW) && o->slot == g->slot)
+			if (uses_slot(o) && uses_slot(g) && o->slot == g->slot)
 				return bad(err, errlen, "HELLO: regs %u and %u share shadow slot %u", j, i, g->slot);
 		}
 	}
@@ -344,11 +366,31 @@ static int decode_io_access(const uint8_t *b, struct ipc_io *io, char *err, size
 	return IPC_OK;
 }
 
-/* The exact body length of each fixed-size type; -1 for HELLO. */
+static int decode_io_run(const uint8_t *b, size_t blen, struct ipc_io_run *r, char *err, size_t errlen)
+{
+	if (blen < IO_RUN_FIXED)
+		return bad(err, errlen, "IO_WRITE_RUN: body of %zu bytes is too short", blen);
+	r->space = b[0];
+	r->count = le16(b + 2);
+	r->addr = le64(b + 8);
+	if (b[1] != 1 || !all_zero(b + 4, 4))
+		return bad(err, errlen, "IO_WRITE_RUN: size %u (not 1) or reserved bytes not zero", b[1]);
+	if (r->count < 1 || r->count > IPC_IO_RUN_MAX || blen != IO_RUN_FIXED + (size_t)r->count)
+		return bad(err, errlen, "IO_WRITE_RUN: %u bytes in a body of %zu", r->count, blen);
+	if (!valid_span(r->space, r->addr, 1))
+		return bad(err, errlen, "IO_WRITE_RUN: space %u addr 0x%llx is not a valid access",
+			   r->space, (unsigned long long)r->addr);
+	memcpy(r->data, b + IO_RUN_FIXED, r->count);
+	return IPC_OK;
+}
+
+/* The exact body length of each fixed-size type; -1 for HELLO and
+ * IO_WRITE_RUN, whose counts say. */
 static long body_size(unsigned type)
 {
 	switch (type) {
 	case IPC_HELLO:
+	case IPC_IO_WRITE_RUN:
 		return -1;
 	case IPC_WELCOME:
 		return WELCOME_WIRE;
@@ -359,6 +401,7 @@ static long body_size(unsigned type)
 	case IPC_IO_REPLY:
 		return IO_REPLY_WIRE;
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		return IO_WRITE_WIRE;
 	case IPC_IRQ:
 		return IRQ_MSG_WIRE;
@@ -409,11 +452,15 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 		rc = decode_io_access(b, &m->u.io, err, errlen);
 		break;
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		rc = decode_io_access(b, &m->u.io, err, errlen);
 		m->u.io.data = le64(b + 16);
 		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
-			rc = bad(err, errlen, "IO_WRITE: data 0x%llx does not fit in %u bytes",
-				 (unsigned long long)m->u.io.data, m->u.io.size);
+			rc = bad(err, errlen, "%s: data 0x%llx does not fit in %u bytes",
+				 ipc_type_name(type), (unsigned long long)m->u.io.data, m->u.io.size);
+		break;
+	case IPC_IO_WRITE_RUN:
+		rc = decode_io_run(b, blen, &m->u.run, err, errlen);
 		break;
 	case IPC_IO_REPLY:
 		m->u.io.data = le64(b);
@@ -462,6 +509,7 @@ static void encode_hello(const struct ipc_hello *h, uint8_t *b)
 		p[1] = h->regs[i].size;
 		p[2] = h->regs[i].flags;
 		p[3] = h->regs[i].slot;
+		put_le32(p + 4, h->regs[i].changes);
 		put_le64(p + 8, h->regs[i].addr);
 	}
 }
@@ -510,6 +558,10 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 			if (h->ranges[i].has_irq && h->ranges[i].irq >= h->nirqs)
 				return IPC_EBADMSG; /* would read as "no line" */
 		blen = HELLO_FIXED + h->nranges * RANGE_WIRE + h->nirqs * IRQ_WIRE + h->nregs * REG_WIRE;
+	} else if (type == IPC_IO_WRITE_RUN) {
+		if (m->u.run.count < 1 || m->u.run.count > IPC_IO_RUN_MAX)
+			return IPC_EBADMSG;
+		blen = IO_RUN_FIXED + m->u.run.count;
 	} else {
 		blen = (size_t)body_size(type);
 	}
@@ -537,8 +589,17 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		encode_io_access(&m->u.io, b);
 		break;
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		encode_io_access(&m->u.io, b);
 		put_le64(b + 16, m->u.io.data);
+		break;
+	case IPC_IO_WRITE_RUN:
+		memset(b, 0, IO_RUN_FIXED);
+		b[0] = m->u.run.space;
+		b[1] = 1;
+		put_le16(b + 2, m->u.run.count);
+		put_le64(b + 8, m->u.run.addr);
+		memcpy(b + IO_RUN_FIXED, m->u.run.data, m->u.run.count);
 		break;
 	case IPC_IO_REPLY:
 		put_le64(b, m->u.io.data);
@@ -565,6 +626,7 @@ const char *ipc_type_name(unsigned type)
 		[IPC_IO_READ] = "IO_READ",   [IPC_IO_REPLY] = "IO_REPLY", [IPC_IO_WRITE] = "IO_WRITE",
 		[IPC_IRQ] = "IRQ",           [IPC_RESET] = "RESET",       [IPC_SHUTDOWN] = "SHUTDOWN",
 		[IPC_QUIT] = "QUIT",         [IPC_PING] = "PING",         [IPC_PONG] = "PONG",
+		[IPC_IO_READ_DONE] = "IO_READ_DONE", [IPC_IO_WRITE_RUN] = "IO_WRITE_RUN",
 	};
 	if (type >= IPC_MSG_TYPE_MAX || !names[type])
 		return "UNKNOWN";

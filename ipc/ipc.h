@@ -16,6 +16,9 @@
  *    ordered write sent before has been applied (state->applied_seq).
  *  - Writes to registers declared "stream" (e.g. a UART's THR) never change a
  *    shadowed value, so they do not make the core wait before a shadow read.
+ *  - A register whose reads acknowledge an event (a UART's IIR) may be
+ *    answered by the core too (IPC_REG_READ_ACK): the read is then posted to
+ *    the device as IPC_IO_READ_DONE, which applies its side effect.
  */
 #ifndef MINIVM_IPC_H
 #define MINIVM_IPC_H
@@ -36,7 +39,7 @@
 #define IPC_MAX_NAME 16    /* device name, NUL included */
 #define IPC_MAX_RANGES 8   /* address ranges one device may own */
 #define IPC_MAX_IRQS 8     /* interrupt lines one device may drive */
-#define IPC_MAX_REGS 16    /* registers with special read/write handling */
+#define IPC_MAX_REGS 24    /* registers with special read/write handling */
 #define IPC_MAX_SHM_NAME 128
 #define IPC_MAX_REASON 128
 
@@ -53,6 +56,12 @@ enum ipc_msg_type {
 	IPC_QUIT = 10,    /* dev -> core: the user asked to stop the VM */
 	IPC_PING = 11,    /* either way: answered by IPC_PONG with the same seq */
 	IPC_PONG = 12,
+	IPC_IO_READ_DONE = 13, /* core -> dev: a read the core answered itself
+	                        * (IPC_REG_READ_ACK), data = what it returned;
+	                        * posted and ordered like a write */
+	IPC_IO_WRITE_RUN = 14, /* core -> dev: posted 1-byte writes to one stream
+	                        * register, in order (struct ipc_io_run), under
+	                        * one seq: a UART's THR writes, coalesced */
 	IPC_MSG_TYPE_MAX
 };
 
@@ -74,7 +83,42 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * spurious interrupt).  The device, after applying such a write, sends the
  * line's level again if anything is still pending. */
 #define IPC_REG_ACK_LOWERS 0x4u
-#define IPC_REG_FLAGS (IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS)
+/* A register whose reads acknowledge an event that the writes to the stream
+ * registers of its range raise: a 16550's IIR, where each THR write raises
+ * the THR-empty interrupt and the IIR read that reports it acknowledges it.
+ * Size 1.  The device publishes in shadow[slot] an IPC_READ_ACK_* word: the
+ * register's value with the event pending and without, and whether it is
+ * pending.  The core answers reads itself whenever it could answer a shadow
+ * read (magic, applied_seq), tracking the event between the device's
+ * publications: a stream write it posts raises it, a read it answers that
+ * reports it acknowledges it; such a read goes to the device as
+ * IPC_IO_READ_DONE so that the device acknowledges the same.  Whether a
+ * stream write raises it is in the word too (IPC_READ_ACK_STREAM_RAISES);
+ * a stream write posted while the core cannot trust the word leaves the
+ * event unknown, and reads go to the device until it has applied that write.  If nothing
+ * else holds the line up once the event is acknowledged (IPC_READ_ACK_IDLE),
+ * the core lowers the range's line at once, before posting READ_DONE; the
+ * device, applying READ_DONE, says its line's level again unless the last
+ * it said was low (the core's line may have taken that "high" before or
+ * after lowering; docs/ARCHITECTURE.md, "IIR without a round trip"). */
+#define IPC_REG_READ_ACK 0x8u
+/* Writes to the register change at most the shadow slots whose bits are set
+ * in ipc_reg.changes (a 16550's IER: its own shadow and IIR's word, never
+ * LSR): the core's reads of other shadows need not wait for them.  Without
+ * this flag (or IPC_REG_STREAM, which changes none) a write may change
+ * every shadow. */
+#define IPC_REG_CHANGES_ONLY 0x10u
+#define IPC_REG_FLAGS \
+	(IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY)
+
+/* The word an IPC_REG_READ_ACK register's shadow slot holds. */
+#define IPC_READ_ACK_CLEAR(w) ((uint8_t)(w))         /* the value with the event not pending */
+#define IPC_READ_ACK_RAISED(w) ((uint8_t)((w) >> 8)) /* the value with the event pending */
+#define IPC_READ_ACK_PENDING (1ull << 16) /* the event is pending in the device */
+#define IPC_READ_ACK_REPORTS (1ull << 17) /* the RAISED value reports the event (reading it acknowledges) */
+#define IPC_READ_ACK_IDLE (1ull << 18)    /* without the event, nothing holds the line up */
+#define IPC_READ_ACK_STREAM_RAISES (1ull << 19) /* a stream write raises the event now (a
+                                                 * 16550 with DLAB set writes the divisor instead) */
 
 /* flags of IPC_WELCOME */
 #define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */
@@ -125,6 +169,7 @@ struct ipc_reg {
 	uint8_t flags;
 	uint8_t slot; /* shadow slot, < IPC_MAX_REGS, for IPC_REG_SHADOW */
 	uint64_t addr;
+	uint32_t changes; /* IPC_REG_CHANGES_ONLY: bit s = shadow slot s; else 0 */
 };
 
 struct ipc_hello {
@@ -161,6 +206,16 @@ struct ipc_io {
 	uint64_t data; /* write data (fits in size bytes), or the reply's read data */
 };
 
+/* The most bytes one IPC_IO_WRITE_RUN carries. */
+#define IPC_IO_RUN_MAX 512
+
+struct ipc_io_run {
+	uint8_t space;
+	uint16_t count; /* 1..IPC_IO_RUN_MAX */
+	uint64_t addr;  /* each write is 1 byte here */
+	uint8_t data[IPC_IO_RUN_MAX];
+};
+
 struct ipc_irq {
 	uint32_t line;
 	uint32_t level; /* 0 or 1 */
@@ -173,7 +228,8 @@ struct ipc_msg {
 		struct ipc_hello hello;
 		struct ipc_welcome welcome;
 		char reason[IPC_MAX_REASON]; /* IPC_REJECT */
-		struct ipc_io io;            /* IO_READ, IO_REPLY (data only), IO_WRITE */
+		struct ipc_io io;            /* IO_READ, IO_REPLY (data only), IO_WRITE, IO_READ_DONE */
+		struct ipc_io_run run;       /* IO_WRITE_RUN */
 		struct ipc_irq irq;
 	} u;
 };

@@ -34,6 +34,11 @@
 #define RECV_POLL_MS 50            /* how often the receive thread checks for close */
 #define SEND_POLL_MS 50            /* how often a blocked send checks for abort */
 #define SHUTDOWN_WAIT_MS 1000      /* for the device to take SHUTDOWN and go */
+/* A run of stream writes (IO_WRITE_RUN) leaves at the latest this long
+ * after its first byte while the guest keeps writing, and within a
+ * receive-thread wake-up (RUN_POLL_MS while one is open) once it stops. */
+#define RUN_MAX_AGE_NS 1000000ull
+#define RUN_POLL_MS 1
 
 /* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
 struct pending_read {
@@ -54,6 +59,15 @@ struct devproxy {
 
 	pthread_mutex_t send_lock;
 	pthread_mutex_t lock;
+
+	/* Under send_lock: single-byte writes to a stream register waiting to
+	 * leave as one IO_WRITE_RUN.  Its seq was taken with the first byte,
+	 * so every other message (a later seq) sends it first: the wire stays
+	 * in seq order.  run_open is read without the lock by the receive
+	 * thread to pick its wake-up interval. */
+	struct ipc_msg run;
+	_Atomic bool run_open;
+	uint64_t run_started_ns;
 	pthread_cond_t cond; /* attachment changed, a reply arrived, or abort */
 
 	/* Under lock. */
@@ -63,8 +77,13 @@ struct devproxy {
 	bool attached_once;
 	unsigned incarnation;
 	uint64_t next_seq;
-	uint64_t ordered_mark; /* seq of the last ordered write sent */
+	/* Per shadow slot: the seq of the last message sent that may change
+	 * it (policy_write_changes); reads of the slot wait until the device
+	 * has applied it. */
+	uint64_t slot_mark[IPC_MAX_REGS];
 	uint64_t stale_seq;    /* replies up to this seq belong to a dead incarnation */
+	/* Per declared register (hello.regs' index), for IPC_REG_READ_ACK ones. */
+	struct read_ack_track read_ack[IPC_MAX_REGS];
 	struct pending_read *pending;
 	char reject_reason[IPC_MAX_REASON];
 	struct irq_budget irq_budget; /* receive thread only */
@@ -129,7 +148,7 @@ static void mark_broken(struct devproxy *d, const char *why)
  * only until the VM stops: a device that stopped reading must not keep the
  * core from ending.  IPC_ETIMEDOUT: given up because of devproxy_abort.
  * send_lock held. */
-static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
+static int send_now(struct devproxy *d, const struct ipc_msg *m)
 {
 	for (;;) {
 		int rc = ipc_send_timeout(d->chan, m, SEND_POLL_MS);
@@ -141,6 +160,24 @@ static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
 		if (aborted)
 			return rc;
 	}
+}
+
+/* The open run, if any, leaves now.  send_lock held. */
+static int flush_run(struct devproxy *d)
+{
+	if (!atomic_load(&d->run_open))
+		return IPC_OK;
+	atomic_store(&d->run_open, false);
+	STATS_ADD(runs_sent, 1);
+	STATS_ADD(run_writes, d->run.u.run.count);
+	return send_now(d, &d->run);
+}
+
+/* m, after the open run (whose seq is older).  send_lock held. */
+static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
+{
+	int rc = flush_run(d);
+	return rc == IPC_OK ? send_now(d, m) : rc;
 }
 
 static int send_msg(struct devproxy *d, const struct ipc_msg *m)
@@ -159,6 +196,8 @@ static bool wait_usable_locked(struct devproxy *d)
 		pthread_cond_wait(&d->cond, &d->lock);
 	return !d->broken && !d->aborted;
 }
+
+static void flush_stale_run(struct devproxy *d);
 
 /* ---- the vCPU side ---- */
 
@@ -188,6 +227,59 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
 	return p.data;
 }
 
+/* A read of an IPC_REG_READ_ACK register answered here, if the state page
+ * allows it (ipc.h); false: it takes the usual path.  An acknowledging read
+ * is posted as IPC_IO_READ_DONE, after the line is lowered (if nothing else
+ * holds it up) and in seq order with the stream writes whose events it
+ * acknowledges.
+ *
+ * Why the guest cannot miss an interrupt (edge-triggered IRQ 4: the 8250
+ * driver's handler reads IIR until it says "none", and only a new edge
+ * runs it again).  The answer is the value of a state the device
+ * published, with the core's own unapplied writes and acknowledges on top;
+ * whatever the device learns later (host input) is, for the guest, an event
+ * after this read.  The device keeps two rules: it publishes its shadows
+ * before every IPC_IRQ it sends (serial_device.c), so a guest woken by an
+ * edge reads a word that shows the cause; and applying READ_DONE it says
+ * its level again unless the last level it said was low: input that
+ * arrived between the word this read used and READ_DONE gets an edge after
+ * the lowering, and a "high" that reached the core after the lowering (so
+ * left the line up with nothing pending) is followed by a "low" — else the
+ * next "high" would find the line up and make no edge.  Tested in
+ * test_core_devproxy.c and test_serial_device.c. */
+static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
+{
+	unsigned i = (unsigned)(reg - d->hello.regs);
+	struct read_ack_answer a;
+	pthread_mutex_lock(&d->send_lock);
+	pthread_mutex_lock(&d->lock);
+	if (!d->up || d->broken || d->aborted ||
+	    !policy_read_ack(&d->hello, reg, d->state, d->slot_mark[reg->slot], &d->read_ack[i], &a)) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+		return false;
+	}
+	*value = a.value;
+	if (!a.acknowledges) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+		return true;
+	}
+	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
+	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
+	d->read_ack[i] = (struct read_ack_track){.pending = false, .seq = m.seq};
+	pthread_mutex_unlock(&d->lock);
+	if (a.lower_gsi >= 0) {
+		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)a.lower_gsi, 0);
+		STATS_ADD(acks_lowered, 1);
+	}
+	int rc = send_until_abort(d, &m);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
+	return true;
+}
+
 static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsigned size)
 {
 	struct devproxy *d = opaque;
@@ -195,12 +287,19 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	uint64_t value = bus_ones(size);
 	if (policy_local_read(&d->hello, space, addr, size, &value))
 		return value;
+	if (reg && (reg->flags & IPC_REG_READ_ACK) && read_ack_here(d, reg, &value)) {
+		STATS_ADD(shadow_hits, 1);
+		flush_stale_run(d);
+		return value;
+	}
 	uint64_t t0 = host_now_ns();
 	pthread_mutex_lock(&d->lock);
 	while (wait_usable_locked(d)) {
-		if (policy_shadow_read(reg, d->state, d->ordered_mark, size, &value)) {
+		if (reg && reg->slot < IPC_MAX_REGS &&
+		    policy_shadow_read(reg, d->state, d->slot_mark[reg->slot], size, &value)) {
 			pthread_mutex_unlock(&d->lock);
 			STATS_ADD(shadow_hits, 1);
+			flush_stale_run(d);
 			return value;
 		}
 		bool answered;
@@ -217,11 +316,40 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	return value;
 }
 
-/* Post m (an IO_WRITE or a RESET) in seq order once the device is usable.
- * An ordered message makes later shadow reads wait until the device has
- * applied it (its applied_seq reaches m's seq).  Returns the send's status,
+/* The stream write of seq to reg may raise the events of the
+ * read-acknowledge registers of its range.  Lock held. */
+static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
+{
+	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
+		const struct ipc_reg *ra = &d->hello.regs[i];
+		if (ra->slot < IPC_MAX_REGS)
+			policy_stream_written(&d->hello, reg, ra, d->state, d->slot_mark[ra->slot], seq,
+					      &d->read_ack[i]);
+	}
+}
+
+/* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
+ * register: it changes no shadow, so it may wait (a UART's THR). */
+static bool runnable(const struct ipc_msg *m, const struct ipc_reg *reg)
+{
+	return m->type == IPC_IO_WRITE && m->u.io.size == 1 && reg && (reg->flags & IPC_REG_STREAM);
+}
+
+/* Does the open run take m next?  send_lock held. */
+static bool run_takes(const struct devproxy *d, const struct ipc_msg *m)
+{
+	const struct ipc_io_run *r = &d->run.u.run;
+	return atomic_load(&d->run_open) && r->space == m->u.io.space && r->addr == m->u.io.addr &&
+	       r->count < IPC_IO_RUN_MAX;
+}
+
+/* Post m (an IO_WRITE to reg, or a RESET with reg NULL) in seq order once
+ * the device is usable; a runnable write joins a run instead of leaving at
+ * once.
+ * Later reads of the shadow slots in `changes` wait until the device has
+ * applied m (its applied_seq reaches m's seq).  Returns the send's status,
  * or IPC_ECLOSED when the device is not usable (broken, or the VM stops). */
-static int post(struct devproxy *d, struct ipc_msg *m, bool ordered)
+static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg, uint32_t changes)
 {
 	/* send_lock before lock, and never while waiting: the receive thread
 	 * needs send_lock to WELCOME the device we may be waiting for. */
@@ -238,11 +366,45 @@ static int post(struct devproxy *d, struct ipc_msg *m, bool ordered)
 		pthread_mutex_unlock(&d->lock);
 		pthread_mutex_unlock(&d->send_lock);
 	}
-	m->seq = d->next_seq++;
-	if (ordered)
-		d->ordered_mark = m->seq;
-	pthread_mutex_unlock(&d->lock);
-	int rc = send_until_abort(d, m);
+	bool run = runnable(m, reg);
+	if (run && atomic_load(&d->run_open) && !run_takes(d, m)) {
+		/* Another register's run, or a full one: it leaves first (not
+		 * under lock: a send may block). */
+		pthread_mutex_unlock(&d->lock);
+		int rc = flush_run(d);
+		pthread_mutex_lock(&d->lock);
+		if (rc != IPC_OK || !d->up || d->broken || d->aborted) {
+			pthread_mutex_unlock(&d->lock);
+			pthread_mutex_unlock(&d->send_lock);
+			if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+				mark_broken(d, "cannot send to it");
+			return rc != IPC_OK ? rc : IPC_ECLOSED;
+		}
+	}
+	int rc = IPC_OK;
+	if (run) {
+		struct ipc_io_run *r = &d->run.u.run;
+		if (!atomic_load(&d->run_open)) {
+			d->run = (struct ipc_msg){.type = IPC_IO_WRITE_RUN, .seq = d->next_seq++};
+			*r = (struct ipc_io_run){.space = m->u.io.space, .addr = m->u.io.addr};
+			d->run_started_ns = host_now_ns();
+			atomic_store(&d->run_open, true);
+		}
+		r->data[r->count++] = (uint8_t)m->u.io.data;
+		m->seq = d->run.seq;
+		raise_read_acks_locked(d, reg, m->seq);
+		pthread_mutex_unlock(&d->lock);
+		if (host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
+			rc = flush_run(d);
+	} else {
+		m->seq = d->next_seq++;
+		for (unsigned s = 0; s < IPC_MAX_REGS; s++)
+			if (changes & (1u << s))
+				d->slot_mark[s] = m->seq;
+		raise_read_acks_locked(d, reg, m->seq);
+		pthread_mutex_unlock(&d->lock);
+		rc = send_until_abort(d, m);
+	}
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
 		mark_broken(d, "cannot send to it");
@@ -264,14 +426,14 @@ static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigne
 		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, 0);
 		STATS_ADD(acks_lowered, 1);
 	}
-	if (post(d, &m, policy_write_is_ordered(reg)) == IPC_OK)
+	if (post(d, &m, reg, policy_write_changes(reg)) == IPC_OK)
 		STATS_ADD(posted_writes, 1);
 }
 
 void devproxy_reset(struct devproxy *d)
 {
 	struct ipc_msg m = {.type = IPC_RESET};
-	post(d, &m, true);
+	post(d, &m, NULL, POLICY_ALL_SLOTS);
 }
 
 /* ---- the receive side ---- */
@@ -340,7 +502,7 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	bool resumed = d->attached_once;
 	d->attached_once = true;
 	d->broken = false;
-	/* ordered_mark stays: writes queued for the dead incarnation reach this
+	/* The slot marks stay: writes queued for the dead incarnation reach this
 	 * one before its WELCOME and are applied after it; if some were lost
 	 * with the old process, the next write applied moves applied_seq past
 	 * the mark, and until then LSR/MSR reads are round trips. */
@@ -453,13 +615,32 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	}
 }
 
+/* A run the guest stopped adding to leaves: called by the receive thread,
+ * and by vCPUs reading a shadow (a guest polling LSR for input after
+ * its output is not kept waiting for the receive thread).  Never waits for
+ * send_lock: its holder may be blocked on a full queue that only the
+ * receive thread's receiving drains, and it sends the run anyway. */
+static void flush_stale_run(struct devproxy *d)
+{
+	if (!atomic_load(&d->run_open) || pthread_mutex_trylock(&d->send_lock))
+		return;
+	int rc = IPC_OK;
+	if (atomic_load(&d->run_open) && host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
+		rc = flush_run(d);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
+}
+
 static void *receive_thread(void *arg)
 {
 	struct devproxy *d = arg;
 	while (!atomic_load(&d->closing)) {
 		struct ipc_msg m;
 		char err[160];
-		int rc = ipc_recv(d->chan, &m, RECV_POLL_MS, err, sizeof(err));
+		flush_stale_run(d);
+		int wait_ms = atomic_load(&d->run_open) ? RUN_POLL_MS : RECV_POLL_MS;
+		int rc = ipc_recv(d->chan, &m, wait_ms, err, sizeof(err));
 		if (rc == IPC_OK)
 			handle(d, &m);
 		else if (rc == IPC_EBADMSG)
@@ -560,8 +741,18 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 	pthread_mutex_lock(&d->lock);
 	if (d->up) {
 		pthread_mutex_unlock(&d->lock);
+		/* The guest's last output may wait in a run.  A vCPU still
+		 * sending gives up soon: the abort above. */
+		int rc = IPC_OK;
+		pthread_mutex_lock(&d->send_lock);
+		if (atomic_load(&d->run_open)) {
+			atomic_store(&d->run_open, false);
+			rc = ipc_send_timeout(d->chan, &d->run, SHUTDOWN_WAIT_MS);
+		}
+		pthread_mutex_unlock(&d->send_lock);
 		struct ipc_msg m = {.type = IPC_SHUTDOWN};
-		int rc = ipc_send_timeout(d->chan, &m, SHUTDOWN_WAIT_MS);
+		if (rc == IPC_OK)
+			rc = ipc_send_timeout(d->chan, &m, SHUTDOWN_WAIT_MS);
 		pthread_mutex_lock(&d->lock);
 		/* The device goes once it has taken everything sent before
 		 * SHUTDOWN.  Closing the socket earlier could drop what nng

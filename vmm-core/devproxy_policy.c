@@ -26,7 +26,8 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 		snprintf(why, n, "register %u: unknown flags %#x", i, reg->flags);
 		return -1;
 	}
-	if ((reg->flags & (IPC_REG_SHADOW | IPC_REG_ACK_LOWERS)) && reg->slot >= IPC_MAX_REGS) {
+	if ((reg->flags & (IPC_REG_SHADOW | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK)) &&
+	    reg->slot >= IPC_MAX_REGS) {
 		snprintf(why, n, "register %u: shadow slot %u out of range", i, reg->slot);
 		return -1;
 	}
@@ -37,6 +38,15 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 	if (!in) {
 		snprintf(why, n, "register %u at %#llx is outside the device's ranges", i,
 			 (unsigned long long)reg->addr);
+		return -1;
+	}
+	if ((reg->changes && !(reg->flags & IPC_REG_CHANGES_ONLY)) || reg->changes >> IPC_MAX_REGS ||
+	    ((reg->flags & IPC_REG_CHANGES_ONLY) && (reg->flags & IPC_REG_STREAM))) {
+		snprintf(why, n, "register %u: changes %#x do not match its flags", i, reg->changes);
+		return -1;
+	}
+	if ((reg->flags & IPC_REG_READ_ACK) && reg->size != 1) {
+		snprintf(why, n, "register %u: a read-acknowledge register has size 1", i);
 		return -1;
 	}
 	if ((reg->flags & IPC_REG_ACK_LOWERS) && (!in->has_irq || in->irq >= h->nirqs)) {
@@ -93,7 +103,7 @@ bool policy_same_device(const struct ipc_hello *a, const struct ipc_hello *b)
 	for (uint32_t i = 0; i < a->nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *x = &a->regs[i], *y = &b->regs[i];
 		if (x->space != y->space || x->size != y->size || x->flags != y->flags ||
-		    x->slot != y->slot || x->addr != y->addr)
+		    x->slot != y->slot || x->changes != y->changes || x->addr != y->addr)
 			return false;
 	}
 	return true;
@@ -140,6 +150,8 @@ bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *
 	return true;
 }
 
+static int range_gsi(const struct ipc_hello *h, const struct ipc_reg *reg);
+
 int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
 		      const struct ipc_state_page *state, unsigned size, uint64_t value)
 {
@@ -151,17 +163,89 @@ int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
 	uint64_t pending = atomic_load_explicit(&state->shadow[reg->slot], memory_order_acquire);
 	if (pending & mask & ~value)
 		return -1; /* something stays pending: the line stays up */
+	return range_gsi(h, reg);
+}
+
+/* The range holding reg: its index, or -1. */
+static int range_of(const struct ipc_hello *h, const struct ipc_reg *reg)
+{
 	for (uint32_t r = 0; r < h->nranges && r < IPC_MAX_RANGES; r++)
 		if (range_holds(&h->ranges[r], reg->space, reg->addr, reg->size))
-			return h->ranges[r].has_irq && h->ranges[r].irq < h->nirqs && h->ranges[r].irq < IPC_MAX_IRQS
-				       ? (int)h->irqs[h->ranges[r].irq].gsi
-				       : -1;
+			return (int)r;
 	return -1;
 }
 
-bool policy_write_is_ordered(const struct ipc_reg *reg)
+/* The GSI of the line of reg's range, or -1 if it has none. */
+static int range_gsi(const struct ipc_hello *h, const struct ipc_reg *reg)
 {
-	return !(reg && (reg->flags & IPC_REG_STREAM));
+	int r = range_of(h, reg);
+	if (r < 0)
+		return -1;
+	const struct ipc_range *range = &h->ranges[r];
+	return range->has_irq && range->irq < h->nirqs && range->irq < IPC_MAX_IRQS
+		       ? (int)h->irqs[range->irq].gsi
+		       : -1;
+}
+
+bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
+		     const struct ipc_state_page *state, uint64_t ordered_mark,
+		     const struct read_ack_track *t, struct read_ack_answer *a)
+{
+	if (!reg || !(reg->flags & IPC_REG_READ_ACK) || reg->slot >= IPC_MAX_REGS || !state)
+		return false;
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC)
+		return false;
+	/* Acquire, then the word: a device that has applied seq s published
+	 * the word of a state at least as recent as s (policy_shadow_read). */
+	uint64_t applied = atomic_load_explicit(&state->applied_seq, memory_order_acquire);
+	if (applied < ordered_mark)
+		return false;
+	uint64_t w = atomic_load_explicit(&state->shadow[reg->slot], memory_order_relaxed);
+	/* The word's two values do not depend on the event, only on what the
+	 * device changes by itself (host input) and on ordered writes, which
+	 * are applied by now.  Only whether the event is pending may be ahead
+	 * of the device: the core's own stream writes and acknowledges that
+	 * the device has not applied yet. */
+	bool device_knows = applied >= t->seq;
+	if (!device_knows && t->unknown)
+		return false;
+	bool pending = device_knows ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending;
+	a->value = pending ? IPC_READ_ACK_RAISED(w) : IPC_READ_ACK_CLEAR(w);
+	a->acknowledges = pending && (w & IPC_READ_ACK_REPORTS);
+	a->lower_gsi = a->acknowledges && (w & IPC_READ_ACK_IDLE) ? range_gsi(h, reg) : -1;
+	return true;
+}
+
+void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t)
+{
+	if (!written || !(written->flags & IPC_REG_STREAM) || !(read_ack->flags & IPC_REG_READ_ACK) ||
+	    read_ack->slot >= IPC_MAX_REGS || !state)
+		return;
+	int r = range_of(h, written);
+	if (r < 0 || r != range_of(h, read_ack))
+		return;
+	/* What makes a stream write raise the event (a 16550's DLAB clear)
+	 * changes only with ordered writes: once those are applied, the word
+	 * says how this write acts. */
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC ||
+	    atomic_load_explicit(&state->applied_seq, memory_order_acquire) < ordered_mark) {
+		*t = (struct read_ack_track){.unknown = true, .seq = seq};
+		return;
+	}
+	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
+	if (w & IPC_READ_ACK_STREAM_RAISES)
+		*t = (struct read_ack_track){.pending = true, .seq = seq};
+}
+
+uint32_t policy_write_changes(const struct ipc_reg *reg)
+{
+	if (reg && (reg->flags & IPC_REG_STREAM))
+		return 0;
+	if (reg && (reg->flags & IPC_REG_CHANGES_ONLY))
+		return reg->changes & POLICY_ALL_SLOTS;
+	return POLICY_ALL_SLOTS;
 }
 
 static int find_slot_locked(struct slot_table *t, const char *name, unsigned range)

@@ -67,7 +67,8 @@ bool policy_local_read(const struct ipc_hello *h, enum ipc_space space, uint64_t
 
 /* Can a read of reg be answered from the state page?  Only for a shadowed
  * register, once the device has published valid shadows (magic) and applied
- * every ordered write sent before (applied_seq >= ordered_mark).  On true,
+ * every write sent before that may change its slot (applied_seq >=
+ * ordered_mark, the caller's mark for that slot).  On true,
  * *value is shadow[slot] masked to the access size. */
 bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *state,
 			uint64_t ordered_mark, unsigned size, uint64_t *value);
@@ -78,10 +79,46 @@ bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *
 int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
 		      const struct ipc_state_page *state, unsigned size, uint64_t value);
 
-/* Does a write to reg (NULL: an undeclared register) move the ordered mark?
- * Every write does except those to stream registers, which by declaration
- * never change a shadowed value. */
-bool policy_write_is_ordered(const struct ipc_reg *reg);
+/* What the core knows of an IPC_REG_READ_ACK register's event beyond the
+ * device's publications: the event as the last message that changed it
+ * left it (a stream write raised it, an IO_READ_DONE acknowledged it) and
+ * that message's seq.  Once the device has applied that seq, its own word
+ * says the truth (seq 0: from the start). */
+struct read_ack_track {
+	bool pending;
+	bool unknown; /* a stream write posted when the word could not say whether it raises */
+	uint64_t seq;
+};
+
+struct read_ack_answer {
+	uint64_t value;    /* what the read returns */
+	bool acknowledges; /* it reports the event: post IPC_IO_READ_DONE */
+	int lower_gsi;     /* the line to lower at once (IPC_READ_ACK_IDLE), or -1 */
+};
+
+/* Can a read of reg (IPC_REG_READ_ACK) be answered by the core?  Under the
+ * same conditions as policy_shadow_read; then *a says what it returns and
+ * whether it acknowledges the event (ipc.h).  The caller, on
+ * a->acknowledges, records the event as not pending from its READ_DONE on. */
+bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
+		     const struct ipc_state_page *state, uint64_t ordered_mark,
+		     const struct read_ack_track *t, struct read_ack_answer *a);
+
+/* A write to `written`, posted with seq, and the read-acknowledge register
+ * read_ack: a stream register of the same range raises its event if the
+ * word says stream writes do (IPC_READ_ACK_STREAM_RAISES) and can be
+ * trusted (as for policy_read_ack); if it cannot, the event is unknown
+ * until the device has applied seq.  Updates *t. */
+void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
+
+/* The shadow slots a write to reg (NULL: an undeclared register) may
+ * change, one bit per slot: reads of those wait until the device has
+ * applied it.  None for a stream register, the declared ones with
+ * IPC_REG_CHANGES_ONLY, else all. */
+#define POLICY_ALL_SLOTS ((uint32_t)((1ull << IPC_MAX_REGS) - 1))
+uint32_t policy_write_changes(const struct ipc_reg *reg);
 
 /* How fast a device may send IPC_IRQ: DEVPROXY_IRQ_RATE messages a second,
  * with bursts of DEVPROXY_IRQ_BURST (a virtio device raises its line once

@@ -15,6 +15,7 @@ struct core_stats {
 	_Atomic uint64_t round_trips; /* IO_READ answered by a device */
 	_Atomic uint64_t shadow_hits; /* reads answered from a state page */
 	_Atomic uint64_t posted_writes;
+	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
 	_Atomic uint64_t acks_lowered; /* interrupt acknowledges that lowered a line at once */
 	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
 	_Atomic uint64_t jit_blocks;  /* soft engine: blocks its JIT translated */

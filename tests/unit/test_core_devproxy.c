@@ -22,6 +22,7 @@
 #define LSR 0x3fd /* shadowed, slot 5 */
 #define THR 0x3f8 /* stream */
 #define IER 0x3f9 /* neither: reads are round trips, writes are ordered */
+#define IIR 0x3fa /* read-acknowledge, slot 6 (with uart_hello_iir) */
 #define DEBUG_PORT 0x10000996ull /* a debug port range (MMIO, above RAM) */
 
 struct fixture {
@@ -33,7 +34,7 @@ struct fixture {
 	host_shm *state_shm;          /* the device's mapping of its state page */
 	struct ipc_state_page *state;
 	struct slot_table slots;
-	_Atomic int irqs, quits;
+	_Atomic int irqs, lowers, quits;
 };
 
 static void hook_irq(void *opaque, unsigned line, int level)
@@ -41,6 +42,8 @@ static void hook_irq(void *opaque, unsigned line, int level)
 	struct fixture *f = opaque;
 	if (line == 4 && level == 1)
 		f->irqs++;
+	if (line == 4 && level == 0)
+		f->lowers++;
 }
 
 static void hook_quit(void *opaque)
@@ -60,8 +63,19 @@ static struct ipc_msg uart_hello(void)
 	h->nirqs = 1;
 	h->irqs[0].gsi = 4;
 	h->nregs = 2;
-	h->regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, LSR};
-	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, THR};
+	h->regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, LSR, 0};
+	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, THR, 0};
+	return m;
+}
+
+/* With IIR as a read-acknowledge register (a 16550's, as dev-serial
+ * declares it). */
+static struct ipc_msg uart_hello_iir(void)
+{
+	struct ipc_msg m = uart_hello();
+	struct ipc_hello *h = &m.u.hello;
+	h->ranges[0].has_irq = true;
+	h->regs[h->nregs++] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, IIR, 0};
 	return m;
 }
 
@@ -247,9 +261,10 @@ static void test_round_trip_read_and_posted_write(void **state)
 	assert_int_equal(finish_read(&r), 0x0f);
 
 	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'x');
-	m = dev_recv(f);
-	assert_int_equal(m.type, IPC_IO_WRITE);
-	assert_int_equal(m.u.io.data, 'x');
+	m = dev_recv(f); /* a run of one byte, sent by the receive thread within a few ms */
+	assert_int_equal(m.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(m.u.run.count, 1);
+	assert_int_equal(m.u.run.data[0], 'x');
 	assert_true(m.seq > reply.seq);
 }
 
@@ -261,8 +276,158 @@ static void test_shadow_read_needs_no_device(void **state)
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
 	/* A stream write does not hold shadow reads back... */
 	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a');
-	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE);
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
+	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE_RUN);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
+}
+
+/* Stream writes wait in a run, which leaves before any later message: the
+ * device sees the bytes in order, then the ordered write, in seq order. */
+static void test_stream_writes_leave_as_one_run(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	for (const char *c = "abc"; *c; c++)
+		bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, (uint8_t)*c);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x02);
+	struct ipc_msg run = dev_recv(f), w = dev_recv(f);
+	assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(run.u.run.addr, THR);
+	assert_int_equal(run.u.run.count, 3);
+	assert_memory_equal(run.u.run.data, "abc", 3);
+	assert_int_equal(w.type, IPC_IO_WRITE);
+	assert_int_equal(w.u.io.addr, IER);
+	assert_true(w.seq > run.seq);
+}
+
+/* A write declared to change only some shadows (IPC_REG_CHANGES_ONLY, as
+ * dev-serial declares IER) holds back reads of those, not of the others:
+ * Linux's console writes IER, then polls LSR. */
+static void test_write_holds_back_only_the_shadows_it_changes(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.regs[hello.u.hello.nregs++] = (struct ipc_reg){
+		IPC_SPACE_PIO, 1, IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY, 7, IER, 1u << 7};
+	dev_attach_with(f, &hello);
+	atomic_store(&f->state->shadow[7], 0x0f);
+	dev_publish_lsr(f, 0x60, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x00);
+	struct ipc_msg w = dev_recv(f);
+	assert_int_equal(w.type, IPC_IO_WRITE);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60); /* not held back */
+	struct vcpu_read r;
+	start_read(f, &r, IER); /* held back: a round trip */
+	struct ipc_msg m = dev_recv(f);
+	assert_int_equal(m.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = m.seq};
+	reply.u.io.data = 0x00;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), 0x00);
+	atomic_store(&f->state->shadow[7], 0x00);
+	dev_publish_lsr(f, 0x60, w.seq);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IER, 1), 0x00);
+}
+
+/* The word dev-serial publishes for IIR: FIFOs on, THRE the event. */
+#define IIR_NONE 0xc1
+#define IIR_THRI 0xc2
+#define IIR_RDI 0xc4
+static void dev_publish_iir(struct fixture *f, uint64_t word, uint64_t applied_seq)
+{
+	atomic_store(&f->state->shadow[6], word);
+	atomic_store(&f->state->applied_seq, applied_seq);
+	f->state->magic = IPC_STATE_MAGIC;
+}
+
+/* IIR without a round trip: an answer that reports THRE acknowledges it
+ * (posted as READ_DONE after the line is lowered), the core then answers
+ * from what it knows ahead of the device (its own acknowledge, its own THR
+ * writes) until the device has applied them. */
+static void test_iir_answered_by_the_core(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_iir();
+	dev_attach_with(f, &hello);
+	uint64_t thre_pending = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_PENDING |
+				IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE | IPC_READ_ACK_STREAM_RAISES;
+	dev_publish_iir(f, thre_pending, 0);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	assert_int_equal(f->lowers, 1); /* nothing else pending: lowered before READ_DONE left */
+	struct ipc_msg done = dev_recv(f);
+	assert_int_equal(done.type, IPC_IO_READ_DONE);
+	assert_int_equal(done.u.io.addr, IIR);
+	assert_int_equal(done.u.io.data, IIR_THRI);
+	/* Not applied yet, the word still says pending: the core knows better. */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	/* A THR write raises it again before the device has seen either. */
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'x');
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	struct ipc_msg run = dev_recv(f), done2 = dev_recv(f);
+	assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(done2.type, IPC_IO_READ_DONE);
+	assert_true(run.seq > done.seq && done2.seq > run.seq);
+	/* Once the device has applied everything, its word is the truth. */
+	uint64_t idle = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE;
+	dev_publish_iir(f, idle | IPC_READ_ACK_STREAM_RAISES, done2.seq);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	assert_int_equal(f->lowers, 2);
+	/* With DLAB set a write to THR's address sets the divisor: THRE stays
+	 * as it was. */
+	dev_publish_iir(f, idle, done2.seq);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 0x01);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE_RUN);
+	assert_int_equal(f->lowers, 2);
+}
+
+/* A stream write posted while an ordered write (here LCR, which may set
+ * DLAB) is not applied yet: whether it raised THRE is unknown, so IIR goes
+ * to the device until it has applied both. */
+static void test_iir_after_unsettled_stream_write_asks_the_device(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_iir();
+	dev_attach_with(f, &hello);
+	dev_publish_iir(f, IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+				   IPC_READ_ACK_STREAM_RAISES, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER + 2 /* LCR */, 1, 0x80);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 0x0c);
+	struct vcpu_read r;
+	start_read(f, &r, IIR);
+	struct ipc_msg lcr = dev_recv(f), run = dev_recv(f), read = dev_recv(f);
+	assert_int_equal(lcr.type, IPC_IO_WRITE);
+	assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(read.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = read.seq};
+	reply.u.io.data = IIR_NONE;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), IIR_NONE);
+}
+
+/* The race that stalled a paste: input the device published (RX data, a
+ * higher priority than THRE) is never hidden behind THRE, and an answer
+ * that does not report THRE acknowledges nothing and lowers nothing. */
+static void test_iir_never_hides_published_input(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_iir();
+	dev_attach_with(f, &hello);
+	dev_publish_iir(f, IIR_RDI | IIR_RDI << 8 | IPC_READ_ACK_PENDING, 0);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_RDI);
+	/* THRE still pending behind RX data: not reported, so the core posted
+	 * no READ_DONE (the next message is the run) and lowered nothing. */
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'y');
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_RDI);
+	assert_int_equal(dev_recv(f).type, IPC_IO_WRITE_RUN);
+	assert_int_equal(f->lowers, 0);
+	/* Input handled, THRE reported: now it is acknowledged, but the line
+	 * stays up for the device to decide (not IDLE: more input queued). */
+	dev_publish_iir(f, IIR_RDI | IIR_THRI << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_REPORTS, 0);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	assert_int_equal(dev_recv(f).type, IPC_IO_READ_DONE);
+	assert_int_equal(f->lowers, 0);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_RDI);
 }
 
 /* The core answers a debug port's reads itself; its writes reach the device. */
@@ -311,7 +476,7 @@ static void test_reset_is_posted_in_order_and_holds_shadow_reads(void **state)
 	devproxy_reset(f->proxy);
 	struct ipc_msg w = dev_recv(f);
 	struct ipc_msg r = dev_recv(f);
-	assert_int_equal(w.type, IPC_IO_WRITE);
+	assert_int_equal(w.type, IPC_IO_WRITE_RUN);
 	assert_int_equal(r.type, IPC_RESET);
 	assert_true(r.seq > w.seq);
 	/* Until the device has applied the reset, LSR comes from the device. */
@@ -494,6 +659,11 @@ int main(void)
 		T(test_hello_over_ram_rejected),
 		T(test_round_trip_read_and_posted_write),
 		T(test_shadow_read_needs_no_device),
+		T(test_stream_writes_leave_as_one_run),
+		T(test_write_holds_back_only_the_shadows_it_changes),
+		T(test_iir_answered_by_the_core),
+		T(test_iir_never_hides_published_input),
+		T(test_iir_after_unsettled_stream_write_asks_the_device),
 		T(test_debug_port_reads_need_no_device),
 		T(test_ordered_write_waits_for_the_device),
 		T(test_reset_is_posted_in_order_and_holds_shadow_reads),

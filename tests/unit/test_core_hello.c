@@ -20,8 +20,8 @@ static struct ipc_hello uart_hello(void)
 	h.nirqs = 1;
 	h.irqs[0].gsi = 4;
 	h.nregs = 2;
-	h.regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 0, 0x3fd};
-	h.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, 0x3f8};
+	h.regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 0, 0x3fd, 0};
+	h.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, 0x3f8, 0};
 	return h;
 }
 
@@ -136,7 +136,7 @@ static struct ipc_hello slot_hello(void)
 	h.nirqs = 2;
 	/* The virtio Status register, shadowed, at its offset in the range. */
 	h.regs[h.nregs++] = (struct ipc_reg){.space = IPC_SPACE_MMIO, .size = 4,
-					     .flags = IPC_REG_SHADOW, .slot = 5, .addr = 0x70};
+					     .flags = IPC_REG_SHADOW, .slot = 5, .addr = 0x70, 0};
 	return h;
 }
 
@@ -185,8 +185,8 @@ static void test_slot_registers_and_ack_lowers(void **state)
 {
 	static struct slot_table t = {.lock = PTHREAD_MUTEX_INITIALIZER};
 	struct ipc_hello h = slot_hello(), placed;
-	h.regs[h.nregs++] = (struct ipc_reg){IPC_SPACE_MMIO, 4, IPC_REG_SHADOW, 3, 0x60};
-	h.regs[h.nregs++] = (struct ipc_reg){IPC_SPACE_MMIO, 4, IPC_REG_ACK_LOWERS, 3, 0x64};
+	h.regs[h.nregs++] = (struct ipc_reg){IPC_SPACE_MMIO, 4, IPC_REG_SHADOW, 3, 0x60, 0};
+	h.regs[h.nregs++] = (struct ipc_reg){IPC_SPACE_MMIO, 4, IPC_REG_ACK_LOWERS, 3, 0x64, 0};
 	char why[128];
 	assert_int_equal(policy_check_hello(&h, why, sizeof(why)), 0);
 	assert_int_equal(policy_place(&t, "console", &h, &placed, why, sizeof(why)), 0);

@@ -20,9 +20,9 @@ static int setup(void **state)
 	hello.nranges = 1;
 	hello.ranges[0] = (struct ipc_range){.space = IPC_SPACE_PIO, .base = 0x3f8, .size = 8};
 	hello.nregs = 3;
-	hello.regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, 0x3fd};  /* LSR */
-	hello.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, 0x3f8};  /* THR */
-	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 2, IPC_REG_SHADOW, 6, 0x3fa};  /* 2 bytes */
+	hello.regs[0] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 5, 0x3fd, 0};  /* LSR */
+	hello.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM, 0, 0x3f8, 0};  /* THR */
+	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 2, IPC_REG_SHADOW, 6, 0x3fa, 0};  /* 2 bytes */
 	memset(&page, 0, sizeof(page));
 	page.magic = IPC_STATE_MAGIC;
 	page.version = IPC_PROTO_VERSION;
@@ -71,7 +71,7 @@ static void test_no_shadow_for_undeclared_or_plain_registers(void **state)
 	uint64_t v;
 	assert_false(policy_shadow_read(NULL, &page, 0, 1, &v));
 	assert_false(policy_shadow_read(&hello.regs[1], &page, 0, 1, &v)); /* stream only */
-	struct ipc_reg hostile = {IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 200, 0x3fd};
+	struct ipc_reg hostile = {IPC_SPACE_PIO, 1, IPC_REG_SHADOW, 200, 0x3fd, 0};
 	assert_false(policy_shadow_read(&hostile, &page, 0, 1, &v)); /* slot out of the page */
 }
 
@@ -87,9 +87,11 @@ static void test_shadow_masked_to_access_size(void **state)
 
 static void test_which_writes_are_ordered(void **state)
 {
-	assert_false(policy_write_is_ordered(&hello.regs[1])); /* THR: a stream */
-	assert_true(policy_write_is_ordered(&hello.regs[0]));
-	assert_true(policy_write_is_ordered(NULL)); /* undeclared: may change anything */
+	assert_int_equal(policy_write_changes(&hello.regs[1]), 0); /* THR: a stream */
+	assert_int_equal(policy_write_changes(&hello.regs[0]), POLICY_ALL_SLOTS);
+	assert_int_equal(policy_write_changes(NULL), POLICY_ALL_SLOTS); /* undeclared: anything */
+	struct ipc_reg ier = {IPC_SPACE_PIO, 1, IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY, 7, 0x3f9, 0x82};
+	assert_int_equal(policy_write_changes(&ier), 0x82); /* only what it declares */
 }
 
 int main(void)

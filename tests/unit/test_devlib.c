@@ -40,6 +40,7 @@ struct fake {
 	uint64_t writes[16]; /* data of each write, in order */
 	_Atomic size_t nwrites;
 	_Atomic unsigned resets;
+	_Atomic uint64_t read_done; /* data of the last IO_READ_DONE */
 	/* the event loop */
 	int pipe_r;              /* watched when >= 0 */
 	_Atomic bool pipe_seen;  /* poll_dispatch saw it readable */
@@ -90,6 +91,12 @@ static void fake_write(void *dev, const struct ipc_io *io)
 	f->nwrites++;
 }
 
+static void fake_read_done(void *dev, const struct ipc_io *io)
+{
+	struct fake *f = dev;
+	f->read_done = io->data;
+}
+
 static void fake_reset(void *dev)
 {
 	struct fake *f = dev;
@@ -124,7 +131,7 @@ static void fake_dispatch(void *dev, const struct host_pollfd *fds, size_t n)
 
 static const struct dev_ops fake_ops = {
 	.hello = fake_hello, .attach = fake_attach, .read = fake_read, .write = fake_write,
-	.reset = fake_reset, .poll_prepare = fake_prepare, .poll_dispatch = fake_dispatch,
+	.read_done = fake_read_done, .reset = fake_reset, .poll_prepare = fake_prepare, .poll_dispatch = fake_dispatch,
 };
 
 /* ---- the scripted core, and the device on a thread ---- */
@@ -312,6 +319,21 @@ static void test_attach_and_serve(void **state)
 	/* PING came after the writes: they are applied and acknowledged. */
 	assert_int_equal(r->fake.nwrites, 2);
 	assert_int_equal(r->fake.writes[1], 0x42);
+	assert_int_equal(applied_seq(r), r->seq);
+
+	/* A run is its writes, one by one in order, applied under its seq; a
+	 * READ_DONE reaches the device's op and is applied like a write. */
+	struct ipc_msg run = {.type = IPC_IO_WRITE_RUN, .seq = ++r->seq};
+	run.u.run = (struct ipc_io_run){.space = IPC_SPACE_PIO, .addr = FAKE_REG, .count = 3};
+	memcpy(run.u.run.data, "xyz", 3);
+	send_msg(r, &run);
+	send_io(r, IPC_IO_READ_DONE, FAKE_REG + 1, 0x5a);
+	send_msg(r, &ping);
+	recv_msg(r, &m, IPC_PONG);
+	assert_int_equal(r->fake.nwrites, 5);
+	assert_int_equal(r->fake.writes[2], 'x');
+	assert_int_equal(r->fake.writes[4], 'z');
+	assert_int_equal(r->fake.read_done, 0x5a);
 	assert_int_equal(applied_seq(r), r->seq);
 
 	struct ipc_msg reset = {.type = IPC_RESET, .seq = ++r->seq};

@@ -100,6 +100,7 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 			assert_int_equal(x->regs[i].size, y->regs[i].size);
 			assert_int_equal(x->regs[i].flags, y->regs[i].flags);
 			assert_int_equal(x->regs[i].slot, y->regs[i].slot);
+			assert_int_equal(x->regs[i].changes, y->regs[i].changes);
 			assert_int_equal(x->regs[i].addr, y->regs[i].addr);
 		}
 		break;
@@ -125,8 +126,15 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 	case IPC_REJECT:
 		assert_string_equal(a->u.reason, b->u.reason);
 		break;
+	case IPC_IO_WRITE_RUN:
+		assert_int_equal(a->u.run.space, b->u.run.space);
+		assert_int_equal(a->u.run.addr, b->u.run.addr);
+		assert_int_equal(a->u.run.count, b->u.run.count);
+		assert_memory_equal(a->u.run.data, b->u.run.data, a->u.run.count);
+		break;
 	case IPC_IO_READ:
 	case IPC_IO_WRITE:
+	case IPC_IO_READ_DONE:
 		assert_int_equal(a->u.io.space, b->u.io.space);
 		assert_int_equal(a->u.io.size, b->u.io.size);
 		assert_int_equal(a->u.io.addr, b->u.io.addr);
@@ -193,6 +201,16 @@ static void test_round_trip_every_type(void **state)
 	m = io_msg(IPC_IO_WRITE, IPC_SPACE_MMIO, 8, 0xfe000008, 0xfedcba9876543210ull);
 	assert_round_trip(&m);
 	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 2, 0xfffe, 0xbeef);
+	assert_round_trip(&m);
+	m = io_msg(IPC_IO_READ_DONE, IPC_SPACE_PIO, 1, 0x3fa, 0xc2);
+	assert_round_trip(&m);
+	m = (struct ipc_msg){ .type = IPC_IO_WRITE_RUN, .seq = 78 };
+	m.u.run = (struct ipc_io_run){ .space = IPC_SPACE_PIO, .addr = 0x3f8, .count = 1 };
+	m.u.run.data[0] = 'A';
+	assert_round_trip(&m);
+	m.u.run.count = IPC_IO_RUN_MAX;
+	for (unsigned i = 0; i < IPC_IO_RUN_MAX; i++)
+		m.u.run.data[i] = (uint8_t)i;
 	assert_round_trip(&m);
 	m = (struct ipc_msg){ .type = IPC_IO_REPLY, .seq = 77 };
 	m.u.io.data = 0x60;
@@ -525,9 +543,41 @@ static void test_other_hostile(void **state)
 	for (size_t i = 0; i < sizeof(bad_io) / sizeof(bad_io[0]); i++)
 		assert_int_equal(ipc_encode(&bad_io[i], b, sizeof(b)), IPC_EBADMSG);
 
+	/* Runs: no bytes, too many, not a 1-byte access, a count the body
+	 * does not match. */
+	m = (struct ipc_msg){ .type = IPC_IO_WRITE_RUN };
+	m.u.run = (struct ipc_io_run){ .space = IPC_SPACE_PIO, .addr = 0x3f8, .count = 0 };
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.run.count = IPC_IO_RUN_MAX + 1;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.run.count = 2;
+	m.u.run.addr = 0x10000;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.run.addr = 0x3f8;
+	size_t len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 1] = 2; /* size */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 2] = 3; /* count 3, 2 bytes follow */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 5] = 1; /* reserved */
+	assert_refused(b, len);
+
+	/* A register's changes need their flag, stay below the slots, and a
+	 * stream register has none. */
+	m = hello_msg();
+	m.u.hello.regs[0].changes = 1;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.hello.regs[0].flags |= IPC_REG_CHANGES_ONLY;
+	m.u.hello.regs[0].changes = 1u << IPC_MAX_REGS;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.hello.regs[0].changes = 1;
+	assert_round_trip(&m);
+
 	/* IO reserved bytes. */
 	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x41);
-	size_t len = encode_ok(&m, b);
+	len = encode_ok(&m, b);
 	b[IPC_HDR_SIZE + 2] = 1;
 	assert_refused(b, len);
 

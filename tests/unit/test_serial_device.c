@@ -25,6 +25,7 @@ struct harness {
 	size_t nsent;
 	uint8_t out[256];
 	size_t nout;
+	uint64_t iir_word_at_irq; /* COM1's IIR word as the last IPC_IRQ left */
 	_Alignas(8) uint8_t page[IPC_STATE_SIZE];
 };
 
@@ -35,8 +36,13 @@ static void record_send(void *opaque, const struct ipc_msg *m)
 	h->sent[h->nsent++] = *m;
 }
 
+static unsigned iir_slot(void);
+
 static void record_originated(void *opaque, struct ipc_msg *m)
 {
+	struct harness *h = opaque;
+	if (m->type == IPC_IRQ)
+		h->iir_word_at_irq = atomic_load(&((struct ipc_state_page *)h->page)->shadow[iir_slot()]);
 	record_send(opaque, m);
 }
 
@@ -135,6 +141,23 @@ static unsigned slot_for(struct harness *h, uint8_t space, uint64_t addr)
 	return 0;
 }
 
+/* COM1's IIR: a read-acknowledge register (the core answers it). */
+static unsigned iir_slot(void)
+{
+	struct serial_config cfg = {.stdio = true};
+	struct ipc_msg m;
+	serial_hello(&cfg, &m.u.hello);
+	for (uint32_t i = 0; i < m.u.hello.nregs; i++) {
+		const struct ipc_reg *r = &m.u.hello.regs[i];
+		if (r->space == IPC_SPACE_PIO && r->addr == COM1 + UART_IIR) {
+			assert_int_equal(r->flags, IPC_REG_READ_ACK);
+			return r->slot;
+		}
+	}
+	fail_msg("IIR is not declared");
+	return 0;
+}
+
 static bool shadows_valid(struct harness *h)
 {
 	return __atomic_load_n(&page_of(h)->magic, __ATOMIC_ACQUIRE) == IPC_STATE_MAGIC;
@@ -220,6 +243,110 @@ static void test_write_and_read(void **state)
 	assert_int_equal(h->nout, 4);
 	assert_int_equal(h->out[3], '!');
 	assert_int_equal(read_reg(h, IPC_SPACE_MMIO, DEBUGCON_MMIO, 1), 0xe9);
+}
+
+/* The paste stall of issue 7, device side.  THRE pending holds IRQ 4 up;
+ * host input arrives (the line is up already: no message); the core had
+ * answered IIR = THRI from a word older than the input, lowered the line
+ * and posted READ_DONE.  Applying it, the device raises the line again, and
+ * the word published before that message shows the input: the guest gets a
+ * fresh edge and finds RX data, where a stale NO_INT would end its handler
+ * for good (IRQ 4 is edge-triggered). */
+static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_RDI | UART_IER_THRI);
+	assert_int_equal(h->sent[h->nsent - 1].type, IPC_IRQ);
+	assert_int_equal(h->sent[h->nsent - 1].u.irq.level, 1);
+	uint64_t before = shadow(h, iir_slot());
+	assert_int_equal(IPC_READ_ACK_RAISED(before), UART_IIR_FIFO_ON | UART_IIR_THRI);
+	assert_int_equal(IPC_READ_ACK_CLEAR(before), UART_IIR_FIFO_ON | UART_IIR_NO_INT);
+	assert_true(before & IPC_READ_ACK_PENDING);
+	assert_true(before & IPC_READ_ACK_REPORTS);
+	assert_true(before & IPC_READ_ACK_IDLE);
+
+	size_t n = h->nsent;
+	assert_int_equal(serial_input(&h->d, (const uint8_t *)"z", 1), 1);
+	assert_int_equal(h->nsent, n);
+	uint64_t with_input = shadow(h, iir_slot());
+	assert_int_equal(IPC_READ_ACK_CLEAR(with_input), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_false(with_input & IPC_READ_ACK_REPORTS); /* RX data outranks THRE */
+	assert_false(with_input & IPC_READ_ACK_IDLE);
+
+	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
+				    .data = IPC_READ_ACK_RAISED(before)};
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(atomic_load(&page_of(h)->applied_seq), seq);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->sent[n].type, IPC_IRQ);
+	assert_int_equal(h->sent[n].u.irq.line, 4);
+	assert_int_equal(h->sent[n].u.irq.level, 1);
+	/* Published before the message left: THRE acknowledged, RX data shown. */
+	assert_false(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
+	assert_int_equal(IPC_READ_ACK_CLEAR(h->iir_word_at_irq), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, 1), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'z');
+}
+
+/* IER (DLM under DLAB), LCR, MCR and SCR are shadowed: what a read would
+ * return, after every write. */
+static void test_plain_registers_shadowed(void **state)
+{
+	struct harness *h = *state;
+	unsigned ier = slot_for(h, IPC_SPACE_PIO, COM1 + UART_IER);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0x05);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, UART_LCR_DLAB | 0x03);
+	assert_int_equal(shadow(h, ier), 0); /* DLM */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0x12);
+	assert_int_equal(shadow(h, ier), 0x12);
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_LCR)), 0x83);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, 0x03);
+	assert_int_equal(shadow(h, ier), 0x05);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_MCR, UART_MCR_OUT2 | UART_MCR_DTR);
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_MCR)), 0x09);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_SCR, 0x5a);
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_SCR)), 0x5a);
+	for (unsigned reg = UART_IER; reg <= UART_SCR; reg++)
+		if (reg == UART_IER || reg == UART_LCR || reg == UART_MCR || reg == UART_SCR)
+			assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1 + reg, 1),
+					 shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + reg)));
+	assert_true(shadows_valid(h));
+}
+
+/* The stalled boot: the device said "high" (THRE), the core answered IIR
+ * and lowered its line, and the "high" reached the core only after that,
+ * leaving its line up.  READ_DONE must say "low" then, or the next "high"
+ * finds the line up already and gives no edge.  After a "low", READ_DONE
+ * says nothing: the core's line is low whatever the order. */
+static void test_iir_read_done_says_the_level_again(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	size_t n = h->nsent;
+	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
+	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
+				    .data = UART_IIR_THRI};
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->sent[n].type, IPC_IRQ);
+	assert_int_equal(h->sent[n].u.irq.level, 0);
+	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_PENDING);
+	/* A THR write raises THRE again, and the line with it. */
+	write_reg(h, IPC_SPACE_PIO, COM1, 'q');
+	assert_int_equal(h->nsent, n + 2);
+	assert_int_equal(h->sent[n + 1].u.irq.level, 1);
+	assert_true(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
+	/* Acknowledged again, then once more with the line already low. */
+	done.seq = ++seq;
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 3);
+	assert_int_equal(h->sent[n + 2].u.irq.level, 0);
+	done.seq = ++seq;
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 3);
 }
 
 static void test_stdio_off_drops_uart_output(void **state)
@@ -370,7 +497,7 @@ static void test_hvc0_beside_the_uarts(void **state)
 	struct ipc_msg m = {.type = IPC_HELLO, .seq = 1};
 	serial_hello(&h->d.cfg, &m.u.hello);
 	const struct ipc_hello *hello = &m.u.hello;
-	assert_int_equal(hello->nregs, 6 + VIRTIO_CONSOLE_HELLO_REGS); /* 3 per UART */
+	assert_int_equal(hello->nregs, 11 + VIRTIO_CONSOLE_HELLO_REGS); /* 8 of COM1, 3 of the MMIO UART */
 	const struct ipc_range *r = &hello->ranges[hello->nranges - 1];
 	assert_int_equal(r->kind, IPC_RANGE_VIRTIO_MMIO);
 	assert_int_equal(r->base, 0);
@@ -390,7 +517,7 @@ static void test_hvc0_beside_the_uarts(void **state)
 	io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 2, .addr = 0xd0001000 + VIRTIO_MMIO_CONFIG};
 	assert_int_equal(serial_read(&h->d, &io), 90);
 	/* The core answers MagicValue from the slot after the UARTs' (and the PL011's). */
-	assert_int_equal(page_of(h)->shadow[5 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
+	assert_int_equal(page_of(h)->shadow[10 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
 
 	size_t uart_space = serial_input_space(&h->d);
 	assert_int_equal(uart_space, VIRTIO_CONSOLE_INPUT_SIZE);
@@ -453,6 +580,9 @@ int main(void)
 		cmocka_unit_test(test_fresh_attach_publishes),
 		cmocka_unit_test_setup_teardown(test_write_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stdio_off_drops_uart_output, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_read_done_says_the_level_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_plain_registers_shadowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_withdraws_shadows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup, teardown),
