@@ -193,7 +193,7 @@ static void publish_shadow(void *opaque, enum virtio_mmio_shadow which, uint32_t
 
 /* ---- HELLO ---- */
 
-void virtio_console_hello(struct ipc_hello *h, unsigned first_slot)
+void virtio_console_hello(struct ipc_hello *h, unsigned first_slot, unsigned doorbell)
 {
 	uint32_t line = h->nirqs++;
 	h->irqs[line] = (struct ipc_irq_line){.gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL};
@@ -203,7 +203,11 @@ void virtio_console_hello(struct ipc_hello *h, unsigned first_slot)
 						     .irq = (uint8_t)line};
 	/* Registers of a slot range are declared at offsets from 0: the core
 	 * moves them to the slot it assigns (ipc.h). */
-	h->nregs += virtio_mmio_hello_regs(0, first_slot, &h->regs[h->nregs]);
+	struct ipc_reg *regs = &h->regs[h->nregs];
+	h->nregs += virtio_mmio_hello_regs(0, first_slot, regs);
+	/* Linux's hvc console spins, interrupts off, until its transmit buffer
+	 * is used (virtio_console.h): the vCPU waits for the ring instead. */
+	virtio_mmio_hello_doorbell(regs, doorbell, true);
 }
 
 /* ---- attaching ---- */
@@ -264,6 +268,11 @@ uint64_t virtio_console_read(struct virtio_console *c, uint64_t offset, unsigned
 void virtio_console_write(struct virtio_console *c, uint64_t offset, unsigned size, uint64_t value)
 {
 	virtio_mmio_write(&c->vdev, offset, size, value);
+}
+
+void virtio_console_doorbell(struct virtio_console *c, uint32_t bits)
+{
+	virtio_mmio_doorbell(&c->vdev, bits);
 }
 
 void virtio_console_machine_reset(struct virtio_console *c)

@@ -10,6 +10,9 @@
  * PONG, SHUTDOWN or a vanished core ends the run.  REJECT ends it with
  * IPC_DEVICE_EXIT_REFUSED.
  *
+ * Doorbells (IPC_REG_DOORBELL, ipc.h) bypass the channel: a thread of the
+ * library sleeps on the state page's doorbell and calls ops->doorbell.
+ *
  * One event loop per process: it waits (host_poll) on the channel, on a
  * wake-up handle and on whatever host handles the device adds
  * (poll_prepare), with the device's next timer deadline as timeout; then it
@@ -50,6 +53,12 @@ struct dev_ops {
 	void (*write)(void *dev, const struct ipc_io *io);
 	/* The guest reset the machine.  Ordered like a write. */
 	void (*reset)(void *dev);
+	/* Optional (NULL: none; needed by a device that declares an
+	 * IPC_REG_DOORBELL register).  Doorbell `doorbell` was rung with the
+	 * values whose bits are set in `bits` (ipc.h).  Called from the
+	 * library's doorbell thread, unordered with the messages: a ring may
+	 * arrive before writes the guest made earlier. */
+	void (*doorbell)(void *dev, unsigned doorbell, uint32_t bits);
 
 	/* Optional (NULL: none).  Before each wait: add up to max host handles
 	 * to watch to fds and return how many; lower *deadline_ns (host_now_ns
