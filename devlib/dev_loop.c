@@ -35,7 +35,7 @@ struct dev_loop {
 	struct dev_port port;
 	ipc_chan *chan;
 	pthread_mutex_t lock; /* every call into the device, every message it sends */
-	pthread_cond_t changed; /* broadcast after messages from the core were handled */
+	pthread_cond_t changed; /* broadcast after messages from the core or rings were handled */
 	uint64_t next_seq;      /* of messages the device originates */
 	/* dev_wake: a message on an in-process pair of nng sockets, so that the
 	 * wake-up is a pollable handle on every host. */
@@ -401,6 +401,7 @@ static void *doorbell_main(void *arg)
 			if (bits)
 				l->ops->doorbell(l->dev, i, bits);
 		}
+		pthread_cond_broadcast(&l->changed); /* as after messages: dev_wait_change */
 		dev_unlock(l);
 		atomic_store(&db->taken, rung);
 		host_shared_wake(&db->taken);

@@ -126,7 +126,7 @@ void dev_irq(struct dev_loop *l, uint32_t line, int level);
 void dev_lock(struct dev_loop *l);
 void dev_unlock(struct dev_loop *l);
 /* With the lock held: wait until the loop has handled messages from the
- * core (the device may have changed). */
+ * core or a doorbell's rings (the device may have changed). */
 void dev_wait_change(struct dev_loop *l);
 /* Any thread, lock held or not: run poll_prepare/poll_dispatch soon. */
 void dev_wake(struct dev_loop *l);
