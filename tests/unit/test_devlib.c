@@ -459,9 +459,31 @@ static void wait_taken(struct rig *r, uint32_t n)
 	assert_int_equal(atomic_load(&db->taken), n);
 }
 
+/* A device thread waiting for a change (dev-serial's stdin reader waiting
+ * for room) until the device has taken `calls` doorbell calls. */
+struct change_waiter {
+	struct rig *r;
+	unsigned calls;
+	_Atomic bool waiting, done;
+};
+
+static void *wait_for_doorbell_calls(void *arg)
+{
+	struct change_waiter *w = arg;
+	dev_lock(w->r->fake.loop);
+	while (w->r->fake.doorbell_calls < w->calls) {
+		w->waiting = true;
+		dev_wait_change(w->r->fake.loop);
+	}
+	dev_unlock(w->r->fake.loop);
+	w->done = true;
+	return NULL;
+}
+
 /* Rings reach the device's doorbell op without a message, those made while
  * no process was there included, and rings made while the device is busy
- * are taken together; the run still ends cleanly with the thread. */
+ * are taken together and wake dev_wait_change; the run still ends cleanly
+ * with the thread. */
 static void test_doorbell_rings_reach_the_device(void **state)
 {
 	struct rig *r = *state;
@@ -490,6 +512,17 @@ static void test_doorbell_rings_reach_the_device(void **state)
 	assert_int_equal(r->fake.doorbell_calls, 3);
 	assert_int_equal(r->fake.nwrites, 0); /* no message carried them */
 	dev_unlock(r->fake.loop);
+
+	/* A ring wakes a thread in dev_wait_change, as a message would. */
+	struct change_waiter w = {.r = r, .calls = 4};
+	pthread_t waiter;
+	assert_int_equal(pthread_create(&waiter, NULL, wait_for_doorbell_calls, &w), 0);
+	wait_until(&w.waiting);
+	dev_lock(r->fake.loop); /* it set waiting under the lock: now it waits */
+	dev_unlock(r->fake.loop);
+	wait_taken(r, ring(r, 3, 0));
+	wait_until(&w.done);
+	pthread_join(waiter, NULL);
 	shutdown_device(r);
 }
 
