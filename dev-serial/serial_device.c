@@ -401,6 +401,13 @@ static void ops_doorbell(void *dev, unsigned doorbell, uint32_t bits)
 		virtio_console_doorbell(&d->hvc0, bits);
 }
 
+static void ops_doorbell_quiet(void *dev)
+{
+	struct serial_device *d = dev;
+	if (d->cfg.hvc0 && d->hvc0.state)
+		virtio_console_doorbell_quiet(&d->hvc0);
+}
+
 const struct dev_ops serial_dev_ops = {
 	.hello = ops_hello,
 	.attach = ops_attach,
@@ -408,6 +415,7 @@ const struct dev_ops serial_dev_ops = {
 	.write = ops_write,
 	.reset = ops_reset,
 	.doorbell = ops_doorbell,
+	.doorbell_quiet = ops_doorbell_quiet,
 };
 
 /* ---- host side ---- */

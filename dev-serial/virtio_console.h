@@ -9,7 +9,15 @@
  *   notify's latency is the console's throughput: QueueNotify is a doorbell
  *   in the state page (no message) and the notifying vCPU sleeps until
  *   dev-serial has taken it (IPC_REG_DOORBELL_WAIT), rather than spinning
- *   against dev-serial for the host's CPUs.
+ *   against dev-serial for the host's CPUs.  The driver asks for an
+ *   interrupt for every used buffer (its used_event), which then finds
+ *   nothing: its spinning took the buffer.  So the used-buffer notification
+ *   of buffers transmitted on a ring is decided later, at the next ring or
+ *   once the rings have been quiet for DOORBELL_QUIET_US: by then a polling
+ *   driver has taken the buffers and moved used_event past them (no
+ *   interrupt is due), while a driver that waits gets its interrupt then.
+ *   A device reads used_event after publishing the used index, as here,
+ *   only later: the driver's protocol already allows for that.
  * - receiveq0: host input is queued here (VIRTIO_CONSOLE_INPUT_SIZE bytes,
  *   in the state page) and moved into the receive buffers the driver posts
  *   once its port is open (below); input typed before waits (typeahead).
@@ -93,6 +101,8 @@ struct virtio_console {
 	struct virtio_console_state *state;
 	struct virtio_console_io io;
 	uint64_t last_probe_ns; /* host_now_ns of the last probe */
+	bool taking_rings;       /* inside virtio_console_doorbell */
+	bool tx_signal_deferred; /* transmit buffers used, their notification not yet decided */
 };
 
 /* Add the console's range (a virtio-mmio slot the core assigns), its line
@@ -116,6 +126,8 @@ void virtio_console_write(struct virtio_console *c, uint64_t offset, unsigned si
 
 /* The console's doorbell was rung with these bits (its queues notified). */
 void virtio_console_doorbell(struct virtio_console *c, uint32_t bits);
+/* No ring for a while (devlib's ops.doorbell_quiet): send what is deferred. */
+void virtio_console_doorbell_quiet(struct virtio_console *c);
 
 /* The machine was reset: the transport starts over; held input stays (it
  * was typed for the next boot too, as for the UART). */

@@ -380,12 +380,17 @@ static void *doorbell_main(void *arg)
 {
 	struct dev_loop *l = arg;
 	struct ipc_doorbell *db = &l->port.page->doorbell;
+	bool quiet_due = false; /* ops.doorbell_quiet once the rings stop */
 	for (;;) {
 		uint32_t rung = atomic_load(&db->rung);
 		if (rung == atomic_load(&db->taken)) {
-			host_shared_wait(&db->rung, rung, DOORBELL_IDLE_US);
+			host_shared_wait(&db->rung, rung, quiet_due ? DOORBELL_QUIET_US : DOORBELL_IDLE_US);
 			dev_lock(l);
 			bool stopping = l->stopping;
+			if (!stopping && quiet_due && atomic_load(&db->rung) == rung) {
+				l->ops->doorbell_quiet(l->dev);
+				quiet_due = false;
+			}
 			dev_unlock(l);
 			if (stopping)
 				return NULL;
@@ -403,6 +408,7 @@ static void *doorbell_main(void *arg)
 		}
 		pthread_cond_broadcast(&l->changed); /* as after messages: dev_wait_change */
 		dev_unlock(l);
+		quiet_due = l->ops->doorbell_quiet != NULL;
 		atomic_store(&db->taken, rung);
 		host_shared_wake(&db->taken);
 	}

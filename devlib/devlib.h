@@ -59,6 +59,10 @@ struct dev_ops {
 	 * library's doorbell thread, unordered with the messages: a ring may
 	 * arrive before writes the guest made earlier. */
 	void (*doorbell)(void *dev, unsigned doorbell, uint32_t bits);
+	/* Optional: no ring has come for DOORBELL_QUIET_US since the last one
+	 * taken (or a little earlier: spurious wake-ups).  The time to send
+	 * what a device deferred while rings kept coming. */
+	void (*doorbell_quiet)(void *dev);
 
 	/* Optional (NULL: none).  Before each wait: add up to max host handles
 	 * to watch to fds and return how many; lower *deadline_ns (host_now_ns
@@ -76,6 +80,9 @@ struct dev_ops {
 	 * unconfined).  NULL: none (unit tests that run the loop in-process). */
 	const struct host_sandbox_profile *sandbox;
 };
+
+/* How long the doorbells stay quiet before ops.doorbell_quiet. */
+#define DOORBELL_QUIET_US 1000
 
 /* Host handles one device may watch: dev-net watches one socket per NAT
  * connection and forward (100 concurrent connections and more). */

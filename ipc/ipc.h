@@ -16,6 +16,8 @@
  *    ordered write sent before has been applied (state->applied_seq).
  *  - Writes to registers declared "stream" (e.g. a UART's THR) never change a
  *    shadowed value, so they do not make the core wait before a shadow read.
+ *  - Writes to registers declared "doorbell" (virtio's QueueNotify) are no
+ *    message at all: a bit and a count in the state page and a wake-up.
  */
 #ifndef MINIVM_IPC_H
 #define MINIVM_IPC_H
