@@ -250,6 +250,10 @@ bool virtio_console_attach(struct virtio_console *c, struct virtio_console_state
 		log_once("the hvc0 state left by the previous dev-serial is not valid: its driver must reset it");
 	if (kept) {
 		kept = virtio_mmio_restart(&c->vdev); /* logs itself */
+		/* The previous incarnation may have died with a transmit
+		 * notification deferred (virtio_console.h): give it now. */
+		if (kept)
+			virtq_signal_used(&c->vdev, VIRTIO_CONSOLE_TX);
 	} else {
 		memset(s, 0, sizeof(*s));
 		s->magic = VIRTIO_CONSOLE_STATE_MAGIC;
