@@ -487,8 +487,7 @@ static void *wait_for_doorbell_calls(void *arg)
 static void test_doorbell_rings_reach_the_device(void **state)
 {
 	struct rig *r = *state;
-	if (!host_shared_wait_supported())
-		skip(); /* counted as skipped by cmocka, not as passed */
+	assert_true(host_shared_wait_supported()); /* this test is built on Linux only */
 	r->fake.declare_doorbell = true;
 	uint32_t n = ring(r, 1, 2); /* before the device is there */
 	attach(r);
