@@ -26,6 +26,8 @@ enum serial_slot {
 	SLOT_HVC0_FIRST, /* VIRTIO_SHADOW_COUNT slots from here */
 };
 _Static_assert(SLOT_HVC0_FIRST + VIRTIO_SHADOW_COUNT <= IPC_MAX_REGS, "shadow slots");
+/* Doorbells of the state page (ipc.h): hvc0's QueueNotify. */
+enum serial_doorbell { DOORBELL_HVC0 };
 _Static_assert(11 + VIRTIO_CONSOLE_HELLO_REGS <= IPC_MAX_REGS, "the HELLO's registers");
 
 /* ---- the models' effects ---- */
@@ -167,7 +169,7 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 		add_reg(h, IPC_SPACE_MMIO, cfg->mmio_base + UART_MSR, IPC_REG_SHADOW, SLOT_MMIO_MSR);
 	}
 	if (cfg->hvc0) /* last: its range is the WELCOME's last */
-		virtio_console_hello(h, SLOT_HVC0_FIRST);
+		virtio_console_hello(h, SLOT_HVC0_FIRST, DOORBELL_HVC0);
 }
 
 /* ---- the state page ---- */
@@ -468,6 +470,20 @@ static void ops_reset(void *dev)
 	serial_reset(dev);
 }
 
+static void ops_doorbell(void *dev, unsigned doorbell, uint32_t bits)
+{
+	struct serial_device *d = dev;
+	if (doorbell == DOORBELL_HVC0 && d->cfg.hvc0 && d->hvc0.state)
+		virtio_console_doorbell(&d->hvc0, bits);
+}
+
+static void ops_doorbell_quiet(void *dev)
+{
+	struct serial_device *d = dev;
+	if (d->cfg.hvc0 && d->hvc0.state)
+		virtio_console_doorbell_quiet(&d->hvc0);
+}
+
 const struct dev_ops serial_dev_ops = {
 	.hello = ops_hello,
 	.attach = ops_attach,
@@ -475,6 +491,8 @@ const struct dev_ops serial_dev_ops = {
 	.write = ops_write,
 	.read_done = ops_read_done,
 	.reset = ops_reset,
+	.doorbell = ops_doorbell,
+	.doorbell_quiet = ops_doorbell_quiet,
 };
 
 /* ---- host side ---- */

@@ -141,7 +141,9 @@ static void transmit(struct virtio_console *c)
 		virtq_push(dev, VIRTIO_CONSOLE_TX, &chain, 0);
 		pushed = true;
 	}
-	if (pushed)
+	if (pushed && c->taking_rings)
+		c->tx_signal_deferred = true; /* virtio_console.h: deferred while rings come */
+	else if (pushed)
 		virtq_signal_used(dev, VIRTIO_CONSOLE_TX);
 	/* Linux posts receive buffers again without a notify (the device
 	 * asked for none): look here, where the guest is active. */
@@ -170,7 +172,9 @@ static void forget_port(struct virtio_console_state *s)
 
 static void transport_reset(void *opaque)
 {
-	forget_port(((struct virtio_console *)opaque)->state);
+	struct virtio_console *c = opaque;
+	forget_port(c->state);
+	c->tx_signal_deferred = false;
 }
 
 static void driver_ok(void *opaque)
@@ -193,7 +197,7 @@ static void publish_shadow(void *opaque, enum virtio_mmio_shadow which, uint32_t
 
 /* ---- HELLO ---- */
 
-void virtio_console_hello(struct ipc_hello *h, unsigned first_slot)
+void virtio_console_hello(struct ipc_hello *h, unsigned first_slot, unsigned doorbell)
 {
 	uint32_t line = h->nirqs++;
 	h->irqs[line] = (struct ipc_irq_line){.gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL};
@@ -203,7 +207,11 @@ void virtio_console_hello(struct ipc_hello *h, unsigned first_slot)
 						     .irq = (uint8_t)line};
 	/* Registers of a slot range are declared at offsets from 0: the core
 	 * moves them to the slot it assigns (ipc.h). */
-	h->nregs += virtio_mmio_hello_regs(0, first_slot, &h->regs[h->nregs]);
+	struct ipc_reg *regs = &h->regs[h->nregs];
+	h->nregs += virtio_mmio_hello_regs(0, first_slot, regs);
+	/* Linux's hvc console spins, interrupts off, until its transmit buffer
+	 * is used (virtio_console.h): the vCPU waits for the ring instead. */
+	virtio_mmio_hello_doorbell(regs, doorbell, true);
 }
 
 /* ---- attaching ---- */
@@ -220,6 +228,7 @@ bool virtio_console_attach(struct virtio_console *c, struct virtio_console_state
 {
 	c->state = s;
 	c->last_probe_ns = 0;
+	c->taking_rings = c->tx_signal_deferred = false;
 	c->vdev = (struct virtio_dev){
 		.device_id = VIRTIO_CONSOLE_DEVICE_ID,
 		.device_features = 1ull << VIRTIO_CONSOLE_F_SIZE,
@@ -241,6 +250,10 @@ bool virtio_console_attach(struct virtio_console *c, struct virtio_console_state
 		log_once("the hvc0 state left by the previous dev-serial is not valid: its driver must reset it");
 	if (kept) {
 		kept = virtio_mmio_restart(&c->vdev); /* logs itself */
+		/* The previous incarnation may have died with a transmit
+		 * notification deferred (virtio_console.h): give it now. */
+		if (kept)
+			virtq_signal_used(&c->vdev, VIRTIO_CONSOLE_TX);
 	} else {
 		memset(s, 0, sizeof(*s));
 		s->magic = VIRTIO_CONSOLE_STATE_MAGIC;
@@ -266,9 +279,33 @@ void virtio_console_write(struct virtio_console *c, uint64_t offset, unsigned si
 	virtio_mmio_write(&c->vdev, offset, size, value);
 }
 
+/* The transmit queue's used-buffer notification, if one was deferred: due
+ * only if the driver has not taken the buffers by now (its used_event). */
+static void send_deferred_tx_signal(struct virtio_console *c)
+{
+	if (!c->tx_signal_deferred)
+		return;
+	c->tx_signal_deferred = false;
+	virtq_signal_used(&c->vdev, VIRTIO_CONSOLE_TX);
+}
+
+void virtio_console_doorbell(struct virtio_console *c, uint32_t bits)
+{
+	send_deferred_tx_signal(c);
+	c->taking_rings = true;
+	virtio_mmio_doorbell(&c->vdev, bits);
+	c->taking_rings = false;
+}
+
+void virtio_console_doorbell_quiet(struct virtio_console *c)
+{
+	send_deferred_tx_signal(c);
+}
+
 void virtio_console_machine_reset(struct virtio_console *c)
 {
 	forget_port(c->state);
+	c->tx_signal_deferred = false;
 	virtio_mmio_init(&c->vdev);
 }
 

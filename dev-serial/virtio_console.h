@@ -4,7 +4,20 @@
  *
  * - transmitq0: each chain's bytes go to the host unaltered, straight from
  *   guest RAM (io.output, one call per buffer; no copy, no per-byte
- *   message).
+ *   message).  Linux's hvc console adds one buffer (up to a page), notifies
+ *   and spins with interrupts off until the buffer comes back, so the
+ *   notify's latency is the console's throughput: QueueNotify is a doorbell
+ *   in the state page (no message) and the notifying vCPU sleeps until
+ *   dev-serial has taken it (IPC_REG_DOORBELL_WAIT), rather than spinning
+ *   against dev-serial for the host's CPUs.  The driver asks for an
+ *   interrupt for every used buffer (its used_event), which then finds
+ *   nothing: its spinning took the buffer.  So the used-buffer notification
+ *   of buffers transmitted on a ring is decided later, at the next ring or
+ *   once the rings have been quiet for DOORBELL_QUIET_US: by then a polling
+ *   driver has taken the buffers and moved used_event past them (no
+ *   interrupt is due), while a driver that waits gets its interrupt then.
+ *   A device reads used_event after publishing the used index, as here,
+ *   only later: the driver's protocol already allows for that.
  * - receiveq0: host input is queued here (VIRTIO_CONSOLE_INPUT_SIZE bytes,
  *   in the state page) and moved into the receive buffers the driver posts
  *   once its port is open (below); input typed before waits (typeahead).
@@ -88,11 +101,15 @@ struct virtio_console {
 	struct virtio_console_state *state;
 	struct virtio_console_io io;
 	uint64_t last_probe_ns; /* host_now_ns of the last probe */
+	bool taking_rings;       /* inside virtio_console_doorbell */
+	bool tx_signal_deferred; /* transmit buffers used, their notification not yet decided */
 };
 
 /* Add the console's range (a virtio-mmio slot the core assigns), its line
- * and its registers to h, with shadow slots from first_slot on. */
-void virtio_console_hello(struct ipc_hello *h, unsigned first_slot);
+ * and its registers to h, with shadow slots from first_slot on and
+ * QueueNotify as the state page's doorbell `doorbell` where the host has
+ * them (virtio_mmio_hello_doorbell). */
+void virtio_console_hello(struct ipc_hello *h, unsigned first_slot, unsigned doorbell);
 
 /* Start serving with state s (in the state page) and guest RAM ram: resume
  * what a previous incarnation left in s if resumed and valid (the driver
@@ -106,6 +123,11 @@ bool virtio_console_attach(struct virtio_console *c, struct virtio_console_state
 /* The guest's access at offset into the device's window. */
 uint64_t virtio_console_read(struct virtio_console *c, uint64_t offset, unsigned size);
 void virtio_console_write(struct virtio_console *c, uint64_t offset, unsigned size, uint64_t value);
+
+/* The console's doorbell was rung with these bits (its queues notified). */
+void virtio_console_doorbell(struct virtio_console *c, uint32_t bits);
+/* No ring for a while (devlib's ops.doorbell_quiet): send what is deferred. */
+void virtio_console_doorbell_quiet(struct virtio_console *c);
 
 /* The machine was reset: the transport starts over; held input stays (it
  * was typed for the next boot too, as for the UART). */

@@ -35,7 +35,7 @@ struct dev_loop {
 	struct dev_port port;
 	ipc_chan *chan;
 	pthread_mutex_t lock; /* every call into the device, every message it sends */
-	pthread_cond_t changed; /* broadcast after messages from the core were handled */
+	pthread_cond_t changed; /* broadcast after messages from the core or rings were handled */
 	uint64_t next_seq;      /* of messages the device originates */
 	/* dev_wake: a message on an in-process pair of nng sockets, so that the
 	 * wake-up is a pollable handle on every host. */
@@ -45,6 +45,10 @@ struct dev_loop {
 	struct ipc_msg *early;
 	size_t nearly;
 	struct ipc_hello hello; /* as sent */
+	/* The doorbell thread, while doorbell_running; it ends once stopping
+	 * (under lock) is set. */
+	pthread_t doorbell_thread;
+	bool doorbell_running, stopping;
 };
 
 /* ---- sending ---- */
@@ -355,10 +359,97 @@ static int serve(struct dev_loop *l)
 	}
 }
 
-/* With the lock held, never released: the device's threads stop touching
- * the channel and the shared memory before they go. */
+/* ---- doorbells (ipc.h: IPC_REG_DOORBELL) ---- */
+
+/* How long the doorbell thread sleeps before it looks whether the run is
+ * over (finish wakes it at once). */
+#define DOORBELL_IDLE_US 100000
+
+static bool declares_doorbell(const struct ipc_hello *h)
+{
+	for (uint32_t i = 0; i < h->nregs && i < IPC_MAX_REGS; i++)
+		if (h->regs[i].flags & IPC_REG_DOORBELL)
+			return true;
+	return false;
+}
+
+/* Take every ring up to now: the pending bits go to the device, then the
+ * count goes to taken for a vCPU waiting on it.  A previous incarnation's
+ * untaken rings are taken by the first pass. */
+static void *doorbell_main(void *arg)
+{
+	struct dev_loop *l = arg;
+	struct ipc_doorbell *db = &l->port.page->doorbell;
+	bool quiet_due = false; /* ops.doorbell_quiet once the rings stop */
+	for (;;) {
+		uint32_t rung = atomic_load(&db->rung);
+		if (rung == atomic_load(&db->taken)) {
+			host_shared_wait(&db->rung, rung, quiet_due ? DOORBELL_QUIET_US : DOORBELL_IDLE_US);
+			dev_lock(l);
+			bool stopping = l->stopping;
+			if (!stopping && quiet_due && atomic_load(&db->rung) == rung) {
+				l->ops->doorbell_quiet(l->dev);
+				quiet_due = false;
+			}
+			dev_unlock(l);
+			if (stopping)
+				return NULL;
+			continue;
+		}
+		dev_lock(l);
+		if (l->stopping) {
+			dev_unlock(l);
+			return NULL;
+		}
+		for (unsigned i = 0; i < IPC_MAX_DOORBELLS; i++) {
+			uint32_t bits = atomic_exchange(&db->pending[i], 0);
+			if (bits)
+				l->ops->doorbell(l->dev, i, bits);
+		}
+		pthread_cond_broadcast(&l->changed); /* as after messages: dev_wait_change */
+		dev_unlock(l);
+		quiet_due = l->ops->doorbell_quiet != NULL;
+		atomic_store(&db->taken, rung);
+		host_shared_wake(&db->taken);
+	}
+}
+
+static bool doorbell_start(struct dev_loop *l)
+{
+	if (!declares_doorbell(&l->hello))
+		return true;
+	if (!l->ops->doorbell) {
+		log_msg("the device declares a doorbell but cannot take one");
+		return false;
+	}
+	if (pthread_create(&l->doorbell_thread, NULL, doorbell_main, l) != 0) {
+		log_msg("cannot start the doorbell thread");
+		return false;
+	}
+	l->doorbell_running = true;
+	return true;
+}
+
+/* Lock held; released while the thread ends (it may be waiting for it).
+ * The wake-up can come just before the thread sleeps: it then sees
+ * `stopping` after DOORBELL_IDLE_US. */
+static void doorbell_stop(struct dev_loop *l)
+{
+	if (!l->doorbell_running)
+		return;
+	l->stopping = true;
+	host_shared_wake(&l->port.page->doorbell.rung);
+	dev_unlock(l);
+	pthread_join(l->doorbell_thread, NULL);
+	dev_lock(l);
+	l->doorbell_running = false;
+}
+
+/* With the lock held, never released (but by doorbell_stop): the device's
+ * threads stop touching the channel and the shared memory before they go. */
 static int finish(struct dev_loop *l, int status)
 {
+	doorbell_stop(l);
 	ipc_close(l->chan);
 	l->chan = NULL;
 	host_shm_close(l->state_shm);
@@ -403,6 +494,8 @@ int dev_run(const char *url, const struct dev_ops *ops, void *dev, struct dev_lo
 	l->port = (struct dev_port){.ops = ops, .dev = dev, .page = host_shm_ptr(l->state_shm),
 				    .send = send_msg, .send_opaque = l};
 	ops->attach(dev, l->port.page, &l->ram, &w);
+	if (!doorbell_start(l))
+		return finish(l, 1);
 	if (ops->sandbox) {
 		char err[256];
 		if (host_sandbox_enter(ops->sandbox, err, sizeof(err)) == HOST_SANDBOX_FAILED) {

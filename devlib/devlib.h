@@ -10,6 +10,9 @@
  * PONG, SHUTDOWN or a vanished core ends the run.  REJECT ends it with
  * IPC_DEVICE_EXIT_REFUSED.
  *
+ * Doorbells (IPC_REG_DOORBELL, ipc.h) bypass the channel: a thread of the
+ * library sleeps on the state page's doorbell and calls ops->doorbell.
+ *
  * One event loop per process: it waits (host_poll) on the channel, on a
  * wake-up handle and on whatever host handles the device adds
  * (poll_prepare), with the device's next timer deadline as timeout; then it
@@ -55,6 +58,16 @@ struct dev_ops {
 	void (*read_done)(void *dev, const struct ipc_io *io);
 	/* The guest reset the machine.  Ordered like a write. */
 	void (*reset)(void *dev);
+	/* Optional (NULL: none; needed by a device that declares an
+	 * IPC_REG_DOORBELL register).  Doorbell `doorbell` was rung with the
+	 * values whose bits are set in `bits` (ipc.h).  Called from the
+	 * library's doorbell thread, unordered with the messages: a ring may
+	 * arrive before writes the guest made earlier. */
+	void (*doorbell)(void *dev, unsigned doorbell, uint32_t bits);
+	/* Optional: no ring has come for DOORBELL_QUIET_US since the last one
+	 * taken (or a little earlier: spurious wake-ups).  The time to send
+	 * what a device deferred while rings kept coming. */
+	void (*doorbell_quiet)(void *dev);
 
 	/* Optional (NULL: none).  Before each wait: add up to max host handles
 	 * to watch to fds and return how many; lower *deadline_ns (host_now_ns
@@ -72,6 +85,9 @@ struct dev_ops {
 	 * unconfined).  NULL: none (unit tests that run the loop in-process). */
 	const struct host_sandbox_profile *sandbox;
 };
+
+/* How long the doorbells stay quiet before ops.doorbell_quiet. */
+#define DOORBELL_QUIET_US 1000
 
 /* Host handles one device may watch: dev-net watches one socket per NAT
  * connection and forward (100 concurrent connections and more). */
@@ -122,7 +138,7 @@ void dev_irq(struct dev_loop *l, uint32_t line, int level);
 void dev_lock(struct dev_loop *l);
 void dev_unlock(struct dev_loop *l);
 /* With the lock held: wait until the loop has handled messages from the
- * core (the device may have changed). */
+ * core or a doorbell's rings (the device may have changed). */
 void dev_wait_change(struct dev_loop *l);
 /* Any thread, lock held or not: run poll_prepare/poll_dispatch soon. */
 void dev_wake(struct dev_loop *l);

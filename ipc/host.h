@@ -4,6 +4,7 @@
 #ifndef MINIVM_HOST_H
 #define MINIVM_HOST_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -185,6 +186,21 @@ uint64_t host_now_ns(void); /* monotonic */
  * back.  0 if unknown. */
 uint64_t host_memory_bytes(void);
 void host_sleep_ms(unsigned ms);
+
+/* ---- waiting on a word of shared memory, across processes ----
+ * A doorbell between the core and a device (ipc.h) without a message: one
+ * process changes a 32-bit word in a shared-memory object and wakes the
+ * other, which sleeps until the word differs from what it last saw.  On
+ * Linux a futex on the shared mapping; Windows has no cross-process
+ * equivalent of WaitOnAddress, so there host_shared_wait_supported() is
+ * false, the wait only sleeps and the wake does nothing (devices then keep
+ * to messages). */
+bool host_shared_wait_supported(void);
+/* Sleep while *word == expected, up to timeout_us (spurious returns are
+ * allowed: the caller loads the word again). */
+void host_shared_wait(_Atomic uint32_t *word, uint32_t expected, unsigned timeout_us);
+/* Wake every process sleeping on word. */
+void host_shared_wake(_Atomic uint32_t *word);
 
 /* ---- run-time library loading (WinHvPlatform.dll) ---- */
 void *host_lib_open_system(const char *name, char *err, size_t errlen);

@@ -952,6 +952,23 @@ void host_sleep_ms(unsigned ms)
 	Sleep(ms);
 }
 
+/* ---- waiting on a word of shared memory ---- */
+
+/* WaitOnAddress wakes only threads of the same process (host.h). */
+bool host_shared_wait_supported(void)
+{
+	return false;
+}
+
+void host_shared_wait(_Atomic uint32_t *word, uint32_t expected, unsigned timeout_us)
+{
+	Sleep((timeout_us + 999) / 1000);
+}
+
+void host_shared_wake(_Atomic uint32_t *word)
+{
+}
+
 /* ---- run-time library loading ---- */
 
 void *host_lib_open_system(const char *name, char *err, size_t errlen)

@@ -19,6 +19,8 @@
  *  - A register whose reads acknowledge an event (a UART's IIR) may be
  *    answered by the core too (IPC_REG_READ_ACK): the read is then posted to
  *    the device as IPC_IO_READ_DONE, which applies its side effect.
+ *  - Writes to registers declared "doorbell" (virtio's QueueNotify) are no
+ *    message at all: a bit and a count in the state page and a wake-up.
  */
 #ifndef MINIVM_IPC_H
 #define MINIVM_IPC_H
@@ -108,8 +110,6 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * this flag (or IPC_REG_STREAM, which changes none) a write may change
  * every shadow. */
 #define IPC_REG_CHANGES_ONLY 0x10u
-#define IPC_REG_FLAGS \
-	(IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY)
 
 /* The word an IPC_REG_READ_ACK register's shadow slot holds. */
 #define IPC_READ_ACK_CLEAR(w) ((uint8_t)(w))         /* the value with the event not pending */
@@ -119,6 +119,23 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 #define IPC_READ_ACK_IDLE (1ull << 18)    /* without the event, nothing holds the line up */
 #define IPC_READ_ACK_STREAM_RAISES (1ull << 19) /* a stream write raises the event now (a
                                                  * 16550 with DLAB set writes the divisor instead) */
+/* A doorbell (virtio's QueueNotify): a write of a value below 32 is not a
+ * message.  The core sets bit `value` of state->doorbell.pending[slot]
+ * (slot < IPC_MAX_DOORBELLS), counts the ring in doorbell.rung and wakes
+ * the device (host_shared_wake), which takes the bits and later stores
+ * doorbell.taken.  A ring can overtake writes posted before it: the device
+ * must treat it as "look again", never as the only sign of work (virtio:
+ * a queue made live looks at its ring by itself).  Larger values are
+ * posted as writes.  Only where host_shared_wait_supported(). */
+#define IPC_REG_DOORBELL 0x20u
+/* With IPC_REG_DOORBELL: the vCPU that rang waits (bounded, a few ms)
+ * until the device has taken the ring, for a driver that spins until the
+ * device has done the work (Linux's hvc console): the vCPU sleeps instead
+ * of spinning against the device for the host's CPUs. */
+#define IPC_REG_DOORBELL_WAIT 0x40u
+#define IPC_REG_FLAGS                                                                        \
+	(IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY | \
+	 IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT)
 
 /* flags of IPC_WELCOME */
 #define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */
@@ -167,7 +184,7 @@ struct ipc_reg {
 	uint8_t space;
 	uint8_t size; /* access size in bytes: 1, 2, 4 or 8 */
 	uint8_t flags;
-	uint8_t slot; /* shadow slot, < IPC_MAX_REGS, for IPC_REG_SHADOW */
+	uint8_t slot; /* shadow slot, < IPC_MAX_REGS, for IPC_REG_SHADOW; doorbell, for IPC_REG_DOORBELL */
 	uint64_t addr;
 	uint32_t changes; /* IPC_REG_CHANGES_ONLY: bit s = shadow slot s; else 0 */
 };
@@ -291,18 +308,34 @@ void ipc_close(ipc_chan *c);
  * Layout of the shared-memory object named in IPC_WELCOME.state_name.  The
  * first IPC_STATE_DEV_OFFSET bytes are this header; the rest belongs to the
  * device (its registers and queues, so a restarted device resumes).  The core
- * reads only `magic`, `applied_seq` and `shadow[]`, and validates nothing
+ * reads only `magic`, `applied_seq`, `shadow[]` and the doorbell's counts
+ * (atomically), and validates nothing
  * else: a value read from here goes to the guest as a register value, never
  * used as a size or address by the core. */
 #define IPC_STATE_MAGIC 0x4d565354u /* "MVST" */
 #define IPC_STATE_DEV_OFFSET 256
 #define IPC_STATE_SIZE 65536
 
+#define IPC_MAX_DOORBELLS 4
+
+/* IPC_REG_DOORBELL's words.  The core: fetch-or pending, increment rung,
+ * wake rung; with IPC_REG_DOORBELL_WAIT it then sleeps on taken until it
+ * reaches its ring's count.  The device: loads rung, exchanges every
+ * pending word with 0 and acts on the bits, stores the rung it loaded in
+ * taken and wakes taken; it sleeps on rung while rung == taken.  Counts
+ * wrap: compared by their difference. */
+struct ipc_doorbell {
+	_Atomic uint32_t rung;
+	_Atomic uint32_t taken;
+	_Atomic uint32_t pending[IPC_MAX_DOORBELLS];
+};
+
 struct ipc_state_page {
 	uint32_t magic;   /* written by the device once its shadows are valid */
 	uint32_t version; /* IPC_PROTO_VERSION */
 	_Atomic uint64_t applied_seq;            /* seq of the last IO_WRITE applied */
 	_Atomic uint64_t shadow[IPC_MAX_REGS];   /* current values of shadowed registers */
+	struct ipc_doorbell doorbell;
 };
 
 _Static_assert(sizeof(struct ipc_state_page) <= IPC_STATE_DEV_OFFSET, "state header too big");

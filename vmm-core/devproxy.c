@@ -94,7 +94,14 @@ struct devproxy {
 	struct ipc_hello hello;
 	host_shm *state_shm;
 	const struct ipc_state_page *state;
+	struct ipc_doorbell *doorbell; /* in the state page */
 };
+
+/* How long a vCPU waits for the device to take a ring it must wait for
+ * (IPC_REG_DOORBELL_WAIT): long enough for a loaded host to schedule the
+ * device, short enough that a device that is gone or stuck costs the guest
+ * little; the guest's driver spins on after it. */
+#define DOORBELL_WAIT_US 5000
 
 static struct timespec deadline_after_ms(int ms)
 {
@@ -411,11 +418,51 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 	return rc;
 }
 
+/* Until the device has taken ring `ring` (its taken count reached it), or
+ * DOORBELL_WAIT_US.  The device writes taken: a wrong value only ends the
+ * wait early or late, within the bound. */
+static void wait_doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
+{
+	uint64_t start = host_now_ns(), deadline = start + DOORBELL_WAIT_US * 1000ull;
+	for (;;) {
+		uint32_t taken = atomic_load(&db->taken);
+		if ((int32_t)(taken - ring) >= 0)
+			break;
+		uint64_t now = host_now_ns();
+		if (now >= deadline) {
+			STATS_ADD(doorbell_timeouts, 1);
+			break;
+		}
+		host_shared_wait(&db->taken, taken, (unsigned)((deadline - now) / 1000) + 1);
+	}
+	STATS_ADD(doorbell_wait_ns, host_now_ns() - start);
+}
+
+/* IPC_REG_DOORBELL (ipc.h): no message, so nothing waits for the device to
+ * be attached; rings while it is away are taken by its next incarnation.
+ * False: not a ring, post the write. */
+static bool ring_doorbell(struct devproxy *d, const struct ipc_reg *reg, uint64_t value)
+{
+	if (!reg || !(reg->flags & IPC_REG_DOORBELL) || value >= 32 ||
+	    reg->slot >= IPC_MAX_DOORBELLS || !d->doorbell)
+		return false;
+	struct ipc_doorbell *db = d->doorbell;
+	atomic_fetch_or(&db->pending[reg->slot], 1u << value);
+	uint32_t ring = atomic_fetch_add(&db->rung, 1) + 1;
+	host_shared_wake(&db->rung);
+	STATS_ADD(doorbells, 1);
+	if (reg->flags & IPC_REG_DOORBELL_WAIT)
+		wait_doorbell_taken(db, ring);
+	return true;
+}
+
 static void dev_write(void *opaque, enum ipc_space space, uint64_t addr, unsigned size,
 		      uint64_t value)
 {
 	struct devproxy *d = opaque;
 	const struct ipc_reg *reg = policy_find_reg(&d->hello, space, addr, size);
+	if (ring_doorbell(d, reg, value))
+		return;
 	struct ipc_msg m = {.type = IPC_IO_WRITE};
 	m.u.io = (struct ipc_io){.space = space, .size = size, .addr = addr, .data = value};
 	/* An acknowledge that clears everything pending: lower the line now,
@@ -470,6 +517,7 @@ static int first_attach_locked(struct devproxy *d, const struct ipc_hello *h, ch
 		return -1;
 	}
 	d->state = host_shm_ptr(d->state_shm);
+	d->doorbell = &((struct ipc_state_page *)host_shm_ptr(d->state_shm))->doorbell;
 	d->declared = *h;
 	d->hello = placed;
 	return 0;

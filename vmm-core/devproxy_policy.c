@@ -5,12 +5,39 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "host.h"
+
 static bool range_holds(const struct ipc_range *r, uint8_t space, uint64_t addr, uint64_t size)
 {
 	return r->space == space && addr >= r->base && addr - r->base < r->size &&
 	       size <= r->size - (addr - r->base);
 }
 
+/* A doorbell's slot indexes the state page's doorbell words, not shadows,
+ * so it takes no other slot flag; rings need shared-memory waits. */
+static int check_doorbell(const struct ipc_reg *reg, unsigned i, char *why, size_t n)
+{
+	bool doorbell = reg->flags & IPC_REG_DOORBELL;
+	if (!doorbell && (reg->flags & IPC_REG_DOORBELL_WAIT)) {
+		snprintf(why, n, "register %u: a doorbell wait without a doorbell", i);
+		return -1;
+	}
+	if (!doorbell)
+		return 0;
+	if (reg->flags & (IPC_REG_SHADOW | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY)) {
+		snprintf(why, n, "register %u: a doorbell cannot be a shadow, an acknowledge or change shadows", i);
+		return -1;
+	}
+	if (reg->slot >= IPC_MAX_DOORBELLS) {
+		snprintf(why, n, "register %u: doorbell %u out of range", i, reg->slot);
+		return -1;
+	}
+	if (!host_shared_wait_supported()) {
+		snprintf(why, n, "register %u: a doorbell, which this host cannot ring", i);
+		return -1;
+	}
+	return 0;
+}
 static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 {
 	const struct ipc_reg *reg = &h->regs[i];
@@ -31,6 +58,8 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 		snprintf(why, n, "register %u: shadow slot %u out of range", i, reg->slot);
 		return -1;
 	}
+	if (check_doorbell(reg, i, why, n))
+		return -1;
 	const struct ipc_range *in = NULL;
 	for (uint32_t r = 0; r < h->nranges && !in; r++)
 		if (range_holds(&h->ranges[r], reg->space, reg->addr, reg->size))

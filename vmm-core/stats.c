@@ -39,6 +39,12 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 		(unsigned long long)get(&core_stats.runs_sent),
 		(unsigned long long)get(&core_stats.acks_lowered), (double)wait_ns / 1e9,
 		100.0 * (double)wait_ns / 1e9 / secs);
+	uint64_t doorbells = get(&core_stats.doorbells);
+	if (doorbells)
+		log_msg("stats: %llu doorbells rung, %.3f s waited for them (%.1f us avg), %llu waits gave up",
+			(unsigned long long)doorbells, (double)get(&core_stats.doorbell_wait_ns) / 1e9,
+			(double)get(&core_stats.doorbell_wait_ns) / 1e3 / (double)doorbells,
+			(unsigned long long)get(&core_stats.doorbell_timeouts));
 	uint64_t jit_blocks = get(&core_stats.jit_blocks);
 	if (jit_blocks)
 		log_msg("stats: the JIT translated %llu blocks (%llu code caches flushed full)",

@@ -18,6 +18,9 @@ struct core_stats {
 	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
 	_Atomic uint64_t acks_lowered; /* interrupt acknowledges that lowered a line at once */
 	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
+	_Atomic uint64_t doorbells;   /* writes that rang a device's doorbell (no message) */
+	_Atomic uint64_t doorbell_wait_ns; /* vCPU time waiting for rings to be taken */
+	_Atomic uint64_t doorbell_timeouts; /* ... that gave up waiting */
 	_Atomic uint64_t jit_blocks;  /* soft engine: blocks its JIT translated */
 	_Atomic uint64_t jit_full_flushes; /* ... and times a code cache was full */
 };

@@ -4,6 +4,7 @@
 
 #include <string.h>
 
+#include "host.h"
 #include "log.h"
 #include "virtqueue.h"
 
@@ -88,6 +89,15 @@ unsigned virtio_mmio_hello_regs(uint64_t base, unsigned first_slot, struct ipc_r
 		.slot = (uint8_t)(first_slot + VIRTIO_SHADOW_INTERRUPT_STATUS),
 		.addr = base + VIRTIO_MMIO_INTERRUPT_ACK};
 	return VIRTIO_MMIO_HELLO_REGS;
+}
+
+void virtio_mmio_hello_doorbell(struct ipc_reg *regs, unsigned doorbell, bool vcpu_waits)
+{
+	struct ipc_reg *notify = &regs[VIRTIO_SHADOW_COUNT];
+	if (!host_shared_wait_supported())
+		return;
+	notify->flags = IPC_REG_DOORBELL | (vcpu_waits ? IPC_REG_DOORBELL_WAIT : 0);
+	notify->slot = (uint8_t)doorbell;
 }
 
 /* The line is level-triggered: high exactly while InterruptStatus is not 0.
@@ -291,6 +301,21 @@ bool virtio_mmio_restart(struct virtio_dev *dev)
 	return true;
 }
 
+/* ---- notifications ---- */
+
+static void notify_queue(struct virtio_dev *dev, unsigned q)
+{
+	if (virtio_queue_live(dev, q))
+		dev->queue_notify(dev->opaque, q);
+}
+
+void virtio_mmio_doorbell(struct virtio_dev *dev, uint32_t bits)
+{
+	for (unsigned q = 0; q < dev->num_queues && q < 32; q++)
+		if (bits >> q & 1)
+			notify_queue(dev, q);
+}
+
 /* ---- registers ---- */
 
 static struct virtq_state *selected_queue(struct virtio_dev *dev)
@@ -396,6 +421,9 @@ static void set_queue_ready(struct virtio_dev *dev, uint32_t value)
 		return;
 	}
 	vq->ready = 1;
+	/* Live if DRIVER_OK came first: a doorbell rung for it may have come
+	 * before this write (virtio_mmio_doorbell). */
+	notify_queue(dev, s->queue_sel);
 }
 
 /* Status: the driver adds bits one step at a time; 0 resets.  FEATURES_OK
@@ -424,8 +452,14 @@ static void write_status(struct virtio_dev *dev, uint32_t value)
 	s->status = status;
 	if (status != old)
 		publish(dev, VIRTIO_SHADOW_STATUS);
-	if ((status & ~old & VIRTIO_STATUS_DRIVER_OK) && dev->driver_ok)
+	if (!(status & ~old & VIRTIO_STATUS_DRIVER_OK))
+		return;
+	if (dev->driver_ok)
 		dev->driver_ok(dev->opaque);
+	/* The queues are live now: a doorbell rung for one may have come before
+	 * this write (virtio_mmio_doorbell). */
+	for (unsigned q = 0; q < dev->num_queues; q++)
+		notify_queue(dev, q);
 }
 
 void virtio_mmio_write(struct virtio_dev *dev, uint64_t offset, unsigned size, uint64_t value)
@@ -458,10 +492,7 @@ void virtio_mmio_write(struct virtio_dev *dev, uint64_t offset, unsigned size, u
 	case VIRTIO_MMIO_QUEUE_DEVICE_LOW:
 	case VIRTIO_MMIO_QUEUE_DEVICE_HIGH: write_queue(dev, offset, v); break;
 	case VIRTIO_MMIO_QUEUE_READY: set_queue_ready(dev, v); break;
-	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		if (virtio_queue_live(dev, v))
-			dev->queue_notify(dev->opaque, v);
-		break;
+	case VIRTIO_MMIO_QUEUE_NOTIFY: notify_queue(dev, v); break;
 	case VIRTIO_MMIO_INTERRUPT_ACK: interrupt_ack(dev, v); break;
 	case VIRTIO_MMIO_STATUS: write_status(dev, v); break;
 	default: break; /* read-only or reserved */

@@ -17,10 +17,11 @@
  * declares them IPC_REG_SHADOW (virtio_mmio_hello_regs) and the core answers
  * them from the state page.  The library calls dev->publish_shadow whenever
  * one of their values changes, always before the IRQ message that makes the
- * guest read it.  With QueueNotify declared a stream register and
- * InterruptACK a posted write, an interrupt costs the guest no synchronous
- * round trip: read InterruptStatus (shadow), write InterruptACK (posted),
- * read the used ring (shared memory).
+ * guest read it.  With QueueNotify declared a stream register (or a
+ * doorbell: virtio_mmio_hello_doorbell) and InterruptACK a posted write, an
+ * interrupt costs the guest no synchronous round trip: read InterruptStatus
+ * (shadow), write InterruptACK (posted), read the used ring (shared
+ * memory).
  *
  * Everything the guest writes is hostile: a value the library cannot accept
  * is ignored or makes the device "need reset" (status bit 0x40, a config
@@ -169,6 +170,19 @@ struct virtio_dev {
  * returns that count. */
 #define VIRTIO_MMIO_HELLO_REGS (VIRTIO_SHADOW_COUNT + 2)
 unsigned virtio_mmio_hello_regs(uint64_t base, unsigned first_slot, struct ipc_reg *regs);
+
+/* Where the host has shared-memory waits (host.h), make QueueNotify in regs
+ * (as filled by virtio_mmio_hello_regs) doorbell `doorbell` of the device's
+ * state page instead of a message (ipc.h, IPC_REG_DOORBELL); vcpu_waits
+ * adds IPC_REG_DOORBELL_WAIT, for a driver that spins until its buffer is
+ * used.  The device passes the doorbell's bits to virtio_mmio_doorbell. */
+void virtio_mmio_hello_doorbell(struct ipc_reg *regs, unsigned doorbell, bool vcpu_waits);
+
+/* The queues whose bits are set in `bits` were notified through the
+ * doorbell.  A ring may overtake the writes that made a queue live; the
+ * transport looks at every queue when it becomes live, so such a ring is
+ * not lost. */
+void virtio_mmio_doorbell(struct virtio_dev *dev, uint32_t bits);
 
 /* A fresh device (first attach or a state that failed validation):
  * initialises dev->state, publishes every shadow, lowers the line. */

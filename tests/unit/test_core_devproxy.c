@@ -1,6 +1,6 @@
 /* test_core_devproxy.c - a device proxy against a scripted device process
  * (this test, on the other end of a real nng socket): attach and reject,
- * round-trip and shadow reads, posted writes, a restart that resumes, and a
+ * round-trip and shadow reads, posted writes, doorbells, a restart that resumes, and a
  * hostile device marked broken instead of hanging or crashing the core. */
 #include <pthread.h>
 #include <setjmp.h>
@@ -446,6 +446,61 @@ static void test_debug_port_reads_need_no_device(void **state)
 	assert_int_equal(m.u.io.data, 'H');
 }
 
+#define DOORBELL 0x3fa /* IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT, doorbell 2 */
+
+/* The device's doorbell thread, once: take the next ring. */
+static void *take_one_ring(void *arg)
+{
+	struct ipc_doorbell *db = &((struct fixture *)arg)->state->doorbell;
+	uint32_t taken = atomic_load(&db->taken);
+	for (int i = 0; i < 500 && atomic_load(&db->rung) == taken; i++)
+		host_shared_wait(&db->rung, taken, 10000);
+	atomic_store(&db->taken, atomic_load(&db->rung));
+	host_shared_wake(&db->taken);
+	return NULL;
+}
+
+/* A doorbell write sets its bit and counts the ring in the state page, with
+ * no message; the vCPU waits until the device took it (or gives up: with
+ * nobody taking, bus_write still returns).  Values of 32 and more are
+ * posted as writes. */
+static void test_doorbell_rings_without_a_message(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello();
+	hello.u.hello.regs[hello.u.hello.nregs++] = (struct ipc_reg){
+		.space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT,
+		.slot = 2, .addr = DOORBELL};
+	if (!host_shared_wait_supported()) { /* Windows: no doorbells, the HELLO is refused */
+		assert_int_equal(dev_hello(f, &hello).type, IPC_REJECT);
+		return;
+	}
+	dev_attach_with(f, &hello);
+	struct ipc_doorbell *db = &f->state->doorbell;
+
+	pthread_t taker;
+	assert_int_equal(pthread_create(&taker, NULL, take_one_ring, f), 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, DOORBELL, 1, 5);
+	pthread_join(taker, NULL);
+	assert_int_equal(atomic_load(&db->pending[2]), 1u << 5);
+	assert_int_equal(atomic_load(&db->rung), 1);
+	assert_int_equal(atomic_load(&db->taken), 1);
+
+	bus_write(&f->bus, IPC_SPACE_PIO, DOORBELL, 1, 0); /* nobody takes it: bounded */
+	assert_int_equal(atomic_load(&db->pending[2]), (1u << 5) | 1);
+	assert_int_equal(atomic_load(&db->rung), 2);
+
+	bus_write(&f->bus, IPC_SPACE_PIO, DOORBELL, 1, 32);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'z');
+	struct ipc_msg m = dev_recv(f); /* the first message: no ring made one */
+	assert_int_equal(m.type, IPC_IO_WRITE);
+	assert_int_equal(m.u.io.addr, DOORBELL);
+	assert_int_equal(m.u.io.data, 32);
+	m = dev_recv(f);
+	assert_int_equal(m.u.io.addr, THR);
+	assert_int_equal(atomic_load(&db->rung), 2);
+}
+
 static void test_ordered_write_waits_for_the_device(void **state)
 {
 	struct fixture *f = *state;
@@ -665,6 +720,7 @@ int main(void)
 		T(test_iir_never_hides_published_input),
 		T(test_iir_after_unsettled_stream_write_asks_the_device),
 		T(test_debug_port_reads_need_no_device),
+		T(test_doorbell_rings_without_a_message),
 		T(test_ordered_write_waits_for_the_device),
 		T(test_reset_is_posted_in_order_and_holds_shadow_reads),
 		T(test_irq_and_quit_reach_the_board),

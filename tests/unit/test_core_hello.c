@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "devproxy_policy.h"
+#include "host.h"
 
 /* A 16550 at 0x3f8 with IRQ 4: LSR shadowed, THR a stream register. */
 static struct ipc_hello uart_hello(void)
@@ -102,6 +103,32 @@ static void test_register_malformed(void **state)
 	h = uart_hello();
 	h.regs[1].addr = h.regs[0].addr;
 	expect_rejected(&h, "twice");
+}
+
+/* A doorbell's slot indexes the state page's doorbells: in range, not also
+ * a shadow or an acknowledge; a wait only with a doorbell. */
+static void test_doorbell_declarations(void **state)
+{
+	char why[128];
+	struct ipc_hello h = uart_hello();
+	h.regs[1].flags = IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT;
+	h.regs[1].slot = IPC_MAX_DOORBELLS - 1;
+	if (!host_shared_wait_supported()) {
+		expect_rejected(&h, "cannot ring");
+		return;
+	}
+	assert_int_equal(policy_check_hello(&h, why, sizeof(why)), 0);
+	h.regs[1].slot = IPC_MAX_DOORBELLS;
+	expect_rejected(&h, "doorbell 4 out of range");
+	h = uart_hello();
+	h.regs[1].flags = IPC_REG_DOORBELL_WAIT;
+	expect_rejected(&h, "without a doorbell");
+	h = uart_hello();
+	h.regs[0].flags = IPC_REG_DOORBELL | IPC_REG_SHADOW;
+	expect_rejected(&h, "cannot be a shadow");
+	h = uart_hello();
+	h.regs[1].flags = IPC_REG_DOORBELL | IPC_REG_ACK_LOWERS;
+	expect_rejected(&h, "cannot be a shadow or an acknowledge");
 }
 
 static void test_restart_must_declare_the_same(void **state)
@@ -262,6 +289,7 @@ int main(void)
 		cmocka_unit_test(test_counts_beyond_arrays),
 		cmocka_unit_test(test_register_outside_own_ranges),
 		cmocka_unit_test(test_register_malformed),
+		cmocka_unit_test(test_doorbell_declarations),
 		cmocka_unit_test(test_restart_must_declare_the_same),
 		cmocka_unit_test(test_slots_by_name),
 		cmocka_unit_test(test_slot_registers_and_ack_lowers),

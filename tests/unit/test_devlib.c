@@ -3,8 +3,8 @@
  * mapped, reads answered, writes acknowledged through applied_seq, PING,
  * numbered IRQs, the slot placement WELCOME gives (and a WELCOME that
  * misplaces a range refused), writes kept from before WELCOME (reads dropped), REJECT,
- * SHUTDOWN, the core going away, and the event loop's host handles, timer
- * deadline and wake-up from another thread. */
+ * SHUTDOWN, the core going away, the event loop's host handles, timer
+ * deadline and wake-up from another thread, and doorbells. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -47,6 +47,10 @@ struct fake {
 	uint64_t deadline;       /* asked for in poll_prepare (0: none) */
 	_Atomic bool deadline_met;
 	_Atomic unsigned dispatches;
+	/* doorbells */
+	bool declare_doorbell;   /* QueueNotify of the slot range is doorbell 1 */
+	uint32_t doorbell_bits[IPC_MAX_DOORBELLS]; /* every bit rung, under the lock */
+	unsigned doorbell_calls;
 };
 
 static void fake_hello(void *dev, struct ipc_hello *h)
@@ -61,6 +65,10 @@ static void fake_hello(void *dev, struct ipc_hello *h)
 	h->nirqs = 2;
 	h->irqs[0] = (struct ipc_irq_line){.gsi = FAKE_LINE, .trigger = IPC_TRIGGER_EDGE};
 	h->irqs[1] = (struct ipc_irq_line){.gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL};
+	struct fake *f = dev;
+	if (f->declare_doorbell)
+		h->regs[h->nregs++] = (struct ipc_reg){.space = IPC_SPACE_MMIO, .size = 4,
+						       .flags = IPC_REG_DOORBELL, .slot = 1, .addr = 0x50};
 }
 
 static void fake_attach(void *dev, struct ipc_state_page *page, const struct guest_mem *ram,
@@ -129,9 +137,18 @@ static void fake_dispatch(void *dev, const struct host_pollfd *fds, size_t n)
 	}
 }
 
+static void fake_doorbell(void *dev, unsigned doorbell, uint32_t bits)
+{
+	struct fake *f = dev;
+	assert_true(doorbell < IPC_MAX_DOORBELLS);
+	f->doorbell_bits[doorbell] |= bits;
+	f->doorbell_calls++;
+}
+
 static const struct dev_ops fake_ops = {
 	.hello = fake_hello, .attach = fake_attach, .read = fake_read, .write = fake_write,
 	.read_done = fake_read_done, .reset = fake_reset, .poll_prepare = fake_prepare, .poll_dispatch = fake_dispatch,
+	.doorbell = fake_doorbell,
 };
 
 /* ---- the scripted core, and the device on a thread ---- */
@@ -445,6 +462,91 @@ static void test_event_loop_handles_timer_and_wake(void **state)
 	close(p[1]);
 }
 
+/* The core's side of a ring (vmm-core's devproxy does the same). */
+static uint32_t ring(struct rig *r, unsigned doorbell, unsigned value)
+{
+	struct ipc_doorbell *db = &((struct ipc_state_page *)host_shm_ptr(r->state))->doorbell;
+	atomic_fetch_or(&db->pending[doorbell], 1u << value);
+	uint32_t n = atomic_fetch_add(&db->rung, 1) + 1;
+	host_shared_wake(&db->rung);
+	return n;
+}
+
+/* Until the device has taken ring n (a liveness bound, not a speed test). */
+static void wait_taken(struct rig *r, uint32_t n)
+{
+	struct ipc_doorbell *db = &((struct ipc_state_page *)host_shm_ptr(r->state))->doorbell;
+	for (int i = 0; i < 500 && atomic_load(&db->taken) != n; i++)
+		host_shared_wait(&db->taken, atomic_load(&db->taken), 10000);
+	assert_int_equal(atomic_load(&db->taken), n);
+}
+
+/* A device thread waiting for a change (dev-serial's stdin reader waiting
+ * for room) until the device has taken `calls` doorbell calls. */
+struct change_waiter {
+	struct rig *r;
+	unsigned calls;
+	_Atomic bool waiting, done;
+};
+
+static void *wait_for_doorbell_calls(void *arg)
+{
+	struct change_waiter *w = arg;
+	dev_lock(w->r->fake.loop);
+	while (w->r->fake.doorbell_calls < w->calls) {
+		w->waiting = true;
+		dev_wait_change(w->r->fake.loop);
+	}
+	dev_unlock(w->r->fake.loop);
+	w->done = true;
+	return NULL;
+}
+
+/* Rings reach the device's doorbell op without a message, those made while
+ * no process was there included, and rings made while the device is busy
+ * are taken together and wake dev_wait_change; the run still ends cleanly
+ * with the thread. */
+static void test_doorbell_rings_reach_the_device(void **state)
+{
+	struct rig *r = *state;
+	assert_true(host_shared_wait_supported()); /* this test is built on Linux only */
+	r->fake.declare_doorbell = true;
+	uint32_t n = ring(r, 1, 2); /* before the device is there */
+	attach(r);
+	wait_taken(r, n);
+	dev_lock(r->fake.loop);
+	assert_int_equal(r->fake.doorbell_bits[1], 1u << 2);
+	assert_int_equal(r->fake.doorbell_calls, 1);
+	dev_unlock(r->fake.loop);
+
+	wait_taken(r, n = ring(r, 0, 3));
+	dev_lock(r->fake.loop);
+	assert_int_equal(r->fake.doorbell_bits[0], 1u << 3);
+	assert_int_equal(r->fake.doorbell_calls, 2);
+	/* Busy: two rings wait for the lock, then go in one call. */
+	ring(r, 0, 0);
+	n = ring(r, 0, 1);
+	dev_unlock(r->fake.loop);
+	wait_taken(r, n);
+	dev_lock(r->fake.loop);
+	assert_int_equal(r->fake.doorbell_bits[0], (1u << 3) | 0x3);
+	assert_int_equal(r->fake.doorbell_calls, 3);
+	assert_int_equal(r->fake.nwrites, 0); /* no message carried them */
+	dev_unlock(r->fake.loop);
+
+	/* A ring wakes a thread in dev_wait_change, as a message would. */
+	struct change_waiter w = {.r = r, .calls = 4};
+	pthread_t waiter;
+	assert_int_equal(pthread_create(&waiter, NULL, wait_for_doorbell_calls, &w), 0);
+	wait_until(&w.waiting);
+	dev_lock(r->fake.loop); /* it set waiting under the lock: now it waits */
+	dev_unlock(r->fake.loop);
+	wait_taken(r, ring(r, 3, 0));
+	wait_until(&w.done);
+	pthread_join(waiter, NULL);
+	shutdown_device(r);
+}
+
 int main(void)
 {
 	log_init("test_devlib");
@@ -455,6 +557,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_misplacing_welcome_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_core_gone_ends_the_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_loop_handles_timer_and_wake, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_doorbell_rings_reach_the_device, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -376,7 +376,7 @@ static void test_hello_hostile(void **state)
 		{ .space = IPC_SPACE_PIO, .size = 0, .addr = 0x3f9 },
 		{ .space = IPC_SPACE_PIO, .size = 16, .addr = 0x3f9 },
 		{ .space = IPC_SPACE_PIO, .size = 1, .slot = IPC_MAX_REGS, .addr = 0x3f9 },
-		{ .space = IPC_SPACE_PIO, .size = 1, .flags = 0x8, .addr = 0x3f9 },
+		{ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_DOORBELL_WAIT << 1, .addr = 0x3f9 },
 		{ .space = IPC_SPACE_PIO, .size = 2, .addr = 0xffff },
 		{ .space = IPC_SPACE_MMIO, .size = 8, .addr = UINT64_MAX - 3 },
 		{ .space = IPC_SPACE_PIO, .size = 1, .flags = IPC_REG_SHADOW, .slot = 0, .addr = 0x3f9 },

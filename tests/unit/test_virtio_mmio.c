@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "host.h"
 #include "virtio_fake.h"
 
 #define ALL_FEATURES (~0ull)
@@ -52,6 +53,25 @@ static void test_hello_regs(void **unused)
 	}
 	assert_int_equal(regs[VIRTIO_SHADOW_COUNT].addr, 0xd0000250);
 	assert_int_equal(regs[VIRTIO_SHADOW_COUNT].flags, IPC_REG_STREAM);
+	/* QueueNotify as a doorbell where the host has shared-memory waits;
+	 * the other registers stay as they were. */
+	struct ipc_reg before[VIRTIO_MMIO_HELLO_REGS];
+	memcpy(before, regs, sizeof(regs));
+	virtio_mmio_hello_doorbell(regs, 2, true);
+	struct ipc_reg *notify = &regs[VIRTIO_SHADOW_COUNT];
+	if (host_shared_wait_supported()) {
+		assert_int_equal(notify->flags, IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT);
+		assert_int_equal(notify->slot, 2);
+	} else {
+		assert_int_equal(notify->flags, IPC_REG_STREAM);
+	}
+	assert_int_equal(notify->addr, 0xd0000250);
+	notify->flags = before[VIRTIO_SHADOW_COUNT].flags;
+	notify->slot = before[VIRTIO_SHADOW_COUNT].slot;
+	assert_memory_equal(before, regs, sizeof(regs));
+	virtio_mmio_hello_doorbell(regs, 0, false);
+	if (host_shared_wait_supported())
+		assert_int_equal(notify->flags, IPC_REG_DOORBELL);
 }
 
 static void test_linux_init_negotiates(void **unused)
@@ -61,6 +81,9 @@ static void test_linux_init_negotiates(void **unused)
 	assert_true(status & VIRTIO_STATUS_FEATURES_OK);
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), STATUS_UP);
 	assert_int_equal(f->driver_oks, 1);
+	/* DRIVER_OK looks at every live queue: a doorbell may have come first. */
+	assert_int_equal(f->notified[0], 1);
+	assert_int_equal(f->notified[1], 1);
 	assert_true(virtio_has_feature(&f->dev, VIRTIO_F_VERSION_1));
 	assert_true(virtio_has_feature(&f->dev, VIRTIO_F_EVENT_IDX));
 	assert_true(virtio_has_feature(&f->dev, VIRTIO_F_INDIRECT_DESC));
@@ -205,7 +228,9 @@ static void test_queue_notify(void **unused)
 {
 	struct fake *f = fake_new();
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0); /* before DRIVER_OK: nothing */
+	assert_int_equal(f->notified[0], 0);
 	linux_init(f, ALL_FEATURES);
+	memset(f->notified, 0, sizeof(f->notified)); /* DRIVER_OK's look at each queue */
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, FAKE_QUEUES); /* no such queue */
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffff);
@@ -307,6 +332,37 @@ static void test_register_access_sizes(void **unused)
 	fake_free(f);
 }
 
+/* A doorbell's bits notify the live queues they name, nothing else; a
+ * ring that overtook the writes making a queue live is made good when it
+ * becomes live. */
+static void test_doorbell(void **unused)
+{
+	struct fake *f = fake_new();
+	virtio_mmio_doorbell(&f->dev, 0x3); /* before DRIVER_OK: nothing */
+	assert_int_equal(f->notified[0] + f->notified[1], 0);
+	linux_init(f, ALL_FEATURES);
+	memset(f->notified, 0, sizeof(f->notified));
+	virtio_mmio_doorbell(&f->dev, 1u << 1);
+	assert_int_equal(f->notified[0], 0);
+	assert_int_equal(f->notified[1], 1);
+	virtio_mmio_doorbell(&f->dev, 0xffffffffu); /* queues that do not exist: ignored */
+	assert_int_equal(f->notified[0], 1);
+	assert_int_equal(f->notified[1], 2);
+	/* The driver takes queue 1 back and sets it up again after DRIVER_OK:
+	 * made ready, it is looked at. */
+	wr(f, VIRTIO_MMIO_QUEUE_SEL, 1);
+	wr(f, VIRTIO_MMIO_QUEUE_READY, 0);
+	virtio_mmio_doorbell(&f->dev, 1u << 1); /* not ready: nothing */
+	assert_int_equal(f->notified[1], 2);
+	setup_queue(f, 1, FAKE_NUM);
+	assert_int_equal(f->notified[1], 3);
+	virtio_mmio_needs_reset(&f->dev, "test");
+	virtio_mmio_doorbell(&f->dev, 0x3); /* a broken device processes nothing */
+	assert_int_equal(f->notified[0], 1);
+	assert_int_equal(f->notified[1], 3);
+	fake_free(f);
+}
+
 /* ---- restart ---- */
 
 static void test_restart_resumes(void **unused)
@@ -316,6 +372,7 @@ static void test_restart_resumes(void **unused)
 	virtio_mmio_interrupt(&f->dev, VIRTIO_MMIO_INT_VRING);
 	/* A new incarnation: fresh process-local side, the same state. */
 	memset(f->shadow, 0, sizeof(f->shadow));
+	memset(f->notified, 0, sizeof(f->notified));
 	f->level = 0;
 	assert_true(virtio_mmio_restart(&f->dev));
 	assert_int_equal(f->shadow[VIRTIO_SHADOW_STATUS], STATUS_UP);
@@ -379,6 +436,7 @@ static void expect_torn(void (*tear)(struct virtio_mmio_state *), const char *wh
 	tear(&f->state);
 	print_message("torn state: %s\n", what);
 	assert_false(virtio_mmio_state_valid(&f->dev, &f->state));
+	memset(f->notified, 0, sizeof(f->notified));
 	assert_false(virtio_mmio_restart(&f->dev));
 	/* Fresh, telling the driver, and consistent. */
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), VIRTIO_STATUS_NEEDS_RESET);
@@ -463,6 +521,7 @@ int main(void)
 		cmocka_unit_test(test_bad_queue_setups),
 		cmocka_unit_test(test_reset),
 		cmocka_unit_test(test_queue_notify),
+		cmocka_unit_test(test_doorbell),
 		cmocka_unit_test(test_interrupt_level_and_ack),
 		cmocka_unit_test(test_ack_in_flight_loses_nothing),
 		cmocka_unit_test(test_config_space),
