@@ -204,15 +204,17 @@ int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t 
 	ipc_chan *c = chan_open(url, true, NULL, NULL, err, errlen);
 	if (!c)
 		return IPC_EIO;
-	/* The core may not be listening yet: retry while the address is
-	 * missing or refuses, until the deadline. */
+	/* The core may not be listening yet, or be renewing its listener
+	 * (RELISTEN_NS: a connection in progress then ends ECLOSED, seen under
+	 * Wine): retry while the address is missing, refuses or closes, until
+	 * the deadline. */
 	uint64_t deadline = deadline_after_ms(timeout_ms);
 	for (;;) {
 		int rv = nng_dial(c->sock, url, NULL, 0);
 		if (rv == 0)
 			break;
 		bool retry = rv == NNG_ECONNREFUSED || rv == NNG_ENOENT || rv == NNG_ECONNSHUT ||
-			     rv == NNG_ETIMEDOUT;
+			     rv == NNG_ETIMEDOUT || rv == NNG_ECLOSED;
 		if (!retry || host_now_ns() >= deadline) {
 			set_err(err, errlen, "connect to", url, rv);
 			ipc_close(c);

@@ -838,7 +838,9 @@ static void test_channel_peers_replaced_at_once(void **state)
 	ipc_chan *dev = NULL;
 	for (int i = 0; i < ROUNDS; i++) {
 		ipc_chan *next;
-		assert_int_equal(ipc_dial(url, 2000, &next, err, sizeof(err)), IPC_OK);
+		int rc = ipc_dial(url, 2000, &next, err, sizeof(err));
+		if (rc != IPC_OK)
+			fail_msg("round %d: dial %d: %s", i, rc, err);
 		if (dev)
 			ipc_close(dev);
 		dev = next;
