@@ -15,14 +15,18 @@
 # line per check and "nested: N passed, N failed"; its console is copied to
 # stdout and to BUILD_DIR/nested-x86/console.log.
 #
-# --bench N: instead of the checks, boot the default guest N times with
-# minivm -accel kvm and N times with QEMU -accel kvm inside the same L1 (QEMU,
-# its libraries and firmware go into L1 too) and print "bench:" lines.
+# --bench N: instead of the checks, the ratio run inside one L1 (QEMU, its
+# libraries and firmware go into L1 too): the default guest booted N times
+# with minivm -accel kvm and N times with QEMU -accel kvm, both with the same
+# devices, with and without the kernel's log on ttyS0; then N rounds of
+# ttyS0 and hvc0 output and of network input through a forward, in each VMM
+# (l1-init's bench and io_bench).  Prints "bench:" lines.
 #
 # Exit status: 0 when the summary line says 0 failed (checks) or every bench
-# boot finished; 1 otherwise, including a timeout (NESTED_TIMEOUT seconds,
-# default 900) or L1 silent for NESTED_IDLE seconds (default 300): then the
-# summary is made here from L1's lines so far.
+# boot and transfer finished; 1 otherwise, including a timeout
+# (NESTED_TIMEOUT seconds, default 900, or 300 + 600 per bench round) or L1
+# silent for NESTED_IDLE seconds (default 120): then the summary is made here
+# from L1's lines so far.
 set -eu
 
 die() {
@@ -39,7 +43,7 @@ elif [ $# -ge 2 ] && [ "$2" = --shell ]; then
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$BUILD/nested-x86
-TIMEOUT=${NESTED_TIMEOUT:-900}
+TIMEOUT=${NESTED_TIMEOUT:-$([ -n "$BENCH" ] && echo $((300 + 600 * BENCH)) || echo 900)}
 
 for tool in qemu-system-x86_64 dpkg-deb cpio gzip ldd modinfo; do
 	command -v $tool >/dev/null || die "$tool not found (apt-get install qemu-system-x86 dpkg cpio gzip kmod libc-bin)"
@@ -226,9 +230,11 @@ if [ -z "$BENCH" ] && ! grep -q "$summary_re" "$WORK/console.log"; then
 		"'${last_check:-its boot}'" "$passed" "$failed" | tee -a "$WORK/console.log"
 fi
 if [ -n "$BENCH" ]; then
-	# Every boot of both VMMs with both command lines, none timed out.
-	! grep -q "bench: .*timeout" "$WORK/console.log" &&
-		[ "$(grep -c "bench: \(minivm\|qemu\)-kvm \[.*\] [0-9]" "$WORK/console.log")" = $((4 * BENCH)) ]
+	# Every boot of both VMMs with both command lines, and every transfer
+	# (three per round and VMM), none timed out or failed.
+	! grep -q "bench: .*\(timeout\|failed\)" "$WORK/console.log" &&
+		[ "$(grep -c "bench: \(minivm\|qemu\)-kvm \[.*\] [0-9]" "$WORK/console.log")" = $((4 * BENCH)) ] &&
+		[ "$(grep -c "bench: \(minivm\|qemu\)-kvm (.*) [0-9.]* KB/s" "$WORK/console.log")" = $((6 * BENCH)) ]
 	exit
 fi
 grep -q "nested: [0-9]* passed, 0 failed" "$WORK/console.log"
