@@ -14,6 +14,7 @@ struct core_stats {
 	_Atomic uint64_t unowned;     /* accesses no device owns */
 	_Atomic uint64_t round_trips; /* IO_READ answered by a device */
 	_Atomic uint64_t shadow_hits; /* reads answered from a state page */
+	_Atomic uint64_t rx_pops;     /* receive-register reads answered from a receive ring */
 	_Atomic uint64_t posted_writes;
 	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
 	_Atomic uint64_t acks_lowered; /* interrupt acknowledges that lowered a line at once */

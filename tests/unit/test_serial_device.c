@@ -150,12 +150,18 @@ static unsigned iir_slot(void)
 	for (uint32_t i = 0; i < m.u.hello.nregs; i++) {
 		const struct ipc_reg *r = &m.u.hello.regs[i];
 		if (r->space == IPC_SPACE_PIO && r->addr == COM1 + UART_IIR) {
-			assert_int_equal(r->flags, IPC_REG_READ_ACK);
+			assert_int_equal(r->flags, IPC_REG_READ_ACK | IPC_REG_RX_RING);
 			return r->slot;
 		}
 	}
 	fail_msg("IIR is not declared");
 	return 0;
+}
+
+/* Bytes in the receive ring the core pops (ipc.h). */
+static uint32_t ring_count(struct harness *h)
+{
+	return atomic_load(&page_of(h)->rx.tail) - atomic_load(&page_of(h)->rx.head);
 }
 
 static bool shadows_valid(struct harness *h)
@@ -191,11 +197,12 @@ static void test_hello_encodes_and_decodes(void **state)
 		assert_true(hello->regs[i].addr != DEBUGCON && hello->regs[i].addr != DEBUGCON_MMIO);
 	assert_int_equal(hello->ranges[0].base, COM1);
 	assert_int_equal(hello->ranges[0].size, 8);
-	/* THR is a stream register; LSR and MSR are shadowed. */
+	/* THR is a stream register and RBR pops the receive ring; LSR and
+	 * MSR are shadowed. */
 	bool thr_stream = false;
 	for (uint32_t i = 0; i < hello->nregs; i++)
 		if (hello->regs[i].addr == COM1 && hello->regs[i].space == IPC_SPACE_PIO)
-			thr_stream = hello->regs[i].flags == IPC_REG_STREAM;
+			thr_stream = hello->regs[i].flags == (IPC_REG_STREAM | IPC_REG_RX_RING);
 	assert_true(thr_stream);
 	slot_for(h, IPC_SPACE_PIO, COM1 + UART_LSR);
 	slot_for(h, IPC_SPACE_PIO, COM1 + UART_MSR);
@@ -216,7 +223,9 @@ static void test_fresh_attach_publishes(void **state)
 	assert_true(serial_attach(&h->d, h->page, false));
 	assert_true(shadows_valid(h));
 	assert_int_equal(page_of(h)->version, IPC_PROTO_VERSION);
-	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_LSR)), 0x60);
+	/* COM1's LSR follows the receive ring: 0x60 empty, 0x61 with data. */
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_LSR)), 0x6160);
+	assert_int_equal(ring_count(h), 0);
 	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_MSR)), 0xb0);
 	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_MMIO, MMIO_BASE + UART_LSR)), 0x60);
 	/* The core's line is told the model's level. */
@@ -269,10 +278,14 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	size_t n = h->nsent;
 	assert_int_equal(serial_input(&h->d, (const uint8_t *)"z", 1), 1);
 	assert_int_equal(h->nsent, n);
+	/* The input is in the receive ring; the word says that data there
+	 * outranks THRE (the core puts it on top: IPC_READ_ACK_RX_*). */
 	uint64_t with_input = shadow(h, iir_slot());
-	assert_int_equal(IPC_READ_ACK_CLEAR(with_input), UART_IIR_FIFO_ON | UART_IIR_RDI);
-	assert_false(with_input & IPC_READ_ACK_REPORTS); /* RX data outranks THRE */
-	assert_false(with_input & IPC_READ_ACK_IDLE);
+	assert_int_equal(ring_count(h), 1);
+	assert_true(with_input & IPC_READ_ACK_RX_ENABLED);
+	assert_int_equal(IPC_READ_ACK_RX_TRIGGER(with_input), 1);
+	assert_int_equal(IPC_READ_ACK_RX_FULL(with_input), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_int_equal(IPC_READ_ACK_CLEAR(with_input), UART_IIR_FIFO_ON | UART_IIR_NO_INT);
 
 	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
 	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
@@ -285,7 +298,8 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	assert_int_equal(h->sent[n].u.irq.level, 1);
 	/* Published before the message left: THRE acknowledged, RX data shown. */
 	assert_false(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
-	assert_int_equal(IPC_READ_ACK_CLEAR(h->iir_word_at_irq), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_true(h->iir_word_at_irq & IPC_READ_ACK_RX_ENABLED);
+	assert_int_equal(ring_count(h), 1);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, 1), UART_IIR_FIFO_ON | UART_IIR_RDI);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'z');
 }
@@ -370,13 +384,14 @@ static void test_input_and_interrupts(void **state)
 	assert_int_equal(h->nsent, 1);
 	assert_int_equal(h->sent[0].type, IPC_IRQ);
 	assert_int_equal(h->sent[0].u.irq.level, 1);
-	assert_int_equal(shadow(h, lsr_slot), 0x61);
+	assert_int_equal(shadow(h, lsr_slot), 0x6160);
+	assert_int_equal(ring_count(h), 1);
 	/* 'h' in the receiver keeps its room in the queue (a FIFO clear
 	 * would give it back), 'i' is queued. */
 	assert_int_equal(serial_input_space(&h->d), UART_INPUT_SIZE - 2);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'h');
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'i');
-	assert_int_equal(shadow(h, lsr_slot), 0x60);
+	assert_int_equal(ring_count(h), 0);
 	/* The IRQ went down before the reply to the read that drained it. */
 	assert_int_equal(h->sent[h->nsent - 2].type, IPC_IRQ);
 	assert_int_equal(h->sent[h->nsent - 2].u.irq.level, 0);
@@ -516,8 +531,8 @@ static void test_hvc0_beside_the_uarts(void **state)
 	assert_int_equal(serial_read(&h->d, &io), VIRTIO_CONSOLE_DEVICE_ID);
 	io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 2, .addr = 0xd0001000 + VIRTIO_MMIO_CONFIG};
 	assert_int_equal(serial_read(&h->d, &io), 90);
-	/* The core answers MagicValue from the slot after the UARTs' (and the PL011's). */
-	assert_int_equal(page_of(h)->shadow[10 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
+	/* The core answers MagicValue from the slot after the UARTs' (the PL011's, COM1's RBR). */
+	assert_int_equal(page_of(h)->shadow[11 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
 
 	size_t uart_space = serial_input_space(&h->d);
 	assert_int_equal(uart_space, VIRTIO_CONSOLE_INPUT_SIZE);
