@@ -340,8 +340,8 @@ int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *re
 {
 	struct read_ack_answer a;
 	if (!read_ack || !(read_ack->flags & IPC_REG_RX_RING) ||
-	    !policy_read_ack(h, read_ack, state, ordered_mark, t, &a) || !a.idle)
-		return -1;
+	    !policy_read_ack(h, read_ack, state, ordered_mark, t, &a) || !a.idle || a.acknowledges)
+		return -1; /* unknown, busy, or the event holds the line until its read */
 	return range_gsi(h, read_ack);
 }
 
