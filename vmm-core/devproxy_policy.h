@@ -101,8 +101,11 @@ struct read_ack_answer {
 
 /* Can a read of reg (IPC_REG_READ_ACK) be answered by the core?  Under the
  * same conditions as policy_shadow_read; then *a says what it returns and
- * whether it acknowledges the event (ipc.h).  The caller, on
- * a->acknowledges, records the event as not pending from its READ_DONE on. */
+ * whether it acknowledges the event (ipc.h).  With IPC_REG_RX_RING, data in
+ * the receive ring, if the word says it is an interrupt, is reported
+ * instead and acknowledges nothing (false if the ring's indices are not
+ * sane).  The caller, on a->acknowledges, records the event as not pending
+ * from its READ_DONE on. */
 bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 		     const struct ipc_state_page *state, uint64_t ordered_mark,
 		     const struct read_ack_track *t, struct read_ack_answer *a);
