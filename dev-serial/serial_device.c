@@ -470,12 +470,13 @@ uint64_t serial_read(struct serial_device *d, const struct ipc_io *io)
 	struct target t = find_target(d, io);
 	uint64_t value = all_ones(io->size);
 	take_rx_pops(d);
-	if (t.kind == TARGET_UART)
+	if (t.kind == TARGET_UART) {
 		value = uart_read(t.uart, t.reg, &t.io);
-	if (t.kind == TARGET_UART && t.uart == &d->state->com1 && t.reg == UART_RBR)
-		store_rx_head(d);
-	else if (t.kind == TARGET_DEBUGCON)
+		if (t.uart == &d->state->com1 && t.reg == UART_RBR)
+			store_rx_head(d);
+	} else if (t.kind == TARGET_DEBUGCON) {
 		value = IPC_DEBUGCON_READBACK; /* the core answers these itself */
+	}
 	publish(d); /* before the reply: the core may read a shadow right after it */
 	return value;
 }
