@@ -23,8 +23,11 @@ enum serial_slot {
 	SLOT_COM1_LCR,
 	SLOT_COM1_MCR,
 	SLOT_COM1_SCR,
+	SLOT_COM1_RBR, /* an IPC_RX_POP_* word: the receive ring */
 	SLOT_HVC0_FIRST, /* VIRTIO_SHADOW_COUNT slots from here */
 };
+/* uart_rx_consumed takes up to a FIFO's worth: the ring holds no more. */
+_Static_assert(IPC_RX_RING_SIZE <= UART_FIFO_SIZE, "the receive ring");
 _Static_assert(SLOT_HVC0_FIRST + VIRTIO_SHADOW_COUNT <= IPC_MAX_REGS, "shadow slots");
 /* Doorbells of the state page (ipc.h): hvc0's QueueNotify. */
 enum serial_doorbell { DOORBELL_HVC0 };
@@ -138,9 +141,15 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 			add_range(h, IPC_SPACE_PIO, SERIAL_COM1_BASE, UART_NREGS, IPC_RANGE_UART16550);
 		com1->has_irq = true;
 		com1->irq = 0;
-		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_RBR, IPC_REG_STREAM, 0);
-		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_IIR, IPC_REG_READ_ACK, SLOT_COM1_IIR);
-		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_LSR, IPC_REG_SHADOW, SLOT_COM1_LSR);
+		/* RBR's bytes are the state page's receive ring, which the core
+		 * pops (IPC_REG_RX_RING); LSR's DR and IIR's receive
+		 * interrupt follow the ring. */
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_RBR, IPC_REG_STREAM | IPC_REG_RX_RING,
+			SLOT_COM1_RBR);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_IIR, IPC_REG_READ_ACK | IPC_REG_RX_RING,
+			SLOT_COM1_IIR);
+		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_LSR, IPC_REG_SHADOW | IPC_REG_RX_RING,
+			SLOT_COM1_LSR);
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MSR, IPC_REG_SHADOW, SLOT_COM1_MSR);
 		/* Read by Linux's console before every message it prints (IER)
 		 * and while it sets the port up: plain reads, shadowed.  The
@@ -148,11 +157,16 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 		 * LSR: an IER write changes IER and the interrupt state (IIR),
 		 * never LSR, so the polls need not wait for it.  LCR's DLAB
 		 * switches offset 1 to DLM and THR's address to DLL (IIR's word
-		 * says which); MCR's loopback may change every shadow. */
+		 * says which) and RBR's to DLL (RBR's word: the ring is not
+		 * popped); MCR's loopback may change every shadow.  The
+		 * receive ring waits for IER writes too: enabling the receive
+		 * interrupt takes the input queued behind the receiver out of
+		 * it (uart_rx_visible). */
 		uint32_t iir = 1u << SLOT_COM1_IIR;
-		add_plain_reg(h, SERIAL_COM1_BASE + UART_IER, SLOT_COM1_IER, 1u << SLOT_COM1_IER | iir);
+		add_plain_reg(h, SERIAL_COM1_BASE + UART_IER, SLOT_COM1_IER,
+			      1u << SLOT_COM1_IER | 1u << SLOT_COM1_RBR | iir);
 		add_plain_reg(h, SERIAL_COM1_BASE + UART_LCR, SLOT_COM1_LCR,
-			      1u << SLOT_COM1_LCR | 1u << SLOT_COM1_IER | iir);
+			      1u << SLOT_COM1_LCR | 1u << SLOT_COM1_IER | 1u << SLOT_COM1_RBR | iir);
 		add_reg(h, IPC_SPACE_PIO, SERIAL_COM1_BASE + UART_MCR, IPC_REG_SHADOW, SLOT_COM1_MCR);
 		add_plain_reg(h, SERIAL_COM1_BASE + UART_SCR, SLOT_COM1_SCR, 1u << SLOT_COM1_SCR);
 	}
@@ -174,12 +188,29 @@ void serial_hello(const struct serial_config *cfg, struct ipc_hello *h)
 
 /* ---- the state page ---- */
 
+/* The core pops COM1's receiver from the ring (RBR reads the receiver, not
+ * DLL).  Loopback needs no test: its status reads are not pure, so the
+ * page's magic is clear and nothing is answered from it. */
+static bool rx_ring_live(const struct uart16550 *u)
+{
+	return !(uart_plain_reg(u, UART_LCR) & UART_LCR_DLAB);
+}
+
 /* IIR as the core answers it (IPC_REG_READ_ACK): the THRE interrupt is the
- * event, which THR writes raise and the IIR read reporting it acknowledges. */
+ * event, which THR writes raise and the IIR read reporting it acknowledges.
+ * While the ring is live the two values leave the receiver out and the
+ * core puts its interrupt on top (IPC_READ_ACK_RX_*), from the ring's
+ * count: it may have popped bytes we have not heard of yet. */
 static uint64_t iir_word(const struct uart16550 *u)
 {
-	uint8_t clear = uart_iir(u, false), raised = uart_iir(u, true);
+	bool live = rx_ring_live(u);
+	uint8_t clear = live ? uart_iir_receiver_empty(u, false) : uart_iir(u, false);
+	uint8_t raised = live ? uart_iir_receiver_empty(u, true) : uart_iir(u, true);
 	uint64_t w = clear | (uint64_t)raised << 8;
+	struct uart_rx_interrupt rx;
+	if (live && uart_rx_interrupt(u, &rx))
+		w |= IPC_READ_ACK_RX_ENABLED | (uint64_t)rx.full << 24 | (uint64_t)rx.partial << 32 |
+		     (uint64_t)rx.trigger << 40;
 	if (u->thr_pending)
 		w |= IPC_READ_ACK_PENDING;
 	if ((raised & 0x0f) == UART_IIR_THRI)
@@ -191,6 +222,51 @@ static uint64_t iir_word(const struct uart16550 *u)
 	return w;
 }
 
+/* COM1's receiver as the ring the core pops (ipc.h): the visible bytes
+ * (uart_rx_visible: the receiver's, and for a polling guest the input
+ * queued behind them), then the tail.  The model's head never passes the
+ * core's, so a slot we store holds the byte of an index the core has not
+ * popped yet or the same byte again.  With the PL011 there is no COM1 and
+ * no ring. */
+static void publish_rx_ring(struct serial_device *d)
+{
+	const struct uart16550 *com1 = &d->state->com1;
+	if (d->cfg.pl011)
+		return;
+	struct ipc_rx_ring *r = &d->page->rx;
+	uint32_t n = uart_rx_visible(com1, IPC_RX_RING_SIZE);
+	for (uint32_t i = 0; i < n; i++)
+		atomic_store_explicit(&r->data[(com1->rx_head + i) % IPC_RX_RING_SIZE],
+				      uart_rx_visible_byte(com1, i), memory_order_relaxed);
+	atomic_store_explicit(&r->tail, com1->rx_head + n, memory_order_release);
+}
+
+/* Pop what the core has popped from the ring since we last looked: before
+ * anything else acts on COM1, so that the model's receiver is the ring's.
+ * A head outside the receiver (a torn page after a crash) empties it: a
+ * byte may be lost, none is seen twice. */
+static void take_rx_pops(struct serial_device *d)
+{
+	if (d->cfg.pl011)
+		return;
+	struct uart16550 *com1 = &d->state->com1;
+	uint32_t head = atomic_load_explicit(&d->page->rx.head, memory_order_acquire);
+	struct uart_io io = com1_io(d);
+	if (!uart_rx_consumed(com1, head, &io)) {
+		log_once("the receive ring's head is not within COM1's receiver: its bytes are dropped");
+		uart_rx_restart_at(com1, head);
+	}
+}
+
+/* A read of RBR that we answered popped the receiver: the ring's head
+ * follows (the core pops no byte meanwhile: it asked us because it could
+ * not). */
+static void store_rx_head(struct serial_device *d)
+{
+	if (!d->cfg.pl011)
+		atomic_store_explicit(&d->page->rx.head, d->state->com1.rx_head, memory_order_release);
+}
+
 /* Store the shadowed registers' values, then say whether the core may use
  * them (serial_device.h).  Release: a core that sees the magic sees the
  * values stored before it. */
@@ -199,7 +275,14 @@ static void publish(struct serial_device *d)
 	struct ipc_state_page *p = d->page;
 	const struct uart16550 *com1 = &d->state->com1, *mmio = &d->state->mmio;
 	bool pure = uart_status_reads_pure(com1);
-	atomic_store_explicit(&p->shadow[SLOT_COM1_LSR], uart_lsr(com1), memory_order_relaxed);
+	publish_rx_ring(d);
+	uint8_t lsr = uart_lsr(com1);
+	uint64_t lsr_word = rx_ring_live(com1)
+				    ? (uint64_t)(lsr & ~UART_LSR_DR) | (uint64_t)(lsr | UART_LSR_DR) << 8
+				    : (uint64_t)lsr | (uint64_t)lsr << 8;
+	atomic_store_explicit(&p->shadow[SLOT_COM1_LSR], lsr_word, memory_order_relaxed);
+	atomic_store_explicit(&p->shadow[SLOT_COM1_RBR], rx_ring_live(com1) ? IPC_RX_POP_LIVE : 0,
+			      memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_MSR], uart_msr(com1), memory_order_relaxed);
 	atomic_store_explicit(&p->shadow[SLOT_COM1_IIR], iir_word(com1), memory_order_relaxed);
 	static const struct {
@@ -296,6 +379,15 @@ bool serial_attach(struct serial_device *d, void *page, bool resumed)
 	if (!resumed || !kept)
 		state_init(d->state);
 	d->page->version = IPC_PROTO_VERSION;
+	/* The core's pops while we were away: bytes it took from the ring
+	 * leave the receiver (never seen twice); a fresh receiver starts at
+	 * the core's head. */
+	if (!kept || !resumed) {
+		if (!d->cfg.pl011)
+			uart_rx_restart_at(&d->state->com1, atomic_load(&d->page->rx.head));
+	} else {
+		take_rx_pops(d);
+	}
 	publish(d);
 	/* Whatever the core's line says now, make it match the model. */
 	if (d->cfg.pl011) {
@@ -377,10 +469,14 @@ uint64_t serial_read(struct serial_device *d, const struct ipc_io *io)
 	}
 	struct target t = find_target(d, io);
 	uint64_t value = all_ones(io->size);
-	if (t.kind == TARGET_UART)
+	take_rx_pops(d);
+	if (t.kind == TARGET_UART) {
 		value = uart_read(t.uart, t.reg, &t.io);
-	else if (t.kind == TARGET_DEBUGCON)
+		if (t.uart == &d->state->com1 && t.reg == UART_RBR)
+			store_rx_head(d);
+	} else if (t.kind == TARGET_DEBUGCON) {
 		value = IPC_DEBUGCON_READBACK; /* the core answers these itself */
+	}
 	publish(d); /* before the reply: the core may read a shadow right after it */
 	return value;
 }
@@ -400,6 +496,7 @@ void serial_write(struct serial_device *d, const struct ipc_io *io)
 	}
 	struct target t = find_target(d, io);
 	uint8_t byte = (uint8_t)io->data;
+	take_rx_pops(d);
 	if (t.kind == TARGET_UART)
 		uart_write(t.uart, t.reg, byte, &t.io);
 	else if (t.kind == TARGET_DEBUGCON)
@@ -410,16 +507,21 @@ void serial_write(struct serial_device *d, const struct ipc_io *io)
 void serial_read_done(struct serial_device *d, const struct ipc_io *io)
 {
 	struct target t = find_target(d, io);
-	if (t.kind == TARGET_UART && t.reg == UART_IIR)
+	take_rx_pops(d);
+	bool com1 = t.kind == TARGET_UART && t.uart == &d->state->com1;
+	if (com1 && t.reg == UART_IIR)
 		uart_iir_read_done(t.uart, (uint8_t)io->data, &t.io);
+	else if (com1 && t.reg == UART_RBR && !d->cfg.pl011)
+		uart_rx_read_done(t.uart, &t.io);
 	else
-		log_once("ignoring IO_READ_DONE at %#llx: only IIR is answered by the core",
+		log_once("ignoring IO_READ_DONE at %#llx: only COM1's IIR and RBR are answered by the core",
 			 (unsigned long long)io->addr);
 	publish(d);
 }
 
 void serial_reset(struct serial_device *d)
 {
+	take_rx_pops(d);
 	struct uart_io io = com1_io(d);
 	uart_reset(&d->state->com1, &io);
 	io = mmio_io(d);

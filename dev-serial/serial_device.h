@@ -23,6 +23,12 @@
  *    published (THRE pending or not) and posts IO_READ_DONE when its answer
  *    acknowledged.  Linux's 8250 driver reads IIR twice per interrupt and
  *    once per 16 bytes it transmits.
+ *  - RBR of the 16550 at 0x3f8, as the receive ring (IPC_REG_RX_RING): the
+ *    ring in the state page holds the receiver's bytes (and, for a polling
+ *    guest, the input queued behind them), the core pops it, and LSR's DR
+ *    and IIR's receive interrupt follow its count.  Before anything else
+ *    acts on the UART the device pops its model up to the core's head;
+ *    IO_READ_DONE at RBR says the core emptied the ring.
  * The shadows are published after every change and before every interrupt
  * message (the core's answers rely on that: devproxy.c, read_ack_here). */
 #ifndef MINIVM_SERIAL_DEVICE_H
@@ -118,7 +124,8 @@ bool serial_state_valid(const struct serial_state *s);
 /* An access the core forwarded (any address, any size: checked here). */
 uint64_t serial_read(struct serial_device *d, const struct ipc_io *io);
 void serial_write(struct serial_device *d, const struct ipc_io *io);
-/* The core answered a read of IIR itself (IO_READ_DONE, data = its answer). */
+/* The core answered a read of IIR itself (IO_READ_DONE, data = its answer),
+ * or emptied the receive ring (IO_READ_DONE at RBR). */
 void serial_read_done(struct serial_device *d, const struct ipc_io *io);
 /* The machine was reset: both UARTs are. */
 void serial_reset(struct serial_device *d);

@@ -30,6 +30,8 @@
 
 #include <string.h>
 
+static void say_level_again(struct uart16550 *u, const struct uart_io *io);
+
 static const uint8_t trigger_levels[4] = {1, 4, 8, 14};
 
 static bool fifo_enabled(const struct uart16550 *u)
@@ -101,10 +103,10 @@ uint8_t uart_msr(const struct uart16550 *u)
 }
 
 /* The pending interrupt of highest priority, as IIR bits 0-3, if the THRE
- * interrupt is armed (thr_pending) or not. */
-static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending)
+ * interrupt is armed (thr_pending) or not and the receiver holds count
+ * bytes. */
+static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending, unsigned count)
 {
-	unsigned count = rx_count(u);
 	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
 		return UART_IIR_RLSI;
 	if ((u->ier & UART_IER_RDI) && count) {
@@ -121,7 +123,7 @@ static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending)
 
 static uint8_t pending_interrupt(const struct uart16550 *u)
 {
-	return interrupt_with(u, u->thr_pending);
+	return interrupt_with(u, u->thr_pending, rx_count(u));
 }
 
 static uint8_t iir_value(const struct uart16550 *u, uint8_t id)
@@ -131,7 +133,22 @@ static uint8_t iir_value(const struct uart16550 *u, uint8_t id)
 
 uint8_t uart_iir(const struct uart16550 *u, bool thre)
 {
-	return iir_value(u, interrupt_with(u, thre));
+	return iir_value(u, interrupt_with(u, thre, rx_count(u)));
+}
+
+uint8_t uart_iir_receiver_empty(const struct uart16550 *u, bool thre)
+{
+	return iir_value(u, interrupt_with(u, thre, 0));
+}
+
+bool uart_rx_interrupt(const struct uart16550 *u, struct uart_rx_interrupt *r)
+{
+	r->full = iir_value(u, UART_IIR_RDI);
+	r->partial = iir_value(u, fifo_enabled(u) ? UART_IIR_CTI : UART_IIR_RDI);
+	r->trigger = fifo_enabled(u) ? trigger_levels[u->fcr >> 6] : 1;
+	/* Receiver line status outranks it; in loopback only, whose reads go
+	 * through the device (uart_status_reads_pure). */
+	return (u->ier & UART_IER_RDI) && !((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS));
 }
 
 /* Report the interrupt output only when it changes: each report is a
@@ -198,6 +215,61 @@ static void clear_rx(struct uart16550 *u)
 			u->in_buf[u->in_head % UART_INPUT_SIZE] = u->rx_fifo[u->rx_tail % UART_FIFO_SIZE];
 		}
 	}
+	u->rx_from_input = 0;
+}
+
+/* The guest has read the byte at the receiver's head. */
+static void pop_rx(struct uart16550 *u, const struct uart_io *io)
+{
+	u->rx_from_input &= (uint16_t)~slot_bit(u->rx_head);
+	u->rx_head++;
+	/* Emptied: the interrupt output falls before the next batch raises
+	 * it again (refill_rx). */
+	if (!rx_count(u)) {
+		update_irq(u, io);
+		refill_rx(u);
+	}
+}
+
+/* Nothing the guest can observe tells when a byte arrives while the
+ * receiver takes input and the receive interrupt is off (a polling guest):
+ * a byte queued behind the receiver may as well have arrived the moment
+ * the guest read the one before it. */
+static bool arrival_unobserved(const struct uart16550 *u)
+{
+	return receiver_takes_input(u) && !(u->ier & UART_IER_RDI);
+}
+
+uint32_t uart_rx_visible(const struct uart16550 *u, uint32_t max)
+{
+	uint32_t n = rx_count(u);
+	if (arrival_unobserved(u))
+		n += input_count(u);
+	return n < max ? n : max;
+}
+
+uint8_t uart_rx_visible_byte(const struct uart16550 *u, uint32_t i)
+{
+	if (i < rx_count(u))
+		return u->rx_fifo[(u->rx_head + i) % UART_FIFO_SIZE];
+	return u->in_buf[(u->in_head + i - rx_count(u)) % UART_INPUT_SIZE];
+}
+
+bool uart_rx_consumed(struct uart16550 *u, uint32_t head, const struct uart_io *io)
+{
+	if (head - u->rx_head > uart_rx_visible(u, UART_FIFO_SIZE))
+		return false;
+	if (head == u->rx_head)
+		return true;
+	while (u->rx_head != head)
+		pop_rx(u, io);
+	update_irq(u, io);
+	return true;
+}
+
+void uart_rx_restart_at(struct uart16550 *u, uint32_t head)
+{
+	u->rx_head = u->rx_tail = head;
 	u->rx_from_input = 0;
 }
 
@@ -279,14 +351,7 @@ uint8_t uart_read(struct uart16550 *u, unsigned reg, const struct uart_io *io)
 			return u->dll;
 		if (rx_count(u)) {
 			value = u->rx_fifo[u->rx_head % UART_FIFO_SIZE];
-			u->rx_from_input &= (uint16_t)~slot_bit(u->rx_head);
-			u->rx_head++;
-			/* Emptied: the interrupt output falls before the next
-			 * batch raises it again (refill_rx). */
-			if (!rx_count(u)) {
-				update_irq(u, io);
-				refill_rx(u);
-			}
+			pop_rx(u, io);
 		}
 		break;
 	case UART_IER:
@@ -355,6 +420,18 @@ void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io
 {
 	if ((value & 0x0f) == UART_IIR_THRI)
 		u->thr_pending = 0;
+	say_level_again(u, io);
+}
+
+void uart_rx_read_done(struct uart16550 *u, const struct uart_io *io)
+{
+	say_level_again(u, io);
+}
+
+/* After a read someone else answered and that may have lowered our line
+ * (uart16550.h). */
+static void say_level_again(struct uart16550 *u, const struct uart_io *io)
+{
 	if (!u->irq_level) {
 		/* Our last word to the core was "low": its line is low. */
 		update_irq(u, io);

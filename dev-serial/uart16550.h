@@ -142,6 +142,46 @@ uint8_t uart_msr(const struct uart16550 *u);
  * chooses between when it answers IIR itself (IPC_REG_READ_ACK). */
 uint8_t uart_iir(const struct uart16550 *u, bool thre);
 
+/* The same with the receiver taken as empty: while someone else serves
+ * the receiver's bytes (the core, from its receive ring), it puts their
+ * interrupt on top of this (uart_rx_interrupt). */
+uint8_t uart_iir_receiver_empty(const struct uart16550 *u, bool thre);
+
+/* What the receiver's bytes make IIR read: `full` with at least `trigger`
+ * bytes, `partial` (character timeout) with fewer.  True if they are an
+ * interrupt at all (IER.ERBFI) that nothing pending outranks. */
+struct uart_rx_interrupt {
+	uint8_t full, partial, trigger;
+};
+bool uart_rx_interrupt(const struct uart16550 *u, struct uart_rx_interrupt *r);
+
+/* The bytes someone else (the core, from its copy of them) may hand to the
+ * guest as the receiver's, up to max: those it holds and, while nothing
+ * the guest can observe says when input arrives (the receiver takes input
+ * and its interrupt is off: a polling guest), the queued input behind
+ * them.  The i-th (from 0) has index rx_head + i; indices are
+ * free-running, and a byte keeps its index until it is read (a FIFO clear
+ * gives it back to the queue, where it has the same index again).  Only
+ * the guest's writes take bytes out of view. */
+uint32_t uart_rx_visible(const struct uart16550 *u, uint32_t max);
+uint8_t uart_rx_visible_byte(const struct uart16550 *u, uint32_t i);
+
+/* Someone else answered the guest's reads of RBR up to index head: pop
+ * them with their side effects (the receiver emptied: the interrupt output
+ * falls and the next input comes in).  False if head is beyond the first
+ * UART_FIFO_SIZE visible bytes (no copy holds more): nothing is popped. */
+bool uart_rx_consumed(struct uart16550 *u, uint32_t head, const struct uart_io *io);
+
+/* The receiver is empty and its next byte has index head (a state that
+ * cannot be trusted, or a fresh one, joins the indices someone else
+ * kept). */
+void uart_rx_restart_at(struct uart16550 *u, uint32_t head);
+
+/* The read that emptied the receiver was answered by someone else, who
+ * may have lowered the interrupt line: say the level again unless the
+ * last level said was low (as uart_iir_read_done). */
+void uart_rx_read_done(struct uart16550 *u, const struct uart_io *io);
+
 /* Someone else answered a read of IIR with value (the core, from the
  * published values): apply that read's side effect (a THRE interrupt it
  * reported is acknowledged).  The core may have lowered the interrupt line

@@ -46,7 +46,10 @@
  *        else zero), 8 u64 addr
  *        the access lies in its space as a range would; no two regs share an
  *        address; no two regs with a shadow slot (IPC_REG_SHADOW,
- *        IPC_REG_READ_ACK) share one; an IPC_REG_READ_ACK reg has size 1
+ *        IPC_REG_READ_ACK, IPC_REG_RX_RING) share one; an IPC_REG_READ_ACK
+ *        reg has size 1; an IPC_REG_RX_RING reg has size 1, neither
+ *        ACK_LOWERS, CHANGES_ONLY nor a doorbell, not both SHADOW and
+ *        READ_ACK, and at most one has neither (the receive register)
  *
  * IPC_WELCOME, 424 bytes:
  *   0  u32       flags       IPC_WELCOME_* only
@@ -183,7 +186,13 @@ static bool get_str(char *dst, const uint8_t *p, size_t field)
 /* The register reads a shadow slot of the state page. */
 static bool uses_slot(const struct ipc_reg *g)
 {
-	return g->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK);
+	return g->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK | IPC_REG_RX_RING);
+}
+
+/* The register pops the receive ring (IPC_REG_RX_RING, neither a shadow nor a read-acknowledge). */
+static bool pops_rx_ring(const struct ipc_reg *g)
+{
+	return (g->flags & IPC_REG_RX_RING) && !(g->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK));
 }
 
 static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char *err, size_t errlen)
@@ -290,8 +299,15 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 			return bad(err, errlen, "HELLO: reg %u: slot %u >= %d", i, g->slot, IPC_MAX_REGS);
 		if ((g->flags & IPC_REG_READ_ACK) && g->size != 1)
 			return bad(err, errlen, "HELLO: reg %u: a read-acknowledge register has size 1", i);
+		if ((g->flags & IPC_REG_RX_RING) &&
+		    (g->size != 1 || (g->flags & (IPC_REG_ACK_LOWERS | IPC_REG_CHANGES_ONLY |
+						  IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT)) ||
+		     (g->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK)) == (IPC_REG_SHADOW | IPC_REG_READ_ACK)))
+			return bad(err, errlen, "HELLO: reg %u: a receive-ring register has size 1 and is the receive register, a shadow or a read-acknowledge", i);
 		for (unsigned j = 0; j < i; j++) {
 			const struct ipc_reg *o = &h->regs[j];
+			if (pops_rx_ring(o) && pops_rx_ring(g))
+				return bad(err, errlen, "HELLO: regs %u and %u both pop the receive ring", j, i);
 			if (o->space == g->space && o->addr == g->addr)
 				return bad(err, errlen, "HELLO: regs %u and %u have the same address", j, i);
 			if (uses_slot(o) && uses_slot(g) && o->slot == g->slot)

@@ -21,6 +21,10 @@
  *    the device as IPC_IO_READ_DONE, which applies its side effect.
  *  - Writes to registers declared "doorbell" (virtio's QueueNotify) are no
  *    message at all: a bit and a count in the state page and a wake-up.
+ *  - A receive register (a UART's RBR) may be popped by the core from a
+ *    byte ring in the state page that the device fills (IPC_REG_RX_RING);
+ *    the core tells the device with one posted IO_READ_DONE when it has
+ *    emptied the ring, not once per byte.
  */
 #ifndef MINIVM_IPC_H
 #define MINIVM_IPC_H
@@ -133,9 +137,39 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * device has done the work (Linux's hvc console): the vCPU sleeps instead
  * of spinning against the device for the host's CPUs. */
 #define IPC_REG_DOORBELL_WAIT 0x40u
+/* The receive ring (struct ipc_rx_ring in the state page; a 16550's RX
+ * FIFO).  Registers of one range take part, all size 1:
+ *  - the receive register (RBR): the flag (and perhaps IPC_REG_STREAM, for
+ *    the writes to its address: THR), with a slot whose word
+ *    (IPC_RX_POP_*) says whether the core may pop the ring now and what a
+ *    read of an empty ring returns.  One per HELLO.  A pop moves the ring's
+ *    head; the read that empties the ring is posted as IPC_IO_READ_DONE
+ *    (data: the value it returned), after the core has lowered the range's line if
+ *    nothing else holds it up (as for IPC_REG_READ_ACK);
+ *  - with IPC_REG_SHADOW (LSR): the shadow holds the register's value with
+ *    the ring empty (IPC_RX_EMPTY_VALUE) and not (IPC_RX_DATA_VALUE);
+ *  - with IPC_REG_READ_ACK (IIR): the word's two values say nothing of the
+ *    ring; data in it is an event of higher priority, which the word
+ *    describes (IPC_READ_ACK_RX_*), and IPC_READ_ACK_IDLE means idle with
+ *    the ring empty.
+ * Whenever the ring is not poppable the core reads through the device as
+ * before (docs/ARCHITECTURE.md, "Receive without a round trip"). */
+#define IPC_REG_RX_RING 0x80u
 #define IPC_REG_FLAGS                                                                        \
 	(IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY | \
-	 IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT)
+	 IPC_REG_DOORBELL | IPC_REG_DOORBELL_WAIT | IPC_REG_RX_RING)
+
+/* The receive register's word. */
+#define IPC_RX_POP_EMPTY(w) ((uint8_t)(w))  /* what a read of an empty ring returns */
+#define IPC_RX_POP_LIVE (1ull << 8)         /* the ring is the receiver: the core may pop */
+/* A shadowed register's word with IPC_REG_RX_RING. */
+#define IPC_RX_EMPTY_VALUE(w) ((uint8_t)(w))
+#define IPC_RX_DATA_VALUE(w) ((uint8_t)((w) >> 8))
+/* In an IPC_REG_READ_ACK word with IPC_REG_RX_RING: */
+#define IPC_READ_ACK_RX_ENABLED (1ull << 20) /* data in the ring is an event */
+#define IPC_READ_ACK_RX_FULL(w) ((uint8_t)((w) >> 24))    /* the value with at least trigger bytes */
+#define IPC_READ_ACK_RX_PARTIAL(w) ((uint8_t)((w) >> 32)) /* the value with fewer */
+#define IPC_READ_ACK_RX_TRIGGER(w) ((unsigned)((w) >> 40) & 0xff)
 
 /* flags of IPC_WELCOME */
 #define IPC_WELCOME_RESUMED 0x1u /* state page holds a previous incarnation's state */
@@ -308,8 +342,8 @@ void ipc_close(ipc_chan *c);
  * Layout of the shared-memory object named in IPC_WELCOME.state_name.  The
  * first IPC_STATE_DEV_OFFSET bytes are this header; the rest belongs to the
  * device (its registers and queues, so a restarted device resumes).  The core
- * reads only `magic`, `applied_seq`, `shadow[]` and the doorbell's counts
- * (atomically), and validates nothing
+ * reads only `magic`, `applied_seq`, `shadow[]`, the doorbell's counts and
+ * the receive ring (atomically), and validates nothing
  * else: a value read from here goes to the guest as a register value, never
  * used as a size or address by the core. */
 #define IPC_STATE_MAGIC 0x4d565354u /* "MVST" */
@@ -330,12 +364,27 @@ struct ipc_doorbell {
 	_Atomic uint32_t pending[IPC_MAX_DOORBELLS];
 };
 
+/* IPC_REG_RX_RING's bytes: ring indices are free-running, tail - head bytes
+ * wait at data[head % IPC_RX_RING_SIZE] on.  The device stores data, then
+ * tail (release), and moves head only while the core cannot pop (the read
+ * of the receive register it is answering itself, a restart).  The core
+ * pops under its lock and stores head (release) before sending anything
+ * else.  The core trusts neither index: a ring claiming more than
+ * IPC_RX_RING_SIZE bytes is not popped (the read goes to the device). */
+#define IPC_RX_RING_SIZE 16
+struct ipc_rx_ring {
+	_Atomic uint32_t head;
+	_Atomic uint32_t tail;
+	_Atomic uint8_t data[IPC_RX_RING_SIZE];
+};
+
 struct ipc_state_page {
 	uint32_t magic;   /* written by the device once its shadows are valid */
 	uint32_t version; /* IPC_PROTO_VERSION */
 	_Atomic uint64_t applied_seq;            /* seq of the last IO_WRITE applied */
 	_Atomic uint64_t shadow[IPC_MAX_REGS];   /* current values of shadowed registers */
 	struct ipc_doorbell doorbell;
+	struct ipc_rx_ring rx;
 };
 
 _Static_assert(sizeof(struct ipc_state_page) <= IPC_STATE_DEV_OFFSET, "state header too big");

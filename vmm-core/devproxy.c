@@ -95,6 +95,10 @@ struct devproxy {
 	host_shm *state_shm;
 	const struct ipc_state_page *state;
 	struct ipc_doorbell *doorbell; /* in the state page */
+	struct ipc_rx_ring *rx;        /* in the state page */
+	/* IPC_REG_RX_RING's receive register and the read-acknowledge
+	 * register of its range (hello.regs), or NULL. */
+	const struct ipc_reg *rx_pop, *rx_read_ack;
 };
 
 /* How long a vCPU waits for the device to take a ring it must wait for
@@ -287,6 +291,54 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
 	return true;
 }
 
+/* A read of the receive ring's register (IPC_REG_RX_RING) answered here, if
+ * the state page allows it (ipc.h); false: it takes the usual path.  A pop
+ * stores the ring's head at once (under lock, so that pops are serial and
+ * every later message leaves after the store); the pop that empties the
+ * ring lowers the line if nothing else holds it up and is posted as
+ * IPC_IO_READ_DONE, as an IIR acknowledge is (read_ack_here): the device
+ * then takes its next batch of input into the ring, and says its line's
+ * level again unless the last it said was low, which is why no edge is
+ * lost (docs/ARCHITECTURE.md, "Receive without a round trip"). */
+static bool rx_pop_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
+{
+	struct rx_pop_answer a;
+	pthread_mutex_lock(&d->send_lock);
+	pthread_mutex_lock(&d->lock);
+	if (!d->up || d->broken || d->aborted ||
+	    !policy_rx_pop(reg, d->state, d->slot_mark[reg->slot], &a)) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+		return false;
+	}
+	*value = a.value;
+	if (a.popped)
+		atomic_store_explicit(&d->rx->head, a.head, memory_order_release);
+	if (!a.emptied) {
+		pthread_mutex_unlock(&d->lock);
+		pthread_mutex_unlock(&d->send_lock);
+		return true;
+	}
+	int lower_gsi = -1;
+	if (d->rx_read_ack) {
+		unsigned i = (unsigned)(d->rx_read_ack - d->hello.regs);
+		lower_gsi = policy_rx_emptied_lowers(&d->hello, d->rx_read_ack, d->state,
+						     d->slot_mark[d->rx_read_ack->slot], &d->read_ack[i]);
+	}
+	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
+	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
+	pthread_mutex_unlock(&d->lock);
+	if (lower_gsi >= 0) {
+		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)lower_gsi, 0);
+		STATS_ADD(acks_lowered, 1);
+	}
+	int rc = send_until_abort(d, &m);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
+	return true;
+}
+
 static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsigned size)
 {
 	struct devproxy *d = opaque;
@@ -294,6 +346,11 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 	uint64_t value = bus_ones(size);
 	if (policy_local_read(&d->hello, space, addr, size, &value))
 		return value;
+	if (reg && reg == d->rx_pop && rx_pop_here(d, reg, &value)) {
+		STATS_ADD(rx_pops, 1);
+		flush_stale_run(d);
+		return value;
+	}
 	if (reg && (reg->flags & IPC_REG_READ_ACK) && read_ack_here(d, reg, &value)) {
 		STATS_ADD(shadow_hits, 1);
 		flush_stale_run(d);
@@ -518,8 +575,14 @@ static int first_attach_locked(struct devproxy *d, const struct ipc_hello *h, ch
 	}
 	d->state = host_shm_ptr(d->state_shm);
 	d->doorbell = &((struct ipc_state_page *)host_shm_ptr(d->state_shm))->doorbell;
+	d->rx = &((struct ipc_state_page *)host_shm_ptr(d->state_shm))->rx;
 	d->declared = *h;
 	d->hello = placed;
+	d->rx_pop = policy_rx_pop_reg(&d->hello);
+	for (uint32_t i = 0; i < d->hello.nregs && d->rx_pop; i++)
+		if ((d->hello.regs[i].flags & (IPC_REG_RX_RING | IPC_REG_READ_ACK)) ==
+		    (IPC_REG_RX_RING | IPC_REG_READ_ACK))
+			d->rx_read_ack = &d->hello.regs[i];
 	return 0;
 }
 

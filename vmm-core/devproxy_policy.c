@@ -53,7 +53,7 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 		snprintf(why, n, "register %u: unknown flags %#x", i, reg->flags);
 		return -1;
 	}
-	if ((reg->flags & (IPC_REG_SHADOW | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK)) &&
+	if ((reg->flags & (IPC_REG_SHADOW | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_RX_RING)) &&
 	    reg->slot >= IPC_MAX_REGS) {
 		snprintf(why, n, "register %u: shadow slot %u out of range", i, reg->slot);
 		return -1;
@@ -92,6 +92,26 @@ static int check_reg(const struct ipc_hello *h, unsigned i, char *why, size_t n)
 	return 0;
 }
 
+static int range_of(const struct ipc_hello *h, const struct ipc_reg *reg);
+
+/* The receive ring's registers (IPC_REG_RX_RING) are one range's: its
+ * receive register and the status and interrupt registers that describe
+ * the ring. */
+static int check_rx_ring(const struct ipc_hello *h, char *why, size_t n)
+{
+	const struct ipc_reg *pop = policy_rx_pop_reg(h);
+	for (uint32_t i = 0; i < h->nregs; i++) {
+		const struct ipc_reg *reg = &h->regs[i];
+		if (!(reg->flags & IPC_REG_RX_RING))
+			continue;
+		if (!pop || range_of(h, reg) != range_of(h, pop)) {
+			snprintf(why, n, "register %u describes a receive ring that its range does not pop", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 int policy_check_hello(const struct ipc_hello *h, char *why, size_t n)
 {
 	if (h->version != IPC_PROTO_VERSION) {
@@ -113,7 +133,7 @@ int policy_check_hello(const struct ipc_hello *h, char *why, size_t n)
 	for (uint32_t i = 0; i < h->nregs; i++)
 		if (check_reg(h, i, why, n))
 			return -1;
-	return 0;
+	return check_rx_ring(h, why, n);
 }
 
 bool policy_same_device(const struct ipc_hello *a, const struct ipc_hello *b)
@@ -163,6 +183,27 @@ bool policy_local_read(const struct ipc_hello *h, enum ipc_space space, uint64_t
 	return false;
 }
 
+/* The bytes waiting in the receive ring, with its head in *head; -1 if the
+ * indices cannot be (more bytes than the ring holds: a torn or hostile
+ * page).  Acquire: the bytes the device stored before the tail are there. */
+static int rx_ring_count(const struct ipc_state_page *state, uint32_t *head)
+{
+	uint32_t tail = atomic_load_explicit(&state->rx.tail, memory_order_acquire);
+	*head = atomic_load_explicit(&state->rx.head, memory_order_relaxed);
+	uint32_t count = tail - *head;
+	return count <= IPC_RX_RING_SIZE ? (int)count : -1;
+}
+
+const struct ipc_reg *policy_rx_pop_reg(const struct ipc_hello *h)
+{
+	for (uint32_t i = 0; i < h->nregs && i < IPC_MAX_REGS; i++) {
+		const struct ipc_reg *reg = &h->regs[i];
+		if ((reg->flags & IPC_REG_RX_RING) && !(reg->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK)))
+			return reg;
+	}
+	return NULL;
+}
+
 bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *state,
 			uint64_t ordered_mark, unsigned size, uint64_t *value)
 {
@@ -175,7 +216,41 @@ bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *
 	if (atomic_load_explicit(&state->applied_seq, memory_order_acquire) < ordered_mark)
 		return false;
 	uint64_t v = atomic_load_explicit(&state->shadow[reg->slot], memory_order_relaxed);
+	if (reg->flags & IPC_REG_RX_RING) {
+		/* The ring's count is the receiver's: the value follows it.  The
+		 * word's two values change only with ordered writes. */
+		uint32_t head;
+		int count = rx_ring_count(state, &head);
+		if (count < 0)
+			return false;
+		v = count ? IPC_RX_DATA_VALUE(v) : IPC_RX_EMPTY_VALUE(v);
+	}
 	*value = size >= 8 ? v : v & ((1ull << (8 * size)) - 1);
+	return true;
+}
+
+bool policy_rx_pop(const struct ipc_reg *reg, const struct ipc_state_page *state,
+		   uint64_t ordered_mark, struct rx_pop_answer *a)
+{
+	if (!reg || !(reg->flags & IPC_REG_RX_RING) || (reg->flags & (IPC_REG_SHADOW | IPC_REG_READ_ACK)) ||
+	    reg->slot >= IPC_MAX_REGS || !state)
+		return false;
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC ||
+	    atomic_load_explicit(&state->applied_seq, memory_order_acquire) < ordered_mark)
+		return false;
+	uint64_t w = atomic_load_explicit(&state->shadow[reg->slot], memory_order_relaxed);
+	if (!(w & IPC_RX_POP_LIVE))
+		return false;
+	uint32_t head;
+	int count = rx_ring_count(state, &head);
+	if (count < 0)
+		return false;
+	if (!count) {
+		*a = (struct rx_pop_answer){.value = IPC_RX_POP_EMPTY(w), .head = head};
+		return true;
+	}
+	uint8_t byte = atomic_load_explicit(&state->rx.data[head % IPC_RX_RING_SIZE], memory_order_relaxed);
+	*a = (struct rx_pop_answer){.value = byte, .popped = true, .head = head + 1, .emptied = count == 1};
 	return true;
 }
 
@@ -239,10 +314,35 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 	if (!device_knows && t->unknown)
 		return false;
 	bool pending = device_knows ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending;
+	/* Data in the receive ring outranks the event (a 16550's RX data over
+	 * THRE): the read then reports the data and acknowledges nothing. */
+	int rx = 0;
+	uint32_t head;
+	if ((reg->flags & IPC_REG_RX_RING) && (w & IPC_READ_ACK_RX_ENABLED) &&
+	    (rx = rx_ring_count(state, &head)) < 0)
+		return false;
+	if (rx) {
+		bool full = (unsigned)rx >= IPC_READ_ACK_RX_TRIGGER(w);
+		*a = (struct read_ack_answer){
+			.value = full ? IPC_READ_ACK_RX_FULL(w) : IPC_READ_ACK_RX_PARTIAL(w), .lower_gsi = -1};
+		return true;
+	}
 	a->value = pending ? IPC_READ_ACK_RAISED(w) : IPC_READ_ACK_CLEAR(w);
 	a->acknowledges = pending && (w & IPC_READ_ACK_REPORTS);
-	a->lower_gsi = a->acknowledges && (w & IPC_READ_ACK_IDLE) ? range_gsi(h, reg) : -1;
+	a->idle = (w & IPC_READ_ACK_IDLE) && (!pending || a->acknowledges || !(w & IPC_READ_ACK_REPORTS));
+	a->lower_gsi = a->acknowledges && a->idle ? range_gsi(h, reg) : -1;
 	return true;
+}
+
+int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *read_ack,
+			     const struct ipc_state_page *state, uint64_t ordered_mark,
+			     const struct read_ack_track *t)
+{
+	struct read_ack_answer a;
+	if (!read_ack || !(read_ack->flags & IPC_REG_RX_RING) ||
+	    !policy_read_ack(h, read_ack, state, ordered_mark, t, &a) || !a.idle || a.acknowledges)
+		return -1; /* unknown, busy, or the event holds the line until its read */
+	return range_gsi(h, read_ack);
 }
 
 void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,

@@ -69,7 +69,9 @@ bool policy_local_read(const struct ipc_hello *h, enum ipc_space space, uint64_t
  * register, once the device has published valid shadows (magic) and applied
  * every write sent before that may change its slot (applied_seq >=
  * ordered_mark, the caller's mark for that slot).  On true,
- * *value is shadow[slot] masked to the access size. */
+ * *value is shadow[slot] masked to the access size; for a register that
+ * describes the receive ring (IPC_REG_RX_RING), the word's value for the
+ * ring's state, and false if the ring's indices are not sane. */
 bool policy_shadow_read(const struct ipc_reg *reg, const struct ipc_state_page *state,
 			uint64_t ordered_mark, unsigned size, uint64_t *value);
 
@@ -93,16 +95,45 @@ struct read_ack_track {
 struct read_ack_answer {
 	uint64_t value;    /* what the read returns */
 	bool acknowledges; /* it reports the event: post IPC_IO_READ_DONE */
-	int lower_gsi;     /* the line to lower at once (IPC_READ_ACK_IDLE), or -1 */
+	bool idle;         /* after this read nothing holds the line up */
+	int lower_gsi;     /* the line to lower at once (acknowledges and idle), or -1 */
 };
 
 /* Can a read of reg (IPC_REG_READ_ACK) be answered by the core?  Under the
  * same conditions as policy_shadow_read; then *a says what it returns and
- * whether it acknowledges the event (ipc.h).  The caller, on
- * a->acknowledges, records the event as not pending from its READ_DONE on. */
+ * whether it acknowledges the event (ipc.h).  With IPC_REG_RX_RING, data in
+ * the receive ring, if the word says it is an interrupt, is reported
+ * instead and acknowledges nothing (false if the ring's indices are not
+ * sane).  The caller, on a->acknowledges, records the event as not pending
+ * from its READ_DONE on. */
 bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 		     const struct ipc_state_page *state, uint64_t ordered_mark,
 		     const struct read_ack_track *t, struct read_ack_answer *a);
+
+/* The register that pops the receive ring (IPC_REG_RX_RING, neither a
+ * shadow nor a read-acknowledge), or NULL. */
+const struct ipc_reg *policy_rx_pop_reg(const struct ipc_hello *h);
+
+struct rx_pop_answer {
+	uint64_t value; /* what the read returns */
+	bool popped;    /* it took a byte: store head */
+	bool emptied;   /* and the ring is empty now: post IPC_IO_READ_DONE */
+	uint32_t head;  /* the ring's head after the read */
+};
+
+/* Can a read of reg (the ring's receive register) be answered by the core?
+ * Under the conditions of policy_shadow_read, with the word saying the ring
+ * is live and its indices sane; then *a says what the read returns.  The
+ * caller stores a->head in the ring before it sends anything else. */
+bool policy_rx_pop(const struct ipc_reg *reg, const struct ipc_state_page *state,
+		   uint64_t ordered_mark, struct rx_pop_answer *a);
+
+/* A pop has just emptied the ring: the line to lower at once if the
+ * ring's read-acknowledge register (read_ack, the IIR) answered now would
+ * say nothing holds it up, else -1. */
+int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *read_ack,
+			     const struct ipc_state_page *state, uint64_t ordered_mark,
+			     const struct read_ack_track *t);
 
 /* A write to `written`, posted with seq, and the read-acknowledge register
  * read_ack: a stream register of the same range raises its event if the

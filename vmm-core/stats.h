@@ -14,9 +14,11 @@ struct core_stats {
 	_Atomic uint64_t unowned;     /* accesses no device owns */
 	_Atomic uint64_t round_trips; /* IO_READ answered by a device */
 	_Atomic uint64_t shadow_hits; /* reads answered from a state page */
+	_Atomic uint64_t rx_pops;     /* receive-register reads answered from a receive ring */
 	_Atomic uint64_t posted_writes;
 	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
-	_Atomic uint64_t acks_lowered; /* interrupt acknowledges that lowered a line at once */
+	_Atomic uint64_t acks_lowered; /* interrupt acknowledges (and receive-ring reads that
+					* emptied the ring) that lowered a line at once */
 	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
 	_Atomic uint64_t doorbells;   /* writes that rang a device's doorbell (no message) */
 	_Atomic uint64_t doorbell_wait_ns; /* vCPU time waiting for rings to be taken */

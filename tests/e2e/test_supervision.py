@@ -1,8 +1,10 @@
-"""Supervision: a crashed dev-serial is restarted without rebooting the guest;
-killing the launcher leaves no process behind."""
+"""Supervision: a crashed dev-serial is restarted without rebooting the guest,
+mid-output and mid-paste; killing the launcher leaves no process behind."""
 import os
+import re
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -89,6 +91,59 @@ def test_dev_serial_crash_is_restarted_without_guest_reset(tmp_path, kill_on_exi
     assert_one_gap_at_most(before + after, MAX_LOST_BYTES)
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
+    assert "dev-serial" in p.stderr.read().decode(), "the restart was not logged"
+
+
+PASTE_LINES = 16 * 1024  # "%08d\n" each: 144 KiB
+
+
+def assert_paste_not_doubled(echoed, lines):
+    """echoed is what the echo guest gave back of the numbered lines: bytes
+    may be missing (in the dead dev-serial, in flight), never repeated, so
+    the whole numbers it holds strictly increase; a gap leaves at most a
+    torn line or two."""
+    numbers, torn = [], 0
+    for line in echoed.split(b"\n"):
+        if re.fullmatch(rb"\d{8}", line):
+            numbers.append(int(line))
+        else:
+            torn += 1
+    repeats = [(a, b) for a, b in zip(numbers, numbers[1:]) if b <= a]
+    assert not repeats, f"lines repeated or out of order: {repeats[:5]}"
+    assert torn <= 4, f"{torn} torn lines: more gaps than one restart explains"
+    assert numbers and numbers[-1] == lines - 1, "the end of the paste did not arrive"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_dev_serial_crash_mid_paste_doubles_nothing(tmp_path, kill_on_exit, engine):
+    """Killed while the guest drains ttyS0's receive ring (the core pops it
+    from the state page): the restarted dev-serial takes the core's pops
+    first, so nothing the guest read is delivered again."""
+    conf = write_conf(tmp_path, vm={"engine": engine, "flat": guest("echo64"),
+                                    "flat-mode": "long"})
+    p = subprocess.Popen([str(LAUNCHER), "run", str(conf)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    kill_on_exit(p)
+    paste = b"".join(b"%08d\n" % n for n in range(PASTE_LINES))
+
+    def write_paste():
+        try:
+            p.stdin.write(paste + b"\x04")  # Ctrl-D: the echo guest says bye
+            p.stdin.close()
+        except BrokenPipeError:
+            pass                             # the assertions below say why
+
+    writer = threading.Thread(target=write_paste, daemon=True)
+    writer.start()
+    serial = child_named(p.pid, "dev-serial")
+    before = read_until(p.stdout, lambda d: len(d) >= len(paste) // 4, 120)
+    os.kill(serial, signal.SIGKILL)
+    after = read_until(p.stdout, lambda d: d.endswith(b"bye\n"), 300)
+    p.wait(timeout=30)
+    out = before + after
+    assert out.startswith(b"echo ready\n"), out[:80]
+    assert_paste_not_doubled(out[len(b"echo ready\n"):-len(b"bye\n")], PASTE_LINES)
     assert "dev-serial" in p.stderr.read().decode(), "the restart was not logged"
 
 

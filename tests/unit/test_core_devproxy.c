@@ -430,6 +430,160 @@ static void test_iir_never_hides_published_input(void **state)
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_RDI);
 }
 
+/* With the receive ring (IPC_REG_RX_RING) as dev-serial declares it: RBR
+ * (THR's address) pops it, LSR's DR and IIR's receive interrupt follow it. */
+#define RBR THR
+#define RBR_SLOT 7
+#define IIR_CTI 0xcc
+static struct ipc_msg uart_hello_rx(void)
+{
+	struct ipc_msg m = uart_hello_iir();
+	struct ipc_hello *h = &m.u.hello;
+	h->regs[0].flags |= IPC_REG_RX_RING; /* LSR */
+	h->regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM | IPC_REG_RX_RING, RBR_SLOT, RBR, 0};
+	h->regs[2].flags |= IPC_REG_RX_RING; /* IIR */
+	return m;
+}
+
+/* The IIR word with the receive interrupt on, trigger level 4. */
+static const uint64_t iir_rx_word = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+				    IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_RX_ENABLED |
+				    (uint64_t)IIR_RDI << 24 | (uint64_t)IIR_CTI << 32 | 4ull << 40;
+
+/* The device publishes `bytes` in the ring from head on, a live RBR, an
+ * LSR that follows the ring, and IIR's word. */
+static void dev_publish_ring(struct fixture *f, uint32_t head, const char *bytes, uint64_t iir)
+{
+	uint32_t n = (uint32_t)strlen(bytes);
+	for (uint32_t i = 0; i < n; i++)
+		atomic_store(&f->state->rx.data[(head + i) % IPC_RX_RING_SIZE], (uint8_t)bytes[i]);
+	atomic_store(&f->state->rx.head, head);
+	atomic_store(&f->state->rx.tail, head + n);
+	atomic_store(&f->state->shadow[5], 0x60 | 0x61 << 8);
+	atomic_store(&f->state->shadow[RBR_SLOT], IPC_RX_POP_LIVE);
+	dev_publish_iir(f, iir, 0);
+}
+
+/* Nothing but what the test expects reached the device. */
+static void dev_expect_nothing(struct fixture *f)
+{
+	struct ipc_msg m;
+	char err[128];
+	assert_int_equal(ipc_recv(f->dev, &m, 100, err, sizeof(err)), IPC_ETIMEDOUT);
+}
+
+/* A paste's batch: the core pops it with no message until the ring is
+ * empty, LSR and IIR following the count (character timeout below the
+ * trigger level); the pop that empties it lowers the line (nothing else
+ * pending) and then posts READ_DONE; reads of an empty ring pop nothing. */
+static void test_rx_ring_popped_by_the_core(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_rx();
+	dev_attach_with(f, &hello);
+	dev_publish_ring(f, 1000, "abcd", iir_rx_word);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x61);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_RDI); /* 4 >= trigger */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'a');
+	assert_int_equal(atomic_load(&f->state->rx.head), 1001);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_CTI); /* 3 left */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'b');
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'c');
+	dev_expect_nothing(f);
+	assert_int_equal(f->lowers, 0);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'd');
+	assert_int_equal(f->lowers, 1);
+	struct ipc_msg done = dev_recv(f);
+	assert_int_equal(done.type, IPC_IO_READ_DONE);
+	assert_int_equal(done.u.io.addr, RBR);
+	assert_int_equal(done.u.io.data, 'd');
+	assert_int_equal(atomic_load(&f->state->rx.head), 1004);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x60);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 0); /* the empty value */
+	assert_int_equal(atomic_load(&f->state->rx.head), 1004);
+	dev_expect_nothing(f);
+	/* Input the device adds while the guest drains is simply there. */
+	atomic_store(&f->state->rx.data[1004 % IPC_RX_RING_SIZE], 'e');
+	atomic_store(&f->state->rx.tail, 1005);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x61);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'e');
+	assert_int_equal(dev_recv(f).type, IPC_IO_READ_DONE);
+}
+
+/* THRE pending and reported holds the line up: emptying the ring does not
+ * lower it (the guest's handler acknowledges THRE next), but READ_DONE is
+ * posted all the same.  The THR write's run leaves before it (seq order). */
+static void test_rx_ring_emptied_under_thre_keeps_the_line(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_rx();
+	dev_attach_with(f, &hello);
+	dev_publish_ring(f, 0, "x", iir_rx_word);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'y'); /* raises THRE in the core's view */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_CTI); /* RX outranks THRE */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'x');
+	assert_int_equal(f->lowers, 0);
+	struct ipc_msg run = dev_recv(f), done = dev_recv(f);
+	assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(done.type, IPC_IO_READ_DONE);
+	assert_int_equal(done.u.io.addr, RBR);
+	/* The handler's next IIR read reports and acknowledges THRE: now the
+	 * line falls. */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	assert_int_equal(f->lowers, 1);
+	done = dev_recv(f);
+	assert_int_equal(done.type, IPC_IO_READ_DONE);
+	assert_int_equal(done.u.io.addr, IIR);
+}
+
+/* The ring's indices come from a page the device writes: a ring claiming
+ * more than it holds (torn by a crash, or hostile), a ring the device says
+ * is not live (DLAB), or an ordered write the device has not applied yet
+ * (which may change the ring) send the read to the device. */
+static void test_rx_ring_untrusted_reads_go_to_the_device(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_rx();
+	dev_attach_with(f, &hello);
+	const uint32_t bad_tails[] = {IPC_RX_RING_SIZE + 1, 0xffffffffu};
+	for (unsigned i = 0; i < 3; i++) {
+		dev_publish_ring(f, 7, "", iir_rx_word);
+		if (i < 2)
+			atomic_store(&f->state->rx.tail, 7 + bad_tails[i]);
+		else
+			atomic_store(&f->state->shadow[RBR_SLOT], 0); /* not live */
+		struct vcpu_read r;
+		start_read(f, &r, RBR);
+		struct ipc_msg read = dev_recv(f);
+		assert_int_equal(read.type, IPC_IO_READ);
+		assert_int_equal(read.u.io.addr, RBR);
+		struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = read.seq};
+		reply.u.io.data = 'r';
+		assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+		assert_int_equal(finish_read(&r), 'r');
+		assert_int_equal(atomic_load(&f->state->rx.head), 7); /* the core popped nothing */
+	}
+	/* An ordered write that may change the ring (here IER, declared as
+	 * changing every shadow) holds pops back until applied. */
+	dev_publish_ring(f, 7, "z", iir_rx_word);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x01);
+	struct ipc_msg ier = dev_recv(f);
+	assert_int_equal(ier.type, IPC_IO_WRITE);
+	struct vcpu_read r;
+	start_read(f, &r, RBR);
+	struct ipc_msg read = dev_recv(f);
+	assert_int_equal(read.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = read.seq};
+	reply.u.io.data = 'z';
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), 'z');
+	atomic_store(&f->state->applied_seq, read.seq);
+	atomic_store(&f->state->rx.head, 8); /* the device popped it answering */
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 0);
+	dev_expect_nothing(f);
+}
+
 /* The core answers a debug port's reads itself; its writes reach the device. */
 static void test_debug_port_reads_need_no_device(void **state)
 {
@@ -719,6 +873,9 @@ int main(void)
 		T(test_iir_answered_by_the_core),
 		T(test_iir_never_hides_published_input),
 		T(test_iir_after_unsettled_stream_write_asks_the_device),
+		T(test_rx_ring_popped_by_the_core),
+		T(test_rx_ring_emptied_under_thre_keeps_the_line),
+		T(test_rx_ring_untrusted_reads_go_to_the_device),
 		T(test_debug_port_reads_need_no_device),
 		T(test_doorbell_rings_without_a_message),
 		T(test_ordered_write_waits_for_the_device),

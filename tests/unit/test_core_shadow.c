@@ -94,6 +94,88 @@ static void test_which_writes_are_ordered(void **state)
 	assert_int_equal(policy_write_changes(&ier), 0x82); /* only what it declares */
 }
 
+/* The receive ring (IPC_REG_RX_RING) from a hostile page: every tail and
+ * head pair, including ones that wrap, either gives a count of at most the
+ * ring's size or is refused; a pop reads the slot at head modulo the size. */
+static void test_rx_ring_indices_from_a_hostile_page(void **state)
+{
+	hello.regs[0].flags |= IPC_REG_RX_RING;                 /* LSR */
+	hello.regs[1] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_STREAM | IPC_REG_RX_RING, 7, 0x3f8, 0};
+	atomic_store(&page.shadow[5], 0x60 | 0x61 << 8);
+	atomic_store(&page.shadow[7], IPC_RX_POP_LIVE | 0x00);
+	for (unsigned i = 0; i < IPC_RX_RING_SIZE; i++)
+		atomic_store(&page.rx.data[i], (uint8_t)('a' + i));
+	const struct {
+		uint32_t head, tail;
+		bool sane;
+	} cases[] = {
+		{0, 0, true},          {0, 16, true},          {0xfffffff8u, 8, true}, /* wraps: 16 */
+		{0, 17, false},        {5, 4, false},          {0x80000000u, 0, false},
+		{0xffffffffu, 0xffffffffu, true},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		atomic_store(&page.rx.head, cases[c].head);
+		atomic_store(&page.rx.tail, cases[c].tail);
+		struct rx_pop_answer a = {0};
+		uint64_t lsr = 0;
+		assert_int_equal(policy_rx_pop(&hello.regs[1], &page, 10, &a), cases[c].sane);
+		assert_int_equal(policy_shadow_read(&hello.regs[0], &page, 10, 1, &lsr), cases[c].sane);
+		if (!cases[c].sane)
+			continue;
+		bool data = cases[c].tail != cases[c].head;
+		assert_int_equal(lsr, data ? 0x61 : 0x60);
+		assert_int_equal(a.popped, data);
+		if (data) {
+			assert_int_equal(a.value, 'a' + cases[c].head % IPC_RX_RING_SIZE);
+			assert_int_equal(a.head, cases[c].head + 1);
+		}
+	}
+	/* Not live (DLAB: RBR reads DLL), or an ordered write not applied. */
+	atomic_store(&page.rx.head, 0);
+	atomic_store(&page.rx.tail, 1);
+	struct rx_pop_answer a;
+	assert_false(policy_rx_pop(&hello.regs[1], &page, 11, &a));
+	atomic_store(&page.shadow[7], 0);
+	assert_false(policy_rx_pop(&hello.regs[1], &page, 10, &a));
+}
+
+/* IIR with the ring: data above the trigger level reads RDI, below it CTI,
+ * acknowledging nothing; with the receive interrupt off the ring is not an
+ * event and THRE is reported as without a ring. */
+static void test_rx_ring_puts_its_interrupt_on_top(void **state)
+{
+	hello.ranges[0].has_irq = true;
+	hello.nirqs = 1;
+	hello.irqs[0].gsi = 4;
+	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK | IPC_REG_RX_RING, 6, 0x3fa, 0};
+	uint64_t w = 0xc1 | 0xc2 << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+		     (uint64_t)0xc4 << 24 | (uint64_t)0xcc << 32 | 8ull << 40;
+	struct read_ack_track t = {0};
+	struct read_ack_answer a;
+	const struct {
+		uint32_t count;
+		bool enabled;
+		uint8_t value;
+		bool acknowledges;
+	} cases[] = {
+		{8, true, 0xc4, false}, {7, true, 0xcc, false}, {1, true, 0xcc, false},
+		{0, true, 0xc2, true},  {5, false, 0xc2, true},
+	};
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		atomic_store(&page.shadow[6], w | (cases[c].enabled ? IPC_READ_ACK_RX_ENABLED : 0));
+		atomic_store(&page.rx.head, 100);
+		atomic_store(&page.rx.tail, 100 + cases[c].count);
+		assert_true(policy_read_ack(&hello, &hello.regs[2], &page, 10, &t, &a));
+		assert_int_equal(a.value, cases[c].value);
+		assert_int_equal(a.acknowledges, cases[c].acknowledges);
+		assert_int_equal(a.lower_gsi, cases[c].acknowledges ? 4 : -1);
+	}
+	/* A torn ring while data is an interrupt: the device answers. */
+	atomic_store(&page.shadow[6], w | IPC_READ_ACK_RX_ENABLED);
+	atomic_store(&page.rx.tail, 100 + IPC_RX_RING_SIZE + 1);
+	assert_false(policy_read_ack(&hello, &hello.regs[2], &page, 10, &t, &a));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +186,8 @@ int main(void)
 		cmocka_unit_test_setup(test_no_shadow_for_undeclared_or_plain_registers, setup),
 		cmocka_unit_test_setup(test_shadow_masked_to_access_size, setup),
 		cmocka_unit_test_setup(test_which_writes_are_ordered, setup),
+		cmocka_unit_test_setup(test_rx_ring_indices_from_a_hostile_page, setup),
+		cmocka_unit_test_setup(test_rx_ring_puts_its_interrupt_on_top, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

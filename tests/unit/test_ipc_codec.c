@@ -464,6 +464,44 @@ static void test_hello_v2_hostile(void **state)
 	encode_ok(&m, b); /* explicit base, explicit line: fine */
 }
 
+/* The receive ring's registers: size 1; the receive register (stream for
+ * its writes) once; shadows and read-acknowledges describing it; no flag
+ * that means something else of the same slot. */
+static void test_hello_rx_ring_hostile(void **state)
+{
+	(void)state;
+	struct ipc_msg good = hello_msg(), m;
+	uint8_t b[IPC_MAX_MSG];
+	good.u.hello.regs[0].flags = IPC_REG_SHADOW | IPC_REG_RX_RING;
+	good.u.hello.regs[1].flags = IPC_REG_STREAM | IPC_REG_RX_RING;
+	good.u.hello.regs[1].slot = 1;
+	good.u.hello.regs[2] = (struct ipc_reg){.space = IPC_SPACE_PIO, .size = 1, .slot = 2, .addr = 0x3fa,
+						.flags = IPC_REG_READ_ACK | IPC_REG_RX_RING};
+	good.u.hello.nregs = 3;
+	encode_ok(&good, b);
+	/* Two receive registers. */
+	m = good;
+	m.u.hello.regs[2].flags = IPC_REG_RX_RING;
+	refused_by_encoder(&m);
+	/* The receive register's slot is its word: not shared. */
+	m = good;
+	m.u.hello.regs[1].slot = 0;
+	refused_by_encoder(&m);
+	m = good;
+	m.u.hello.regs[1].size = 2;
+	refused_by_encoder(&m);
+	m = good;
+	m.u.hello.regs[0].flags = IPC_REG_SHADOW | IPC_REG_READ_ACK | IPC_REG_RX_RING;
+	refused_by_encoder(&m);
+	const uint8_t others[] = {IPC_REG_ACK_LOWERS, IPC_REG_CHANGES_ONLY, IPC_REG_DOORBELL,
+				  IPC_REG_DOORBELL_WAIT};
+	for (size_t i = 0; i < sizeof(others); i++) {
+		m = good;
+		m.u.hello.regs[0].flags |= others[i];
+		refused_by_encoder(&m);
+	}
+}
+
 static void test_welcome_placement_hostile(void **state)
 {
 	(void)state;
@@ -888,6 +926,7 @@ int main(void)
 		cmocka_unit_test(test_bad_header),
 		cmocka_unit_test(test_hello_hostile),
 		cmocka_unit_test(test_hello_v2_hostile),
+		cmocka_unit_test(test_hello_rx_ring_hostile),
 		cmocka_unit_test(test_welcome_placement_hostile),
 		cmocka_unit_test(test_other_hostile),
 		cmocka_unit_test(test_guest_mem_bounds),

@@ -141,6 +141,21 @@ static unsigned slot_for(struct harness *h, uint8_t space, uint64_t addr)
 	return 0;
 }
 
+/* COM1's RBR: the receive ring's register. */
+static unsigned slot_for_rbr(void)
+{
+	struct serial_config cfg = {.stdio = true};
+	struct ipc_msg m;
+	serial_hello(&cfg, &m.u.hello);
+	for (uint32_t i = 0; i < m.u.hello.nregs; i++) {
+		const struct ipc_reg *r = &m.u.hello.regs[i];
+		if (r->space == IPC_SPACE_PIO && r->addr == COM1 + UART_RBR)
+			return r->slot;
+	}
+	fail_msg("RBR is not declared");
+	return 0;
+}
+
 /* COM1's IIR: a read-acknowledge register (the core answers it). */
 static unsigned iir_slot(void)
 {
@@ -150,12 +165,18 @@ static unsigned iir_slot(void)
 	for (uint32_t i = 0; i < m.u.hello.nregs; i++) {
 		const struct ipc_reg *r = &m.u.hello.regs[i];
 		if (r->space == IPC_SPACE_PIO && r->addr == COM1 + UART_IIR) {
-			assert_int_equal(r->flags, IPC_REG_READ_ACK);
+			assert_int_equal(r->flags, IPC_REG_READ_ACK | IPC_REG_RX_RING);
 			return r->slot;
 		}
 	}
 	fail_msg("IIR is not declared");
 	return 0;
+}
+
+/* Bytes in the receive ring the core pops (ipc.h). */
+static uint32_t ring_count(struct harness *h)
+{
+	return atomic_load(&page_of(h)->rx.tail) - atomic_load(&page_of(h)->rx.head);
 }
 
 static bool shadows_valid(struct harness *h)
@@ -191,11 +212,12 @@ static void test_hello_encodes_and_decodes(void **state)
 		assert_true(hello->regs[i].addr != DEBUGCON && hello->regs[i].addr != DEBUGCON_MMIO);
 	assert_int_equal(hello->ranges[0].base, COM1);
 	assert_int_equal(hello->ranges[0].size, 8);
-	/* THR is a stream register; LSR and MSR are shadowed. */
+	/* THR is a stream register and RBR pops the receive ring; LSR and
+	 * MSR are shadowed. */
 	bool thr_stream = false;
 	for (uint32_t i = 0; i < hello->nregs; i++)
 		if (hello->regs[i].addr == COM1 && hello->regs[i].space == IPC_SPACE_PIO)
-			thr_stream = hello->regs[i].flags == IPC_REG_STREAM;
+			thr_stream = hello->regs[i].flags == (IPC_REG_STREAM | IPC_REG_RX_RING);
 	assert_true(thr_stream);
 	slot_for(h, IPC_SPACE_PIO, COM1 + UART_LSR);
 	slot_for(h, IPC_SPACE_PIO, COM1 + UART_MSR);
@@ -216,7 +238,9 @@ static void test_fresh_attach_publishes(void **state)
 	assert_true(serial_attach(&h->d, h->page, false));
 	assert_true(shadows_valid(h));
 	assert_int_equal(page_of(h)->version, IPC_PROTO_VERSION);
-	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_LSR)), 0x60);
+	/* COM1's LSR follows the receive ring: 0x60 empty, 0x61 with data. */
+	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_LSR)), 0x6160);
+	assert_int_equal(ring_count(h), 0);
 	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_PIO, COM1 + UART_MSR)), 0xb0);
 	assert_int_equal(shadow(h, slot_for(h, IPC_SPACE_MMIO, MMIO_BASE + UART_LSR)), 0x60);
 	/* The core's line is told the model's level. */
@@ -269,10 +293,14 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	size_t n = h->nsent;
 	assert_int_equal(serial_input(&h->d, (const uint8_t *)"z", 1), 1);
 	assert_int_equal(h->nsent, n);
+	/* The input is in the receive ring; the word says that data there
+	 * outranks THRE (the core puts it on top: IPC_READ_ACK_RX_*). */
 	uint64_t with_input = shadow(h, iir_slot());
-	assert_int_equal(IPC_READ_ACK_CLEAR(with_input), UART_IIR_FIFO_ON | UART_IIR_RDI);
-	assert_false(with_input & IPC_READ_ACK_REPORTS); /* RX data outranks THRE */
-	assert_false(with_input & IPC_READ_ACK_IDLE);
+	assert_int_equal(ring_count(h), 1);
+	assert_true(with_input & IPC_READ_ACK_RX_ENABLED);
+	assert_int_equal(IPC_READ_ACK_RX_TRIGGER(with_input), 1);
+	assert_int_equal(IPC_READ_ACK_RX_FULL(with_input), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_int_equal(IPC_READ_ACK_CLEAR(with_input), UART_IIR_FIFO_ON | UART_IIR_NO_INT);
 
 	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
 	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
@@ -285,7 +313,8 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	assert_int_equal(h->sent[n].u.irq.level, 1);
 	/* Published before the message left: THRE acknowledged, RX data shown. */
 	assert_false(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
-	assert_int_equal(IPC_READ_ACK_CLEAR(h->iir_word_at_irq), UART_IIR_FIFO_ON | UART_IIR_RDI);
+	assert_true(h->iir_word_at_irq & IPC_READ_ACK_RX_ENABLED);
+	assert_int_equal(ring_count(h), 1);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, 1), UART_IIR_FIFO_ON | UART_IIR_RDI);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'z');
 }
@@ -370,13 +399,14 @@ static void test_input_and_interrupts(void **state)
 	assert_int_equal(h->nsent, 1);
 	assert_int_equal(h->sent[0].type, IPC_IRQ);
 	assert_int_equal(h->sent[0].u.irq.level, 1);
-	assert_int_equal(shadow(h, lsr_slot), 0x61);
+	assert_int_equal(shadow(h, lsr_slot), 0x6160);
+	assert_int_equal(ring_count(h), 1);
 	/* 'h' in the receiver keeps its room in the queue (a FIFO clear
 	 * would give it back), 'i' is queued. */
 	assert_int_equal(serial_input_space(&h->d), UART_INPUT_SIZE - 2);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'h');
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'i');
-	assert_int_equal(shadow(h, lsr_slot), 0x60);
+	assert_int_equal(ring_count(h), 0);
 	/* The IRQ went down before the reply to the read that drained it. */
 	assert_int_equal(h->sent[h->nsent - 2].type, IPC_IRQ);
 	assert_int_equal(h->sent[h->nsent - 2].u.irq.level, 0);
@@ -484,6 +514,135 @@ static void test_resume(void **state)
 	assert_false(serial_attach(&h->d, h->page, true));
 }
 
+/* The core pops n bytes from the receive ring as rx_pop_here does (the
+ * page's head), returning them. */
+static void core_pops(struct harness *h, unsigned n, char *out)
+{
+	struct ipc_rx_ring *r = &page_of(h)->rx;
+	uint32_t head = atomic_load(&r->head);
+	assert_true(atomic_load(&r->tail) - head >= n);
+	for (unsigned i = 0; i < n; i++)
+		out[i] = (char)atomic_load(&r->data[(head + i) % IPC_RX_RING_SIZE]);
+	atomic_store(&r->head, head + n);
+}
+
+static void rbr_read_done(struct harness *h)
+{
+	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_RBR};
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+}
+
+/* An interrupt-driven guest (Linux: FIFO on, receive interrupt on) sees a
+ * batch of 16 in the ring; the core pops it; the READ_DONE of the pop that
+ * emptied it brings the next batch in and says the level again (high, the
+ * line the core lowered gets a fresh edge).  A pop the device hears of on
+ * any other message is taken first. */
+static void test_rx_ring_batches(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE | 0xc0 /* trigger 14 */);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_RDI);
+	const char *paste = "0123456789abcdefghijklmnopqrstuvwxyz";
+	assert_int_equal(serial_input(&h->d, (const uint8_t *)paste, 36), 36);
+	assert_int_equal(ring_count(h), 16); /* the FIFO's batch, no more */
+	uint64_t iir = shadow(h, iir_slot());
+	assert_int_equal(IPC_READ_ACK_RX_TRIGGER(iir), 14);
+	assert_int_equal(IPC_READ_ACK_RX_PARTIAL(iir), UART_IIR_FIFO_ON | UART_IIR_CTI);
+	assert_int_equal(h->sent[h->nsent - 1].u.irq.level, 1);
+	char got[40];
+	core_pops(h, 3, got);
+	write_reg(h, IPC_SPACE_PIO, COM1, '!'); /* a THR write: the device takes the pops */
+	assert_int_equal(state_of(h)->com1.rx_head, atomic_load(&page_of(h)->rx.head));
+	assert_int_equal(ring_count(h), 13);
+	core_pops(h, 13, got + 3);
+	size_t n = h->nsent;
+	rbr_read_done(h);
+	assert_memory_equal(got, paste, 16);
+	assert_int_equal(ring_count(h), 16);
+	/* The model fell and rose (taking the pops), then READ_DONE said
+	 * "high" again: whatever the core's line was, it is up with an edge. */
+	assert_true(h->nsent > n);
+	assert_int_equal(h->sent[h->nsent - 1].type, IPC_IRQ);
+	assert_int_equal(h->sent[h->nsent - 1].u.irq.level, 1);
+	core_pops(h, 16, got + 16);
+	rbr_read_done(h);
+	assert_int_equal(ring_count(h), 4);
+	core_pops(h, 4, got + 32);
+	rbr_read_done(h);
+	assert_memory_equal(got, paste, 36);
+	assert_int_equal(ring_count(h), 0);
+	assert_int_equal(h->sent[h->nsent - 1].u.irq.level, 0);
+	assert_int_equal(serial_input_space(&h->d), UART_INPUT_SIZE);
+}
+
+/* A polling guest (receive interrupt off) with the FIFO off: the ring holds
+ * the receiver's byte and the input queued behind it, so the core hands out
+ * 16 bytes per message, not one.  Enabling the receive interrupt takes the
+ * queued ones back out of view (a 1-byte receiver again). */
+static void test_rx_ring_polling_guest_sees_queued_input(void **state)
+{
+	struct harness *h = *state;
+	assert_int_equal(serial_input(&h->d, (const uint8_t *)"hello, world!!!!xyz", 19), 19);
+	assert_int_equal(ring_count(h), 16);
+	char got[19];
+	core_pops(h, 16, got);
+	rbr_read_done(h);
+	assert_int_equal(ring_count(h), 3);
+	assert_int_equal(uart_lsr(&state_of(h)->com1) & UART_LSR_DR, UART_LSR_DR);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_RDI);
+	assert_int_equal(ring_count(h), 1);
+	core_pops(h, 1, got + 16);
+	rbr_read_done(h);
+	assert_int_equal(ring_count(h), 1);
+	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'y'); /* through the device */
+	assert_int_equal(atomic_load(&page_of(h)->rx.head), state_of(h)->com1.rx_head);
+	core_pops(h, 1, got + 18);
+	rbr_read_done(h);
+	assert_memory_equal(got, "hello, world!!!!x", 17);
+	assert_int_equal(got[18], 'z');
+	/* In DLAB, RBR is DLL: the ring is not popped. */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, UART_LCR_DLAB);
+	assert_false(shadow(h, slot_for_rbr()) & IPC_RX_POP_LIVE);
+}
+
+/* dev-serial killed mid-paste: bytes the core popped before the new
+ * incarnation attached are not delivered again; those still in the ring
+ * are kept.  A head the page cannot explain (torn) drops the receiver's
+ * bytes: lost, never doubled. */
+static void test_rx_ring_restart_mid_paste(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_RDI);
+	const char *paste = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+	serial_input(&h->d, (const uint8_t *)paste, 26);
+	char got[26];
+	core_pops(h, 5, got); /* the device dies before it hears of these */
+	configure(h);
+	h->nsent = 0;
+	assert_true(serial_attach(&h->d, h->page, true));
+	assert_int_equal(ring_count(h), 11);
+	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'F');
+	core_pops(h, 10, got + 5);
+	rbr_read_done(h);
+	assert_memory_equal(got + 5, "GHIJKLMNOP", 10);
+	assert_int_equal(ring_count(h), 10);
+
+	/* Torn: the head points past everything the receiver holds. */
+	atomic_fetch_add(&page_of(h)->rx.head, 40);
+	configure(h);
+	assert_true(serial_attach(&h->d, h->page, true));
+	assert_int_equal(ring_count(h), 0);
+	assert_int_equal(state_of(h)->com1.rx_head, atomic_load(&page_of(h)->rx.head));
+	/* A state that is reset starts at the core's head too. */
+	state_of(h)->com1.rx_tail += 99;
+	configure(h);
+	assert_false(serial_attach(&h->d, h->page, true));
+	assert_int_equal(ring_count(h), 0);
+	assert_int_equal(state_of(h)->com1.rx_head, atomic_load(&page_of(h)->rx.head));
+}
+
 /* hvc0 beside the UARTs: the HELLO's last range asks for a slot (its
  * registers as offsets), MMIO accesses in the slot the core gave
  * reach the virtio-console, its shadows sit after the UARTs', and with
@@ -516,8 +675,8 @@ static void test_hvc0_beside_the_uarts(void **state)
 	assert_int_equal(serial_read(&h->d, &io), VIRTIO_CONSOLE_DEVICE_ID);
 	io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 2, .addr = 0xd0001000 + VIRTIO_MMIO_CONFIG};
 	assert_int_equal(serial_read(&h->d, &io), 90);
-	/* The core answers MagicValue from the slot after the UARTs' (and the PL011's). */
-	assert_int_equal(page_of(h)->shadow[10 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
+	/* The core answers MagicValue from the slot after the UARTs' (the PL011's, COM1's RBR). */
+	assert_int_equal(page_of(h)->shadow[11 + VIRTIO_SHADOW_MAGIC], VIRTIO_MMIO_MAGIC);
 
 	size_t uart_space = serial_input_space(&h->d);
 	assert_int_equal(uart_space, VIRTIO_CONSOLE_INPUT_SIZE);
@@ -588,6 +747,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_reset_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_ring_batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_ring_polling_guest_sees_queued_input, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rx_ring_restart_mid_paste, setup, teardown),
 		cmocka_unit_test(test_hvc0_beside_the_uarts),
 		cmocka_unit_test(test_pl011_in_place_of_com1),
 	};
