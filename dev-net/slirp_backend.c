@@ -142,7 +142,9 @@ static void poll_socket_ignored(slirp_os_socket fd, void *opaque)
 {
 }
 
-/* Single-threaded: the loop turns again anyway. */
+/* libslirp's "poll me again" (a socket buffer drained): the loop asks for
+ * the sockets again after each of its turns, and virtio_net.c wakes it
+ * after frames given to libslirp off the loop (a doorbell). */
 static void notify_ignored(void *opaque)
 {
 }

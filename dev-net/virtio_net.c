@@ -23,6 +23,9 @@ _Static_assert(IPC_STATE_DEV_OFFSET + sizeof(struct net_state) <= IPC_STATE_SIZE
  * the guest retransmits only a second later. */
 #define LINK_SETTLE_NS (50ull * 1000000)
 
+/* The device's one doorbell (ipc.h): QueueNotify, bit q for queue q. */
+#define NET_DOORBELL 0
+
 static const uint64_t offered_features =
 	(1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM) | (1ull << VIRTIO_NET_F_MTU) |
 	(1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_MRG_RXBUF) | (1ull << VIRTIO_NET_F_STATUS) |
@@ -124,6 +127,7 @@ static void rx_deliver(struct net_device *d, const struct net_rx_frame *f)
 		virtq_push(&d->vdev, VIRTIO_NET_RXQ, c, (uint32_t)written);
 	}
 	rx_release(d, used);
+	d->stats.rx_frames++;
 }
 
 void net_rx_flush(struct net_device *d)
@@ -234,9 +238,12 @@ static void tx_one(struct net_device *d, const struct virtq_chain *c)
 		.start = le16(d->frame + 6),
 		.offset = le16(d->frame + 8),
 	};
-	if (d->backend)
+	d->stats.tx_frames++;
+	if (d->backend) {
 		backend_input(d->backend, d->frame + VIRTIO_NET_HDR_LEN,
 			      (size_t)len - VIRTIO_NET_HDR_LEN, &csum);
+		d->backend_fed = true;
+	}
 }
 
 static void tx_flush(struct net_device *d)
@@ -303,6 +310,8 @@ static void set_irq(void *opaque, int level)
 {
 	struct net_device *d = opaque;
 	struct ipc_msg m = {.type = IPC_IRQ};
+	if (level)
+		d->stats.irqs++;
 	m.u.irq.line = d->gsi;
 	m.u.irq.level = (uint32_t)level;
 	d->sink.send(d->sink.opaque, &m);
@@ -367,6 +376,10 @@ static void ops_hello(void *dev, struct ipc_hello *h)
 						     .kind = IPC_RANGE_VIRTIO_MMIO, .has_irq = true, .irq = 0};
 	h->irqs[h->nirqs++] = (struct ipc_irq_line){.gsi = IPC_IRQ_ANY, .trigger = IPC_TRIGGER_LEVEL};
 	h->nregs = virtio_mmio_hello_regs(0, 0, h->regs);
+	/* The vCPU does not wait for the ring to be taken: Linux's virtio_net
+	 * never spins on the device (its transmit completions are reaped
+	 * later, receive buffers are only posted). */
+	virtio_mmio_hello_doorbell(h->regs, NET_DOORBELL, false);
 }
 
 static void ops_attach(void *dev, struct ipc_state_page *page, const struct guest_mem *ram,
@@ -432,6 +445,27 @@ static void ops_write(void *dev, const struct ipc_io *io)
 	virtio_mmio_write(&d->vdev, off, io->size, io->data);
 }
 
+/* QueueNotify rung as a doorbell (devlib's doorbell thread).  A transmit
+ * gave libslirp frames while the loop sleeps in a poll of the sockets and
+ * with the deadline libslirp asked for before: an acknowledge from the guest
+ * may have made room to read a socket again, a SYN opened a socket to
+ * watch, a delayed ACK armed a 2 ms timer.  So the loop asks libslirp again
+ * (once until it has). */
+static void ops_doorbell(void *dev, unsigned doorbell, uint32_t bits)
+{
+	struct net_device *d = dev;
+	if (doorbell != NET_DOORBELL)
+		return;
+	d->stats.doorbells++;
+	d->backend_fed = false;
+	virtio_mmio_doorbell(&d->vdev, bits);
+	if (d->backend_fed && !d->loop_woken) {
+		d->loop_woken = true;
+		d->stats.loop_wakes++;
+		d->sink.wake(d->sink.opaque);
+	}
+}
+
 /* The machine reset: the device starts afresh, link up. */
 static void ops_reset(void *dev)
 {
@@ -448,6 +482,7 @@ static size_t ops_poll_prepare(void *dev, struct host_pollfd *fds, size_t max, u
 {
 	struct net_device *d = dev;
 	uint64_t now = host_now_ns();
+	d->loop_woken = false;
 	if (d->link_up_at_ns && d->link_up_at_ns < *deadline_ns)
 		*deadline_ns = d->link_up_at_ns;
 	d->polled = NULL;
@@ -520,6 +555,7 @@ const struct dev_ops net_dev_ops = {
 	.read = ops_read,
 	.write = ops_write,
 	.reset = ops_reset,
+	.doorbell = ops_doorbell,
 	.poll_prepare = ops_poll_prepare,
 	.poll_dispatch = ops_poll_dispatch,
 };

@@ -16,8 +16,12 @@
  * and tells it, through STATUS and a config interrupt, that the link went
  * down and came back (as QEMU does on a vhost-user reconnect).
  *
- * Everything here runs on the devlib loop's thread; the guest's rings and
- * every message are hostile (virtqueue.h checks the rings). */
+ * QueueNotify is a doorbell where the host has shared-memory waits
+ * (virtio_mmio_hello_doorbell; elsewhere a posted write): devlib's doorbell
+ * thread runs the queues, and a transmit feeds libslirp from there.  Every
+ * call here, on either thread, holds the device lock (devlib.h), which is
+ * what keeps libslirp (not thread-safe) on one thread at a time.  The guest's
+ * rings and every message are hostile (virtqueue.h checks the rings). */
 #ifndef MINIVM_VIRTIO_NET_H
 #define MINIVM_VIRTIO_NET_H
 
@@ -94,7 +98,19 @@ struct net_rx_frame {
  * the tests and the fuzz target. */
 struct net_sink {
 	void (*send)(void *opaque, struct ipc_msg *m); /* IRQ messages */
+	/* Make the loop ask libslirp for its sockets and timers again: frames
+	 * given to it off the loop (a doorbell) may have changed them. */
+	void (*wake)(void *opaque);
 	void *opaque;
+};
+
+/* What MINIVM_STATS=1 prints at exit (main.c). */
+struct net_stats {
+	uint64_t doorbells;     /* doorbell rings taken (each may stand for several) */
+	uint64_t tx_frames;     /* frames from the guest */
+	uint64_t rx_frames;     /* frames into the guest's receive buffers */
+	uint64_t irqs;          /* times the interrupt line was raised */
+	uint64_t loop_wakes;    /* sink.wake calls */
 };
 
 struct net_device {
@@ -117,6 +133,12 @@ struct net_device {
 	struct virtq_chain *rx_held;
 	unsigned rx_nheld;
 	uint64_t rx_held_room;
+
+	/* Set by a transmit that gave libslirp frames, cleared by each doorbell
+	 * before it runs the queues: whether that doorbell must wake the loop. */
+	bool backend_fed;
+	bool loop_woken; /* a doorbell woke the loop, which has not polled again yet */
+	struct net_stats stats;
 
 	uint64_t link_up_at_ns; /* a restart's link-up is due then (0: none) */
 	uint64_t hold_sockets_until_ns; /* libslirp's sockets not polled before (0: none) */

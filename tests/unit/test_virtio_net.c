@@ -37,6 +37,7 @@ static struct {
 	_Alignas(8) uint8_t page[IPC_STATE_SIZE];
 	uint16_t tx_avail, rx_avail, rx_used_seen;
 	int level, config_irqs;
+	unsigned wakes; /* of the loop, by the device */
 } t;
 
 static void record_irq(void *opaque, struct ipc_msg *m)
@@ -44,6 +45,11 @@ static void record_irq(void *opaque, struct ipc_msg *m)
 	assert_int_equal(m->type, IPC_IRQ);
 	assert_int_equal(m->u.irq.line, GSI);
 	t.level = (int)m->u.irq.level;
+}
+
+static void count_wake(void *opaque)
+{
+	t.wakes++;
 }
 
 static void attach(bool resumed)
@@ -248,7 +254,8 @@ static int setup(void **state)
 	net_config_init(&cfg);
 	assert_int_equal(net_config_set(&cfg, "restrict", "on", err, sizeof(err)), 0);
 	assert_int_equal(net_config_check(&cfg, err, sizeof(err)), 0);
-	assert_int_equal(net_device_init(&t.dev, &cfg, (struct net_sink){.send = record_irq}), 0);
+	assert_int_equal(net_device_init(&t.dev, &cfg, (struct net_sink){.send = record_irq, .wake = count_wake}),
+			 0);
 	t.dev.backend = backend_create(&t.dev.cfg, net_frame_out, &t.dev, err, sizeof(err));
 	assert_non_null(t.dev.backend);
 	t.mem = (struct guest_mem){.base = calloc(1, RAM_SIZE), .size = RAM_SIZE};
@@ -272,6 +279,19 @@ static void test_hello_asks_for_a_slot(void **state)
 	assert_int_equal(h.ranges[0].kind, IPC_RANGE_VIRTIO_MMIO);
 	assert_int_equal(h.irqs[0].gsi, IPC_IRQ_ANY);
 	assert_int_equal(h.nregs, VIRTIO_MMIO_HELLO_REGS);
+	/* QueueNotify: a doorbell the vCPU does not wait for, where the host
+	 * has shared-memory waits; a posted write elsewhere */
+	const struct ipc_reg *notify = NULL;
+	for (unsigned i = 0; i < h.nregs; i++)
+		if (h.regs[i].addr == VIRTIO_MMIO_QUEUE_NOTIFY)
+			notify = &h.regs[i];
+	assert_non_null(notify);
+	if (host_shared_wait_supported()) {
+		assert_int_equal(notify->flags, IPC_REG_DOORBELL);
+		assert_int_equal(notify->slot, 0);
+	} else {
+		assert_int_equal(notify->flags, IPC_REG_STREAM);
+	}
 }
 
 static void test_config_space(void **state)
@@ -387,6 +407,48 @@ static void test_restart_resumes_and_flaps_the_link(void **state)
 	assert_int_equal(rx[VIRTIO_NET_HDR_LEN + 13], 0x00); /* IPv4, not ARP */
 }
 
+/* QueueNotify through the doorbell (devlib's thread, off the loop): a
+ * transmit reaches libslirp and its answer the receive ring at once, and
+ * the loop is woken once until it polls again, to ask libslirp for its
+ * sockets; receive buffers alone give libslirp nothing and wake nobody. */
+static void test_doorbell_transmits_and_wakes_the_loop_once(void **state)
+{
+	driver_init(all_features);
+	for (unsigned i = 0; i < 8; i++)
+		post(RX_DESC, RX_AVAIL, &t.rx_avail, RX_BUF + (uint64_t)i * 0x2000, 2048,
+		     VIRTQ_DESC_F_WRITE);
+	net_dev_ops.doorbell(&t.dev, 0, 1u << VIRTIO_NET_RXQ);
+	assert_int_equal(t.wakes, 0);
+
+	uint8_t rx[8192];
+	unsigned nbuf;
+	memset(t.mem.base + TX_BUF, 0, VIRTIO_NET_HDR_LEN); /* no offload */
+	size_t len = arp_request(t.mem.base + TX_BUF + VIRTIO_NET_HDR_LEN);
+	post(TX_DESC, TX_AVAIL, &t.tx_avail, TX_BUF, (uint32_t)(VIRTIO_NET_HDR_LEN + len), 0);
+	net_dev_ops.doorbell(&t.dev, 0, 1u << VIRTIO_NET_TXQ);
+	assert_int_equal(le16(t.mem.base + TX_USED + 2), 1);
+	assert_true(receive(rx, &nbuf) > 0); /* the ARP reply */
+	assert_int_equal(t.wakes, 1);
+
+	len = echo_request(t.mem.base + TX_BUF + VIRTIO_NET_HDR_LEN, 64);
+	post(TX_DESC, TX_AVAIL, &t.tx_avail, TX_BUF, (uint32_t)(VIRTIO_NET_HDR_LEN + len), 0);
+	net_dev_ops.doorbell(&t.dev, 0, 1u << VIRTIO_NET_TXQ);
+	assert_int_equal(receive(rx, &nbuf), VIRTIO_NET_HDR_LEN + len); /* the echo reply */
+	assert_int_equal(t.wakes, 1); /* the loop has not polled since the first */
+
+	/* The loop polls: the next transmit wakes it again.  A ring of a
+	 * doorbell not ours does nothing. */
+	struct host_pollfd fds[DEV_MAX_POLLFDS];
+	uint64_t deadline = UINT64_MAX;
+	net_dev_ops.poll_prepare(&t.dev, fds, DEV_MAX_POLLFDS, &deadline);
+	post(TX_DESC, TX_AVAIL, &t.tx_avail, TX_BUF, (uint32_t)(VIRTIO_NET_HDR_LEN + len), 0);
+	net_dev_ops.doorbell(&t.dev, 1, 1u << VIRTIO_NET_TXQ);
+	assert_int_equal(le16(t.mem.base + TX_USED + 2), 2);
+	net_dev_ops.doorbell(&t.dev, 0, 1u << VIRTIO_NET_TXQ);
+	assert_int_equal(receive(rx, &nbuf), VIRTIO_NET_HDR_LEN + len);
+	assert_int_equal(t.wakes, 2);
+}
+
 /* HOST_TSO4: a 20000-byte TCP segment (MSS 1460) reaches libslirp whole
  * with its checksum completed: libslirp, finding no connection, resets it
  * acknowledging all 20000 bytes (tcp_input drops a segment whose checksum
@@ -443,6 +505,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_without_mergeable_a_small_buffer_comes_back_empty,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_resumes_and_flaps_the_link, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_doorbell_transmits_and_wakes_the_loop_once, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_tso_segment_reaches_libslirp_whole, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_tso_segment_dropped_unless_negotiated, setup, teardown),
 	};
