@@ -52,6 +52,7 @@
 #include "internal.h"
 #include "jit.h"
 #include "jit_emit.h"
+#include "simd.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define JIT_HOST 1
@@ -313,6 +314,22 @@ enum kind {
 	K_NOT, K_NEG,
 	K_SETCC,      /* dst(byte) = cc */
 	K_CMOV,       /* if (cc) dst = src; a 32-bit dst is zero-extended either way */
+	K_SSE,        /* an SSE/SSE2/SSSE3 integer or move form: see enum sse_kind */
+};
+
+/* The SSE forms the host runs itself (K_SSE), on guest XMM registers that
+ * stay in struct softcpu: each instruction loads them into host XMM0/XMM1
+ * and stores its result back. */
+enum sse_kind {
+	SSE_OP,        /* xmm[reg] = op(xmm[reg], xmm[rm] or m128[, imm8]): the guest's opcode on the host */
+	SSE_SHIFT_IMM, /* xmm[rm] = shift(xmm[rm], imm8): 66 0F 71-73 /digit */
+	SSE_LOAD,      /* xmm[reg] = xmm[rm] or m128 */
+	SSE_STORE,     /* xmm[rm] or m128 = xmm[reg] */
+	SSE_MOVD_IN,   /* xmm[reg] = zero-extended r/m32 or r/m64 */
+	SSE_MOVD_OUT,  /* r/m32 or r/m64 = low bits of xmm[reg] */
+	SSE_MOVQ_IN,   /* xmm[reg] = zero-extended low quadword of xmm[rm] or m64 */
+	SSE_MOVQ_OUT,  /* low quadword of xmm[rm] (zero-extended) or m64 = that of xmm[reg] */
+	SSE_MOVMSK,    /* r32 = PMOVMSKB xmm[rm] */
 };
 
 /* Operands: a register, a memory operand (the insn's ModRM), an immediate. */
@@ -330,6 +347,13 @@ struct plan {
 	uint64_t imm;
 	/* flag effects */
 	bool writes_all, reads, may_fault;
+	/* K_SSE: the host's form of the operation (SSE_OP, SSE_SHIFT_IMM),
+	 * whether a memory operand must be 16-byte aligned (#GP), and whether
+	 * the SSE state check (CR0.EM, CR0.TS, CR4.OSFXSR) comes first: at the
+	 * block's first SSE form and at the first after an interpreter call. */
+	uint32_t host_op;
+	uint8_t host_pfx;
+	bool aligned, has_imm, state_check;
 };
 
 enum {
@@ -343,7 +367,7 @@ struct stub {
 	uint8_t dst;           /* STUB_LOAD: the host register the value goes to */
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
 	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
-	uint8_t *branch, *join;
+	uint8_t *branch, *branch2, *join; /* branch2: a second way in, or NULL */
 	const struct insn *in; /* STUB_EXEC */
 };
 #define MAX_STUBS 160
@@ -392,6 +416,125 @@ static void plan_alu(struct plan *p, unsigned aop, unsigned size, uint8_t dst, u
 	p->imm = imm & size_mask(size);
 	p->writeback = aop != 7;
 	p->writes_all = true;
+}
+
+/* Does the host have SSSE3 (PSHUFB, PALIGNR...)?  Guests are offered it
+ * whatever the host has: without it those stay with the interpreter. */
+static bool host_ssse3(void)
+{
+#if JIT_HOST
+	return __builtin_cpu_supports("ssse3");
+#else
+	return false;
+#endif
+}
+
+/* Pure two-operand forms of the 0F map with the 66 prefix (and the SSE1
+ * ones among them without it: UNPCKLPS/HPS, ANDPS..XORPS) whose host
+ * instruction is the guest's own: the packed-integer arithmetic, compares,
+ * logic, shifts by an XMM count, unpacks and packs, PMADDWD, PSADBW. */
+static bool sse_host_op_66(unsigned op)
+{
+	return (op >= 0x60 && op <= 0x6d) || (op >= 0x74 && op <= 0x76) || op == 0x14 || op == 0x15 ||
+	       (op >= 0x54 && op <= 0x57) || (op >= 0xd1 && op <= 0xd5) || (op >= 0xd8 && op <= 0xe5) ||
+	       (op >= 0xe8 && op <= 0xef) || (op >= 0xf1 && op <= 0xf6) || (op >= 0xf8 && op <= 0xfe);
+}
+
+/* The SSE forms of plan_insn (K_SSE), as the interpreter reads them
+ * (simd.h: sse_prefix, sse_opcode); anything else stays K_FALLBACK. */
+static void plan_sse(const struct insn *in, struct plan *p)
+{
+	unsigned pfx = sse_prefix(in), op = sse_opcode(in);
+	bool mem = in->mod != 3;
+	static const uint8_t host_pfx[4] = {[P_NONE] = 0, [P_66] = 0x66, [P_F3] = 0xf3, [P_F2] = 0xf2};
+	struct plan q = {.kind = K_SSE, .aop = SSE_OP, .size = 16, .aligned = true, .host_pfx = host_pfx[pfx],
+			 .host_op = 0x0f00 | op};
+	if (in->op == (OP_0F | 0x38) || in->op == (OP_0F | 0x3a)) {
+		bool palignr = in->op == (OP_0F | 0x3a) && op == 0x0f;
+		bool ssse3 = in->op == (OP_0F | 0x38) && (op <= 0x0b || (op >= 0x1c && op <= 0x1e));
+		if (pfx != P_66 || !(ssse3 || palignr) || !host_ssse3())
+			return;
+		q.host_op = (in->op == (OP_0F | 0x38) ? 0x0f3800u : 0x0f3a00u) | op;
+		q.has_imm = palignr;
+	} else if (pfx == P_NONE) {
+		switch (op) {
+		case 0x10: q.aop = SSE_LOAD, q.aligned = false; break;  /* MOVUPS */
+		case 0x28: q.aop = SSE_LOAD; break;                     /* MOVAPS */
+		case 0x11: q.aop = SSE_STORE, q.aligned = false; break; /* MOVUPS */
+		case 0x29: q.aop = SSE_STORE; break;                    /* MOVAPS */
+		case 0x14: case 0x15: case 0x54: case 0x55: case 0x56: case 0x57: break;
+		default: return;
+		}
+	} else if (pfx == P_66) {
+		switch (op) {
+		case 0x10: q.aop = SSE_LOAD, q.aligned = false; break;  /* MOVUPD */
+		case 0x28: case 0x6f: q.aop = SSE_LOAD; break;          /* MOVAPD, MOVDQA */
+		case 0x11: q.aop = SSE_STORE, q.aligned = false; break; /* MOVUPD */
+		case 0x29: case 0x7f: q.aop = SSE_STORE; break;         /* MOVAPD, MOVDQA */
+		case 0xe7: /* MOVNTDQ: memory only */
+			if (!mem)
+				return;
+			q.aop = SSE_STORE;
+			break;
+		case 0x6e: q.aop = SSE_MOVD_IN; break;
+		case 0x7e: q.aop = SSE_MOVD_OUT; break;
+		case 0xd6: q.aop = SSE_MOVQ_OUT; break;
+		case 0xd7: /* PMOVMSKB: register source only */
+			if (mem)
+				return;
+			q.aop = SSE_MOVMSK;
+			break;
+		case 0x70: q.has_imm = true; break; /* PSHUFD */
+		case 0x71: case 0x72: case 0x73: {  /* shifts by imm8: /2 SRL, /4 SRA, /6 SLL, 73 /3 SRLDQ, /7 SLLDQ */
+			unsigned d = in->reg & 7;
+			bool valid = op == 0x73 ? d == 2 || d == 3 || d == 6 || d == 7 : d == 2 || d == 4 || d == 6;
+			if (mem || !valid)
+				return;
+			q.aop = SSE_SHIFT_IMM, q.has_imm = true;
+			break;
+		}
+		default:
+			if (!sse_host_op_66(op))
+				return;
+			break;
+		}
+	} else {
+		switch (op) {
+		case 0x6f: /* MOVDQU (F3) */
+			if (pfx != P_F3)
+				return;
+			q.aop = SSE_LOAD, q.aligned = false;
+			break;
+		case 0x7f: /* MOVDQU (F3) */
+			if (pfx != P_F3)
+				return;
+			q.aop = SSE_STORE, q.aligned = false;
+			break;
+		case 0x7e: /* MOVQ xmm, xmm/m64 (F3) */
+			if (pfx != P_F3)
+				return;
+			q.aop = SSE_MOVQ_IN;
+			break;
+		case 0x70: q.has_imm = true; break; /* PSHUFHW (F3), PSHUFLW (F2) */
+		default: return;
+		}
+	}
+	/* General registers: MOVD/MOVQ's r/m and PMOVMSKB's destination. */
+	unsigned gsize = (in->rex & 8) ? 8 : 4;
+	if (q.aop == SSE_MOVD_IN && !mem)
+		q.src = O_REG, q.src_reg = in->rm, q.size = (uint8_t)gsize;
+	else if (q.aop == SSE_MOVD_OUT && !mem)
+		q.dst = O_REG, q.dst_reg = in->rm, q.size = (uint8_t)gsize;
+	else if (q.aop == SSE_MOVMSK)
+		q.dst = O_REG, q.dst_reg = in->reg, q.size = 4;
+	else if (mem && (q.aop == SSE_STORE || q.aop == SSE_MOVD_OUT || q.aop == SSE_MOVQ_OUT))
+		q.dst = O_MEM;
+	else if (mem)
+		q.src = O_MEM;
+	if (q.aop == SSE_MOVD_IN || q.aop == SSE_MOVD_OUT)
+		q.size = (uint8_t)gsize;
+	q.may_fault = mem; /* and the state check: translate() */
+	*p = q;
 }
 
 /* Decide how instruction `in` is translated in this mode. */
@@ -583,6 +726,8 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			*p = (struct plan){.kind = K_RET, .size = (uint8_t)osz, .may_fault = true};
 			break;
 		default:
+			if (op >= OP_0F && op < OP_UD)
+				plan_sse(in, p);
 			return;
 		}
 	}
@@ -983,6 +1128,8 @@ static void emit_stub(struct tr *t, const struct stub *s)
 {
 	struct emit *e = &t->e;
 	emit_patch(s->branch, e->p);
+	if (s->branch2)
+		emit_patch(s->branch2, e->p);
 	emit_spill(t, s->spill);
 	if (s->type == STUB_EXEC) {
 		add_rip(t, s->rip_delta);
@@ -1093,6 +1240,161 @@ static void emit_back_edge(struct tr *t)
 		emit_patch(out[i], e->p);
 	emit_spill(t, t->dirty);
 	jump_to_exit(t);
+}
+
+/* ---- SSE ---- */
+
+static struct hmem xmm_at(unsigned r, int32_t byte)
+{
+	return hmem_at(HBX, OFF(xmm) + 16 * (int32_t)(r & 15) + byte);
+}
+
+/* Host XMM register x = / from 16 bytes in memory (MOVDQU). */
+static void emit_xmm_load(struct emit *e, unsigned x, struct hmem m)
+{
+	emit_sse_rm(e, 0xf3, 0x0f6f, x, m);
+}
+
+static void emit_xmm_store(struct emit *e, unsigned x, struct hmem m)
+{
+	emit_sse_rm(e, 0xf3, 0x0f7f, x, m);
+}
+
+/* A way out of line to the interpreter, which runs the whole instruction
+ * (and raises what it must); it comes back at the end of the inline code,
+ * where the caller sets join and the registers to load again. */
+static struct stub *sse_exec_stub(struct tr *t, const struct insn *in, uint32_t off)
+{
+	struct stub *s = new_stub(t);
+	*s = (struct stub){.type = STUB_EXEC, .len = in->len, .rip_delta = (int32_t)off - (int32_t)t->synced,
+			   .in = in, .spill = t->dirty};
+	return s;
+}
+
+/* The memory operand of a 16-byte access: its host address in RAX, or the
+ * stub (the interpreter runs the instruction) when it is misaligned for an
+ * aligned form (#GP), or misses the TLB. */
+static struct stub *sse_mem16(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool write)
+{
+	struct emit *e = &t->e;
+	emit_address(t, in, off);
+	struct stub *s = sse_exec_stub(t, in, off);
+	if (p->aligned) {
+		emit_rr(e, 4, 0xf7, 0, t->addr); /* TEST addr32, 15 */
+		emit_u32(e, 15);
+		s->branch2 = emit_jcc(e, 5);
+	}
+	emit_tlb(t, s, write, 16);
+	return s;
+}
+
+/* xmm[r].q[0] = RAX, xmm[r].q[1] = 0 */
+static void emit_xmm_set_low(struct tr *t, unsigned r)
+{
+	emit_store(&t->e, 8, HAX, xmm_at(r, 0));
+	emit_mov_mem_imm(&t->e, 8, xmm_at(r, 8), 0);
+}
+
+static void tr_sse(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	struct emit *e = &t->e;
+	struct stub *out[2] = {NULL, NULL};
+	bool mem = in->mod != 3;
+	if (p->state_check) { /* as check_sse: #UD with CR0.EM or without CR4.OSFXSR, #NM with CR0.TS */
+		out[0] = sse_exec_stub(t, in, off);
+		emit_rm(e, 1, 0xf6, 0, MEM_C(cr0)); /* TEST byte */
+		emit_byte(e, CR0_EM | CR0_TS);
+		out[0]->branch = emit_jcc(e, 5);
+		emit_rm(e, 1, 0xf6, 0, hmem_at(HBX, OFF(cr4) + 1));
+		emit_byte(e, CR4_OSFXSR >> 8);
+		out[0]->branch2 = emit_jcc(e, 4);
+		t->hf = 0;
+	}
+	switch (p->aop) {
+	case SSE_OP:
+		if (mem) {
+			out[1] = sse_mem16(t, in, off, p, false);
+			emit_xmm_load(e, 1, hmem_at(HAX, 0));
+		} else {
+			emit_xmm_load(e, 1, xmm_at(in->rm, 0));
+		}
+		emit_xmm_load(e, 0, xmm_at(in->reg, 0));
+		emit_sse_rr(e, p->host_pfx, p->host_op, 0, 1);
+		if (p->has_imm)
+			emit_byte(e, (uint8_t)in->imm);
+		emit_xmm_store(e, 0, xmm_at(in->reg, 0));
+		break;
+	case SSE_SHIFT_IMM:
+		emit_xmm_load(e, 0, xmm_at(in->rm, 0));
+		emit_sse_rr(e, 0x66, p->host_op, in->reg & 7, 0);
+		emit_byte(e, (uint8_t)in->imm);
+		emit_xmm_store(e, 0, xmm_at(in->rm, 0));
+		break;
+	case SSE_LOAD:
+		if (mem) {
+			out[1] = sse_mem16(t, in, off, p, false);
+			emit_xmm_load(e, 0, hmem_at(HAX, 0));
+		} else {
+			emit_xmm_load(e, 0, xmm_at(in->rm, 0));
+		}
+		emit_xmm_store(e, 0, xmm_at(in->reg, 0));
+		break;
+	case SSE_STORE:
+		if (mem) {
+			out[1] = sse_mem16(t, in, off, p, true);
+			emit_xmm_load(e, 0, xmm_at(in->reg, 0));
+			emit_xmm_store(e, 0, hmem_at(HAX, 0));
+		} else {
+			emit_xmm_load(e, 0, xmm_at(in->reg, 0));
+			emit_xmm_store(e, 0, xmm_at(in->rm, 0));
+		}
+		break;
+	case SSE_MOVD_IN:
+	case SSE_MOVQ_IN: {
+		unsigned size = p->aop == SSE_MOVQ_IN ? 8 : p->size;
+		if (mem) {
+			emit_address(t, in, off);
+			emit_mem_load(t, in, off, size);
+		} else if (p->aop == SSE_MOVQ_IN) {
+			emit_load(e, 8, HAX, xmm_at(in->rm, 0));
+		} else {
+			read_guest_reg(t, in, in->rm, size, HAX);
+		}
+		emit_xmm_set_low(t, in->reg);
+		break;
+	}
+	case SSE_MOVD_OUT:
+	case SSE_MOVQ_OUT: {
+		unsigned size = p->aop == SSE_MOVQ_OUT ? 8 : p->size;
+		if (mem) {
+			emit_load(e, size, STORE_VAL, xmm_at(in->reg, 0));
+			emit_address(t, in, off);
+			emit_mem_store(t, in, off, size);
+		} else if (p->aop == SSE_MOVQ_OUT) {
+			emit_load(e, 8, HAX, xmm_at(in->reg, 0));
+			emit_xmm_set_low(t, in->rm);
+		} else {
+			emit_load(e, size, HAX, xmm_at(in->reg, 0));
+			write_guest_reg(t, in, in->rm, size, HAX);
+		}
+		break;
+	}
+	case SSE_MOVMSK:
+		emit_xmm_load(e, 0, xmm_at(in->rm, 0));
+		emit_sse_rr(e, 0x66, 0x0fd7, HAX, 0);
+		write_guest_reg(t, in, in->reg, 4, HAX);
+		break;
+	default:
+		break;
+	}
+	/* The interpreter's way joins here: the registers the inline way holds
+	 * now come from struct softcpu (which the stub stored first). */
+	for (int i = 0; i < 2; i++)
+		if (out[i]) {
+			out[i]->join = e->p;
+			out[i]->reload = t->loaded;
+			t->lf_op = LF_UNKNOWN; /* what the lazy flags hold is the interpreter's business there */
+		}
 }
 
 /* Leave for guest address block start + target_off (c->rip updated);
@@ -1753,7 +2055,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	 * in the host's CF (as the emitters below set t->hf), they take it
 	 * from there and write all the lazy flags, so the flags before them
 	 * need not be stored. */
-	bool cf_in_host = false;
+	bool cf_in_host = false, sse_checked = false;
 	for (unsigned i = 0; i < n; i++) {
 		struct plan *p = &plans[i];
 		if (p->kind == K_INCDEC && cf_in_host)
@@ -1761,6 +2063,13 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		/* ADC/SBB with register or immediate operands take that CF too */
 		if (p->kind == K_ALU && (p->aop == 2 || p->aop == 3) && p->src != O_MEM && cf_in_host)
 			p->reads = false;
+		/* The SSE state check: once, until an interpreter call (which may
+		 * change CR0 or CR4); a ROL/ROR may become one below. */
+		if (p->kind == K_SSE) {
+			p->state_check = !sse_checked;
+			p->may_fault |= p->state_check;
+		}
+		sse_checked = p->kind == K_SSE || (sse_checked && p->kind != K_FALLBACK && p->kind != K_ROT);
 		cf_in_host = (p->kind == K_ALU && !(p->dst == O_MEM && p->writeback)) || p->kind == K_SHIFT ||
 			     p->kind == K_IMUL || p->kind == K_NEG ||
 			     ((p->kind == K_INCDEC || p->kind == K_NOT) && cf_in_host);
@@ -1836,6 +2145,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_NOT: case K_NEG: tr_not_neg(&t, in, p, flags_live[i]); break;
 		case K_SETCC: tr_setcc(&t, in, p); break;
 		case K_CMOV: tr_cmov(&t, in, p); break;
+		case K_SSE: tr_sse(&t, in, off, p); break;
 		default: break;
 		}
 		t.nocache = 0;
