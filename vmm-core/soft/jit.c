@@ -681,6 +681,12 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			if (osz == 2 && (op & 1))
 				p->kind = K_FALLBACK, p->reads = p->may_fault = true;
 			break;
+		case 0x98: /* CWDE, CDQE: EAX/RAX = sign-extended AX/EAX */
+			if (osz == 2)
+				return;
+			*p = (struct plan){.kind = K_MOVX, .size = (uint8_t)osz, .src_size = (uint8_t)(osz / 2), .sign = true,
+					   .dst = O_REG, .dst_reg = R_AX, .src = O_REG, .src_reg = R_AX};
+			break;
 		case 0x63:
 			if (osz != 8 || !t->long64)
 				return;
@@ -688,7 +694,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 					   .dst_reg = in->reg, .src = rm_kind, .src_reg = in->rm, .may_fault = mem};
 			break;
 		case 0x8d:
-			if (!mem || osz == 2 || in->base == REG_RIP)
+			if (!mem || osz == 2)
 				return;
 			*p = (struct plan){.kind = K_LEA, .size = (uint8_t)osz, .dst = O_REG, .dst_reg = in->reg};
 			break;
@@ -1019,6 +1025,21 @@ static void jump_to_next(struct tr *t, bool fast)
 	emit_jmp_reg(e, HAX);
 }
 
+/* dst = the instruction's RIP-relative effective address (64-bit code only:
+ * plan_insn), the next RIP + disp, at `size` (4: the address size truncates). */
+static void emit_rip_relative(struct tr *t, const struct insn *in, uint32_t off, unsigned size, unsigned dst)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 8, dst, MEM_C(rip));
+	int64_t d = (int64_t)off - t->synced + in->len + in->disp;
+	if (d == (int32_t)d) {
+		emit_lea(e, size, dst, hmem_at(dst, (int32_t)d));
+	} else {
+		emit_mov_imm(e, HDX, (uint64_t)d);
+		emit_lea(e, size, dst, (struct hmem){.base = (uint8_t)dst, .index = HDX, .scale = 0});
+	}
+}
+
 /* The linear address of the instruction's memory operand: into RSI, or
  * (a plain 64-bit base register kept in RBP, R13 or R15, which no call
  * passes an argument in) left where it is; t->addr says which. */
@@ -1033,15 +1054,8 @@ static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
 		t->addr = (uint8_t)reg_host(t, in->base);
 		return;
 	}
-	if (in->base == REG_RIP) { /* 64-bit only (plan_insn): next RIP + disp */
-		emit_load(e, 8, HSI, MEM_C(rip));
-		int64_t d = (int64_t)off - t->synced + in->len + in->disp;
-		if (d == (int32_t)d) {
-			emit_lea(e, asz == 4 ? 4 : 8, HSI, hmem_at(HSI, (int32_t)d));
-		} else {
-			emit_mov_imm(e, HDX, (uint64_t)d);
-			emit_lea(e, asz == 4 ? 4 : 8, HSI, (struct hmem){.base = HSI, .index = HDX, .scale = 0});
-		}
+	if (in->base == REG_RIP) {
+		emit_rip_relative(t, in, off, asz == 4 ? 4 : 8, HSI);
 	} else {
 		struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
 		if (in->base != REG_NONE)
@@ -1728,8 +1742,19 @@ static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const str
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
-static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
+static void tr_lea(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
+	/* the address size truncates first, then the operand size */
+	unsigned size = in->asz == 4 || p->size == 4 ? 4 : 8;
+	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	if (in->base == REG_RIP) {
+		emit_rip_relative(t, in, off, size, h != HNONE ? h : HAX);
+		if (h != HNONE)
+			mark_written(t, p->dst_reg);
+		else
+			write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+		return;
+	}
 	struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
 	if (in->base != REG_NONE)
 		m.base = (uint8_t)reg_full(t, in->base, HSI);
@@ -1737,9 +1762,6 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 		m.index = (uint8_t)reg_full(t, in->index, HDX);
 		m.scale = in->scale;
 	}
-	/* the address size truncates first, then the operand size */
-	unsigned size = in->asz == 4 || p->size == 4 ? 4 : 8;
-	unsigned h = in_place_write(t, p->dst_reg, p->size);
 	emit_lea(&t->e, size, h != HNONE ? h : HAX, m);
 	if (h != HNONE)
 		mark_written(t, p->dst_reg);
@@ -2133,7 +2155,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_NOP: break;
 		case K_MOV: tr_mov(&t, in, off, p); break;
 		case K_MOVX: tr_movx(&t, in, off, p); break;
-		case K_LEA: tr_lea(&t, in, p); break;
+		case K_LEA: tr_lea(&t, in, off, p); break;
 		case K_PUSH: tr_push(&t, in, off, p); break;
 		case K_POP: tr_pop(&t, in, off, p); break;
 		case K_JCC: tr_jcc(&t, in, off, p); exited = true; break;
