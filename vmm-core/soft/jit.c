@@ -311,6 +311,7 @@ enum kind {
 	K_JCC, K_JMP, K_CALL, K_RET,
 	K_ROT,        /* ROL/ROR by an immediate: inline only where its flags are dead */
 	K_IMUL,       /* dst = dst (or imm) * src, truncated */
+	K_MUL,        /* MUL/IMUL r/m: rDX:rAX = rAX * src (32 or 64 bits) */
 	K_NOT, K_NEG,
 	K_SETCC,      /* dst(byte) = cc */
 	K_CMOV,       /* if (cc) dst = src; a 32-bit dst is zero-extended either way */
@@ -579,6 +580,13 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 					return;
 				*p = (struct plan){.kind = reg_op == 2 ? K_NOT : K_NEG, .size = (uint8_t)(op == 0xf6 ? 1 : osz),
 						   .dst = O_REG, .dst_reg = in->rm, .writes_all = reg_op == 3};
+				break;
+			}
+			if (reg_op == 4 || reg_op == 5) { /* MUL, IMUL: rDX:rAX = rAX * r/m */
+				if (op == 0xf6 || osz == 2)
+					return;
+				*p = (struct plan){.kind = K_MUL, .size = (uint8_t)osz, .sign = reg_op == 5, .src = rm_kind,
+						   .src_reg = in->rm, .writes_all = true, .may_fault = mem};
 				break;
 			}
 			if (reg_op >= 2)
@@ -1827,6 +1835,26 @@ static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const str
 		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
+static void tr_mul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	emit_mov_rr(e, 8, HCX, HAX);
+	read_guest_reg(t, in, R_AX, p->size, HAX);
+	emit_rr(e, p->size, 0xf7, p->sign ? 5 : 4, HCX); /* MUL/IMUL rcx: rdx:rax */
+	write_guest_reg(t, in, R_AX, p->size, HAX);
+	write_guest_reg(t, in, R_DX, p->size, HDX);
+	t->hf = HF_CF | HF_OF;
+	if (flags_live) { /* LF_MUL: src1 = the product did not fit (CF) */
+		emit_rr(e, 4, 0x0f92, 0, HDX); /* SETB dl */
+		emit_rr(e, 4, 0x0fb6, HDX, HDX);
+		emit_mov_imm(e, HCX, 0);
+		store_flags_res(t, HAX, LF_MUL, p->size, true);
+	} else {
+		t->lf_op = LF_UNKNOWN;
+	}
+}
+
 static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
@@ -2036,6 +2064,10 @@ static void choose_cached(struct tr *t, const struct insn *insn, const struct pl
 			count_reg(uses, R_SP);
 		if (p->kind == K_SHIFT_CL)
 			count_reg(uses, R_CX);
+		if (p->kind == K_MUL) {
+			count_reg(uses, R_AX);
+			count_reg(uses, R_DX);
+		}
 	}
 	if (!t->long64)
 		uses[R_SP] = 0; /* a 32-bit stack pointer keeps its upper half (sp_adjust) */
@@ -2164,6 +2196,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
 		case K_ROT: tr_rot(&t, in, p); break;
 		case K_IMUL: tr_imul(&t, in, off, p, flags_live[i]); break;
+		case K_MUL: tr_mul(&t, in, off, p, flags_live[i]); break;
 		case K_NOT: case K_NEG: tr_not_neg(&t, in, p, flags_live[i]); break;
 		case K_SETCC: tr_setcc(&t, in, p); break;
 		case K_CMOV: tr_cmov(&t, in, p); break;
