@@ -13,10 +13,18 @@
  *   register work on its host register in place.
  *
  * Per instruction, either inline code (moves, the ALU operations, INC/DEC,
- * NOT/NEG, IMUL r, r/m (, imm), LEA, MOVZX/MOVSX, SETcc, CMOVcc, shifts by
- * an immediate, ROL/ROR by an immediate where their flags are dead,
- * PUSH/POP, near branches, CALL, RET) or a call of softcpu_exec() for that
+ * NOT/NEG, MUL/IMUL, LEA, MOVZX/MOVSX, CWDE/CDQE, SETcc, CMOVcc, shifts
+ * and ROL/ROR by an immediate (a call folds a rotate's flags in where they
+ * are live), PUSH/POP, near branches, CALL, RET, and the SSE integer and
+ * move forms of enum sse_kind) or a call of softcpu_exec() for that
  * instruction.
+ * - SSE: guest XMM registers stay in struct softcpu; an inline form loads
+ *   its operands into host XMM0/XMM1 (caller-saved on both ABIs), runs the
+ *   guest's own opcode there and stores the result.  The interpreter's
+ *   state check (CR0.EM/TS, CR4.OSFXSR) is made inline once per block and
+ *   again after each interpreter call; a failed check, a misaligned
+ *   aligned-form operand and a TLB miss hand the whole instruction to the
+ *   interpreter, which raises what it must.
  * - Flags: inline operations record the interpreter's lazy flags (struct
  *   lazy_flags), unless the next flag writer in the block overwrites them
  *   before anything can read them or fault (dead-flag elimination; INC/DEC
@@ -139,6 +147,13 @@ static uint64_t jit_cond(struct softcpu *c, uint64_t cc)
 static uint64_t jit_flag_cf(struct softcpu *c)
 {
 	return flag_cf(c);
+}
+
+/* ROL/ROR whose flags are live: CF and OF as the host's rotate left them
+ * (host_flags: its RFLAGS), the others as they were. */
+static void jit_rot_flags(struct softcpu *c, uint64_t host_flags)
+{
+	update_flags(c, F_CF | F_OF, host_flags);
 }
 
 static void jit_write_slow(struct softcpu *c, uint64_t lin, uint64_t val, uint64_t size)
@@ -309,7 +324,7 @@ enum kind {
 	K_LEA,
 	K_PUSH, K_POP,
 	K_JCC, K_JMP, K_CALL, K_RET,
-	K_ROT,        /* ROL/ROR by an immediate: inline only where its flags are dead */
+	K_ROT,        /* ROL/ROR by an immediate: a call folds its flags in where they are live */
 	K_IMUL,       /* dst = dst (or imm) * src, truncated */
 	K_MUL,        /* MUL/IMUL r/m: rDX:rAX = rAX * src (32 or 64 bits) */
 	K_NOT, K_NEG,
@@ -1777,20 +1792,30 @@ static void tr_lea(struct tr *t, const struct insn *in, uint32_t off, const stru
 		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
-/* ROL/ROR by an immediate, where nothing reads its flags (translate()):
- * the lazy flags are left as they are. */
-static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p)
+/* ROL/ROR by an immediate.  Where nothing reads its flags (translate())
+ * the lazy flags are left as they are; else they are folded into RFLAGS
+ * with the rotate's CF and OF (a call). */
+static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
+	struct emit *e = &t->e;
 	unsigned h = in_place(t, p->dst_reg, p->size);
 	if (h != HNONE) {
-		emit_shift_ri(&t->e, p->size, p->aop, h, (uint8_t)p->imm);
+		emit_shift_ri(e, p->size, p->aop, h, (uint8_t)p->imm);
 		mark_written(t, p->dst_reg);
 	} else {
 		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
-		emit_shift_ri(&t->e, p->size, p->aop, HAX, (uint8_t)p->imm);
+		emit_shift_ri(e, p->size, p->aop, HAX, (uint8_t)p->imm);
 		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	}
 	t->hf = 0;
+	if (flags_live) {
+		emit_pushfq(e);
+		emit_pop(e, HARG1);
+		spill_volatile(t);
+		emit_mov_rr(e, 8, HARG0, HBX);
+		emit_call(e, (const void *)jit_rot_flags);
+		t->lf_op = LF_UNKNOWN;
+	}
 }
 
 static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
@@ -2118,12 +2143,12 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		if (p->kind == K_ALU && (p->aop == 2 || p->aop == 3) && p->src != O_MEM && cf_in_host)
 			p->reads = false;
 		/* The SSE state check: once, until an interpreter call (which may
-		 * change CR0 or CR4); a ROL/ROR may become one below. */
+		 * change CR0 or CR4). */
 		if (p->kind == K_SSE) {
 			p->state_check = !sse_checked;
 			p->may_fault |= p->state_check;
 		}
-		sse_checked = p->kind == K_SSE || (sse_checked && p->kind != K_FALLBACK && p->kind != K_ROT);
+		sse_checked = p->kind == K_SSE || (sse_checked && p->kind != K_FALLBACK);
 		cf_in_host = (p->kind == K_ALU && !(p->dst == O_MEM && p->writeback)) || p->kind == K_SHIFT ||
 			     p->kind == K_IMUL || p->kind == K_NEG ||
 			     ((p->kind == K_INCDEC || p->kind == K_NOT) && cf_in_host);
@@ -2134,10 +2159,6 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	for (unsigned i = n; i-- > 0;) {
 		flags_live[i] = live;
 		struct plan *p = &plans[i];
-		if (p->kind == K_ROT && live) { /* CF and OF would need the lazy flags folded */
-			*p = (struct plan){.kind = K_FALLBACK, .reads = true, .may_fault = true};
-			ninline--;
-		}
 		if (p->reads || p->may_fault)
 			live = true;
 		else if (p->writes_all)
@@ -2194,7 +2215,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_JMP: emit_exit_to(&t, (int64_t)off + in->len + (int64_t)p->imm, t.long64, in, off); exited = true; break;
 		case K_CALL: tr_call(&t, in, off, p); exited = true; break;
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
-		case K_ROT: tr_rot(&t, in, p); break;
+		case K_ROT: tr_rot(&t, in, p, flags_live[i]); break;
 		case K_IMUL: tr_imul(&t, in, off, p, flags_live[i]); break;
 		case K_MUL: tr_mul(&t, in, off, p, flags_live[i]); break;
 		case K_NOT: case K_NEG: tr_not_neg(&t, in, p, flags_live[i]); break;
