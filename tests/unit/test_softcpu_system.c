@@ -623,6 +623,43 @@ static void test_sse_state_checks(void **state)
 	assert_int_equal(f->c.xmm[2].q[0], 0x0706050003020100ull);
 }
 
+/* Indirect JMP through memory and a register (the JIT runs both inline):
+ *	KCODE: jmp *(%rax);  KCODE + 0x20: jmp *%rdx;  KCODE + 0x40: mov $7,%ecx; hlt
+ * then a non-canonical target (#GP at the JMP, RIP unchanged) and a table
+ * in a page not present (#PF). */
+static void test_jmp_indirect(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t jmp_mem[] = {0xff, 0x20}, jmp_reg[] = {0xff, 0xe2};
+	static const uint8_t target[] = {0xb9, 0x07, 0x00, 0x00, 0x00, 0xf4};
+	load(f, KCODE, jmp_mem, sizeof(jmp_mem));
+	load(f, KCODE + 0x20, jmp_reg, sizeof(jmp_reg));
+	load(f, KCODE + 0x40, target, sizeof(target));
+	put64(f, UDATA, KCODE + 0x20);
+	f->c.r[R_AX] = UDATA;
+	f->c.r[R_DX] = KCODE + 0x40;
+	for (int round = 0; round < 2; round++) {
+		f->c.r[R_CX] = 0;
+		rerun_from(f, KCODE);
+		assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+		assert_int_equal(f->c.rip, KCODE + 0x40 + sizeof(target));
+		assert_int_equal(f->c.r[R_CX], 7);
+	}
+	put64(f, UDATA, 0x0000800000000000ull);
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 13);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+	f->c.r[R_DX] = 0xffff7fffffffffffull;
+	rerun_from(f, KCODE + 0x20);
+	assert_int_equal(run_to_handler(f), 13);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 0x20);
+	f->c.r[R_AX] = UNOTP + 8;
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 14);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+	assert_int_equal(f->c.cr2, UNOTP + 8);
+}
+
 /* movb $0xcc, 1f(%rip); 1: nop; hlt  -- the patched INT3 runs */
 static void test_self_modifying_code(void **state)
 {
@@ -1031,6 +1068,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sse_comisd_qnan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmx_state_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sse_state_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jmp_indirect, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_self_modifying_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page_while_running, setup, teardown),

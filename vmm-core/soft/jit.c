@@ -324,6 +324,7 @@ enum kind {
 	K_LEA,
 	K_PUSH, K_POP,
 	K_JCC, K_JMP, K_CALL, K_RET,
+	K_JMP_INDIRECT, /* JMP r/m: the target is read, then looked up as RET's */
 	K_ROT,        /* ROL/ROR by an immediate: a call folds its flags in where they are live */
 	K_IMUL,       /* dst = dst (or imm) * src, truncated */
 	K_MUL,        /* MUL/IMUL r/m: rDX:rAX = rAX * src (32 or 64 bits) */
@@ -633,6 +634,11 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 					   .dst_reg = in->reg, .src = O_REG, .src_reg = in->rm, .reads = true};
 			break;
 		case 0xfe: case 0xff:
+			if (op == 0xff && reg_op == 4 && native_osz) {
+				*p = (struct plan){.kind = K_JMP_INDIRECT, .size = (uint8_t)osz, .src = rm_kind, .src_reg = in->rm,
+						   .may_fault = true};
+				break;
+			}
 			if (reg_op >= 2 || mem)
 				return;
 			*p = (struct plan){.kind = K_INCDEC, .aop = (uint8_t)reg_op, .size = (uint8_t)(op == 0xfe ? 1 : osz),
@@ -2037,25 +2043,42 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	emit_exit_to(t, target, false, in, off);
 }
 
-static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+/* A 64-bit branch target in RAX that is not canonical: #GP from the
+ * interpreter, which runs the branch again. */
+static void check_target(struct tr *t, const struct insn *in)
 {
 	struct emit *e = &t->e;
+	if (!t->long64)
+		return;
+	emit_mov_rr(e, 8, HDX, HAX);
+	emit_shift_ri(e, 8, 4, HDX, 16);
+	emit_shift_ri(e, 8, 7, HDX, 16);
+	emit_alu_rr(e, 8, 7, HDX, HAX);
+	uint8_t *ok = emit_jcc(e, 4);
+	emit_interpret(e, in, 1);
+	jump_to_exit(t);
+	emit_patch(ok, e->p);
+}
+
+static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
 	sync_rip(t, off);
 	spill_all(t);
 	stack_address(t, p->size, 0);
 	emit_mem_load(t, in, off, p->size);
-	if (t->long64) {
-		emit_mov_rr(e, 8, HDX, HAX);
-		emit_shift_ri(e, 8, 4, HDX, 16);
-		emit_shift_ri(e, 8, 7, HDX, 16);
-		emit_alu_rr(e, 8, 7, HDX, HAX);
-		uint8_t *ok = emit_jcc(e, 4);
-		emit_interpret(e, in, 1);
-		jump_to_exit(t);
-		emit_patch(ok, e->p);
-	}
+	check_target(t, in);
 	sp_adjust(t, p->size, (int32_t)p->size);
-	emit_store(e, 8, HAX, MEM_C(rip));
+	emit_store(&t->e, 8, HAX, MEM_C(rip));
+	jump_to_next(t, true);
+}
+
+static void tr_jmp_indirect(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	sync_rip(t, off);
+	spill_all(t);
+	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	check_target(t, in);
+	emit_store(&t->e, 8, HAX, MEM_C(rip));
 	jump_to_next(t, true);
 }
 
@@ -2215,6 +2238,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_JMP: emit_exit_to(&t, (int64_t)off + in->len + (int64_t)p->imm, t.long64, in, off); exited = true; break;
 		case K_CALL: tr_call(&t, in, off, p); exited = true; break;
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
+		case K_JMP_INDIRECT: tr_jmp_indirect(&t, in, off, p); exited = true; break;
 		case K_ROT: tr_rot(&t, in, p, flags_live[i]); break;
 		case K_IMUL: tr_imul(&t, in, off, p, flags_live[i]); break;
 		case K_MUL: tr_mul(&t, in, off, p, flags_live[i]); break;
