@@ -670,6 +670,27 @@ static void test_self_modifying_code(void **state)
 	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 8);
 }
 
+/* PUSH and CALL whose stack is the code's own page: their stores write a
+ * page of code, which ends the block (translated) after the instruction -
+ * all of it: RSP moved, CALL at its target.
+ *	KCODE: push %rax; call 1f; hlt;  KCODE + 0x40: 1: mov $7,%ecx; hlt */
+static void test_push_and_call_onto_the_code_page(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x50, 0xe8, 0x3a, 0x00, 0x00, 0x00, 0xf4};
+	static const uint8_t target[] = {0xb9, 0x07, 0x00, 0x00, 0x00, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	load(f, KCODE + 0x40, target, sizeof(target));
+	f->c.r[R_SP] = KCODE + 0x800;
+	f->c.r[R_AX] = 0x1122334455667788ull;
+	assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.rip, KCODE + 0x40 + sizeof(target));
+	assert_int_equal(f->c.r[R_CX], 7);
+	assert_int_equal(f->c.r[R_SP], KCODE + 0x800 - 16);
+	assert_int_equal(get64(f, KCODE + 0x7f8), 0x1122334455667788ull);
+	assert_int_equal(get64(f, KCODE + 0x7f0), KCODE + 6);
+}
+
 /* Self-modifying code in a block that loops to itself (translated: one
  * block, its registers kept in host registers across the back edge): each
  * pass rewrites the immediate of its own next instruction, so EAX equals
@@ -1069,6 +1090,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mmx_state_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sse_state_checks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_jmp_indirect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_and_call_onto_the_code_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_self_modifying_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page_while_running, setup, teardown),

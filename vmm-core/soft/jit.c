@@ -383,6 +383,10 @@ struct stub {
 	uint8_t addr;          /* the host register holding the linear address */
 	uint8_t dst;           /* STUB_LOAD: the host register the value goes to */
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
+	/* STUB_STORE that wrote a code page: the instruction's end, where the
+	 * block is left: RIP = its address + exit_delta, RSP += sp_delta (PUSH
+	 * and CALL move it after their store; CALL goes to its target). */
+	int32_t exit_delta, sp_delta;
 	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
 	uint8_t *branch, *branch2, *join; /* branch2: a second way in, or NULL */
 	const struct insn *in; /* STUB_EXEC */
@@ -1154,14 +1158,15 @@ static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, uns
 }
 
 /* Store STORE_VAL's low `size` bytes at t->addr. */
-static void emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+static struct stub *emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
 {
 	struct stub *s = new_stub(t);
 	*s = (struct stub){.type = STUB_STORE, .size = (uint8_t)size, .len = in->len,
-			   .rip_delta = (int32_t)off - (int32_t)t->synced};
+			   .rip_delta = (int32_t)off - (int32_t)t->synced, .exit_delta = in->len};
 	emit_tlb(t, s, true, size);
 	emit_store(&t->e, size, STORE_VAL, hmem_at(HAX, 0));
 	s->join = t->e.p;
+	return s;
 }
 
 /* Out of line: the slow path of a memory access.  The host flags survive
@@ -1211,7 +1216,9 @@ static void emit_stub(struct tr *t, const struct stub *s)
 		uint8_t *stay = emit_jcc(e, 4); /* JE */
 		emit_alu_ri(e, 8, 0, HSP, 40);
 		emit_popfq(e);
-		add_rip(t, s->len);
+		if (s->sp_delta) /* the registers are stored: RSP is the one in memory now */
+			emit_alu_mi(e, s->size, 0, GREG(R_SP), s->sp_delta);
+		add_rip(t, s->exit_delta);
 		jump_to_exit(t);
 		emit_patch(stay, e->p);
 	}
@@ -1974,7 +1981,7 @@ static void tr_push(struct tr *t, const struct insn *in, uint32_t off, const str
 {
 	read_guest_reg(t, in, p->dst_reg, p->size, STORE_VAL);
 	stack_address(t, p->size, -(int32_t)p->size);
-	emit_mem_store(t, in, off, p->size);
+	emit_mem_store(t, in, off, p->size)->sp_delta = -(int32_t)p->size;
 	sp_adjust(t, p->size, -(int32_t)p->size);
 }
 
@@ -2038,7 +2045,9 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	emit_load(e, p->size, STORE_VAL, MEM_C(rip));
 	emit_alu_ri(e, p->size, 0, STORE_VAL, in->len);
 	stack_address(t, p->size, -(int32_t)p->size);
-	emit_mem_store(t, in, off, p->size);
+	struct stub *s = emit_mem_store(t, in, off, p->size);
+	s->sp_delta = -(int32_t)p->size;
+	s->exit_delta = (int32_t)(target - (int64_t)off);
 	sp_adjust(t, p->size, -(int32_t)p->size);
 	emit_exit_to(t, target, false, in, off);
 }
