@@ -36,6 +36,7 @@ GUESTS = {  # name: (small, large) iteration counts for minivm; QEMU runs QEMU_S
     "x87": (500_000, 5_000_000),
     "ssefp": (1_000_000, 10_000_000),
     "sse4": (1_000_000, 10_000_000),
+    "strscan": (2_000_000, 20_000_000),
 }
 QEMU_SCALE = 10  # QEMU is faster: longer runs keep its start-up noise small
 

@@ -556,6 +556,110 @@ static void test_mmx_state_checks(void **state)
 	assert_int_equal(x87.st[0][8] | x87.st[0][9] << 8, 0xffff);
 }
 
+/* The SSE forms the JIT runs inline keep the interpreter's checks, made
+ * at run time (the block is translated once, in its first state):
+ *	add $1,%ecx; pxor %xmm1,%xmm0; movdqa (%rax),%xmm2; pcmpeqb %xmm2,%xmm0
+ *	pmovmskb %xmm0,%edx; movdqu (%rbx),%xmm3; movd %xmm2,%esi
+ *	add %eax,%edi; add %ebx,%edi; add %ecx,%edi; add %edx,%edi; add %esi,%edi; hlt
+ * CR0.EM or a clear CR4.OSFXSR give #UD, CR0.TS #NM, at the PXOR with the
+ * ADD done (ECX, its flags); a misaligned MOVDQA #GP(0); a MOVDQU reaching
+ * into a page not present #PF; then it runs, with a cold TLB: the loads go
+ * out of line to the interpreter and come back to registers the JIT keeps
+ * in host registers (the ADDs use them twice). */
+static void expect_sse_fault(struct fixture *f, int vector, uint64_t rip)
+{
+	f->c.r[R_CX] = 0xffffffffu;
+	f->c.xmm[0] = f->c.xmm[1];
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), vector);
+	struct frame fr = frame_at(f, KSTACK_TOP - 40);
+	assert_int_equal(fr.rip, rip);
+	assert_int_equal(fr.rflags & (F_CF | F_ZF | F_SF | F_OF), F_CF | F_ZF);
+	assert_int_equal(f->c.r[R_CX], 0);
+}
+
+static void test_sse_state_checks(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x83, 0xc1, 0x01, 0x66, 0x0f, 0xef, 0xc1, 0x66, 0x0f, 0x6f, 0x10,
+				       0x66, 0x0f, 0x74, 0xc2, 0x66, 0x0f, 0xd7, 0xd0, 0xf3, 0x0f, 0x6f,
+				       0x1b, 0x66, 0x0f, 0x7e, 0xd6, 0x01, 0xc7, 0x01, 0xdf, 0x01, 0xcf,
+				       0x01, 0xd7, 0x01, 0xf7, 0xf4};
+	static const uint8_t data[16] = {0, 1, 2, 3, 0, 5, 6, 7, 8, 9, 0, 0, 12, 13, 14, 0};
+	load(f, KCODE, code, sizeof(code));
+	memcpy(f->ram + UDATA, data, sizeof(data));
+	memcpy(f->ram + URO, data, sizeof(data));
+	f->c.r[R_AX] = UDATA;
+	f->c.r[R_BX] = UNOTP - 8;
+	f->c.xmm[1] = (struct xmm_reg){{0x1122334455667788ull, 0x99aabbccddeeff00ull}};
+	f->c.cr0 |= CR0_EM;
+	expect_sse_fault(f, 6, KCODE + 3);
+	f->c.cr0 &= ~(uint64_t)CR0_EM;
+	f->c.cr4 &= ~(uint64_t)CR4_OSFXSR;
+	expect_sse_fault(f, 6, KCODE + 3);
+	f->c.cr4 |= CR4_OSFXSR;
+	f->c.cr0 |= CR0_TS;
+	expect_sse_fault(f, 7, KCODE + 3);
+	f->c.cr0 &= ~(uint64_t)CR0_TS;
+	f->c.r[R_AX] = UDATA + 8;
+	expect_sse_fault(f, 13, KCODE + 7);
+	assert_int_equal(get64(f, KSTACK_TOP - 48), 0);
+	f->c.r[R_AX] = UDATA;
+	expect_sse_fault(f, 14, KCODE + 19);
+	assert_int_equal(f->c.cr2, UNOTP);
+	assert_int_equal(f->c.xmm[0].q[0], 0x000000ff000000ffull); /* the PCMPEQB ran */
+	assert_int_equal(f->c.r[R_DX], 0x8c11);
+	f->c.r[R_BX] = URO;
+	f->c.r[R_CX] = 0xffffffffu;
+	f->c.r[R_DI] = 0;
+	f->c.xmm[0] = f->c.xmm[1];
+	softcpu_tlb_flush(&f->c, true);
+	rerun_from(f, KCODE);
+	assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.rip, KCODE + sizeof(code));
+	assert_int_equal(f->c.r[R_SI], 0x03020100);
+	assert_int_equal(f->c.r[R_DI], UDATA + URO + 0x8c11 + 0x03020100);
+	assert_int_equal(f->c.xmm[3].q[1], 0x000e0d0c00000908ull);
+	assert_int_equal(f->c.xmm[2].q[0], 0x0706050003020100ull);
+}
+
+/* Indirect JMP through memory and a register (the JIT runs both inline):
+ *	KCODE: jmp *(%rax);  KCODE + 0x20: jmp *%rdx;  KCODE + 0x40: mov $7,%ecx; hlt
+ * then a non-canonical target (#GP at the JMP, RIP unchanged) and a table
+ * in a page not present (#PF). */
+static void test_jmp_indirect(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t jmp_mem[] = {0xff, 0x20}, jmp_reg[] = {0xff, 0xe2};
+	static const uint8_t target[] = {0xb9, 0x07, 0x00, 0x00, 0x00, 0xf4};
+	load(f, KCODE, jmp_mem, sizeof(jmp_mem));
+	load(f, KCODE + 0x20, jmp_reg, sizeof(jmp_reg));
+	load(f, KCODE + 0x40, target, sizeof(target));
+	put64(f, UDATA, KCODE + 0x20);
+	f->c.r[R_AX] = UDATA;
+	f->c.r[R_DX] = KCODE + 0x40;
+	for (int round = 0; round < 2; round++) {
+		f->c.r[R_CX] = 0;
+		rerun_from(f, KCODE);
+		assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+		assert_int_equal(f->c.rip, KCODE + 0x40 + sizeof(target));
+		assert_int_equal(f->c.r[R_CX], 7);
+	}
+	put64(f, UDATA, 0x0000800000000000ull);
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 13);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+	f->c.r[R_DX] = 0xffff7fffffffffffull;
+	rerun_from(f, KCODE + 0x20);
+	assert_int_equal(run_to_handler(f), 13);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 0x20);
+	f->c.r[R_AX] = UNOTP + 8;
+	rerun_from(f, KCODE);
+	assert_int_equal(run_to_handler(f), 14);
+	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE);
+	assert_int_equal(f->c.cr2, UNOTP + 8);
+}
+
 /* movb $0xcc, 1f(%rip); 1: nop; hlt  -- the patched INT3 runs */
 static void test_self_modifying_code(void **state)
 {
@@ -564,6 +668,27 @@ static void test_self_modifying_code(void **state)
 	load(f, KCODE, code, sizeof(code));
 	assert_int_equal(run_to_handler(f), 3);
 	assert_int_equal(frame_at(f, KSTACK_TOP - 40).rip, KCODE + 8);
+}
+
+/* PUSH and CALL whose stack is the code's own page: their stores write a
+ * page of code, which ends the block (translated) after the instruction -
+ * all of it: RSP moved, CALL at its target.
+ *	KCODE: push %rax; call 1f; hlt;  KCODE + 0x40: 1: mov $7,%ecx; hlt */
+static void test_push_and_call_onto_the_code_page(void **state)
+{
+	struct fixture *f = *state;
+	static const uint8_t code[] = {0x50, 0xe8, 0x3a, 0x00, 0x00, 0x00, 0xf4};
+	static const uint8_t target[] = {0xb9, 0x07, 0x00, 0x00, 0x00, 0xf4};
+	load(f, KCODE, code, sizeof(code));
+	load(f, KCODE + 0x40, target, sizeof(target));
+	f->c.r[R_SP] = KCODE + 0x800;
+	f->c.r[R_AX] = 0x1122334455667788ull;
+	assert_int_equal(softcpu_run(&f->c, 100), SOFTCPU_EXIT_HALT);
+	assert_int_equal(f->c.rip, KCODE + 0x40 + sizeof(target));
+	assert_int_equal(f->c.r[R_CX], 7);
+	assert_int_equal(f->c.r[R_SP], KCODE + 0x800 - 16);
+	assert_int_equal(get64(f, KCODE + 0x7f8), 0x1122334455667788ull);
+	assert_int_equal(get64(f, KCODE + 0x7f0), KCODE + 6);
 }
 
 /* Self-modifying code in a block that loops to itself (translated: one
@@ -963,6 +1088,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sse_packed_exception_flags, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sse_comisd_qnan, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mmx_state_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sse_state_checks, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_jmp_indirect, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_push_and_call_onto_the_code_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_self_modifying_code, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_device_rewrites_code_page_while_running, setup, teardown),

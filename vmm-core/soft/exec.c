@@ -295,12 +295,6 @@ static void set_flags_result(struct softcpu *c, unsigned size, uint64_t res, uns
 }
 
 /* Replace only some arithmetic flags, keeping the others. */
-static void update_flags(struct softcpu *c, uint64_t mask, uint64_t values)
-{
-	flags_materialize(c);
-	c->rflags = (c->rflags & ~mask) | (values & mask);
-}
-
 /* SHL/SAL (op 4, 6), SHR (5), SAR (7) with flags left lazy; count already
  * masked and not 0. */
 ALWAYS_INLINE uint64_t shift_lazy(struct softcpu *c, unsigned op, unsigned size, uint64_t v, unsigned count)

@@ -145,6 +145,13 @@ ALWAYS_INLINE void flags_materialize(struct softcpu *c)
 	c->lf.op = LF_NONE;
 }
 
+/* Set the flags of `mask` to those of `values`, the others as they are. */
+ALWAYS_INLINE void update_flags(struct softcpu *c, uint64_t mask, uint64_t values)
+{
+	flags_materialize(c);
+	c->rflags = (c->rflags & ~mask) | (values & mask);
+}
+
 /* Condition codes 0-15 (O, NO, B, NB, Z, NZ, BE, NBE, S, NS, P, NP, L, NL, LE, NLE). */
 ALWAYS_INLINE bool cond_true(const struct softcpu *c, unsigned cc)
 {

@@ -13,10 +13,18 @@
  *   register work on its host register in place.
  *
  * Per instruction, either inline code (moves, the ALU operations, INC/DEC,
- * NOT/NEG, IMUL r, r/m (, imm), LEA, MOVZX/MOVSX, SETcc, CMOVcc, shifts by
- * an immediate, ROL/ROR by an immediate where their flags are dead,
- * PUSH/POP, near branches, CALL, RET) or a call of softcpu_exec() for that
+ * NOT/NEG, MUL/IMUL, LEA, MOVZX/MOVSX, CWDE/CDQE, SETcc, CMOVcc, shifts
+ * and ROL/ROR by an immediate (a call folds a rotate's flags in where they
+ * are live), PUSH/POP, near branches, CALL, RET, and the SSE integer and
+ * move forms of enum sse_kind) or a call of softcpu_exec() for that
  * instruction.
+ * - SSE: guest XMM registers stay in struct softcpu; an inline form loads
+ *   its operands into host XMM0/XMM1 (caller-saved on both ABIs), runs the
+ *   guest's own opcode there and stores the result.  The interpreter's
+ *   state check (CR0.EM/TS, CR4.OSFXSR) is made inline once per block and
+ *   again after each interpreter call; a failed check, a misaligned
+ *   aligned-form operand and a TLB miss hand the whole instruction to the
+ *   interpreter, which raises what it must.
  * - Flags: inline operations record the interpreter's lazy flags (struct
  *   lazy_flags), unless the next flag writer in the block overwrites them
  *   before anything can read them or fault (dead-flag elimination; INC/DEC
@@ -52,6 +60,7 @@
 #include "internal.h"
 #include "jit.h"
 #include "jit_emit.h"
+#include "simd.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define JIT_HOST 1
@@ -138,6 +147,13 @@ static uint64_t jit_cond(struct softcpu *c, uint64_t cc)
 static uint64_t jit_flag_cf(struct softcpu *c)
 {
 	return flag_cf(c);
+}
+
+/* ROL/ROR whose flags are live: CF and OF as the host's rotate left them
+ * (host_flags: its RFLAGS), the others as they were. */
+static void jit_rot_flags(struct softcpu *c, uint64_t host_flags)
+{
+	update_flags(c, F_CF | F_OF, host_flags);
 }
 
 static void jit_write_slow(struct softcpu *c, uint64_t lin, uint64_t val, uint64_t size)
@@ -308,11 +324,29 @@ enum kind {
 	K_LEA,
 	K_PUSH, K_POP,
 	K_JCC, K_JMP, K_CALL, K_RET,
-	K_ROT,        /* ROL/ROR by an immediate: inline only where its flags are dead */
+	K_JMP_INDIRECT, /* JMP r/m: the target is read, then looked up as RET's */
+	K_ROT,        /* ROL/ROR by an immediate: a call folds its flags in where they are live */
 	K_IMUL,       /* dst = dst (or imm) * src, truncated */
+	K_MUL,        /* MUL/IMUL r/m: rDX:rAX = rAX * src (32 or 64 bits) */
 	K_NOT, K_NEG,
 	K_SETCC,      /* dst(byte) = cc */
 	K_CMOV,       /* if (cc) dst = src; a 32-bit dst is zero-extended either way */
+	K_SSE,        /* an SSE/SSE2/SSSE3 integer or move form: see enum sse_kind */
+};
+
+/* The SSE forms the host runs itself (K_SSE), on guest XMM registers that
+ * stay in struct softcpu: each instruction loads them into host XMM0/XMM1
+ * and stores its result back. */
+enum sse_kind {
+	SSE_OP,        /* xmm[reg] = op(xmm[reg], xmm[rm] or m128[, imm8]): the guest's opcode on the host */
+	SSE_SHIFT_IMM, /* xmm[rm] = shift(xmm[rm], imm8): 66 0F 71-73 /digit */
+	SSE_LOAD,      /* xmm[reg] = xmm[rm] or m128 */
+	SSE_STORE,     /* xmm[rm] or m128 = xmm[reg] */
+	SSE_MOVD_IN,   /* xmm[reg] = zero-extended r/m32 or r/m64 */
+	SSE_MOVD_OUT,  /* r/m32 or r/m64 = low bits of xmm[reg] */
+	SSE_MOVQ_IN,   /* xmm[reg] = zero-extended low quadword of xmm[rm] or m64 */
+	SSE_MOVQ_OUT,  /* low quadword of xmm[rm] (zero-extended) or m64 = that of xmm[reg] */
+	SSE_MOVMSK,    /* r32 = PMOVMSKB xmm[rm] */
 };
 
 /* Operands: a register, a memory operand (the insn's ModRM), an immediate. */
@@ -330,6 +364,13 @@ struct plan {
 	uint64_t imm;
 	/* flag effects */
 	bool writes_all, reads, may_fault;
+	/* K_SSE: the host's form of the operation (SSE_OP, SSE_SHIFT_IMM),
+	 * whether a memory operand must be 16-byte aligned (#GP), and whether
+	 * the SSE state check (CR0.EM, CR0.TS, CR4.OSFXSR) comes first: at the
+	 * block's first SSE form and at the first after an interpreter call. */
+	uint32_t host_op;
+	uint8_t host_pfx;
+	bool aligned, has_imm, state_check;
 };
 
 enum {
@@ -342,8 +383,12 @@ struct stub {
 	uint8_t addr;          /* the host register holding the linear address */
 	uint8_t dst;           /* STUB_LOAD: the host register the value goes to */
 	int32_t rip_delta;     /* c->rip + rip_delta = the instruction's address */
+	/* STUB_STORE that wrote a code page: the instruction's end, where the
+	 * block is left: RIP = its address + exit_delta, RSP += sp_delta (PUSH
+	 * and CALL move it after their store; CALL goes to its target). */
+	int32_t exit_delta, sp_delta;
 	uint16_t spill, reload; /* guest registers to store first / to load again after the call */
-	uint8_t *branch, *join;
+	uint8_t *branch, *branch2, *join; /* branch2: a second way in, or NULL */
 	const struct insn *in; /* STUB_EXEC */
 };
 #define MAX_STUBS 160
@@ -394,6 +439,125 @@ static void plan_alu(struct plan *p, unsigned aop, unsigned size, uint8_t dst, u
 	p->writes_all = true;
 }
 
+/* Does the host have SSSE3 (PSHUFB, PALIGNR...)?  Guests are offered it
+ * whatever the host has: without it those stay with the interpreter. */
+static bool host_ssse3(void)
+{
+#if JIT_HOST
+	return __builtin_cpu_supports("ssse3");
+#else
+	return false;
+#endif
+}
+
+/* Pure two-operand forms of the 0F map with the 66 prefix (and the SSE1
+ * ones among them without it: UNPCKLPS/HPS, ANDPS..XORPS) whose host
+ * instruction is the guest's own: the packed-integer arithmetic, compares,
+ * logic, shifts by an XMM count, unpacks and packs, PMADDWD, PSADBW. */
+static bool sse_host_op_66(unsigned op)
+{
+	return (op >= 0x60 && op <= 0x6d) || (op >= 0x74 && op <= 0x76) || op == 0x14 || op == 0x15 ||
+	       (op >= 0x54 && op <= 0x57) || (op >= 0xd1 && op <= 0xd5) || (op >= 0xd8 && op <= 0xe5) ||
+	       (op >= 0xe8 && op <= 0xef) || (op >= 0xf1 && op <= 0xf6) || (op >= 0xf8 && op <= 0xfe);
+}
+
+/* The SSE forms of plan_insn (K_SSE), as the interpreter reads them
+ * (simd.h: sse_prefix, sse_opcode); anything else stays K_FALLBACK. */
+static void plan_sse(const struct insn *in, struct plan *p)
+{
+	unsigned pfx = sse_prefix(in), op = sse_opcode(in);
+	bool mem = in->mod != 3;
+	static const uint8_t host_pfx[4] = {[P_NONE] = 0, [P_66] = 0x66, [P_F3] = 0xf3, [P_F2] = 0xf2};
+	struct plan q = {.kind = K_SSE, .aop = SSE_OP, .size = 16, .aligned = true, .host_pfx = host_pfx[pfx],
+			 .host_op = 0x0f00 | op};
+	if (in->op == (OP_0F | 0x38) || in->op == (OP_0F | 0x3a)) {
+		bool palignr = in->op == (OP_0F | 0x3a) && op == 0x0f;
+		bool ssse3 = in->op == (OP_0F | 0x38) && (op <= 0x0b || (op >= 0x1c && op <= 0x1e));
+		if (pfx != P_66 || !(ssse3 || palignr) || !host_ssse3())
+			return;
+		q.host_op = (in->op == (OP_0F | 0x38) ? 0x0f3800u : 0x0f3a00u) | op;
+		q.has_imm = palignr;
+	} else if (pfx == P_NONE) {
+		switch (op) {
+		case 0x10: q.aop = SSE_LOAD, q.aligned = false; break;  /* MOVUPS */
+		case 0x28: q.aop = SSE_LOAD; break;                     /* MOVAPS */
+		case 0x11: q.aop = SSE_STORE, q.aligned = false; break; /* MOVUPS */
+		case 0x29: q.aop = SSE_STORE; break;                    /* MOVAPS */
+		case 0x14: case 0x15: case 0x54: case 0x55: case 0x56: case 0x57: break;
+		default: return;
+		}
+	} else if (pfx == P_66) {
+		switch (op) {
+		case 0x10: q.aop = SSE_LOAD, q.aligned = false; break;  /* MOVUPD */
+		case 0x28: case 0x6f: q.aop = SSE_LOAD; break;          /* MOVAPD, MOVDQA */
+		case 0x11: q.aop = SSE_STORE, q.aligned = false; break; /* MOVUPD */
+		case 0x29: case 0x7f: q.aop = SSE_STORE; break;         /* MOVAPD, MOVDQA */
+		case 0xe7: /* MOVNTDQ: memory only */
+			if (!mem)
+				return;
+			q.aop = SSE_STORE;
+			break;
+		case 0x6e: q.aop = SSE_MOVD_IN; break;
+		case 0x7e: q.aop = SSE_MOVD_OUT; break;
+		case 0xd6: q.aop = SSE_MOVQ_OUT; break;
+		case 0xd7: /* PMOVMSKB: register source only */
+			if (mem)
+				return;
+			q.aop = SSE_MOVMSK;
+			break;
+		case 0x70: q.has_imm = true; break; /* PSHUFD */
+		case 0x71: case 0x72: case 0x73: {  /* shifts by imm8: /2 SRL, /4 SRA, /6 SLL, 73 /3 SRLDQ, /7 SLLDQ */
+			unsigned d = in->reg & 7;
+			bool valid = op == 0x73 ? d == 2 || d == 3 || d == 6 || d == 7 : d == 2 || d == 4 || d == 6;
+			if (mem || !valid)
+				return;
+			q.aop = SSE_SHIFT_IMM, q.has_imm = true;
+			break;
+		}
+		default:
+			if (!sse_host_op_66(op))
+				return;
+			break;
+		}
+	} else {
+		switch (op) {
+		case 0x6f: /* MOVDQU (F3) */
+			if (pfx != P_F3)
+				return;
+			q.aop = SSE_LOAD, q.aligned = false;
+			break;
+		case 0x7f: /* MOVDQU (F3) */
+			if (pfx != P_F3)
+				return;
+			q.aop = SSE_STORE, q.aligned = false;
+			break;
+		case 0x7e: /* MOVQ xmm, xmm/m64 (F3) */
+			if (pfx != P_F3)
+				return;
+			q.aop = SSE_MOVQ_IN;
+			break;
+		case 0x70: q.has_imm = true; break; /* PSHUFHW (F3), PSHUFLW (F2) */
+		default: return;
+		}
+	}
+	/* General registers: MOVD/MOVQ's r/m and PMOVMSKB's destination. */
+	unsigned gsize = (in->rex & 8) ? 8 : 4;
+	if (q.aop == SSE_MOVD_IN && !mem)
+		q.src = O_REG, q.src_reg = in->rm, q.size = (uint8_t)gsize;
+	else if (q.aop == SSE_MOVD_OUT && !mem)
+		q.dst = O_REG, q.dst_reg = in->rm, q.size = (uint8_t)gsize;
+	else if (q.aop == SSE_MOVMSK)
+		q.dst = O_REG, q.dst_reg = in->reg, q.size = 4;
+	else if (mem && (q.aop == SSE_STORE || q.aop == SSE_MOVD_OUT || q.aop == SSE_MOVQ_OUT))
+		q.dst = O_MEM;
+	else if (mem)
+		q.src = O_MEM;
+	if (q.aop == SSE_MOVD_IN || q.aop == SSE_MOVD_OUT)
+		q.size = (uint8_t)gsize;
+	q.may_fault = mem; /* and the state check: translate() */
+	*p = q;
+}
+
 /* Decide how instruction `in` is translated in this mode. */
 static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 {
@@ -438,6 +602,13 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 						   .dst = O_REG, .dst_reg = in->rm, .writes_all = reg_op == 3};
 				break;
 			}
+			if (reg_op == 4 || reg_op == 5) { /* MUL, IMUL: rDX:rAX = rAX * r/m */
+				if (op == 0xf6 || osz == 2)
+					return;
+				*p = (struct plan){.kind = K_MUL, .size = (uint8_t)osz, .sign = reg_op == 5, .src = rm_kind,
+						   .src_reg = in->rm, .writes_all = true, .may_fault = mem};
+				break;
+			}
 			if (reg_op >= 2)
 				return;
 			plan_alu(p, 4, op == 0xf6 ? 1 : osz, rm_kind, in->rm, O_IMM, 0, in->imm);
@@ -467,6 +638,11 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 					   .dst_reg = in->reg, .src = O_REG, .src_reg = in->rm, .reads = true};
 			break;
 		case 0xfe: case 0xff:
+			if (op == 0xff && reg_op == 4 && native_osz) {
+				*p = (struct plan){.kind = K_JMP_INDIRECT, .size = (uint8_t)osz, .src = rm_kind, .src_reg = in->rm,
+						   .may_fault = true};
+				break;
+			}
 			if (reg_op >= 2 || mem)
 				return;
 			*p = (struct plan){.kind = K_INCDEC, .aop = (uint8_t)reg_op, .size = (uint8_t)(op == 0xfe ? 1 : osz),
@@ -538,6 +714,12 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			if (osz == 2 && (op & 1))
 				p->kind = K_FALLBACK, p->reads = p->may_fault = true;
 			break;
+		case 0x98: /* CWDE, CDQE: EAX/RAX = sign-extended AX/EAX */
+			if (osz == 2)
+				return;
+			*p = (struct plan){.kind = K_MOVX, .size = (uint8_t)osz, .src_size = (uint8_t)(osz / 2), .sign = true,
+					   .dst = O_REG, .dst_reg = R_AX, .src = O_REG, .src_reg = R_AX};
+			break;
 		case 0x63:
 			if (osz != 8 || !t->long64)
 				return;
@@ -545,7 +727,7 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 					   .dst_reg = in->reg, .src = rm_kind, .src_reg = in->rm, .may_fault = mem};
 			break;
 		case 0x8d:
-			if (!mem || osz == 2 || in->base == REG_RIP)
+			if (!mem || osz == 2)
 				return;
 			*p = (struct plan){.kind = K_LEA, .size = (uint8_t)osz, .dst = O_REG, .dst_reg = in->reg};
 			break;
@@ -583,6 +765,8 @@ static void plan_insn(const struct tr *t, const struct insn *in, struct plan *p)
 			*p = (struct plan){.kind = K_RET, .size = (uint8_t)osz, .may_fault = true};
 			break;
 		default:
+			if (op >= OP_0F && op < OP_UD)
+				plan_sse(in, p);
 			return;
 		}
 	}
@@ -874,6 +1058,21 @@ static void jump_to_next(struct tr *t, bool fast)
 	emit_jmp_reg(e, HAX);
 }
 
+/* dst = the instruction's RIP-relative effective address (64-bit code only:
+ * plan_insn), the next RIP + disp, at `size` (4: the address size truncates). */
+static void emit_rip_relative(struct tr *t, const struct insn *in, uint32_t off, unsigned size, unsigned dst)
+{
+	struct emit *e = &t->e;
+	emit_load(e, 8, dst, MEM_C(rip));
+	int64_t d = (int64_t)off - t->synced + in->len + in->disp;
+	if (d == (int32_t)d) {
+		emit_lea(e, size, dst, hmem_at(dst, (int32_t)d));
+	} else {
+		emit_mov_imm(e, HDX, (uint64_t)d);
+		emit_lea(e, size, dst, (struct hmem){.base = (uint8_t)dst, .index = HDX, .scale = 0});
+	}
+}
+
 /* The linear address of the instruction's memory operand: into RSI, or
  * (a plain 64-bit base register kept in RBP, R13 or R15, which no call
  * passes an argument in) left where it is; t->addr says which. */
@@ -888,15 +1087,8 @@ static void emit_address(struct tr *t, const struct insn *in, uint32_t off)
 		t->addr = (uint8_t)reg_host(t, in->base);
 		return;
 	}
-	if (in->base == REG_RIP) { /* 64-bit only (plan_insn): next RIP + disp */
-		emit_load(e, 8, HSI, MEM_C(rip));
-		int64_t d = (int64_t)off - t->synced + in->len + in->disp;
-		if (d == (int32_t)d) {
-			emit_lea(e, asz == 4 ? 4 : 8, HSI, hmem_at(HSI, (int32_t)d));
-		} else {
-			emit_mov_imm(e, HDX, (uint64_t)d);
-			emit_lea(e, asz == 4 ? 4 : 8, HSI, (struct hmem){.base = HSI, .index = HDX, .scale = 0});
-		}
+	if (in->base == REG_RIP) {
+		emit_rip_relative(t, in, off, asz == 4 ? 4 : 8, HSI);
 	} else {
 		struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
 		if (in->base != REG_NONE)
@@ -966,14 +1158,15 @@ static void emit_mem_load(struct tr *t, const struct insn *in, uint32_t off, uns
 }
 
 /* Store STORE_VAL's low `size` bytes at t->addr. */
-static void emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
+static struct stub *emit_mem_store(struct tr *t, const struct insn *in, uint32_t off, unsigned size)
 {
 	struct stub *s = new_stub(t);
 	*s = (struct stub){.type = STUB_STORE, .size = (uint8_t)size, .len = in->len,
-			   .rip_delta = (int32_t)off - (int32_t)t->synced};
+			   .rip_delta = (int32_t)off - (int32_t)t->synced, .exit_delta = in->len};
 	emit_tlb(t, s, true, size);
 	emit_store(&t->e, size, STORE_VAL, hmem_at(HAX, 0));
 	s->join = t->e.p;
+	return s;
 }
 
 /* Out of line: the slow path of a memory access.  The host flags survive
@@ -983,6 +1176,8 @@ static void emit_stub(struct tr *t, const struct stub *s)
 {
 	struct emit *e = &t->e;
 	emit_patch(s->branch, e->p);
+	if (s->branch2)
+		emit_patch(s->branch2, e->p);
 	emit_spill(t, s->spill);
 	if (s->type == STUB_EXEC) {
 		add_rip(t, s->rip_delta);
@@ -1021,7 +1216,9 @@ static void emit_stub(struct tr *t, const struct stub *s)
 		uint8_t *stay = emit_jcc(e, 4); /* JE */
 		emit_alu_ri(e, 8, 0, HSP, 40);
 		emit_popfq(e);
-		add_rip(t, s->len);
+		if (s->sp_delta) /* the registers are stored: RSP is the one in memory now */
+			emit_alu_mi(e, s->size, 0, GREG(R_SP), s->sp_delta);
+		add_rip(t, s->exit_delta);
 		jump_to_exit(t);
 		emit_patch(stay, e->p);
 	}
@@ -1093,6 +1290,161 @@ static void emit_back_edge(struct tr *t)
 		emit_patch(out[i], e->p);
 	emit_spill(t, t->dirty);
 	jump_to_exit(t);
+}
+
+/* ---- SSE ---- */
+
+static struct hmem xmm_at(unsigned r, int32_t byte)
+{
+	return hmem_at(HBX, OFF(xmm) + 16 * (int32_t)(r & 15) + byte);
+}
+
+/* Host XMM register x = / from 16 bytes in memory (MOVDQU). */
+static void emit_xmm_load(struct emit *e, unsigned x, struct hmem m)
+{
+	emit_sse_rm(e, 0xf3, 0x0f6f, x, m);
+}
+
+static void emit_xmm_store(struct emit *e, unsigned x, struct hmem m)
+{
+	emit_sse_rm(e, 0xf3, 0x0f7f, x, m);
+}
+
+/* A way out of line to the interpreter, which runs the whole instruction
+ * (and raises what it must); it comes back at the end of the inline code,
+ * where the caller sets join and the registers to load again. */
+static struct stub *sse_exec_stub(struct tr *t, const struct insn *in, uint32_t off)
+{
+	struct stub *s = new_stub(t);
+	*s = (struct stub){.type = STUB_EXEC, .len = in->len, .rip_delta = (int32_t)off - (int32_t)t->synced,
+			   .in = in, .spill = t->dirty};
+	return s;
+}
+
+/* The memory operand of a 16-byte access: its host address in RAX, or the
+ * stub (the interpreter runs the instruction) when it is misaligned for an
+ * aligned form (#GP), or misses the TLB. */
+static struct stub *sse_mem16(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool write)
+{
+	struct emit *e = &t->e;
+	emit_address(t, in, off);
+	struct stub *s = sse_exec_stub(t, in, off);
+	if (p->aligned) {
+		emit_rr(e, 4, 0xf7, 0, t->addr); /* TEST addr32, 15 */
+		emit_u32(e, 15);
+		s->branch2 = emit_jcc(e, 5);
+	}
+	emit_tlb(t, s, write, 16);
+	return s;
+}
+
+/* xmm[r].q[0] = RAX, xmm[r].q[1] = 0 */
+static void emit_xmm_set_low(struct tr *t, unsigned r)
+{
+	emit_store(&t->e, 8, HAX, xmm_at(r, 0));
+	emit_mov_mem_imm(&t->e, 8, xmm_at(r, 8), 0);
+}
+
+static void tr_sse(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	struct emit *e = &t->e;
+	struct stub *out[2] = {NULL, NULL};
+	bool mem = in->mod != 3;
+	if (p->state_check) { /* as check_sse: #UD with CR0.EM or without CR4.OSFXSR, #NM with CR0.TS */
+		out[0] = sse_exec_stub(t, in, off);
+		emit_rm(e, 1, 0xf6, 0, MEM_C(cr0)); /* TEST byte */
+		emit_byte(e, CR0_EM | CR0_TS);
+		out[0]->branch = emit_jcc(e, 5);
+		emit_rm(e, 1, 0xf6, 0, hmem_at(HBX, OFF(cr4) + 1));
+		emit_byte(e, CR4_OSFXSR >> 8);
+		out[0]->branch2 = emit_jcc(e, 4);
+		t->hf = 0;
+	}
+	switch (p->aop) {
+	case SSE_OP:
+		if (mem) {
+			out[1] = sse_mem16(t, in, off, p, false);
+			emit_xmm_load(e, 1, hmem_at(HAX, 0));
+		} else {
+			emit_xmm_load(e, 1, xmm_at(in->rm, 0));
+		}
+		emit_xmm_load(e, 0, xmm_at(in->reg, 0));
+		emit_sse_rr(e, p->host_pfx, p->host_op, 0, 1);
+		if (p->has_imm)
+			emit_byte(e, (uint8_t)in->imm);
+		emit_xmm_store(e, 0, xmm_at(in->reg, 0));
+		break;
+	case SSE_SHIFT_IMM:
+		emit_xmm_load(e, 0, xmm_at(in->rm, 0));
+		emit_sse_rr(e, 0x66, p->host_op, in->reg & 7, 0);
+		emit_byte(e, (uint8_t)in->imm);
+		emit_xmm_store(e, 0, xmm_at(in->rm, 0));
+		break;
+	case SSE_LOAD:
+		if (mem) {
+			out[1] = sse_mem16(t, in, off, p, false);
+			emit_xmm_load(e, 0, hmem_at(HAX, 0));
+		} else {
+			emit_xmm_load(e, 0, xmm_at(in->rm, 0));
+		}
+		emit_xmm_store(e, 0, xmm_at(in->reg, 0));
+		break;
+	case SSE_STORE:
+		if (mem) {
+			out[1] = sse_mem16(t, in, off, p, true);
+			emit_xmm_load(e, 0, xmm_at(in->reg, 0));
+			emit_xmm_store(e, 0, hmem_at(HAX, 0));
+		} else {
+			emit_xmm_load(e, 0, xmm_at(in->reg, 0));
+			emit_xmm_store(e, 0, xmm_at(in->rm, 0));
+		}
+		break;
+	case SSE_MOVD_IN:
+	case SSE_MOVQ_IN: {
+		unsigned size = p->aop == SSE_MOVQ_IN ? 8 : p->size;
+		if (mem) {
+			emit_address(t, in, off);
+			emit_mem_load(t, in, off, size);
+		} else if (p->aop == SSE_MOVQ_IN) {
+			emit_load(e, 8, HAX, xmm_at(in->rm, 0));
+		} else {
+			read_guest_reg(t, in, in->rm, size, HAX);
+		}
+		emit_xmm_set_low(t, in->reg);
+		break;
+	}
+	case SSE_MOVD_OUT:
+	case SSE_MOVQ_OUT: {
+		unsigned size = p->aop == SSE_MOVQ_OUT ? 8 : p->size;
+		if (mem) {
+			emit_load(e, size, STORE_VAL, xmm_at(in->reg, 0));
+			emit_address(t, in, off);
+			emit_mem_store(t, in, off, size);
+		} else if (p->aop == SSE_MOVQ_OUT) {
+			emit_load(e, 8, HAX, xmm_at(in->reg, 0));
+			emit_xmm_set_low(t, in->rm);
+		} else {
+			emit_load(e, size, HAX, xmm_at(in->reg, 0));
+			write_guest_reg(t, in, in->rm, size, HAX);
+		}
+		break;
+	}
+	case SSE_MOVMSK:
+		emit_xmm_load(e, 0, xmm_at(in->rm, 0));
+		emit_sse_rr(e, 0x66, 0x0fd7, HAX, 0);
+		write_guest_reg(t, in, in->reg, 4, HAX);
+		break;
+	default:
+		break;
+	}
+	/* The interpreter's way joins here: the registers the inline way holds
+	 * now come from struct softcpu (which the stub stored first). */
+	for (int i = 0; i < 2; i++)
+		if (out[i]) {
+			out[i]->join = e->p;
+			out[i]->reload = t->loaded;
+			t->lf_op = LF_UNKNOWN; /* what the lazy flags hold is the interpreter's business there */
+		}
 }
 
 /* Leave for guest address block start + target_off (c->rip updated);
@@ -1426,8 +1778,19 @@ static void tr_movx(struct tr *t, const struct insn *in, uint32_t off, const str
 	write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
-static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
+static void tr_lea(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
 {
+	/* the address size truncates first, then the operand size */
+	unsigned size = in->asz == 4 || p->size == 4 ? 4 : 8;
+	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	if (in->base == REG_RIP) {
+		emit_rip_relative(t, in, off, size, h != HNONE ? h : HAX);
+		if (h != HNONE)
+			mark_written(t, p->dst_reg);
+		else
+			write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+		return;
+	}
 	struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
 	if (in->base != REG_NONE)
 		m.base = (uint8_t)reg_full(t, in->base, HSI);
@@ -1435,9 +1798,6 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 		m.index = (uint8_t)reg_full(t, in->index, HDX);
 		m.scale = in->scale;
 	}
-	/* the address size truncates first, then the operand size */
-	unsigned size = in->asz == 4 || p->size == 4 ? 4 : 8;
-	unsigned h = in_place_write(t, p->dst_reg, p->size);
 	emit_lea(&t->e, size, h != HNONE ? h : HAX, m);
 	if (h != HNONE)
 		mark_written(t, p->dst_reg);
@@ -1445,20 +1805,30 @@ static void tr_lea(struct tr *t, const struct insn *in, const struct plan *p)
 		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 }
 
-/* ROL/ROR by an immediate, where nothing reads its flags (translate()):
- * the lazy flags are left as they are. */
-static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p)
+/* ROL/ROR by an immediate.  Where nothing reads its flags (translate())
+ * the lazy flags are left as they are; else they are folded into RFLAGS
+ * with the rotate's CF and OF (a call). */
+static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
+	struct emit *e = &t->e;
 	unsigned h = in_place(t, p->dst_reg, p->size);
 	if (h != HNONE) {
-		emit_shift_ri(&t->e, p->size, p->aop, h, (uint8_t)p->imm);
+		emit_shift_ri(e, p->size, p->aop, h, (uint8_t)p->imm);
 		mark_written(t, p->dst_reg);
 	} else {
 		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
-		emit_shift_ri(&t->e, p->size, p->aop, HAX, (uint8_t)p->imm);
+		emit_shift_ri(e, p->size, p->aop, HAX, (uint8_t)p->imm);
 		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
 	}
 	t->hf = 0;
+	if (flags_live) {
+		emit_pushfq(e);
+		emit_pop(e, HARG1);
+		spill_volatile(t);
+		emit_mov_rr(e, 8, HARG0, HBX);
+		emit_call(e, (const void *)jit_rot_flags);
+		t->lf_op = LF_UNKNOWN;
+	}
 }
 
 static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
@@ -1501,6 +1871,26 @@ static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const str
 		mark_written(t, p->dst_reg);
 	else
 		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+}
+
+static void tr_mul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
+{
+	struct emit *e = &t->e;
+	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	emit_mov_rr(e, 8, HCX, HAX);
+	read_guest_reg(t, in, R_AX, p->size, HAX);
+	emit_rr(e, p->size, 0xf7, p->sign ? 5 : 4, HCX); /* MUL/IMUL rcx: rdx:rax */
+	write_guest_reg(t, in, R_AX, p->size, HAX);
+	write_guest_reg(t, in, R_DX, p->size, HDX);
+	t->hf = HF_CF | HF_OF;
+	if (flags_live) { /* LF_MUL: src1 = the product did not fit (CF) */
+		emit_rr(e, 4, 0x0f92, 0, HDX); /* SETB dl */
+		emit_rr(e, 4, 0x0fb6, HDX, HDX);
+		emit_mov_imm(e, HCX, 0);
+		store_flags_res(t, HAX, LF_MUL, p->size, true);
+	} else {
+		t->lf_op = LF_UNKNOWN;
+	}
 }
 
 static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
@@ -1591,7 +1981,7 @@ static void tr_push(struct tr *t, const struct insn *in, uint32_t off, const str
 {
 	read_guest_reg(t, in, p->dst_reg, p->size, STORE_VAL);
 	stack_address(t, p->size, -(int32_t)p->size);
-	emit_mem_store(t, in, off, p->size);
+	emit_mem_store(t, in, off, p->size)->sp_delta = -(int32_t)p->size;
 	sp_adjust(t, p->size, -(int32_t)p->size);
 }
 
@@ -1655,30 +2045,49 @@ static void tr_call(struct tr *t, const struct insn *in, uint32_t off, const str
 	emit_load(e, p->size, STORE_VAL, MEM_C(rip));
 	emit_alu_ri(e, p->size, 0, STORE_VAL, in->len);
 	stack_address(t, p->size, -(int32_t)p->size);
-	emit_mem_store(t, in, off, p->size);
+	struct stub *s = emit_mem_store(t, in, off, p->size);
+	s->sp_delta = -(int32_t)p->size;
+	s->exit_delta = (int32_t)(target - (int64_t)off);
 	sp_adjust(t, p->size, -(int32_t)p->size);
 	emit_exit_to(t, target, false, in, off);
 }
 
-static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+/* A 64-bit branch target in RAX that is not canonical: #GP from the
+ * interpreter, which runs the branch again. */
+static void check_target(struct tr *t, const struct insn *in)
 {
 	struct emit *e = &t->e;
+	if (!t->long64)
+		return;
+	emit_mov_rr(e, 8, HDX, HAX);
+	emit_shift_ri(e, 8, 4, HDX, 16);
+	emit_shift_ri(e, 8, 7, HDX, 16);
+	emit_alu_rr(e, 8, 7, HDX, HAX);
+	uint8_t *ok = emit_jcc(e, 4);
+	emit_interpret(e, in, 1);
+	jump_to_exit(t);
+	emit_patch(ok, e->p);
+}
+
+static void tr_ret(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
 	sync_rip(t, off);
 	spill_all(t);
 	stack_address(t, p->size, 0);
 	emit_mem_load(t, in, off, p->size);
-	if (t->long64) {
-		emit_mov_rr(e, 8, HDX, HAX);
-		emit_shift_ri(e, 8, 4, HDX, 16);
-		emit_shift_ri(e, 8, 7, HDX, 16);
-		emit_alu_rr(e, 8, 7, HDX, HAX);
-		uint8_t *ok = emit_jcc(e, 4);
-		emit_interpret(e, in, 1);
-		jump_to_exit(t);
-		emit_patch(ok, e->p);
-	}
+	check_target(t, in);
 	sp_adjust(t, p->size, (int32_t)p->size);
-	emit_store(e, 8, HAX, MEM_C(rip));
+	emit_store(&t->e, 8, HAX, MEM_C(rip));
+	jump_to_next(t, true);
+}
+
+static void tr_jmp_indirect(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p)
+{
+	sync_rip(t, off);
+	spill_all(t);
+	load_operand(t, in, off, p->src, p->src_reg, p->size, 0);
+	check_target(t, in);
+	emit_store(&t->e, 8, HAX, MEM_C(rip));
 	jump_to_next(t, true);
 }
 
@@ -1712,6 +2121,10 @@ static void choose_cached(struct tr *t, const struct insn *insn, const struct pl
 			count_reg(uses, R_SP);
 		if (p->kind == K_SHIFT_CL)
 			count_reg(uses, R_CX);
+		if (p->kind == K_MUL) {
+			count_reg(uses, R_AX);
+			count_reg(uses, R_DX);
+		}
 	}
 	if (!t->long64)
 		uses[R_SP] = 0; /* a 32-bit stack pointer keeps its upper half (sp_adjust) */
@@ -1753,7 +2166,7 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	 * in the host's CF (as the emitters below set t->hf), they take it
 	 * from there and write all the lazy flags, so the flags before them
 	 * need not be stored. */
-	bool cf_in_host = false;
+	bool cf_in_host = false, sse_checked = false;
 	for (unsigned i = 0; i < n; i++) {
 		struct plan *p = &plans[i];
 		if (p->kind == K_INCDEC && cf_in_host)
@@ -1761,6 +2174,13 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		/* ADC/SBB with register or immediate operands take that CF too */
 		if (p->kind == K_ALU && (p->aop == 2 || p->aop == 3) && p->src != O_MEM && cf_in_host)
 			p->reads = false;
+		/* The SSE state check: once, until an interpreter call (which may
+		 * change CR0 or CR4). */
+		if (p->kind == K_SSE) {
+			p->state_check = !sse_checked;
+			p->may_fault |= p->state_check;
+		}
+		sse_checked = p->kind == K_SSE || (sse_checked && p->kind != K_FALLBACK);
 		cf_in_host = (p->kind == K_ALU && !(p->dst == O_MEM && p->writeback)) || p->kind == K_SHIFT ||
 			     p->kind == K_IMUL || p->kind == K_NEG ||
 			     ((p->kind == K_INCDEC || p->kind == K_NOT) && cf_in_host);
@@ -1771,10 +2191,6 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 	for (unsigned i = n; i-- > 0;) {
 		flags_live[i] = live;
 		struct plan *p = &plans[i];
-		if (p->kind == K_ROT && live) { /* CF and OF would need the lazy flags folded */
-			*p = (struct plan){.kind = K_FALLBACK, .reads = true, .may_fault = true};
-			ninline--;
-		}
 		if (p->reads || p->may_fault)
 			live = true;
 		else if (p->writes_all)
@@ -1824,18 +2240,21 @@ static const uint8_t *translate(struct softcpu *c, const struct insn *insn, unsi
 		case K_NOP: break;
 		case K_MOV: tr_mov(&t, in, off, p); break;
 		case K_MOVX: tr_movx(&t, in, off, p); break;
-		case K_LEA: tr_lea(&t, in, p); break;
+		case K_LEA: tr_lea(&t, in, off, p); break;
 		case K_PUSH: tr_push(&t, in, off, p); break;
 		case K_POP: tr_pop(&t, in, off, p); break;
 		case K_JCC: tr_jcc(&t, in, off, p); exited = true; break;
 		case K_JMP: emit_exit_to(&t, (int64_t)off + in->len + (int64_t)p->imm, t.long64, in, off); exited = true; break;
 		case K_CALL: tr_call(&t, in, off, p); exited = true; break;
 		case K_RET: tr_ret(&t, in, off, p); exited = true; break;
-		case K_ROT: tr_rot(&t, in, p); break;
+		case K_JMP_INDIRECT: tr_jmp_indirect(&t, in, off, p); exited = true; break;
+		case K_ROT: tr_rot(&t, in, p, flags_live[i]); break;
 		case K_IMUL: tr_imul(&t, in, off, p, flags_live[i]); break;
+		case K_MUL: tr_mul(&t, in, off, p, flags_live[i]); break;
 		case K_NOT: case K_NEG: tr_not_neg(&t, in, p, flags_live[i]); break;
 		case K_SETCC: tr_setcc(&t, in, p); break;
 		case K_CMOV: tr_cmov(&t, in, p); break;
+		case K_SSE: tr_sse(&t, in, off, p); break;
 		default: break;
 		}
 		t.nocache = 0;

@@ -27,6 +27,8 @@ static void prefix(struct emit *e, unsigned size, unsigned opcode, unsigned reg,
 		       ((rm != HNONE && (rm & 8)) ? 1 : 0);
 	if (rex || (byte_regs && ((reg >= 4 && reg < 8) || (rm != HNONE && rm >= 4 && rm < 8))))
 		emit_byte(e, (uint8_t)(0x40 | rex));
+	if (opcode > 0xffff)
+		emit_byte(e, (uint8_t)(opcode >> 16));
 	if (opcode > 0xff)
 		emit_byte(e, (uint8_t)(opcode >> 8));
 	emit_byte(e, (uint8_t)opcode);
@@ -65,6 +67,20 @@ void emit_rm(struct emit *e, unsigned size, unsigned opcode, unsigned reg, struc
 		emit_byte(e, (uint8_t)m.disp);
 	else if (mod == 2)
 		emit_u32(e, (uint32_t)m.disp);
+}
+
+void emit_sse_rr(struct emit *e, unsigned pfx, unsigned opcode, unsigned reg, unsigned rm)
+{
+	if (pfx)
+		emit_byte(e, (uint8_t)pfx);
+	emit_rr(e, 4, opcode, reg, rm);
+}
+
+void emit_sse_rm(struct emit *e, unsigned pfx, unsigned opcode, unsigned reg, struct hmem m)
+{
+	if (pfx)
+		emit_byte(e, (uint8_t)pfx);
+	emit_rm(e, 4, opcode, reg, m);
 }
 
 void emit_load(struct emit *e, unsigned size, unsigned dst, struct hmem m)

@@ -48,12 +48,18 @@ static inline bool emit_full(const struct emit *e)
 }
 
 /* Instructions: size is the operand size in bytes (1, 2, 4, 8); opcodes
- * above 0xff are two bytes (0x0fb6 = MOVZX r, r/m8). */
+ * above 0xff are two bytes (0x0fb6 = MOVZX r, r/m8), above 0xffff three
+ * (0x0f3800 = PSHUFB). */
 void emit_byte(struct emit *e, uint8_t b);
 void emit_u32(struct emit *e, uint32_t v);
 void emit_rr(struct emit *e, unsigned size, unsigned opcode, unsigned reg, unsigned rm);
 void emit_rm(struct emit *e, unsigned size, unsigned opcode, unsigned reg, struct hmem m);
 
+/* SSE forms: pfx is the mandatory prefix (0x66, 0xf2, 0xf3; 0 for none),
+ * reg and rm XMM registers (or a general register, or a /digit, as the
+ * opcode says). */
+void emit_sse_rr(struct emit *e, unsigned pfx, unsigned opcode, unsigned reg, unsigned rm);
+void emit_sse_rm(struct emit *e, unsigned pfx, unsigned opcode, unsigned reg, struct hmem m);
 void emit_load(struct emit *e, unsigned size, unsigned dst, struct hmem m);   /* zero-extending */
 void emit_store(struct emit *e, unsigned size, unsigned src, struct hmem m);
 void emit_mov_rr(struct emit *e, unsigned size, unsigned dst, unsigned src);
