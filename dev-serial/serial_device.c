@@ -251,7 +251,6 @@ bool serial_attach_hvc0(struct serial_device *d, const struct guest_mem *ram, ui
 	d->hvc0_gsi = gsi;
 	d->hvc0.io = (struct virtio_console_io){
 		.opaque = d, .output = hvc0_output, .irq = hvc0_irq, .publish_shadow = hvc0_publish};
-	atomic_store(&d->page->doorbell.wait_values[DOORBELL_HVC0], VIRTIO_CONSOLE_WAITED_NOTIFIES);
 	return virtio_console_attach(&d->hvc0, &d->state->hvc0, ram, resumed, d->cols, d->rows);
 }
 

@@ -62,10 +62,6 @@
 #define VIRTIO_CONSOLE_RX 0      /* receiveq0: host -> guest */
 #define VIRTIO_CONSOLE_TX 1      /* transmitq0: guest -> host */
 #define VIRTIO_CONSOLE_QUEUE_MAX 256
-/* The notifies the vCPU waits on (ipc.h, doorbell.wait_values): the
- * transmit queue's, which Linux's console spins on.  A receive queue's
- * notify (buffers posted again) has nobody waiting for it. */
-#define VIRTIO_CONSOLE_WAITED_NOTIFIES (1u << VIRTIO_CONSOLE_TX)
 #define VIRTIO_CONSOLE_INPUT_SIZE 4096 /* host input held for the guest */
 #define VIRTIO_CONSOLE_PROBE_NS 20000000ull /* between two probes of the port */
 /* Config space (virtio 1.2, 5.3.4): le16 cols, le16 rows, le32

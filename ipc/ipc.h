@@ -131,9 +131,7 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 /* With IPC_REG_DOORBELL: the vCPU that rang waits (bounded, a few ms)
  * until the device has taken the ring, for a driver that spins until the
  * device has done the work (Linux's hvc console): the vCPU sleeps instead
- * of spinning against the device for the host's CPUs.  Only for the values
- * whose bits the device sets in doorbell.wait_values[slot] (hvc0: its
- * transmit queue; a receive queue's notify has nobody spinning on it). */
+ * of spinning against the device for the host's CPUs. */
 #define IPC_REG_DOORBELL_WAIT 0x40u
 #define IPC_REG_FLAGS                                                                        \
 	(IPC_REG_SHADOW | IPC_REG_STREAM | IPC_REG_ACK_LOWERS | IPC_REG_READ_ACK | IPC_REG_CHANGES_ONLY | \
@@ -321,10 +319,9 @@ void ipc_close(ipc_chan *c);
 #define IPC_MAX_DOORBELLS 4
 
 /* IPC_REG_DOORBELL's words.  The core: fetch-or pending, increment rung,
- * wake rung if device_sleeps; with IPC_REG_DOORBELL_WAIT and the value's
- * bit in wait_values it then waits until taken reaches its ring's count:
- * it increments vcpus_waiting, looks at taken again, sleeps on it, and
- * decrements vcpus_waiting.  The device: loads rung, exchanges every
+ * wake rung if device_sleeps; with IPC_REG_DOORBELL_WAIT it then waits
+ * until taken reaches its ring's count: it increments vcpus_waiting, looks
+ * at taken again, sleeps on it, and decrements vcpus_waiting.  The device: loads rung, exchanges every
  * pending word with 0 and acts on the bits, stores the rung it loaded in
  * taken and wakes taken if vcpus_waiting; to sleep on rung while rung ==
  * taken it sets device_sleeps, looks at rung again, sleeps, and clears
@@ -337,7 +334,6 @@ struct ipc_doorbell {
 	_Atomic uint32_t rung;
 	_Atomic uint32_t taken;
 	_Atomic uint32_t pending[IPC_MAX_DOORBELLS];
-	_Atomic uint32_t wait_values[IPC_MAX_DOORBELLS]; /* the device's: bit v, a ring of v waits */
 	_Atomic uint32_t device_sleeps; /* the device's: 1 while its thread sleeps on rung */
 	_Atomic uint32_t vcpus_waiting; /* the core's: vCPUs sleeping on taken */
 };

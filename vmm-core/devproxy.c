@@ -458,13 +458,12 @@ static bool ring_doorbell(struct devproxy *d, const struct ipc_reg *reg, uint64_
 	    reg->slot >= IPC_MAX_DOORBELLS || !d->doorbell)
 		return false;
 	struct ipc_doorbell *db = d->doorbell;
-	uint32_t bit = 1u << value;
-	atomic_fetch_or(&db->pending[reg->slot], bit);
+	atomic_fetch_or(&db->pending[reg->slot], 1u << value);
 	uint32_t ring = atomic_fetch_add(&db->rung, 1) + 1;
 	if (atomic_load(&db->device_sleeps))
 		host_shared_wake(&db->rung);
 	STATS_ADD(doorbells, 1);
-	if ((reg->flags & IPC_REG_DOORBELL_WAIT) && (atomic_load(&db->wait_values[reg->slot]) & bit))
+	if (reg->flags & IPC_REG_DOORBELL_WAIT)
 		wait_doorbell_taken(db, ring);
 	return true;
 }

@@ -175,9 +175,7 @@ unsigned virtio_mmio_hello_regs(uint64_t base, unsigned first_slot, struct ipc_r
  * (as filled by virtio_mmio_hello_regs) doorbell `doorbell` of the device's
  * state page instead of a message (ipc.h, IPC_REG_DOORBELL); vcpu_waits
  * adds IPC_REG_DOORBELL_WAIT, for a driver that spins until its buffer is
- * used (the device then names the queues whose notifies the vCPU waits on
- * in the state page's doorbell.wait_values).  The device passes the
- * doorbell's bits to virtio_mmio_doorbell. */
+ * used.  The device passes the doorbell's bits to virtio_mmio_doorbell. */
 void virtio_mmio_hello_doorbell(struct ipc_reg *regs, unsigned doorbell, bool vcpu_waits);
 
 /* The queues whose bits are set in `bits` were notified through the
