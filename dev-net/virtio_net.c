@@ -78,11 +78,10 @@ static bool rx_ring_exhausted(const struct net_device *d)
 static bool rx_hold_one(struct net_device *d)
 {
 	struct virtq_chain *c = &d->rx_held[d->rx_nheld];
-	if (!virtq_pop(&d->vdev, VIRTIO_NET_RXQ, c)) {
-		if (!virtq_enable_notify(&d->vdev, VIRTIO_NET_RXQ) ||
-		    !virtq_pop(&d->vdev, VIRTIO_NET_RXQ, c))
-			return false;
-	}
+	/* An empty ring asks the driver for a notify on its next buffer and
+	 * looks once more (virtq_pop): nothing to add here. */
+	if (!virtq_pop(&d->vdev, VIRTIO_NET_RXQ, c))
+		return false;
 	d->rx_nheld++;
 	d->rx_held_room += c->write_len;
 	return true;

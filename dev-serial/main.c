@@ -80,13 +80,22 @@ static void send_to_core(void *opaque, struct ipc_msg *m)
 	dev_send(loop, m);
 }
 
-/* The UARTs' output, a byte per THR write, leaves in runs: flushed once the
- * library has handled every message waiting (poll_dispatch), when full,
- * before anything else goes to stdout, and at exit.  A write per byte cost
- * dev-serial more than the messages that carry the bytes.  With the device
- * lock held, as every call into the device. */
-static uint8_t out_buf[4096];
+/* Everything for stdout — the UARTs' bytes (one per THR write) and hvc0's
+ * transmit buffers — gathers here and leaves in one write: once the library
+ * has handled every message waiting (poll_dispatch), once the doorbell
+ * rings have stopped for a moment (doorbell_quiet), when the oldest byte
+ * has waited OUT_MAX_AGE_NS, when full, before the escape help, and at
+ * exit.  A write per byte cost dev-serial more than the messages that
+ * carry the bytes, and a write per hvc0 buffer (Linux's tty layer gives
+ * 2 KiB at a time, one ring each) a system call per ring on the path the
+ * guest waits on.  hvc0's driver gets its buffer back once its bytes are
+ * copied here; the age bound keeps what a dev-serial killed before the
+ * write loses to about a millisecond of output, and what a terminal shows
+ * that late.  With the device lock held, as every call into the device. */
+#define OUT_MAX_AGE_NS 1000000ull
+static uint8_t out_buf[65536];
 static size_t out_len;
+static uint64_t out_since_ns; /* when the oldest byte in out_buf came */
 
 /* Blocking: a slow terminal slows the guest down, nothing is dropped. */
 static void write_all(const void *buf, size_t len)
@@ -106,17 +115,36 @@ static void write_stdout(void *opaque, uint8_t byte)
 {
 	if (out_len == sizeof(out_buf))
 		flush_stdout();
+	if (!out_len)
+		out_since_ns = host_now_ns();
 	out_buf[out_len++] = byte;
 }
 
 static void write_stdout_run(void *opaque, const void *buf, size_t len)
 {
-	flush_stdout();
-	write_all(buf, len);
+	if (len > sizeof(out_buf) - out_len)
+		flush_stdout();
+	if (len >= sizeof(out_buf)) {
+		write_all(buf, len);
+		return;
+	}
+	uint64_t now = host_now_ns();
+	if (!out_len)
+		out_since_ns = now;
+	memcpy(out_buf + out_len, buf, len);
+	out_len += len;
+	if (now - out_since_ns >= OUT_MAX_AGE_NS)
+		flush_stdout();
 }
 
 static void flush_after_messages(void *d, const struct host_pollfd *fds, size_t n)
 {
+	flush_stdout();
+}
+
+static void flush_when_quiet(void *d)
+{
+	serial_dev_ops.doorbell_quiet(d);
 	flush_stdout();
 }
 
@@ -170,8 +198,10 @@ static void *stdin_reader(void *arg)
 
 		dev_lock(loop);
 		serial_input(&dev, out, len); /* fits: only this thread adds input */
-		if (actions & ESCAPE_HELP)
+		if (actions & ESCAPE_HELP) {
 			write_stdout_run(NULL, escape_help, strlen(escape_help));
+			flush_stdout();
+		}
 		if (actions & ESCAPE_QUIT)
 			serial_quit(&dev);
 		dev_unlock(loop);
@@ -265,6 +295,7 @@ static void attach_and_read_stdin(void *d, struct ipc_state_page *page, const st
 		host_on_term_resize(terminal_resized, NULL);
 	}
 	serial_dev_ops.attach(d, page, ram, w);
+	flush_stdout(); /* what a resumed hvc0 transmitted at once */
 	pthread_t reader;
 	if (!dev.cfg.stdio)
 		return;
@@ -289,6 +320,7 @@ int main(int argc, char **argv)
 	ops.attach = attach_and_read_stdin;
 	ops.sandbox = &serial_sandbox;
 	ops.poll_dispatch = flush_after_messages;
+	ops.doorbell_quiet = flush_when_quiet;
 	/* Returns holding the device lock: the reader never touches the
 	 * device again, and is not joined (it may be blocked in a read).
 	 * atexit restores the terminal. */

@@ -76,11 +76,9 @@ static void deliver_input(struct virtio_console *c)
 	check_port_open(c);
 	if (!s->port_open)
 		return;
-	/* Out of buffers with input left: ask for a notify when the driver
-	 * posts more (it gives none unasked), unless it already has. */
-	while (s->in_len && (virtq_pop(dev, VIRTIO_CONSOLE_RX, &chain) ||
-			     (virtq_enable_notify(dev, VIRTIO_CONSOLE_RX) &&
-			      virtq_pop(dev, VIRTIO_CONSOLE_RX, &chain)))) {
+	/* Out of buffers with input left, virtq_pop asks for a notify when the
+	 * driver posts more (it gives none unasked) and looks once more. */
+	while (s->in_len && virtq_pop(dev, VIRTIO_CONSOLE_RX, &chain)) {
 		uint32_t written = 0;
 		while (s->in_len && written < chain.write_len) {
 			uint32_t run = VIRTIO_CONSOLE_INPUT_SIZE - s->in_head; /* up to the wrap */

@@ -3,8 +3,8 @@
  * of devlib/virtio.
  *
  * - transmitq0: each chain's bytes go to the host unaltered, straight from
- *   guest RAM (io.output, one call per buffer; no copy, no per-byte
- *   message).  Linux's hvc console adds one buffer (up to a page), notifies
+ *   guest RAM (io.output, one call per buffer, which copies them into
+ *   dev-serial's stdout buffer; no per-byte message).  Linux's hvc console adds one buffer (up to a page), notifies
  *   and spins with interrupts off until the buffer comes back, so the
  *   notify's latency is the console's throughput: QueueNotify is a doorbell
  *   in the state page (no message) and the notifying vCPU sleeps until
@@ -89,7 +89,9 @@ struct virtio_console_state {
 struct virtio_console_io {
 	void *opaque;
 	/* Bytes the guest transmitted (may block: a slow terminal slows the
-	 * guest, nothing is dropped).  buf points into guest RAM. */
+	 * guest, nothing is dropped).  buf points into guest RAM, which the
+	 * driver reuses once the buffer is used: take the bytes before
+	 * returning. */
 	void (*output)(void *opaque, const void *buf, size_t len);
 	void (*irq)(void *opaque, int level);
 	/* A shadowed register's new value (slot first_slot + which). */

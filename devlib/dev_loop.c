@@ -373,6 +373,16 @@ static bool declares_doorbell(const struct ipc_hello *h)
 	return false;
 }
 
+/* Sleep on rung while it still says `rung`, at most timeout_us; the core
+ * wakes us only while device_sleeps is set (ipc.h). */
+static void sleep_on_rung(struct ipc_doorbell *db, uint32_t rung, unsigned timeout_us)
+{
+	atomic_store(&db->device_sleeps, 1);
+	if (atomic_load(&db->rung) == rung)
+		host_shared_wait(&db->rung, rung, timeout_us);
+	atomic_store(&db->device_sleeps, 0);
+}
+
 /* Take every ring up to now: the pending bits go to the device, then the
  * count goes to taken for a vCPU waiting on it.  A previous incarnation's
  * untaken rings are taken by the first pass. */
@@ -384,7 +394,7 @@ static void *doorbell_main(void *arg)
 	for (;;) {
 		uint32_t rung = atomic_load(&db->rung);
 		if (rung == atomic_load(&db->taken)) {
-			host_shared_wait(&db->rung, rung, quiet_due ? DOORBELL_QUIET_US : DOORBELL_IDLE_US);
+			sleep_on_rung(db, rung, quiet_due ? DOORBELL_QUIET_US : DOORBELL_IDLE_US);
 			dev_lock(l);
 			bool stopping = l->stopping;
 			if (!stopping && quiet_due && atomic_load(&db->rung) == rung) {
@@ -410,7 +420,8 @@ static void *doorbell_main(void *arg)
 		dev_unlock(l);
 		quiet_due = l->ops->doorbell_quiet != NULL;
 		atomic_store(&db->taken, rung);
-		host_shared_wake(&db->taken);
+		if (atomic_load(&db->vcpus_waiting))
+			host_shared_wake(&db->taken);
 	}
 }
 

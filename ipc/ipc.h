@@ -353,15 +353,23 @@ void ipc_close(ipc_chan *c);
 #define IPC_MAX_DOORBELLS 4
 
 /* IPC_REG_DOORBELL's words.  The core: fetch-or pending, increment rung,
- * wake rung; with IPC_REG_DOORBELL_WAIT it then sleeps on taken until it
- * reaches its ring's count.  The device: loads rung, exchanges every
+ * wake rung if device_sleeps; with IPC_REG_DOORBELL_WAIT it then waits
+ * until taken reaches its ring's count: it increments vcpus_waiting, looks
+ * at taken again, sleeps on it, and decrements vcpus_waiting.  The device: loads rung, exchanges every
  * pending word with 0 and acts on the bits, stores the rung it loaded in
- * taken and wakes taken; it sleeps on rung while rung == taken.  Counts
- * wrap: compared by their difference. */
+ * taken and wakes taken if vcpus_waiting; to sleep on rung while rung ==
+ * taken it sets device_sleeps, looks at rung again, sleeps, and clears
+ * device_sleeps.  (Each side stores, then loads the other's word, all
+ * sequentially consistent: a wake-up is never missed, and none is made
+ * for a side that is not asleep — a system call saved per ring.)  Counts
+ * wrap: compared by their difference.  Everything here is written by both
+ * processes: a wrong value only makes a wait end early or at its bound. */
 struct ipc_doorbell {
 	_Atomic uint32_t rung;
 	_Atomic uint32_t taken;
 	_Atomic uint32_t pending[IPC_MAX_DOORBELLS];
+	_Atomic uint32_t device_sleeps; /* the device's: 1 while its thread sleeps on rung */
+	_Atomic uint32_t vcpus_waiting; /* the core's: vCPUs sleeping on taken */
 };
 
 /* IPC_REG_RX_RING's bytes: ring indices are free-running, tail - head bytes

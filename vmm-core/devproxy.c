@@ -475,29 +475,40 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 	return rc;
 }
 
+static bool doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
+{
+	return (int32_t)(atomic_load(&db->taken) - ring) >= 0;
+}
+
 /* Until the device has taken ring `ring` (its taken count reached it), or
  * DOORBELL_WAIT_US.  The device writes taken: a wrong value only ends the
- * wait early or late, within the bound. */
+ * wait early or late, within the bound.  The device wakes taken only while
+ * vcpus_waiting says someone sleeps on it (ipc.h). */
 static void wait_doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
 {
 	uint64_t start = host_now_ns(), deadline = start + DOORBELL_WAIT_US * 1000ull;
-	for (;;) {
-		uint32_t taken = atomic_load(&db->taken);
-		if ((int32_t)(taken - ring) >= 0)
-			break;
+	STATS_ADD(doorbell_waits, 1);
+	while (!doorbell_taken(db, ring)) {
 		uint64_t now = host_now_ns();
 		if (now >= deadline) {
 			STATS_ADD(doorbell_timeouts, 1);
 			break;
 		}
-		host_shared_wait(&db->taken, taken, (unsigned)((deadline - now) / 1000) + 1);
+		atomic_fetch_add(&db->vcpus_waiting, 1);
+		uint32_t taken = atomic_load(&db->taken);
+		if ((int32_t)(taken - ring) < 0) {
+			STATS_ADD(doorbell_sleeps, 1);
+			host_shared_wait(&db->taken, taken, (unsigned)((deadline - now) / 1000) + 1);
+		}
+		atomic_fetch_sub(&db->vcpus_waiting, 1);
 	}
 	STATS_ADD(doorbell_wait_ns, host_now_ns() - start);
 }
 
 /* IPC_REG_DOORBELL (ipc.h): no message, so nothing waits for the device to
  * be attached; rings while it is away are taken by its next incarnation.
- * False: not a ring, post the write. */
+ * The device's thread is woken only if it sleeps (a busy one looks at rung
+ * again before it sleeps).  False: not a ring, post the write. */
 static bool ring_doorbell(struct devproxy *d, const struct ipc_reg *reg, uint64_t value)
 {
 	if (!reg || !(reg->flags & IPC_REG_DOORBELL) || value >= 32 ||
@@ -506,7 +517,8 @@ static bool ring_doorbell(struct devproxy *d, const struct ipc_reg *reg, uint64_
 	struct ipc_doorbell *db = d->doorbell;
 	atomic_fetch_or(&db->pending[reg->slot], 1u << value);
 	uint32_t ring = atomic_fetch_add(&db->rung, 1) + 1;
-	host_shared_wake(&db->rung);
+	if (atomic_load(&db->device_sleeps))
+		host_shared_wake(&db->rung);
 	STATS_ADD(doorbells, 1);
 	if (reg->flags & IPC_REG_DOORBELL_WAIT)
 		wait_doorbell_taken(db, ring);

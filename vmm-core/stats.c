@@ -41,11 +41,13 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 		(unsigned long long)get(&core_stats.runs_sent),
 		(unsigned long long)get(&core_stats.acks_lowered), (double)wait_ns / 1e9,
 		100.0 * (double)wait_ns / 1e9 / secs);
-	uint64_t doorbells = get(&core_stats.doorbells);
+	uint64_t doorbells = get(&core_stats.doorbells), waits = get(&core_stats.doorbell_waits);
 	if (doorbells)
-		log_msg("stats: %llu doorbells rung, %.3f s waited for them (%.1f us avg), %llu waits gave up",
-			(unsigned long long)doorbells, (double)get(&core_stats.doorbell_wait_ns) / 1e9,
-			(double)get(&core_stats.doorbell_wait_ns) / 1e3 / (double)doorbells,
+		log_msg("stats: %llu doorbells rung, %llu waited for: %.3f s (%.1f us avg), %llu sleeps, %llu waits gave up",
+			(unsigned long long)doorbells, (unsigned long long)waits,
+			(double)get(&core_stats.doorbell_wait_ns) / 1e9,
+			waits ? (double)get(&core_stats.doorbell_wait_ns) / 1e3 / (double)waits : 0.0,
+			(unsigned long long)get(&core_stats.doorbell_sleeps),
 			(unsigned long long)get(&core_stats.doorbell_timeouts));
 	uint64_t jit_blocks = get(&core_stats.jit_blocks);
 	if (jit_blocks)

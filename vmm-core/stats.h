@@ -21,8 +21,10 @@ struct core_stats {
 					* emptied the ring) that lowered a line at once */
 	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
 	_Atomic uint64_t doorbells;   /* writes that rang a device's doorbell (no message) */
+	_Atomic uint64_t doorbell_waits;   /* rings whose vCPU waited for them to be taken */
 	_Atomic uint64_t doorbell_wait_ns; /* vCPU time waiting for rings to be taken */
-	_Atomic uint64_t doorbell_timeouts; /* ... that gave up waiting */
+	_Atomic uint64_t doorbell_sleeps;  /* ... times it went to sleep for it */
+	_Atomic uint64_t doorbell_timeouts; /* ... waits that gave up */
 	_Atomic uint64_t jit_blocks;  /* soft engine: blocks its JIT translated */
 	_Atomic uint64_t jit_full_flushes; /* ... and times a code cache was full */
 };

@@ -58,6 +58,7 @@ from linuxguest import (QEMU_SERIAL_STDIO, cpu_seconds, descendants,  # noqa: E4
 MiB = 1 << 20
 DEVICES = {"ttyS0": "/dev/ttyS0", "hvc0": "/dev/hvc0"}
 READY = b"devread: ready\n"
+INIT_READY = b"minivm: init ready\r\n"  # guest/init on ttyS0, right before the command
 RESULT = re.compile(rb"devread: (\d+) bytes crc32 ([0-9a-f]{8}) in ([0-9.]+) s")
 GUEST_TIME = re.compile(rb"devwrite: \d+ bytes in ([0-9.]+) s guest time")
 RUN_EXIT = re.compile(rb"minivm: run exit (\d+)")
@@ -163,6 +164,38 @@ class VmmRun:
             pass  # the rest of a paste to a dead process
 
 
+class InitReadyFilter:
+    """minivm writes both devices to stdout, and the guest's 8250 may still
+    be sending init's ready line on ttyS0 when devwrite's first buffer is
+    already out on hvc0 (two devices, no order between them): the output
+    from `start` on, without that line if it landed there.  Searches only
+    what arrived since the last call (the poll loop calls it every 2 ms)."""
+
+    def __init__(self, out, start):
+        self.out, self.start = out, start
+        self.at = None  # where the line is in out, once found after start
+        self.done = INIT_READY in out[:start]  # it came before the payload
+        self.searched = start
+
+    def _find(self):
+        if self.done:
+            return
+        at = self.out.find(INIT_READY, max(self.start, self.searched - len(INIT_READY) + 1))
+        self.searched = len(self.out)
+        if at >= 0:
+            self.at, self.done = at, True
+
+    def length(self):
+        self._find()
+        return len(self.out) - self.start - (len(INIT_READY) if self.at is not None else 0)
+
+    def data(self):
+        self._find()
+        if self.at is None:
+            return bytes(self.out[self.start:])
+        return bytes(self.out[self.start:self.at] + self.out[self.at + len(INIT_READY):])
+
+
 def measure_output(make_cmd, device, nbytes, timeout, tmp):
     """Seconds from the first payload byte to the last, and CPU seconds in between."""
     append = f"console=ttyS0 loglevel=1 panic=-1 -- run devwrite {DEVICES[device]} {nbytes}"
@@ -171,18 +204,20 @@ def measure_output(make_cmd, device, nbytes, timeout, tmp):
         run.wait_for(lambda: PATTERN_START in run.out, booting=True)
         first, cpu0 = time.monotonic(), cpu_seconds(descendants(run.proc.pid))
         start = run.out.index(PATTERN_START)
-        run.wait_for(lambda: len(run.out) - start >= nbytes)
+        received = InitReadyFilter(run.out, start)
+        run.wait_for(lambda: received.length() >= nbytes)
         last, cpu1 = time.monotonic(), cpu_seconds(descendants(run.proc.pid))
         run.finish()
     finally:
         run.kill()
-    payload = bytes(run.out[start:start + nbytes])
+    received = received.data()
+    payload = received[:nbytes]
     expected = pattern(nbytes)
     if payload != expected:
         at = next(i for i, (a, b) in enumerate(zip(payload, expected)) if a != b)
         raise Failed(f"payload differs from the pattern at byte {at}: "
                      f"{payload[at:at + 40]!r}")
-    rest = bytes(run.out[start + nbytes:])
+    rest = received[nbytes:]
     other = os.path.join(tmp, "qemu-other-console.out")
     if os.path.exists(other):
         rest += open(other, "rb").read()

@@ -53,7 +53,10 @@ struct virtq_chain {
 
 /* The next available chain of queue q into *c: true, or false when there is
  * none, the queue is not live, or the ring is bad (the device then needs
- * reset). */
+ * reset).  Finding the ring empty, it asks the driver to notify its next
+ * chain (unless the device disabled notifications) and looks once more
+ * behind a full fence, so a chain posted meanwhile is not missed: a device
+ * that just wants the next chain or a notify needs nothing else. */
 bool virtq_pop(struct virtio_dev *dev, unsigned q, struct virtq_chain *c);
 
 /* Copy up to len bytes from the chain's readable part, starting offset bytes

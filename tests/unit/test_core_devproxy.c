@@ -17,6 +17,7 @@
 #include "devproxy.h"
 #include "guest_mem.h"
 #include "host.h"
+#include "stats.h"
 
 #define RAM_SIZE (1u << 20)
 #define LSR 0x3fd /* shadowed, slot 5 */
@@ -616,8 +617,8 @@ static void *take_one_ring(void *arg)
 
 /* A doorbell write sets its bit and counts the ring in the state page, with
  * no message; the vCPU waits until the device took it (or gives up: with
- * nobody taking, bus_write still returns).  Values of 32 and more are
- * posted as writes. */
+ * nobody taking, bus_write still returns, and the vCPU no longer counts as
+ * waiting).  Values of 32 and more are posted as writes. */
 static void test_doorbell_rings_without_a_message(void **state)
 {
 	struct fixture *f = *state;
@@ -631,6 +632,7 @@ static void test_doorbell_rings_without_a_message(void **state)
 	}
 	dev_attach_with(f, &hello);
 	struct ipc_doorbell *db = &f->state->doorbell;
+	uint64_t waits = atomic_load(&core_stats.doorbell_waits);
 
 	pthread_t taker;
 	assert_int_equal(pthread_create(&taker, NULL, take_one_ring, f), 0);
@@ -639,10 +641,14 @@ static void test_doorbell_rings_without_a_message(void **state)
 	assert_int_equal(atomic_load(&db->pending[2]), 1u << 5);
 	assert_int_equal(atomic_load(&db->rung), 1);
 	assert_int_equal(atomic_load(&db->taken), 1);
+	assert_int_equal(atomic_load(&core_stats.doorbell_waits), waits + 1);
 
+	uint64_t timeouts = atomic_load(&core_stats.doorbell_timeouts);
 	bus_write(&f->bus, IPC_SPACE_PIO, DOORBELL, 1, 0); /* nobody takes it: bounded */
 	assert_int_equal(atomic_load(&db->pending[2]), (1u << 5) | 1);
 	assert_int_equal(atomic_load(&db->rung), 2);
+	assert_int_equal(atomic_load(&core_stats.doorbell_timeouts), timeouts + 1);
+	assert_int_equal(atomic_load(&db->vcpus_waiting), 0);
 
 	bus_write(&f->bus, IPC_SPACE_PIO, DOORBELL, 1, 32);
 	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'z');
