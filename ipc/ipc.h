@@ -347,7 +347,7 @@ void ipc_close(ipc_chan *c);
  * else: a value read from here goes to the guest as a register value, never
  * used as a size or address by the core. */
 #define IPC_STATE_MAGIC 0x4d565354u /* "MVST" */
-#define IPC_STATE_DEV_OFFSET 256
+#define IPC_STATE_DEV_OFFSET 512
 #define IPC_STATE_SIZE 65536
 
 #define IPC_MAX_DOORBELLS 4
