@@ -46,6 +46,12 @@
  * waits for the previous message's write to finish, which caps posted writes
  * at a thread hand-off each; a full queue still blocks the sender. */
 #define QUEUE_MSGS 256
+/* Pipes whose removal was reported before (or without) their ADD_POST:
+ * nng's reaper runs REM_POST for a pipe that closed at once (a refused
+ * one) as soon as it is closed, possibly before the thread that added it
+ * runs ADD_POST.  A pipe's ADD_POST follows its REM_POST closely, so the
+ * last few such ids suffice. */
+#define EARLY_REMOVALS 16
 
 struct ipc_chan {
 	nng_socket sock;
@@ -55,6 +61,8 @@ struct ipc_chan {
 	void *opaque;
 	pthread_mutex_t peer_lock; /* orders the peer callbacks */
 	uint32_t peer_pipe;        /* nng pipe id of the attached peer, 0 if none */
+	uint32_t removed_early[EARLY_REMOVALS]; /* ring of pipe ids, see EARLY_REMOVALS */
+	unsigned removed_next;
 	uint64_t idle_since;       /* listener: host_now_ns() since no peer, or renewed */
 	nng_listener listener;
 	char *url;                 /* listener: to renew it */
@@ -84,12 +92,26 @@ static void peer_lost_locked(ipc_chan *c)
 		c->cb(c->opaque, false);
 }
 
-/* nng calls this on its own thread for every pipe.  ADD_POST comes only
+static bool removed_early_locked(const ipc_chan *c, uint32_t id)
+{
+	for (unsigned i = 0; i < EARLY_REMOVALS; i++)
+		if (c->removed_early[i] == id)
+			return true;
+	return false;
+}
+
+/* nng calls this on its own threads for every pipe.  ADD_POST comes only
  * for a pipe pair0 took as its peer, and pair0 takes one only once the
  * previous peer's pipe has closed; but REM_POST comes from nng's reaper,
- * later, so a new peer may be reported before the old one's removal.  So a
- * new peer means the old one is gone, and a REM_POST counts only for the
- * current peer (a refused pipe, or an old one reaped late, has one too). */
+ * unordered with ADD_POST: later, so a new peer may be reported before the
+ * old one's removal, or earlier, so a pipe already closed may be reported
+ * added after its removal.  So a new peer means the old one is gone, a
+ * REM_POST counts only for the current peer (a refused pipe, or an old one
+ * reaped late, has one too) and is otherwise remembered, and a pipe whose
+ * removal came first is never taken as the peer: a dialer that took it
+ * would wait on a dead pipe while nng's own reconnection delivered what it
+ * sent to the listener on another (test_serial_process: a device dialing
+ * while the core still holds its previous incarnation). */
 static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	ipc_chan *c = arg;
@@ -98,11 +120,21 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		if (c->peer_pipe != 0 && c->peer_pipe != id)
 			peer_lost_locked(c);
-		c->peer_pipe = id;
-		if (c->cb)
-			c->cb(c->opaque, true);
-	} else if (ev == NNG_PIPE_EV_REM_POST && c->peer_pipe == id) {
-		peer_lost_locked(c);
+		if (removed_early_locked(c, id)) {
+			if (c->dialer) /* the listener refused us: dial again */
+				c->peer_gone = true;
+		} else {
+			c->peer_pipe = id;
+			if (c->cb)
+				c->cb(c->opaque, true);
+		}
+	} else if (ev == NNG_PIPE_EV_REM_POST) {
+		if (c->peer_pipe == id) {
+			peer_lost_locked(c);
+		} else {
+			c->removed_early[c->removed_next] = id;
+			c->removed_next = (c->removed_next + 1) % EARLY_REMOVALS;
+		}
 	}
 	pthread_mutex_unlock(&c->peer_lock);
 }
