@@ -238,6 +238,21 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
 	return p.data;
 }
 
+/* A read answered here that the device must learn of (m, IPC_IO_READ_DONE):
+ * lower line lower_gsi first if it is one (>= 0), then post m.  Called with
+ * send_lock held and lock released; releases send_lock. */
+static void post_read_done(struct devproxy *d, int lower_gsi, const struct ipc_msg *m)
+{
+	if (lower_gsi >= 0) {
+		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)lower_gsi, 0);
+		STATS_ADD(acks_lowered, 1);
+	}
+	int rc = send_until_abort(d, m);
+	pthread_mutex_unlock(&d->send_lock);
+	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+		mark_broken(d, "cannot send to it");
+}
+
 /* A read of an IPC_REG_READ_ACK register answered here, if the state page
  * allows it (ipc.h); false: it takes the usual path.  An acknowledging read
  * is posted as IPC_IO_READ_DONE, after the line is lowered (if nothing else
@@ -280,14 +295,7 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
 	d->read_ack[i] = (struct read_ack_track){.pending = false, .seq = m.seq};
 	pthread_mutex_unlock(&d->lock);
-	if (a.lower_gsi >= 0) {
-		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)a.lower_gsi, 0);
-		STATS_ADD(acks_lowered, 1);
-	}
-	int rc = send_until_abort(d, &m);
-	pthread_mutex_unlock(&d->send_lock);
-	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
-		mark_broken(d, "cannot send to it");
+	post_read_done(d, a.lower_gsi, &m);
 	return true;
 }
 
@@ -328,14 +336,7 @@ static bool rx_pop_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t 
 	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
 	pthread_mutex_unlock(&d->lock);
-	if (lower_gsi >= 0) {
-		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)lower_gsi, 0);
-		STATS_ADD(acks_lowered, 1);
-	}
-	int rc = send_until_abort(d, &m);
-	pthread_mutex_unlock(&d->send_lock);
-	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
-		mark_broken(d, "cannot send to it");
+	post_read_done(d, lower_gsi, &m);
 	return true;
 }
 
