@@ -916,6 +916,27 @@ static void mark_written(struct tr *t, unsigned r)
 	t->dirty |= (uint16_t)(1u << r);
 }
 
+/* The host register an operation on guest register g works in: g's own
+ * where it is cached (4 or 8 bytes), else HAX, loaded with g when its old
+ * value is an operand (`load`).  dst_done() makes the result g's. */
+static unsigned dst_begin(struct tr *t, const struct insn *in, unsigned g, unsigned size, bool load)
+{
+	unsigned h = load ? in_place(t, g, size) : in_place_write(t, g, size);
+	if (h != HNONE)
+		return h;
+	if (load)
+		read_guest_reg(t, in, g, size, HAX);
+	return HAX;
+}
+
+static void dst_done(struct tr *t, const struct insn *in, unsigned g, unsigned size, unsigned r)
+{
+	if (r != HAX) /* HAX is never a cache register (cache_pool) */
+		mark_written(t, g);
+	else
+		write_guest_reg(t, in, g, size, HAX);
+}
+
 /* A guest register's 64 bits as a host register: its cache, or `scratch`. */
 static unsigned reg_full(struct tr *t, unsigned g, unsigned scratch)
 {
@@ -1661,29 +1682,20 @@ static void tr_incdec(struct tr *t, const struct insn *in, const struct plan *p,
 	uint8_t keep_cf = t->hf & HF_CF; /* the host's INC/DEC keep CF too */
 	if (flags_live)
 		emit_cin(t);
-	unsigned h = in_place(t, p->dst_reg, p->size);
-	unsigned r = h != HNONE ? h : HAX;
-	if (h == HNONE)
-		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned r = dst_begin(t, in, p->dst_reg, p->size, true);
 	emit_incdec(e, p->size, p->aop == 1, r);
 	t->hf = (uint8_t)(HF_ZF | HF_SF | HF_OF | HF_PF | keep_cf);
 	if (flags_live) /* the lazy flags of INC/DEC need the result only */
 		store_flags_res(t, r, p->aop ? LF_DEC : LF_INC, p->size, false);
 	else
 		t->lf_op = LF_UNKNOWN;
-	if (h != HNONE)
-		mark_written(t, p->dst_reg);
-	else
-		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	dst_done(t, in, p->dst_reg, p->size, r);
 }
 
 static void tr_shift(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	unsigned h = in_place(t, p->dst_reg, p->size);
-	unsigned r = h != HNONE ? h : HAX;
-	if (h == HNONE)
-		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned r = dst_begin(t, in, p->dst_reg, p->size, true);
 	if (flags_live) {
 		emit_mov_rr(e, p->size == 8 ? 8 : 4, HDX, r); /* truncated to the size */
 		emit_mov_imm(e, HCX, p->imm);
@@ -1694,10 +1706,7 @@ static void tr_shift(struct tr *t, const struct insn *in, const struct plan *p, 
 		store_flags_res(t, r, p->aop == 4 ? LF_SHL : p->aop == 5 ? LF_SHR : LF_SAR, p->size, true);
 	else
 		t->lf_op = LF_UNKNOWN;
-	if (h != HNONE)
-		mark_written(t, p->dst_reg);
-	else
-		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	dst_done(t, in, p->dst_reg, p->size, r);
 }
 
 /* SHL/SHR/SAR reg, CL: a zero count changes no flag (and only zero-extends
@@ -1782,13 +1791,10 @@ static void tr_lea(struct tr *t, const struct insn *in, uint32_t off, const stru
 {
 	/* the address size truncates first, then the operand size */
 	unsigned size = in->asz == 4 || p->size == 4 ? 4 : 8;
-	unsigned h = in_place_write(t, p->dst_reg, p->size);
+	unsigned r = dst_begin(t, in, p->dst_reg, p->size, false);
 	if (in->base == REG_RIP) {
-		emit_rip_relative(t, in, off, size, h != HNONE ? h : HAX);
-		if (h != HNONE)
-			mark_written(t, p->dst_reg);
-		else
-			write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+		emit_rip_relative(t, in, off, size, r);
+		dst_done(t, in, p->dst_reg, p->size, r);
 		return;
 	}
 	struct hmem m = {.base = HNONE, .index = HNONE, .disp = in->disp};
@@ -1798,11 +1804,8 @@ static void tr_lea(struct tr *t, const struct insn *in, uint32_t off, const stru
 		m.index = (uint8_t)reg_full(t, in->index, HDX);
 		m.scale = in->scale;
 	}
-	emit_lea(&t->e, size, h != HNONE ? h : HAX, m);
-	if (h != HNONE)
-		mark_written(t, p->dst_reg);
-	else
-		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	emit_lea(&t->e, size, r, m);
+	dst_done(t, in, p->dst_reg, p->size, r);
 }
 
 /* ROL/ROR by an immediate.  Where nothing reads its flags (translate())
@@ -1811,15 +1814,9 @@ static void tr_lea(struct tr *t, const struct insn *in, uint32_t off, const stru
 static void tr_rot(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	unsigned h = in_place(t, p->dst_reg, p->size);
-	if (h != HNONE) {
-		emit_shift_ri(e, p->size, p->aop, h, (uint8_t)p->imm);
-		mark_written(t, p->dst_reg);
-	} else {
-		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
-		emit_shift_ri(e, p->size, p->aop, HAX, (uint8_t)p->imm);
-		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
-	}
+	unsigned r = dst_begin(t, in, p->dst_reg, p->size, true);
+	emit_shift_ri(e, p->size, p->aop, r, (uint8_t)p->imm);
+	dst_done(t, in, p->dst_reg, p->size, r);
 	t->hf = 0;
 	if (flags_live) {
 		emit_pushfq(e);
@@ -1867,10 +1864,7 @@ static void tr_imul(struct tr *t, const struct insn *in, uint32_t off, const str
 	} else {
 		t->lf_op = LF_UNKNOWN;
 	}
-	if (h != HNONE)
-		mark_written(t, p->dst_reg);
-	else
-		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	dst_done(t, in, p->dst_reg, p->size, r);
 }
 
 static void tr_mul(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, bool flags_live)
@@ -1896,10 +1890,7 @@ static void tr_mul(struct tr *t, const struct insn *in, uint32_t off, const stru
 static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p, bool flags_live)
 {
 	struct emit *e = &t->e;
-	unsigned h = in_place(t, p->dst_reg, p->size);
-	unsigned r = h != HNONE ? h : HAX;
-	if (h == HNONE)
-		read_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	unsigned r = dst_begin(t, in, p->dst_reg, p->size, true);
 	bool neg = p->kind == K_NEG;
 	if (neg && flags_live) {
 		emit_mov_rr(e, p->size == 8 ? 8 : 4, HCX, r); /* truncated to the size */
@@ -1913,10 +1904,7 @@ static void tr_not_neg(struct tr *t, const struct insn *in, const struct plan *p
 		else
 			t->lf_op = LF_UNKNOWN;
 	}
-	if (h != HNONE)
-		mark_written(t, p->dst_reg);
-	else
-		write_guest_reg(t, in, p->dst_reg, p->size, HAX);
+	dst_done(t, in, p->dst_reg, p->size, r);
 }
 
 /* The condition cc into the host's flags as "NE" when the host flags do not
