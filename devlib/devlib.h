@@ -130,9 +130,13 @@ struct dev_loop;
 int dev_run(const char *url, const struct dev_ops *ops, void *dev, struct dev_loop **loop_out);
 
 /* A message the device originates (IRQ, QUIT): numbered here, sent now.
- * With the device lock held (ops are called with it held). */
+ * With the device lock held (ops are called with it held).  An IPC_IRQ for
+ * a level-triggered line is no message where the host can wake a thread of
+ * another process (host_shared_wait_supported): the library declares
+ * such lines IPC_IRQ_PUBLISHED in the HELLO and stores their levels in the
+ * state page, waking the core's thread only if it sleeps (ipc.h). */
 void dev_send(struct dev_loop *l, struct ipc_msg *m);
-/* Set interrupt line `line` to level (0/1). */
+/* Set interrupt line `line` (its GSI) to level (0/1), as dev_send says. */
 void dev_irq(struct dev_loop *l, uint32_t line, int level);
 
 void dev_lock(struct dev_loop *l);
