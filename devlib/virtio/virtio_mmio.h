@@ -160,6 +160,11 @@ struct virtio_dev {
 	void (*irq)(void *opaque, int level);
 	/* Store a shadowed register's new value in the state page. */
 	void (*publish_shadow)(void *opaque, enum virtio_mmio_shadow which, uint32_t value);
+
+	/* For the device's MINIVM_STATS line: acknowledges that found their
+	 * bits signalled again while they were on their way (the interrupt for
+	 * those waited for the acknowledge: interrupt_ack). */
+	uint64_t acks_resignalled;
 };
 
 /* The registers a virtio-mmio device at MMIO address base (0 for a slot
