@@ -44,7 +44,7 @@ static void print_stats(const struct net_device *d)
 		return;
 	const struct net_stats *s = &d->stats;
 	log_msg("stats: %llu frames from the guest, %llu to it, %llu interrupts raised "
-		"(%llu waited for an acknowledge), %llu doorbell rings taken, %llu loop wake-ups after them",
+		"(%llu re-raised by an acknowledge), %llu doorbell rings taken, %llu loop wake-ups after them",
 		(unsigned long long)s->tx_frames, (unsigned long long)s->rx_frames,
 		(unsigned long long)s->irqs, (unsigned long long)d->vdev.acks_resignalled,
 		(unsigned long long)s->doorbells, (unsigned long long)s->loop_wakes);

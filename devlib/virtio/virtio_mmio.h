@@ -162,8 +162,10 @@ struct virtio_dev {
 	void (*publish_shadow)(void *opaque, enum virtio_mmio_shadow which, uint32_t value);
 
 	/* For the device's MINIVM_STATS line: acknowledges that found their
-	 * bits signalled again while they were on their way (the interrupt for
-	 * those waited for the acknowledge: interrupt_ack). */
+	 * bits signalled again while pending, and raised the line again
+	 * (interrupt_ack): interrupts that came only with the acknowledge's
+	 * arrival — one the guest waited for, if the core had lowered the
+	 * line on that acknowledge first, else a spurious one. */
 	uint64_t acks_resignalled;
 };
 
