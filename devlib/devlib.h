@@ -11,7 +11,9 @@
  * IPC_DEVICE_EXIT_REFUSED.
  *
  * Doorbells (IPC_REG_DOORBELL, ipc.h) bypass the channel: a thread of the
- * library sleeps on the state page's doorbell and calls ops->doorbell.
+ * library sleeps on the state page's doorbell and calls ops->doorbell.  So
+ * do the levels of level-triggered lines, in the other direction
+ * (IPC_IRQ_PUBLISHED: dev_send).
  *
  * One event loop per process: it waits (host_poll) on the channel, on a
  * wake-up handle and on whatever host handles the device adds
