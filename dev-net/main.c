@@ -37,16 +37,17 @@ static void wake_loop(void *opaque)
 }
 
 /* MINIVM_STATS=1: the device's counters, as vmm-core prints its own. */
-static void print_stats(const struct net_stats *s)
+static void print_stats(const struct net_device *d)
 {
 	const char *env = getenv("MINIVM_STATS");
 	if (!env || strcmp(env, "1"))
 		return;
-	log_msg("stats: %llu frames from the guest, %llu to it, %llu interrupts raised, "
-		"%llu doorbell rings taken, %llu loop wake-ups after them",
+	const struct net_stats *s = &d->stats;
+	log_msg("stats: %llu frames from the guest, %llu to it, %llu interrupts raised "
+		"(%llu re-raised by an acknowledge), %llu doorbell rings taken, %llu loop wake-ups after them",
 		(unsigned long long)s->tx_frames, (unsigned long long)s->rx_frames,
-		(unsigned long long)s->irqs, (unsigned long long)s->doorbells,
-		(unsigned long long)s->loop_wakes);
+		(unsigned long long)s->irqs, (unsigned long long)d->vdev.acks_resignalled,
+		(unsigned long long)s->doorbells, (unsigned long long)s->loop_wakes);
 }
 
 static void __attribute__((format(printf, 1, 2), noreturn)) refuse(const char *fmt, ...)
@@ -105,6 +106,6 @@ int main(int argc, char **argv)
 	struct dev_ops ops = net_dev_ops;
 	ops.sandbox = &net_sandbox; /* entered once attached: sockets stay, files and exec go */
 	int status = dev_run(url, &ops, &dev, &loop);
-	print_stats(&dev.stats);
+	print_stats(&dev);
 	exit(status);
 }

@@ -45,6 +45,10 @@ struct dev_loop {
 	struct ipc_msg *early;
 	size_t nearly;
 	struct ipc_hello hello; /* as sent */
+	/* The lines whose levels go to the state page (IPC_IRQ_PUBLISHED):
+	 * bit i for hello.irqs[i], placed at gsi[i]; the levels last said. */
+	uint32_t published, levels;
+	uint32_t gsi[IPC_MAX_IRQS];
 	/* The doorbell thread, while doorbell_running; it ends once stopping
 	 * (under lock) is set. */
 	pthread_t doorbell_thread;
@@ -62,8 +66,12 @@ static void send_msg(void *opaque, const struct ipc_msg *m)
 		log_once("cannot send %s to the core (error %d)", ipc_type_name(m->type), rc);
 }
 
+static bool publish_level(struct dev_loop *l, const struct ipc_irq *irq);
+
 void dev_send(struct dev_loop *l, struct ipc_msg *m)
 {
+	if (m->type == IPC_IRQ && publish_level(l, &m->u.irq))
+		return;
 	m->seq = l->next_seq++;
 	send_msg(l, m);
 }
@@ -73,6 +81,55 @@ void dev_irq(struct dev_loop *l, uint32_t line, int level)
 	struct ipc_msg m = {.type = IPC_IRQ};
 	m.u.irq = (struct ipc_irq){.line = line, .level = level ? 1 : 0};
 	dev_send(l, &m);
+}
+
+/* ---- published line levels (ipc.h: IPC_IRQ_PUBLISHED) ---- */
+
+/* Every level-triggered line, where the core's thread can be woken across
+ * processes: its level is a word in the state page, not a message. */
+static void declare_published_lines(struct ipc_hello *h)
+{
+	if (!host_shared_wait_supported())
+		return;
+	for (uint32_t i = 0; i < h->nirqs && i < IPC_MAX_IRQS; i++)
+		if (h->irqs[i].trigger == IPC_TRIGGER_LEVEL)
+			h->irqs[i].flags |= IPC_IRQ_PUBLISHED;
+}
+
+/* Attached: where the published lines were placed.  The core cleared
+ * their word at our HELLO; the device's attach says each level. */
+static void published_lines_attach(struct dev_loop *l, const struct ipc_welcome *w)
+{
+	l->published = 0;
+	l->levels = 0;
+	for (uint32_t i = 0; i < l->hello.nirqs && i < IPC_MAX_IRQS; i++) {
+		l->gsi[i] = w->irq_gsi[i];
+		if (l->hello.irqs[i].flags & IPC_IRQ_PUBLISHED)
+			l->published |= 1u << i;
+	}
+}
+
+/* An IPC_IRQ for a published line: store the level, count the saying
+ * (also of an unchanged level: the core may have lowered the line on an
+ * acknowledge, and "high" again must raise it), and wake the core's
+ * thread if it sleeps (ipc.h, struct ipc_irq_levels).  False: not such a
+ * line, send the message.  With the lock held. */
+static bool publish_level(struct dev_loop *l, const struct ipc_irq *irq)
+{
+	if (!l->published || !l->port.page)
+		return false;
+	for (uint32_t i = 0; i < l->hello.nirqs && i < IPC_MAX_IRQS; i++) {
+		if (!(l->published >> i & 1) || l->gsi[i] != irq->line)
+			continue;
+		struct ipc_irq_levels *lv = &l->port.page->irq;
+		l->levels = irq->level ? l->levels | 1u << i : l->levels & ~(1u << i);
+		atomic_store(&lv->level, l->levels);
+		atomic_fetch_add(&lv->said, 1);
+		if (atomic_load(&lv->core_sleeps))
+			host_shared_wake(&lv->said);
+		return true;
+	}
+	return false;
 }
 
 /* ---- the lock and the wake-up ---- */
@@ -153,6 +210,7 @@ static enum attempt hello_welcome(struct dev_loop *l, uint64_t attempt, uint64_t
 	struct ipc_msg m = {.type = IPC_HELLO, .seq = attempt}; /* the core's answer carries it */
 	l->ops->hello(l->dev, &m.u.hello);
 	m.u.hello.version = IPC_PROTO_VERSION;
+	declare_published_lines(&m.u.hello);
 	l->hello = m.u.hello;
 	if (ipc_send(l->chan, &m) != IPC_OK)
 		return ATTEMPT_RETRY;
@@ -504,6 +562,7 @@ int dev_run(const char *url, const struct dev_ops *ops, void *dev, struct dev_lo
 		return finish(l, 1);
 	l->port = (struct dev_port){.ops = ops, .dev = dev, .page = host_shm_ptr(l->state_shm),
 				    .send = send_msg, .send_opaque = l};
+	published_lines_attach(l, &w);
 	ops->attach(dev, l->port.page, &l->ram, &w);
 	if (!doorbell_start(l))
 		return finish(l, 1);

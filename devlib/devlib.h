@@ -11,7 +11,9 @@
  * IPC_DEVICE_EXIT_REFUSED.
  *
  * Doorbells (IPC_REG_DOORBELL, ipc.h) bypass the channel: a thread of the
- * library sleeps on the state page's doorbell and calls ops->doorbell.
+ * library sleeps on the state page's doorbell and calls ops->doorbell.  So
+ * do the levels of level-triggered lines, in the other direction
+ * (IPC_IRQ_PUBLISHED: dev_send).
  *
  * One event loop per process: it waits (host_poll) on the channel, on a
  * wake-up handle and on whatever host handles the device adds
@@ -130,9 +132,13 @@ struct dev_loop;
 int dev_run(const char *url, const struct dev_ops *ops, void *dev, struct dev_loop **loop_out);
 
 /* A message the device originates (IRQ, QUIT): numbered here, sent now.
- * With the device lock held (ops are called with it held). */
+ * With the device lock held (ops are called with it held).  An IPC_IRQ for
+ * a level-triggered line is no message where the host can wake a thread of
+ * another process (host_shared_wait_supported): the library declares
+ * such lines IPC_IRQ_PUBLISHED in the HELLO and stores their levels in the
+ * state page, waking the core's thread only if it sleeps (ipc.h). */
 void dev_send(struct dev_loop *l, struct ipc_msg *m);
-/* Set interrupt line `line` to level (0/1). */
+/* Set interrupt line `line` (its GSI) to level (0/1), as dev_send says. */
 void dev_irq(struct dev_loop *l, uint32_t line, int level);
 
 void dev_lock(struct dev_loop *l);

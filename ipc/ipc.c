@@ -38,7 +38,7 @@
  *  ..  nirqs x line, 8 bytes each:
  *        0 u32 gsi (0xffffffff: ANY, the core assigns it with a slot, for
  *        exactly one slot-asking range), 4 u8 trigger (0 edge, 1 level),
- *        5 u8[3] zero
+ *        5 u8 flags (IPC_IRQ_*; IPC_IRQ_PUBLISHED only with level), 6 u8[2] zero
  *  ..  nregs x reg, 16 bytes each:
  *        0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8 flags (IPC_REG_*),
  *        3 u8 slot (< IPC_MAX_REGS), 4 u32 changes (slots below
@@ -254,11 +254,16 @@ static int decode_hello(const uint8_t *b, size_t blen, struct ipc_hello *h, char
 		struct ipc_irq_line *l = &h->irqs[i];
 		l->gsi = le32(p);
 		l->trigger = p[4];
-		if (!all_zero(p + 5, 3))
+		l->flags = p[5];
+		if (!all_zero(p + 6, 2))
 			return bad(err, errlen, "HELLO: line %u: reserved bytes not zero", i);
 		if (l->trigger != IPC_TRIGGER_EDGE && l->trigger != IPC_TRIGGER_LEVEL)
 			return bad(err, errlen, "HELLO: line %u: trigger %u is neither edge nor level", i,
 				   l->trigger);
+		if (l->flags & ~IPC_IRQ_FLAGS)
+			return bad(err, errlen, "HELLO: line %u: unknown flags %#x", i, l->flags);
+		if ((l->flags & IPC_IRQ_PUBLISHED) && l->trigger != IPC_TRIGGER_LEVEL)
+			return bad(err, errlen, "HELLO: line %u: only a level-triggered line is published", i);
 	}
 	/* A slot comes with its line: a slot-asking range has a line of its
 	 * own marked ANY, and an ANY line belongs to exactly one such range. */
@@ -518,6 +523,7 @@ static void encode_hello(const struct ipc_hello *h, uint8_t *b)
 		memset(p, 0, IRQ_WIRE);
 		put_le32(p, h->irqs[i].gsi);
 		p[4] = h->irqs[i].trigger;
+		p[5] = h->irqs[i].flags;
 	}
 	for (unsigned i = 0; i < h->nregs; i++, p += REG_WIRE) {
 		memset(p, 0, REG_WIRE);

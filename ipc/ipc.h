@@ -25,6 +25,9 @@
  *    byte ring in the state page that the device fills (IPC_REG_RX_RING);
  *    the core tells the device with one posted IO_READ_DONE when it has
  *    emptied the ring, not once per byte.
+ *  - A level-triggered line declared IPC_IRQ_PUBLISHED is no message
+ *    either: the device publishes its level in the state page and wakes a
+ *    core thread only if it sleeps (struct ipc_irq_levels).
  */
 #ifndef MINIVM_IPC_H
 #define MINIVM_IPC_H
@@ -38,7 +41,7 @@
 #include "host.h"
 
 #define IPC_MAGIC 0x564du /* "MV" on the wire */
-#define IPC_PROTO_VERSION 2
+#define IPC_PROTO_VERSION 3
 #define IPC_HDR_SIZE 16
 #define IPC_MAX_MSG 1024 /* no valid message is larger */
 
@@ -209,9 +212,18 @@ enum ipc_trigger { IPC_TRIGGER_EDGE = 0, IPC_TRIGGER_LEVEL = 1 };
 /* ipc_irq_line.gsi in a HELLO: the core picks the line (with a slot). */
 #define IPC_IRQ_ANY 0xffffffffu
 
+/* flags of struct ipc_irq_line */
+/* The device publishes the line's level in the state page (struct
+ * ipc_irq_levels) instead of sending IPC_IRQ for it.  Level-triggered lines
+ * only (the last level published wins; an edge needs every change), and
+ * only where host_shared_wait_supported(): the core refuses it elsewhere. */
+#define IPC_IRQ_PUBLISHED 0x1u
+#define IPC_IRQ_FLAGS IPC_IRQ_PUBLISHED
+
 struct ipc_irq_line {
 	uint32_t gsi;    /* the board's interrupt line, or IPC_IRQ_ANY */
 	uint8_t trigger; /* enum ipc_trigger */
+	uint8_t flags;   /* IPC_IRQ_* */
 };
 
 struct ipc_reg {
@@ -342,8 +354,8 @@ void ipc_close(ipc_chan *c);
  * Layout of the shared-memory object named in IPC_WELCOME.state_name.  The
  * first IPC_STATE_DEV_OFFSET bytes are this header; the rest belongs to the
  * device (its registers and queues, so a restarted device resumes).  The core
- * reads only `magic`, `applied_seq`, `shadow[]`, the doorbell's counts and
- * the receive ring (atomically), and validates nothing
+ * reads only `magic`, `applied_seq`, `shadow[]`, the doorbell's counts,
+ * the receive ring and the published line levels (atomically), and validates nothing
  * else: a value read from here goes to the guest as a register value, never
  * used as a size or address by the core. */
 #define IPC_STATE_MAGIC 0x4d565354u /* "MVST" */
@@ -386,6 +398,26 @@ struct ipc_rx_ring {
 	_Atomic uint8_t data[IPC_RX_RING_SIZE];
 };
 
+/* The levels of the lines a HELLO declares IPC_IRQ_PUBLISHED.  The device,
+ * under its lock, stores `level` (bit i: line i of its HELLO), then
+ * increments `said` — also when the level did not change: the core may
+ * have lowered the line meanwhile (IPC_REG_ACK_LOWERS), and saying "high"
+ * again must raise it again — then wakes `said` if `core_sleeps`.  The core's
+ * thread loads `said`, then `level`, and sets each published line to its
+ * bit (every line, every look: the core's own lowerings make its memory of
+ * what it set worthless); it repeats while `said` moved, and to sleep sets
+ * `core_sleeps`, looks at `said` again, sleeps, clears `core_sleeps`.  The
+ * core also increments `said` itself to make its thread look again (the
+ * device attached or went away).  All sequentially consistent, as the
+ * doorbell's words: no wake-up missed, none made for a thread that runs.
+ * Bits of lines not published are ignored: a hostile device moves only its
+ * own lines, as fast as IPC_IRQ would let it (the same budget). */
+struct ipc_irq_levels {
+	_Atomic uint32_t level;
+	_Atomic uint32_t said;
+	_Atomic uint32_t core_sleeps; /* the core's: 1 while its thread sleeps on said */
+};
+
 struct ipc_state_page {
 	uint32_t magic;   /* written by the device once its shadows are valid */
 	uint32_t version; /* IPC_PROTO_VERSION */
@@ -393,6 +425,7 @@ struct ipc_state_page {
 	_Atomic uint64_t shadow[IPC_MAX_REGS];   /* current values of shadowed registers */
 	struct ipc_doorbell doorbell;
 	struct ipc_rx_ring rx;
+	struct ipc_irq_levels irq;
 };
 
 _Static_assert(sizeof(struct ipc_state_page) <= IPC_STATE_DEV_OFFSET, "state header too big");

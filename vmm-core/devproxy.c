@@ -1,8 +1,10 @@
 /* devproxy.c - the core's side of one device process (devproxy.h).
  *
  * Threads: the vCPU threads call dev_read/dev_write through the bus; one
- * receive thread per device handles everything the device sends; nng calls
- * peer_changed when the device process connects or goes away.
+ * receive thread per device handles everything the device sends; one level
+ * thread per device that publishes line levels (IPC_IRQ_PUBLISHED) sets
+ * them; nng calls peer_changed when the device process connects or goes
+ * away.
  *
  * Locks: `lock` guards the attachment state and the pending reads; `send_lock`
  * keeps writes on the wire in seq order, so the device's applied_seq only
@@ -96,6 +98,10 @@ struct devproxy {
 	const struct ipc_state_page *state;
 	struct ipc_doorbell *doorbell; /* in the state page */
 	struct ipc_rx_ring *rx;        /* in the state page */
+	struct ipc_irq_levels *levels; /* in the state page */
+	uint32_t published;            /* bit i: hello.irqs[i] is IPC_IRQ_PUBLISHED */
+	pthread_t level_thread;        /* level_main, from creation on */
+	struct irq_budget level_budget; /* level thread only */
 	/* IPC_REG_RX_RING's receive register and the read-acknowledge
 	 * register of its range (hello.regs), or NULL. */
 	const struct ipc_reg *rx_pop, *rx_read_ack;
@@ -140,11 +146,14 @@ static void unlink_pending_locked(struct devproxy *d, struct pending_read *p)
 	}
 }
 
+static void levels_look_again(struct devproxy *d);
+
 static void mark_broken_locked(struct devproxy *d, const char *why)
 {
 	if (!d->broken)
 		log_msg("device %s is broken (%s): its reads now answer all-ones", d->name, why);
 	d->broken = true;
+	levels_look_again(d); /* its published lines fall */
 	pthread_cond_broadcast(&d->cond);
 }
 
@@ -553,6 +562,87 @@ void devproxy_reset(struct devproxy *d)
 	post(d, &m, NULL, POLICY_ALL_SLOTS);
 }
 
+/* ---- published line levels (IPC_IRQ_PUBLISHED) ---- */
+
+/* How long the level thread sleeps before it looks whether the proxy is
+ * closing (destroy wakes it at once). */
+#define LEVEL_IDLE_US 100000
+
+/* Make the level thread look at the levels again: the device attached, went
+ * away or broke.  Any thread; a no-op for a device that publishes none. */
+static void levels_look_again(struct devproxy *d)
+{
+	if (!d->published)
+		return;
+	atomic_fetch_add(&d->levels->said, 1);
+	if (atomic_load(&d->levels->core_sleeps))
+		host_shared_wake(&d->levels->said);
+}
+
+/* Set every published line to the device's level, or low while the device
+ * cannot be served (away, broken): the core keeps no line up for a device
+ * that is not there.  The lines are set whether or not the level changed
+ * since the last look: the core lowers them itself on acknowledges
+ * (IPC_REG_ACK_LOWERS), and a device saying "high" again after one must
+ * raise the line again.  Why a level may overtake nothing that matters:
+ * the line is level-triggered, so only the last level counts, and the
+ * device says its level again after every change the core makes behind
+ * its back (an acknowledge's lowering is followed by the ACK write, whose
+ * application publishes the level once more); a look that read an older
+ * word is followed by one that reads the newer, since every word comes
+ * with an increment of `said` (docs/ARCHITECTURE.md, "Interrupts without
+ * a message"). */
+static void apply_levels(struct devproxy *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool live = d->up && !d->broken;
+	pthread_mutex_unlock(&d->lock);
+	uint32_t level = live ? atomic_load(&d->levels->level) : 0;
+	STATS_ADD(level_looks, 1);
+	uint64_t wait_ns = live ? policy_irq_wait(&d->level_budget, host_now_ns()) : 0;
+	if (wait_ns) {
+		log_once("a device changes its published levels more than %d times a second: slowing it down",
+			 DEVPROXY_IRQ_RATE);
+		host_sleep_ms((unsigned)(wait_ns / 1000000 + 1));
+	}
+	for (uint32_t i = 0; i < d->hello.nirqs && i < IPC_MAX_IRQS; i++)
+		if (d->published >> i & 1)
+			d->board.hooks.irq(d->board.hooks.opaque, d->hello.irqs[i].gsi, (int)(level >> i & 1));
+}
+
+/* The level thread: once the first HELLO declared published lines, one look
+ * per increment of `said` it sees (several increments may make one look),
+ * asleep in between (ipc.h).  Until then it waits, for nothing if the
+ * device publishes none. */
+static void *level_main(void *arg)
+{
+	struct devproxy *d = arg;
+	pthread_mutex_lock(&d->lock);
+	while (!d->published && !atomic_load(&d->closing))
+		pthread_cond_wait(&d->cond, &d->lock);
+	pthread_mutex_unlock(&d->lock);
+	if (atomic_load(&d->closing))
+		return NULL;
+	struct ipc_irq_levels *lv = d->levels;
+	uint32_t seen = atomic_load(&lv->said);
+	apply_levels(d);
+	while (!atomic_load(&d->closing)) {
+		uint32_t said = atomic_load(&lv->said);
+		if (said != seen) {
+			seen = said;
+			apply_levels(d);
+			continue;
+		}
+		atomic_store(&lv->core_sleeps, 1);
+		if (atomic_load(&lv->said) == seen) {
+			STATS_ADD(level_sleeps, 1);
+			host_shared_wait(&lv->said, seen, LEVEL_IDLE_US);
+		}
+		atomic_store(&lv->core_sleeps, 0);
+	}
+	return NULL;
+}
+
 /* ---- the receive side ---- */
 
 static void reject(struct devproxy *d, uint64_t seq, const char *why)
@@ -589,8 +679,13 @@ static int first_attach_locked(struct devproxy *d, const struct ipc_hello *h, ch
 	d->state = host_shm_ptr(d->state_shm);
 	d->doorbell = &((struct ipc_state_page *)host_shm_ptr(d->state_shm))->doorbell;
 	d->rx = &((struct ipc_state_page *)host_shm_ptr(d->state_shm))->rx;
+	d->levels = &((struct ipc_state_page *)host_shm_ptr(d->state_shm))->irq;
 	d->declared = *h;
 	d->hello = placed;
+	for (uint32_t i = 0; i < d->hello.nirqs; i++)
+		if (d->hello.irqs[i].flags & IPC_IRQ_PUBLISHED)
+			d->published |= 1u << i;
+	pthread_cond_broadcast(&d->cond); /* the level thread starts looking */
 	d->rx_pop = policy_rx_pop_reg(&d->hello);
 	for (uint32_t i = 0; i < d->hello.nregs && d->rx_pop; i++)
 		if ((d->hello.regs[i].flags & (IPC_REG_RX_RING | IPC_REG_READ_ACK)) ==
@@ -623,6 +718,11 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	if (d->up)
 		lose_pending_locked(d);
 	d->up = false;
+	/* A new incarnation's lines start low until it says otherwise (its
+	 * attach says them all); the dead one's last word is not its word. */
+	if (d->published)
+		atomic_store(&d->levels->level, 0);
+	levels_look_again(d);
 	bool resumed = d->attached_once;
 	d->attached_once = true;
 	d->broken = false;
@@ -662,6 +762,7 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 		log_msg("device %s re-attached (incarnation %u), state resumed", d->name, incarnation);
 	pthread_mutex_lock(&d->lock);
 	d->up = true;
+	levels_look_again(d);
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -708,6 +809,7 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		on_reply(d, m);
 		break;
 	case IPC_IRQ: {
+		STATS_ADD(irq_messages, 1);
 		uint64_t wait_ns = policy_irq_wait(&d->irq_budget, host_now_ns());
 		if (wait_ns) {
 			log_once("a device sends more than %d interrupt messages a second: slowing it down",
@@ -788,10 +890,23 @@ static void peer_changed(void *opaque, bool up)
 		log_msg("device %s went away; waiting for it to come back", d->name);
 	d->up = false;
 	lose_pending_locked(d);
+	levels_look_again(d); /* its published lines fall */
 	pthread_mutex_unlock(&d->lock);
 }
 
 /* ---- life cycle ---- */
+
+/* closing set (here): the level thread ends at once, before the state page
+ * it reads goes. */
+static void level_thread_stop(struct devproxy *d)
+{
+	atomic_store(&d->closing, true);
+	pthread_mutex_lock(&d->lock);
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	levels_look_again(d);
+	pthread_join(d->level_thread, NULL);
+}
 
 struct devproxy *devproxy_create(const char *name, const char *url,
 				 const struct devproxy_board *board, char *err, size_t errlen)
@@ -815,8 +930,15 @@ struct devproxy *devproxy_create(const char *name, const char *url,
 		free(d);
 		return NULL;
 	}
+	if (pthread_create(&d->level_thread, NULL, level_main, d)) {
+		snprintf(err, errlen, "device %s: cannot start its level thread", name);
+		ipc_close(d->chan);
+		free(d);
+		return NULL;
+	}
 	if (pthread_create(&d->rx_thread, NULL, receive_thread, d)) {
 		snprintf(err, errlen, "device %s: cannot start its receive thread", name);
+		level_thread_stop(d);
 		ipc_close(d->chan);
 		free(d);
 		return NULL;
@@ -887,6 +1009,7 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 			;
 	}
 	pthread_mutex_unlock(&d->lock);
+	level_thread_stop(d);
 	ipc_close(d->chan);
 	if (d->state_shm)
 		host_shm_close(d->state_shm);

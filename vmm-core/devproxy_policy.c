@@ -129,6 +129,10 @@ int policy_check_hello(const struct ipc_hello *h, char *why, size_t n)
 			snprintf(why, n, "irq %u is not a board line (0..%d)", gsi, BOARD_IRQ_LINES - 1);
 			return -1;
 		}
+		if ((h->irqs[i].flags & IPC_IRQ_PUBLISHED) && !host_shared_wait_supported()) {
+			snprintf(why, n, "line %u: a published level, which this host cannot wake on", i);
+			return -1;
+		}
 	}
 	for (uint32_t i = 0; i < h->nregs; i++)
 		if (check_reg(h, i, why, n))
@@ -147,7 +151,8 @@ bool policy_same_device(const struct ipc_hello *a, const struct ipc_hello *b)
 			return false;
 	}
 	for (uint32_t i = 0; i < a->nirqs && i < IPC_MAX_IRQS; i++)
-		if (a->irqs[i].gsi != b->irqs[i].gsi || a->irqs[i].trigger != b->irqs[i].trigger)
+		if (a->irqs[i].gsi != b->irqs[i].gsi || a->irqs[i].trigger != b->irqs[i].trigger ||
+		    a->irqs[i].flags != b->irqs[i].flags)
 			return false;
 	for (uint32_t i = 0; i < a->nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *x = &a->regs[i], *y = &b->regs[i];
@@ -412,7 +417,8 @@ int policy_place(struct slot_table *t, const char *name, const struct ipc_hello 
 		}
 		r->base = BOARD_VIRTIO_MMIO_BASE + (uint64_t)slot * IPC_VIRTIO_MMIO_SIZE;
 		placed->irqs[r->irq] = (struct ipc_irq_line){
-			.gsi = BOARD_VIRTIO_MMIO_GSI + (uint32_t)slot, .trigger = IPC_TRIGGER_LEVEL};
+			.gsi = BOARD_VIRTIO_MMIO_GSI + (uint32_t)slot, .trigger = IPC_TRIGGER_LEVEL,
+			.flags = h->irqs[r->irq].flags};
 		/* The device declared this range's registers at offsets from 0,
 		 * not knowing its base: they move with it. */
 		for (uint32_t j = 0; j < h->nregs && j < IPC_MAX_REGS; j++)

@@ -149,6 +149,7 @@ static void interrupt_ack(struct virtio_dev *dev, uint32_t ack)
 	struct virtio_mmio_state *s = dev->state;
 	uint32_t again = s->interrupt_resignal & ack;
 	s->interrupt_resignal &= ~ack;
+	dev->acks_resignalled += again != 0;
 	set_interrupt_status(dev, (s->interrupt_status & ~ack) | again);
 	if (s->interrupt_status)
 		dev->irq(dev->opaque, 1);

@@ -16,8 +16,8 @@
  * and ConfigGeneration have reads without side effects, so the device
  * declares them IPC_REG_SHADOW (virtio_mmio_hello_regs) and the core answers
  * them from the state page.  The library calls dev->publish_shadow whenever
- * one of their values changes, always before the IRQ message that makes the
- * guest read it.  With QueueNotify declared a stream register (or a
+ * one of their values changes, always before the line's level that makes
+ * the guest read it (the level's store releases it).  With QueueNotify declared a stream register (or a
  * doorbell: virtio_mmio_hello_doorbell) and InterruptACK a posted write, an
  * interrupt costs the guest no synchronous round trip: read InterruptStatus
  * (shadow), write InterruptACK (posted), read the used ring (shared
@@ -155,10 +155,18 @@ struct virtio_dev {
 	void (*reset)(void *opaque);
 	/* Optional: the driver set DRIVER_OK (e.g. for a first config interrupt). */
 	void (*driver_ok)(void *opaque);
-	/* Set the interrupt line's level (the device library sends IPC_IRQ). */
+	/* Set the interrupt line's level (devlib publishes it in the state page, or
+	 * sends IPC_IRQ where the host cannot wake across processes). */
 	void (*irq)(void *opaque, int level);
 	/* Store a shadowed register's new value in the state page. */
 	void (*publish_shadow)(void *opaque, enum virtio_mmio_shadow which, uint32_t value);
+
+	/* For the device's MINIVM_STATS line: acknowledges that found their
+	 * bits signalled again while pending, and raised the line again
+	 * (interrupt_ack): interrupts that came only with the acknowledge's
+	 * arrival — one the guest waited for, if the core had lowered the
+	 * line on that acknowledge first, else a spurious one. */
+	uint64_t acks_resignalled;
 };
 
 /* The registers a virtio-mmio device at MMIO address base (0 for a slot

@@ -1,7 +1,7 @@
 /* test_core_devproxy.c - a device proxy against a scripted device process
  * (this test, on the other end of a real nng socket): attach and reject,
- * round-trip and shadow reads, posted writes, doorbells, a restart that resumes, and a
- * hostile device marked broken instead of hanging or crashing the core. */
+ * round-trip and shadow reads, posted writes, doorbells, published line levels, a restart
+ * that resumes, and a hostile device marked broken instead of hanging or crashing the core. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -36,6 +36,7 @@ struct fixture {
 	struct ipc_state_page *state;
 	struct slot_table slots;
 	_Atomic int irqs, lowers, quits;
+	_Atomic int level[24], sets[24]; /* each line's level as the board has it, and its settings */
 };
 
 static void hook_irq(void *opaque, unsigned line, int level)
@@ -45,6 +46,9 @@ static void hook_irq(void *opaque, unsigned line, int level)
 		f->irqs++;
 	if (line == 4 && level == 0)
 		f->lowers++;
+	assert_true(line < 24);
+	f->level[line] = level;
+	f->sets[line]++;
 }
 
 static void hook_quit(void *opaque)
@@ -825,6 +829,193 @@ static void test_core_message_from_device_breaks_it(void **state)
 	assert_true(lsr_becomes(f, 0xff));
 }
 
+/* ---- published line levels ---- */
+
+#define PUB_GSI 10      /* the published line, line 1 of pub_hello */
+#define PUB_BASE 0x500  /* its range */
+#define PUB_ACK 0x504   /* an acknowledge that lowers it, over shadow slot 7 */
+
+/* uart_hello plus a level-triggered line the device publishes, with a
+ * range and an interrupt acknowledge of its own (as virtio-mmio's). */
+static struct ipc_msg pub_hello(void)
+{
+	struct ipc_msg m = uart_hello();
+	struct ipc_hello *h = &m.u.hello;
+	h->ranges[h->nranges++] = (struct ipc_range){.space = IPC_SPACE_PIO, .base = PUB_BASE,
+						     .size = 8, .has_irq = true, .irq = 1};
+	h->irqs[h->nirqs++] = (struct ipc_irq_line){.gsi = PUB_GSI, .trigger = IPC_TRIGGER_LEVEL,
+						    .flags = IPC_IRQ_PUBLISHED};
+	h->regs[h->nregs++] = (struct ipc_reg){IPC_SPACE_PIO, 4, IPC_REG_ACK_LOWERS, 7, PUB_ACK, 0};
+	return m;
+}
+
+/* Attach with a published line; false where the host cannot wake across
+ * processes (Windows), after checking that the core refuses it there. */
+static bool pub_attach(struct fixture *f, const struct ipc_msg *hello)
+{
+	if (!host_shared_wait_supported()) {
+		assert_int_equal(dev_hello(f, hello).type, IPC_REJECT);
+		return false;
+	}
+	dev_attach_with(f, hello);
+	return true;
+}
+
+/* The device's side (devlib does the same): the level of line 1, said. */
+static void dev_say_level(struct fixture *f, int level)
+{
+	struct ipc_irq_levels *lv = &f->state->irq;
+	atomic_store(&lv->level, level ? 1u << 1 : 0);
+	atomic_fetch_add(&lv->said, 1);
+	if (atomic_load(&lv->core_sleeps))
+		host_shared_wake(&lv->said);
+}
+
+/* Until the board's line has `level`; false after 5 s. */
+static bool line_becomes(struct fixture *f, unsigned line, int level)
+{
+	for (int i = 0; i < 500; i++) {
+		if (f->level[line] == level)
+			return true;
+		host_sleep_ms(10);
+	}
+	return false;
+}
+
+/* Until the core's thread has looked at the levels once more than `looks`
+ * and gone back to sleep (everything it saw is applied); false after 5 s. */
+static bool looked_since(struct fixture *f, uint64_t looks)
+{
+	for (int i = 0; i < 500; i++) {
+		if (atomic_load(&core_stats.level_looks) > looks && atomic_load(&f->state->irq.core_sleeps))
+			return true;
+		host_sleep_ms(10);
+	}
+	return false;
+}
+
+static bool core_thread_sleeps(struct fixture *f)
+{
+	for (int i = 0; i < 500; i++) {
+		if (atomic_load(&f->state->irq.core_sleeps))
+			return true;
+		host_sleep_ms(10);
+	}
+	return false;
+}
+
+/* A level said while the core's thread sleeps wakes it; levels said while
+ * it runs are not lost (the last wins); no IPC_IRQ travels. */
+static void test_published_level_sets_the_line(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = pub_hello();
+	if (!pub_attach(f, &hello))
+		return;
+	assert_true(core_thread_sleeps(f));
+	uint64_t messages = atomic_load(&core_stats.irq_messages);
+	dev_say_level(f, 1);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+	dev_say_level(f, 0);
+	assert_true(line_becomes(f, PUB_GSI, 0));
+	/* A burst, the core's thread waking and looking meanwhile. */
+	for (int i = 0; i < 20000; i++)
+		dev_say_level(f, i & 1);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+	uint64_t looks = atomic_load(&core_stats.level_looks);
+	dev_say_level(f, 0);
+	assert_true(looked_since(f, looks));
+	assert_int_equal(f->level[PUB_GSI], 0);
+	assert_int_equal(atomic_load(&core_stats.irq_messages), messages);
+	assert_int_equal(f->sets[4], 0); /* the edge line is not the thread's */
+}
+
+/* The core lowers the line on an acknowledge (IPC_REG_ACK_LOWERS) while
+ * the word still says high; the device, applying the ACK with more
+ * pending, says "high" again without changing the word: the line rises. */
+static void test_published_level_said_again_after_an_acknowledge(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = pub_hello();
+	if (!pub_attach(f, &hello))
+		return;
+	atomic_store(&f->state->shadow[7], 1); /* pending: bit 0 */
+	f->state->magic = IPC_STATE_MAGIC;
+	dev_say_level(f, 1);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+	bus_write(&f->bus, IPC_SPACE_PIO, PUB_ACK, 4, 1);
+	assert_int_equal(f->level[PUB_GSI], 0); /* lowered before the write left */
+	struct ipc_msg ack = dev_recv(f);
+	assert_int_equal(ack.type, IPC_IO_WRITE);
+	assert_int_equal(ack.u.io.addr, PUB_ACK);
+	assert_int_equal(atomic_load(&f->state->irq.level), 1u << 1); /* unchanged */
+	dev_say_level(f, 1);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+}
+
+/* A device that goes away takes its published line down; its last word
+ * is not applied again, not even if a dying process still writes it; the
+ * next incarnation starts from a cleared word and says its own level. */
+static void test_published_line_falls_with_its_device(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = pub_hello();
+	if (!pub_attach(f, &hello))
+		return;
+	dev_say_level(f, 1);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+	dev_die(f);
+	assert_true(line_becomes(f, PUB_GSI, 0));
+	uint64_t looks = atomic_load(&core_stats.level_looks);
+	dev_say_level(f, 1); /* the dead incarnation's last word */
+	assert_true(looked_since(f, looks));
+	assert_int_equal(f->level[PUB_GSI], 0);
+
+	struct ipc_msg w = dev_hello(f, &hello);
+	assert_int_equal(w.type, IPC_WELCOME);
+	char err[128];
+	assert_int_equal(devproxy_wait_attached(f->proxy, 5000, err, sizeof(err)), 0);
+	assert_int_equal(atomic_load(&f->state->irq.level), 0); /* cleared at the HELLO */
+	assert_true(line_becomes(f, PUB_GSI, 0));
+	dev_say_level(f, 1);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+}
+
+/* Garbage in the word moves only the device's published lines: not its
+ * edge line (4), not lines it never declared. */
+static void test_published_garbage_moves_only_its_lines(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = pub_hello();
+	if (!pub_attach(f, &hello))
+		return;
+	assert_true(core_thread_sleeps(f));
+	uint64_t looks = atomic_load(&core_stats.level_looks);
+	atomic_store(&f->state->irq.level, 0xffffffffu);
+	atomic_fetch_add(&f->state->irq.said, 1);
+	host_shared_wake(&f->state->irq.said);
+	assert_true(looked_since(f, looks));
+	assert_int_equal(f->level[PUB_GSI], 1);
+	for (unsigned line = 0; line < 24; line++)
+		if (line != PUB_GSI)
+			assert_int_equal(f->sets[line], 0);
+}
+
+/* A published line on an edge-triggered line is refused by the decoder
+ * (test_ipc_codec); here, a device that sends IPC_IRQ for its published
+ * line anyway is served as before: the message sets it. */
+static void test_published_line_still_takes_a_message(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = pub_hello();
+	if (!pub_attach(f, &hello))
+		return;
+	struct ipc_msg irq = {.type = IPC_IRQ, .seq = 5};
+	irq.u.irq = (struct ipc_irq){.line = PUB_GSI, .level = 1};
+	assert_int_equal(ipc_send(f->dev, &irq), IPC_OK);
+	assert_true(line_becomes(f, PUB_GSI, 1));
+}
+
 /* Ends the program as a failure if destroy hangs, rather than hanging ctest. */
 static _Atomic bool destroy_returned;
 
@@ -894,6 +1085,11 @@ int main(void)
 		T(test_undeclared_irq_breaks_device),
 		T(test_core_message_from_device_breaks_it),
 		T(test_device_not_reading_cannot_hang_shutdown),
+		T(test_published_level_sets_the_line),
+		T(test_published_level_said_again_after_an_acknowledge),
+		T(test_published_line_falls_with_its_device),
+		T(test_published_garbage_moves_only_its_lines),
+		T(test_published_line_still_takes_a_message),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

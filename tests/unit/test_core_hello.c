@@ -106,6 +106,25 @@ static void test_register_malformed(void **state)
 	expect_rejected(&h, "twice");
 }
 
+/* A published line (IPC_IRQ_PUBLISHED) needs a host that wakes across
+ * processes; a restart must publish what the first incarnation did. */
+static void test_published_line_declarations(void **state)
+{
+	char why[128];
+	struct ipc_hello h = uart_hello(), first;
+	h.irqs[h.nirqs++] = (struct ipc_irq_line){.gsi = 10, .trigger = IPC_TRIGGER_LEVEL,
+						  .flags = IPC_IRQ_PUBLISHED};
+	if (!host_shared_wait_supported()) {
+		expect_rejected(&h, "cannot wake");
+		return;
+	}
+	assert_int_equal(policy_check_hello(&h, why, sizeof(why)), 0);
+	first = h;
+	h.irqs[1].flags = 0;
+	assert_false(policy_same_device(&first, &h));
+	assert_true(policy_same_device(&first, &first));
+}
+
 /* A doorbell's slot indexes the state page's doorbells: in range, not also
  * a shadow or an acknowledge; a wait only with a doorbell. */
 static void test_doorbell_declarations(void **state)
@@ -294,6 +313,7 @@ int main(void)
 		cmocka_unit_test(test_register_outside_own_ranges),
 		cmocka_unit_test(test_register_malformed),
 		cmocka_unit_test(test_doorbell_declarations),
+		cmocka_unit_test(test_published_line_declarations),
 		cmocka_unit_test(test_restart_must_declare_the_same),
 		cmocka_unit_test(test_slots_by_name),
 		cmocka_unit_test(test_slot_registers_and_ack_lowers),

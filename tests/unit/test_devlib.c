@@ -4,7 +4,8 @@
  * numbered IRQs, the slot placement WELCOME gives (and a WELCOME that
  * misplaces a range refused), writes kept from before WELCOME (reads dropped), REJECT,
  * SHUTDOWN, the core going away, the event loop's host handles, timer
- * deadline and wake-up from another thread, and doorbells. */
+ * deadline and wake-up from another thread, doorbells, and level-triggered
+ * lines published in the state page instead of sent. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -547,6 +548,75 @@ static void test_doorbell_rings_reach_the_device(void **state)
 	shutdown_device(r);
 }
 
+/* The core's level thread (vmm-core's devproxy does the same): asleep on
+ * `said` until the device says a level. */
+struct level_sleeper {
+	struct ipc_irq_levels *lv;
+	uint32_t said;  /* before */
+	_Atomic bool asleep;
+	bool woken;     /* said moved, and the thread woke long before its bound */
+	pthread_t thread;
+};
+
+static void *level_sleeper_main(void *arg)
+{
+	struct level_sleeper *s = arg;
+	uint64_t deadline = host_now_ns() + 30000000000ull; /* a missed wake-up: fails */
+	atomic_store(&s->lv->core_sleeps, 1);
+	s->asleep = true;
+	while (atomic_load(&s->lv->said) == s->said && host_now_ns() < deadline)
+		host_shared_wait(&s->lv->said, s->said, 30000000);
+	atomic_store(&s->lv->core_sleeps, 0);
+	s->woken = atomic_load(&s->lv->said) != s->said && host_now_ns() < deadline;
+	return NULL;
+}
+
+/* A level-triggered line is declared published: its levels go to the state
+ * page, each saying counted (an unchanged level too: the core may have
+ * lowered the line meanwhile), and a core thread asleep on the count is
+ * woken.  The edge-triggered line stays a message. */
+static void test_level_lines_are_published(void **state)
+{
+	struct rig *r = *state;
+	assert_true(host_shared_wait_supported()); /* this test is built on Linux only */
+	struct ipc_state_page *p = host_shm_ptr(r->state);
+	atomic_store(&p->irq.level, 0); /* the core clears the word at each HELLO */
+	start_device(r);
+	struct ipc_msg m;
+	recv_msg(r, &m, IPC_HELLO);
+	assert_int_equal(m.u.hello.irqs[0].flags, 0); /* edge */
+	assert_int_equal(m.u.hello.irqs[1].flags, IPC_IRQ_PUBLISHED);
+	send_welcome(r, m.seq);
+	expect_attach_irqs(r); /* the edge line's, as messages */
+
+	struct level_sleeper s = {.lv = &p->irq, .said = atomic_load(&p->irq.said)};
+	assert_int_equal(pthread_create(&s.thread, NULL, level_sleeper_main, &s), 0);
+	wait_until(&s.asleep);
+	dev_lock(r->fake.loop);
+	dev_irq(r->fake.loop, SLOT_GSI, 1);
+	dev_unlock(r->fake.loop);
+	pthread_join(s.thread, NULL);
+	assert_true(s.woken);
+	assert_int_equal(atomic_load(&p->irq.said), s.said + 1);
+	assert_int_equal(atomic_load(&p->irq.level), 1u << 1); /* line 1 of the HELLO */
+
+	dev_lock(r->fake.loop);
+	dev_irq(r->fake.loop, SLOT_GSI, 1); /* said again */
+	assert_int_equal(atomic_load(&p->irq.said), s.said + 2);
+	assert_int_equal(atomic_load(&p->irq.level), 1u << 1);
+	dev_irq(r->fake.loop, SLOT_GSI, 0);
+	assert_int_equal(atomic_load(&p->irq.said), s.said + 3);
+	assert_int_equal(atomic_load(&p->irq.level), 0);
+	dev_unlock(r->fake.loop);
+
+	/* None of them was a message: the next one is the PING's answer. */
+	struct ipc_msg ping = {.type = IPC_PING, .seq = ++r->seq};
+	send_msg(r, &ping);
+	recv_msg(r, &m, IPC_PONG);
+	assert_int_equal(m.seq, ping.seq);
+	shutdown_device(r);
+}
+
 int main(void)
 {
 	log_init("test_devlib");
@@ -558,6 +628,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_core_gone_ends_the_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_event_loop_handles_timer_and_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_doorbell_rings_reach_the_device, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_level_lines_are_published, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -428,8 +428,24 @@ static void test_hello_v2_hostile(void **state)
 	b[HELLO_LINES + 4] = 2;
 	assert_refused(b, len);
 	memcpy(b, buf, len);
-	b[HELLO_LINES + 5] = 1;
+	b[HELLO_LINES + 6] = 1;
 	assert_refused(b, len);
+	/* Line flags (protocol 3): unknown ones, and a published edge line. */
+	memcpy(b, buf, len);
+	b[HELLO_LINES + 8 + 5] = 0x2;
+	assert_refused(b, len);
+	m = good;
+	m.u.hello.irqs[0].flags = IPC_IRQ_PUBLISHED; /* IRQ 4, edge */
+	refused_by_encoder(&m);
+	m = good;
+	m.u.hello.irqs[1].flags = IPC_IRQ_PUBLISHED; /* the slot's level line */
+	size_t published_len = encode_ok(&m, b);
+	assert_int_equal(b[HELLO_LINES + 8 + 5], IPC_IRQ_PUBLISHED);
+	struct ipc_msg back;
+	char err[128];
+	assert_int_equal(ipc_decode(b, published_len, &back, err, sizeof(err)), IPC_OK);
+	assert_int_equal(back.u.hello.irqs[1].flags, IPC_IRQ_PUBLISHED);
+	assert_int_equal(back.u.hello.irqs[0].flags, 0);
 
 	/* A uart16550 is 8 bytes. */
 	m = good;

@@ -275,6 +275,7 @@ static void test_ack_in_flight_loses_nothing(void **unused)
 	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, seen);
 	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), VIRTIO_MMIO_INT_VRING);
 	assert_int_equal(f->level, 1); /* the guest takes one more interrupt */
+	assert_int_equal(f->dev.acks_resignalled, 1); /* it waited for the ACK */
 	/* That one acknowledged with nothing new: the line goes down. */
 	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, f->shadow[VIRTIO_SHADOW_INTERRUPT_STATUS]);
 	assert_int_equal(f->level, 0);
@@ -282,6 +283,7 @@ static void test_ack_in_flight_loses_nothing(void **unused)
 	virtio_mmio_interrupt(&f->dev, VIRTIO_MMIO_INT_VRING);
 	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, VIRTIO_MMIO_INT_VRING);
 	assert_int_equal(f->level, 0);
+	assert_int_equal(f->dev.acks_resignalled, 1);
 	fake_free(f);
 }
 
