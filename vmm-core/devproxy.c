@@ -703,6 +703,8 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	/* Before a HELLO, what arrives is the tail of a dead incarnation. */
 	if (!up || broken)
 		return;
+	if (m->type == IPC_IRQ)
+		STATS_ADD(irq_msgs, 1);
 	switch (m->type) {
 	case IPC_IO_REPLY:
 		on_reply(d, m);
