@@ -38,7 +38,7 @@
 #include "host.h"
 
 #define IPC_MAGIC 0x564du /* "MV" on the wire */
-#define IPC_PROTO_VERSION 2
+#define IPC_PROTO_VERSION 3
 #define IPC_HDR_SIZE 16
 #define IPC_MAX_MSG 1024 /* no valid message is larger */
 
@@ -123,6 +123,9 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 #define IPC_READ_ACK_IDLE (1ull << 18)    /* without the event, nothing holds the line up */
 #define IPC_READ_ACK_STREAM_RAISES (1ull << 19) /* a stream write raises the event now (a
                                                  * 16550 with DLAB set writes the divisor instead) */
+#define IPC_READ_ACK_LINE_UP (1ull << 21) /* with the event pending, the line is up (a 16550
+                                           * with IER's ETBEI set): the core raises the line
+                                           * itself when a stream write makes it pending */
 /* A doorbell (virtio's QueueNotify): a write of a value below 32 is not a
  * message.  The core sets bit `value` of state->doorbell.pending[slot]
  * (slot < IPC_MAX_DOORBELLS), counts the ring in doorbell.rung and wakes
@@ -248,6 +251,28 @@ struct ipc_welcome {
 	 * (guest_mem_set_regions: the decoder has checked the layout). */
 	uint32_t nregions;
 	struct guest_mem_region ram_regions[GUEST_MEM_MAX_REGIONS];
+	/* The IPC_IRQ messages from this device's incarnations the core has
+	 * applied so far: where this incarnation's count starts
+	 * (struct ipc_line_note). */
+	uint32_t irqs_applied;
+};
+
+/* What the core did to the line of the register's range just before it sent
+ * an IO_WRITE, IO_WRITE_RUN or IO_READ_DONE (zero for the other messages):
+ * raised it (a stream write made an IPC_REG_READ_ACK event pending whose
+ * word says IPC_READ_ACK_LINE_UP) or lowered it (an acknowledge, or the pop
+ * that emptied the receive ring, with nothing else holding it up).
+ * irqs_applied: how many IPC_IRQ messages from this device (every
+ * incarnation, counted from the core's start, modulo 2^32) the core had
+ * applied to its lines before it did so.  A device that has sent exactly
+ * that many (WELCOME's irqs_applied plus its own since) knows the line's
+ * level now; otherwise one of its messages may still land after the core's
+ * change, and it says its level again (docs/ARCHITECTURE.md, "THRE raised by
+ * the core"). */
+enum ipc_line_action { IPC_LINE_UNTOUCHED = 0, IPC_LINE_RAISED = 1, IPC_LINE_LOWERED = 2 };
+struct ipc_line_note {
+	uint8_t action; /* enum ipc_line_action */
+	uint32_t irqs_applied;
 };
 
 struct ipc_io {
@@ -255,6 +280,7 @@ struct ipc_io {
 	uint8_t size; /* 1, 2, 4 or 8 */
 	uint64_t addr;
 	uint64_t data; /* write data (fits in size bytes), or the reply's read data */
+	struct ipc_line_note line; /* IO_WRITE and IO_READ_DONE */
 };
 
 /* The most bytes one IPC_IO_WRITE_RUN carries. */
@@ -264,6 +290,7 @@ struct ipc_io_run {
 	uint8_t space;
 	uint16_t count; /* 1..IPC_IO_RUN_MAX */
 	uint64_t addr;  /* each write is 1 byte here */
+	struct ipc_line_note line; /* the core acted before the first write was applied */
 	uint8_t data[IPC_IO_RUN_MAX];
 };
 

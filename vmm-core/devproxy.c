@@ -85,6 +85,10 @@ struct devproxy {
 	/* Per declared register (hello.regs' index), for IPC_REG_READ_ACK ones. */
 	struct read_ack_track read_ack[IPC_MAX_REGS];
 	struct pending_read *pending;
+	/* IPC_IRQ messages from the device (every incarnation) applied to the
+	 * board's lines: written by the receive thread after each, read by
+	 * the vCPU that changes a line itself (touch_line). */
+	_Atomic uint32_t irqs_applied;
 	char reject_reason[IPC_MAX_REASON];
 	struct irq_budget irq_budget; /* receive thread only */
 
@@ -238,13 +242,29 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
 	return p.data;
 }
 
+/* Set line gsi to level on the core's own knowledge (an acknowledge
+ * lowers it, a stream write raises it), and say so in the note that the
+ * next message to the device carries: with how many of the device's
+ * IPC_IRQ messages had been applied before, so that the device knows
+ * whether one of its own may still land after this (ipc.h, struct
+ * ipc_line_note).  That count is read first: a message counted has been
+ * applied before the change.  send_lock held, so that the notes reach the
+ * device in the order of the changes. */
+static struct ipc_line_note touch_line(struct devproxy *d, int gsi, int level)
+{
+	struct ipc_line_note note = {.action = level ? IPC_LINE_RAISED : IPC_LINE_LOWERED,
+				     .irqs_applied = atomic_load(&d->irqs_applied)};
+	d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, level);
+	return note;
+}
+
 /* A read answered here that the device must learn of (m, IPC_IO_READ_DONE):
  * lower line lower_gsi first if it is one (>= 0), then post m.  Called with
  * send_lock held and lock released; releases send_lock. */
-static void post_read_done(struct devproxy *d, int lower_gsi, const struct ipc_msg *m)
+static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
 {
 	if (lower_gsi >= 0) {
-		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)lower_gsi, 0);
+		m->u.io.line = touch_line(d, lower_gsi, 0);
 		STATS_ADD(acks_lowered, 1);
 	}
 	int rc = send_until_abort(d, m);
@@ -382,15 +402,21 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 }
 
 /* The stream write of seq to reg may raise the events of the
- * read-acknowledge registers of its range.  Lock held. */
-static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
+ * read-acknowledge registers of its range: the line to raise for them
+ * (policy_stream_written), or -1.  Lock held. */
+static int raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
 {
+	int raise_gsi = -1;
 	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *ra = &d->hello.regs[i];
-		if (ra->slot < IPC_MAX_REGS)
-			policy_stream_written(&d->hello, reg, ra, d->state, d->slot_mark[ra->slot], seq,
-					      &d->read_ack[i]);
+		if (ra->slot >= IPC_MAX_REGS)
+			continue;
+		int gsi = policy_stream_written(&d->hello, reg, ra, d->state, d->slot_mark[ra->slot], seq,
+						&d->read_ack[i]);
+		if (gsi >= 0)
+			raise_gsi = gsi;
 	}
+	return raise_gsi;
 }
 
 /* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
@@ -457,8 +483,14 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 		}
 		r->data[r->count++] = (uint8_t)m->u.io.data;
 		m->seq = d->run.seq;
-		raise_read_acks_locked(d, reg, m->seq);
+		int raise_gsi = raise_read_acks_locked(d, reg, m->seq);
 		pthread_mutex_unlock(&d->lock);
+		/* The run leaves later, but before any message with a later
+		 * seq: the device learns of the raise before anything else. */
+		if (raise_gsi >= 0) {
+			r->line = touch_line(d, raise_gsi, 1);
+			STATS_ADD(lines_raised, 1);
+		}
 		if (host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
 			rc = flush_run(d);
 	} else {
@@ -466,8 +498,12 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 		for (unsigned s = 0; s < IPC_MAX_REGS; s++)
 			if (changes & (1u << s))
 				d->slot_mark[s] = m->seq;
-		raise_read_acks_locked(d, reg, m->seq);
+		int raise_gsi = raise_read_acks_locked(d, reg, m->seq);
 		pthread_mutex_unlock(&d->lock);
+		if (raise_gsi >= 0) {
+			m->u.io.line = touch_line(d, raise_gsi, 1);
+			STATS_ADD(lines_raised, 1);
+		}
 		rc = send_until_abort(d, m);
 	}
 	pthread_mutex_unlock(&d->send_lock);
@@ -643,6 +679,8 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	else
 		w.u.welcome.ram_regions[0] = (struct guest_mem_region){0, d->board.ram->size};
 	w.u.welcome.state_size = IPC_STATE_SIZE;
+	/* This thread alone counts them: exact. */
+	w.u.welcome.irqs_applied = atomic_load(&d->irqs_applied);
 	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", d->board.ram_name);
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
 		 host_shm_name(d->state_shm));
@@ -703,8 +741,6 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	/* Before a HELLO, what arrives is the tail of a dead incarnation. */
 	if (!up || broken)
 		return;
-	if (m->type == IPC_IRQ)
-		STATS_ADD(irq_msgs, 1);
 	switch (m->type) {
 	case IPC_IO_REPLY:
 		on_reply(d, m);
@@ -738,6 +774,12 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		snprintf(why, sizeof(why), "unexpected %s", ipc_type_name(m->type));
 		mark_broken(d, why);
 	}
+	}
+	/* After the line changed: a vCPU that reads the count and then
+	 * changes a line itself changes it after every message counted. */
+	if (m->type == IPC_IRQ) {
+		atomic_fetch_add(&d->irqs_applied, 1);
+		STATS_ADD(irq_msgs, 1);
 	}
 }
 

@@ -345,27 +345,35 @@ int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *re
 	return range_gsi(h, read_ack);
 }
 
-void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
-			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
-			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t)
+int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			  const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			  uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t)
 {
 	if (!written || !(written->flags & IPC_REG_STREAM) || !(read_ack->flags & IPC_REG_READ_ACK) ||
 	    read_ack->slot >= IPC_MAX_REGS || !state)
-		return;
+		return -1;
 	int r = range_of(h, written);
 	if (r < 0 || r != range_of(h, read_ack))
-		return;
+		return -1;
 	/* What makes a stream write raise the event (a 16550's DLAB clear)
 	 * changes only with ordered writes: once those are applied, the word
 	 * says how this write acts. */
-	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC ||
-	    atomic_load_explicit(&state->applied_seq, memory_order_acquire) < ordered_mark) {
+	uint64_t applied = atomic_load_explicit(&state->applied_seq, memory_order_acquire);
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC || applied < ordered_mark) {
 		*t = (struct read_ack_track){.unknown = true, .seq = seq};
-		return;
+		return -1;
 	}
 	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
-	if (w & IPC_READ_ACK_STREAM_RAISES)
-		*t = (struct read_ack_track){.pending = true, .seq = seq};
+	if (!(w & IPC_READ_ACK_STREAM_RAISES))
+		return -1;
+	/* Pending before this write, as a read now would see it
+	 * (policy_read_ack); not known counts as not pending. */
+	bool was_pending = applied >= t->seq ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending && !t->unknown;
+	*t = (struct read_ack_track){.pending = true, .seq = seq};
+	/* The event is the device's interrupt: the line goes up now, as the
+	 * device would raise it applying this write.  Already pending: the
+	 * line is up already, or the device says so itself. */
+	return !was_pending && (w & IPC_READ_ACK_LINE_UP) ? range_gsi(h, read_ack) : -1;
 }
 
 uint32_t policy_write_changes(const struct ipc_reg *reg)

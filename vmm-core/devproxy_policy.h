@@ -139,10 +139,12 @@ int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *re
  * read_ack: a stream register of the same range raises its event if the
  * word says stream writes do (IPC_READ_ACK_STREAM_RAISES) and can be
  * trusted (as for policy_read_ack); if it cannot, the event is unknown
- * until the device has applied seq.  Updates *t. */
-void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
-			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
-			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
+ * until the device has applied seq.  Updates *t.  Returns the GSI of the
+ * range's line if the core raises it now (the write made the event
+ * pending, and the word says IPC_READ_ACK_LINE_UP), else -1. */
+int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			  const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			  uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
 
 /* The shadow slots a write to reg (NULL: an undeclared register) may
  * change, one bit per slot: reads of those wait until the device has

@@ -176,6 +176,54 @@ static void test_rx_ring_puts_its_interrupt_on_top(void **state)
 	assert_false(policy_read_ack(&hello, &hello.regs[2], &page, 10, &t, &a));
 }
 
+/* Which THR writes raise IRQ 4 in the core: the one that makes THRE
+ * pending (as a read would see it now), with the word trusted, saying that
+ * stream writes raise it and that it holds the line up (ETBEI). */
+static void test_stream_write_raises_the_line(void **state)
+{
+	hello.ranges[0].has_irq = true;
+	hello.nirqs = 1;
+	hello.irqs[0].gsi = 4;
+	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, 0x3fa, 0};
+	const struct ipc_reg *thr = &hello.regs[1], *iir = &hello.regs[2];
+	uint64_t w = 0xc1 | 0xc2 << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+		     IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP;
+	atomic_store(&page.shadow[6], w);
+	struct read_ack_track t = {0};
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 11, &t), 4);
+	assert_true(t.pending);
+	assert_int_equal(t.seq, 11);
+	/* Pending already (the core's own write, not applied yet): no more. */
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 11, &t), -1);
+	/* Acknowledged by the core (its READ_DONE not applied yet): again. */
+	t = (struct read_ack_track){.pending = false, .seq = 12};
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 13, &t), 4);
+	/* The device has applied everything and says pending: its line. */
+	atomic_store(&page.applied_seq, 13);
+	atomic_store(&page.shadow[6], w | IPC_READ_ACK_PENDING);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 14, &t), -1);
+	/* ETBEI off, DLAB set, or the word not trusted: nothing raised. */
+	t = (struct read_ack_track){.seq = 13};
+	atomic_store(&page.shadow[6], w & ~IPC_READ_ACK_LINE_UP);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 15, &t), -1);
+	assert_true(t.pending);
+	t = (struct read_ack_track){.seq = 13};
+	atomic_store(&page.shadow[6], w & ~IPC_READ_ACK_STREAM_RAISES);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 15, &t), -1);
+	assert_false(t.pending);
+	atomic_store(&page.shadow[6], w);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 14, 15, &t), -1);
+	assert_true(t.unknown);
+	page.magic = 0;
+	t = (struct read_ack_track){.seq = 13};
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 15, &t), -1);
+	assert_true(t.unknown);
+	/* After an unknown write, the next trusted one raises (at worst a
+	 * line already up goes up). */
+	page.magic = IPC_STATE_MAGIC;
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 16, &t), 4);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +236,7 @@ int main(void)
 		cmocka_unit_test_setup(test_which_writes_are_ordered, setup),
 		cmocka_unit_test_setup(test_rx_ring_indices_from_a_hostile_page, setup),
 		cmocka_unit_test_setup(test_rx_ring_puts_its_interrupt_on_top, setup),
+		cmocka_unit_test_setup(test_stream_write_raises_the_line, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
