@@ -224,8 +224,10 @@ static uint64_t iir_word(const struct uart16550 *u)
 		w |= IPC_READ_ACK_LINE_UP; /* THRE pending raises the output (IER's ETBEI) */
 	if (clear & UART_IIR_NO_INT)
 		w |= IPC_READ_ACK_IDLE;
+	/* With DLAB, offset 0 is the divisor and offset 1 DLM: no THR, no IER. */
 	if (!(u->lcr & UART_LCR_DLAB))
-		w |= IPC_READ_ACK_STREAM_RAISES; /* with DLAB, offset 0 is the divisor */
+		w |= IPC_READ_ACK_STREAM_RAISES | (uint64_t)UART_IER_THRI << 48 |
+		     (uint64_t)SLOT_COM1_IER << 56;
 	return w;
 }
 

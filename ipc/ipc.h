@@ -126,6 +126,15 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 #define IPC_READ_ACK_LINE_UP (1ull << 21) /* with the event pending, the line is up (a 16550
                                            * with IER's ETBEI set): the core raises the line
                                            * itself when a stream write makes it pending */
+/* The event's enable bits (a 16550's IER.ETBEI, 0 with DLAB set): the
+ * shadowed IPC_REG_CHANGES_ONLY register of the same range whose slot is
+ * IPC_READ_ACK_ENABLE_SLOT(w) enables the event with the bits of
+ * IPC_READ_ACK_ENABLE_MASK(w).  A write to it that only clears those bits
+ * (its shadow and the word current) changes its own shadow and nothing
+ * else: the core answers the event's register as if the event were not
+ * pending (its CLEAR value) until the device has applied that write. */
+#define IPC_READ_ACK_ENABLE_MASK(w) ((uint8_t)((w) >> 48))
+#define IPC_READ_ACK_ENABLE_SLOT(w) ((unsigned)((w) >> 56) & 0xff)
 /* A doorbell (virtio's QueueNotify): a write of a value below 32 is not a
  * message.  The core sets bit `value` of state->doorbell.pending[slot]
  * (slot < IPC_MAX_DOORBELLS), counts the ring in doorbell.rung and wakes

@@ -7,7 +7,10 @@
  * Locks: `lock` guards the attachment state and the pending reads; `send_lock`
  * keeps writes on the wire in seq order, so the device's applied_seq only
  * grows (taken before `lock`, never while waiting on `cond`).  No thread
- * holds `lock` across a blocking send.
+ * holds `lock` across a blocking send.  `line_lock` (innermost but for
+ * `lock`, which a broken device's IPC_IRQ takes under it) makes applying a
+ * device's IPC_IRQ and counting it one step for a vCPU that changes a
+ * line itself (touch_line).
  *
  * Device restarts: when the peer goes away, reads in flight are failed back to
  * their vCPU, which waits for the next HELLO and retries; writes wait for it
@@ -86,9 +89,10 @@ struct devproxy {
 	struct read_ack_track read_ack[IPC_MAX_REGS];
 	struct pending_read *pending;
 	/* IPC_IRQ messages from the device (every incarnation) applied to the
-	 * board's lines: written by the receive thread after each, read by
-	 * the vCPU that changes a line itself (touch_line). */
-	_Atomic uint32_t irqs_applied;
+	 * board's lines, under line_lock: counted by the receive thread with
+	 * each, read by the vCPU that changes a line itself (touch_line). */
+	pthread_mutex_t line_lock;
+	uint32_t irqs_applied;
 	char reject_reason[IPC_MAX_REASON];
 	struct irq_budget irq_budget; /* receive thread only */
 
@@ -252,9 +256,11 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
  * device in the order of the changes. */
 static struct ipc_line_note touch_line(struct devproxy *d, int gsi, int level)
 {
+	pthread_mutex_lock(&d->line_lock);
 	struct ipc_line_note note = {.action = level ? IPC_LINE_RAISED : IPC_LINE_LOWERED,
-				     .irqs_applied = atomic_load(&d->irqs_applied)};
+				     .irqs_applied = d->irqs_applied};
 	d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, level);
+	pthread_mutex_unlock(&d->line_lock);
 	return note;
 }
 
@@ -313,7 +319,9 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
 	}
 	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
-	d->read_ack[i] = (struct read_ack_track){.pending = false, .seq = m.seq};
+	d->read_ack[i].pending = false;
+	d->read_ack[i].unknown = false;
+	d->read_ack[i].seq = m.seq;
 	pthread_mutex_unlock(&d->lock);
 	post_read_done(d, a.lower_gsi, &m);
 	return true;
@@ -419,6 +427,25 @@ static int raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg,
 	return raise_gsi;
 }
 
+/* The slots an ordered write of value to reg changes, given that it may
+ * change `changes`: only reg's own if it merely disables the events of
+ * read-acknowledge registers (policy_event_disabled: the core then answers
+ * them as disabled without waiting for the device).  Lock held. */
+static uint32_t disable_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg,
+					 uint64_t value, uint64_t seq, uint32_t changes)
+{
+	if (!reg || reg->slot >= IPC_MAX_REGS)
+		return changes;
+	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
+		const struct ipc_reg *ra = &d->hello.regs[i];
+		if (ra->slot < IPC_MAX_REGS &&
+		    policy_event_disabled(&d->hello, reg, ra, d->state, d->slot_mark[reg->slot],
+					  d->slot_mark[ra->slot], value, seq, &d->read_ack[i]))
+			changes = 1u << reg->slot;
+	}
+	return changes;
+}
+
 /* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
  * register: it changes no shadow, so it may wait (a UART's THR). */
 static bool runnable(const struct ipc_msg *m, const struct ipc_reg *reg)
@@ -495,6 +522,8 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 			rc = flush_run(d);
 	} else {
 		m->seq = d->next_seq++;
+		if (m->type == IPC_IO_WRITE && !(reg && (reg->flags & IPC_REG_STREAM)))
+			changes = disable_read_acks_locked(d, reg, m->u.io.data, m->seq, changes);
 		for (unsigned s = 0; s < IPC_MAX_REGS; s++)
 			if (changes & (1u << s))
 				d->slot_mark[s] = m->seq;
@@ -680,7 +709,9 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 		w.u.welcome.ram_regions[0] = (struct guest_mem_region){0, d->board.ram->size};
 	w.u.welcome.state_size = IPC_STATE_SIZE;
 	/* This thread alone counts them: exact. */
-	w.u.welcome.irqs_applied = atomic_load(&d->irqs_applied);
+	pthread_mutex_lock(&d->line_lock);
+	w.u.welcome.irqs_applied = d->irqs_applied;
+	pthread_mutex_unlock(&d->line_lock);
 	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", d->board.ram_name);
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
 		 host_shm_name(d->state_shm));
@@ -741,6 +772,10 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	/* Before a HELLO, what arrives is the tail of a dead incarnation. */
 	if (!up || broken)
 		return;
+	/* An IPC_IRQ is applied and counted in one step (touch_line). */
+	bool irq = m->type == IPC_IRQ;
+	if (irq)
+		pthread_mutex_lock(&d->line_lock);
 	switch (m->type) {
 	case IPC_IO_REPLY:
 		on_reply(d, m);
@@ -775,10 +810,9 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		mark_broken(d, why);
 	}
 	}
-	/* After the line changed: a vCPU that reads the count and then
-	 * changes a line itself changes it after every message counted. */
-	if (m->type == IPC_IRQ) {
-		atomic_fetch_add(&d->irqs_applied, 1);
+	if (irq) {
+		d->irqs_applied++;
+		pthread_mutex_unlock(&d->line_lock);
 		STATS_ADD(irq_msgs, 1);
 	}
 }
@@ -851,6 +885,7 @@ struct devproxy *devproxy_create(const char *name, const char *url,
 	d->next_seq = 1;
 	pthread_mutex_init(&d->send_lock, NULL);
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->line_lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
 	snprintf(d->reject_reason, sizeof(d->reject_reason), "no HELLO");
 	char why[160];
@@ -936,6 +971,7 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 		host_shm_close(d->state_shm);
 	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->line_lock);
 	pthread_mutex_destroy(&d->send_lock);
 	free(d);
 }

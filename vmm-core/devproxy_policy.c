@@ -314,6 +314,10 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 	if (!device_knows && t->unknown)
 		return false;
 	bool pending = device_knows ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending;
+	/* Disabled by a write of the core's that the device has not applied:
+	 * not reported, and not holding the line up (policy_event_disabled). */
+	if (applied < t->disabled_seq)
+		pending = false;
 	/* Data in the receive ring outranks the event (a 16550's RX data over
 	 * THRE): the read then reports the data and acknowledges nothing. */
 	int rx = 0;
@@ -360,7 +364,9 @@ int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *writt
 	 * says how this write acts. */
 	uint64_t applied = atomic_load_explicit(&state->applied_seq, memory_order_acquire);
 	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC || applied < ordered_mark) {
-		*t = (struct read_ack_track){.unknown = true, .seq = seq};
+		t->pending = false;
+		t->unknown = true;
+		t->seq = seq;
 		return -1;
 	}
 	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
@@ -369,11 +375,40 @@ int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *writt
 	/* Pending before this write, as a read now would see it
 	 * (policy_read_ack); not known counts as not pending. */
 	bool was_pending = applied >= t->seq ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending && !t->unknown;
-	*t = (struct read_ack_track){.pending = true, .seq = seq};
+	t->pending = true;
+	t->unknown = false;
+	t->seq = seq;
 	/* The event is the device's interrupt: the line goes up now, as the
 	 * device would raise it applying this write.  Already pending: the
-	 * line is up already, or the device says so itself. */
-	return !was_pending && (w & IPC_READ_ACK_LINE_UP) ? range_gsi(h, read_ack) : -1;
+	 * line is up already, or the device says so itself; disabled by a
+	 * write the device has not applied: the word's LINE_UP is stale. */
+	bool line_up = (w & IPC_READ_ACK_LINE_UP) && applied >= t->disabled_seq;
+	return !was_pending && line_up ? range_gsi(h, read_ack) : -1;
+}
+
+bool policy_event_disabled(const struct ipc_hello *h, const struct ipc_reg *reg,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t reg_mark, uint64_t read_ack_mark, uint64_t value, uint64_t seq,
+			   struct read_ack_track *t)
+{
+	const uint32_t plain = IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY;
+	if (!reg || (reg->flags & plain) != plain || reg->slot >= IPC_MAX_REGS ||
+	    !(read_ack->flags & IPC_REG_READ_ACK) || read_ack->slot >= IPC_MAX_REGS || !state)
+		return false;
+	int r = range_of(h, reg);
+	if (r < 0 || r != range_of(h, read_ack))
+		return false;
+	uint64_t applied = atomic_load_explicit(&state->applied_seq, memory_order_acquire);
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC || applied < reg_mark ||
+	    applied < read_ack_mark)
+		return false;
+	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
+	uint64_t mask = IPC_READ_ACK_ENABLE_MASK(w);
+	uint64_t old = atomic_load_explicit(&state->shadow[reg->slot], memory_order_relaxed);
+	if (!mask || IPC_READ_ACK_ENABLE_SLOT(w) != reg->slot || !(old & mask) || value != (old & ~mask))
+		return false;
+	t->disabled_seq = seq;
+	return true;
 }
 
 uint32_t policy_write_changes(const struct ipc_reg *reg)

@@ -90,6 +90,10 @@ struct read_ack_track {
 	bool pending;
 	bool unknown; /* a stream write posted when the word could not say whether it raises */
 	uint64_t seq;
+	/* The seq of the last write that only disabled the event
+	 * (policy_event_disabled): until the device has applied it, the event
+	 * reads as not pending. */
+	uint64_t disabled_seq;
 };
 
 struct read_ack_answer {
@@ -145,6 +149,17 @@ int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *re
 int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
 			  const struct ipc_reg *read_ack, const struct ipc_state_page *state,
 			  uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
+
+/* A write of value to reg, posted with seq, that only clears the enable
+ * bits of read_ack's event (IPC_READ_ACK_ENABLE_*: reg is the register the
+ * word names, in the same range, and its shadow and the word are current:
+ * applied_seq has reached reg_mark and read_ack_mark, the slots' marks):
+ * true, and *t records the event as disabled until the device has applied
+ * seq; the write then changes reg's own slot only.  Else false. */
+bool policy_event_disabled(const struct ipc_hello *h, const struct ipc_reg *reg,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t reg_mark, uint64_t read_ack_mark, uint64_t value, uint64_t seq,
+			   struct read_ack_track *t);
 
 /* The shadow slots a write to reg (NULL: an undeclared register) may
  * change, one bit per slot: reads of those wait until the device has

@@ -482,6 +482,56 @@ static void test_thre_raised_by_the_core(void **state)
 	assert_int_equal(run.u.run.line.irqs_applied, 3);
 }
 
+static void dev_expect_nothing(struct fixture *f);
+
+/* Linux's 8250 turns ETBEI off when it has nothing more to send and then
+ * reads IIR: the IER write only clears the bit the word names, so it holds
+ * back only IER's own shadow, and IIR is answered at once ("none": the
+ * event is disabled) instead of waiting for the device to catch up with
+ * the output before it.  An IER write that changes anything else is
+ * ordered as before: the next IIR read is the device's. */
+static void test_etbei_off_answered_by_the_core(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_iir();
+	struct ipc_hello *h = &hello.u.hello;
+	h->regs[h->nregs++] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY, 7, IER,
+						1u << 7 | 1u << 6};
+	dev_attach_with(f, &hello);
+	uint64_t on = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+		      IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP | 0x02ull << 48 | 7ull << 56;
+	atomic_store(&f->state->shadow[7], 0x03);
+	dev_publish_iir(f, on, 0);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a');
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'b');
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x01);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	struct ipc_msg run = dev_recv(f), done = dev_recv(f), run2 = dev_recv(f), ier = dev_recv(f);
+	assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(done.type, IPC_IO_READ_DONE);
+	assert_int_equal(run2.type, IPC_IO_WRITE_RUN);
+	assert_int_equal(ier.type, IPC_IO_WRITE);
+	assert_int_equal(ier.u.io.data, 0x01);
+	dev_expect_nothing(f); /* no IO_READ: the core answered */
+	/* The device applied it all: ETBEI off in its word and shadow.  On
+	 * again is ordered (it raises THRE in the device): IIR asks. */
+	dev_publish_iir(f, IIR_NONE | IIR_NONE << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_IDLE |
+				   IPC_READ_ACK_STREAM_RAISES | 0x02ull << 48 | 7ull << 56, ier.seq);
+	atomic_store(&f->state->shadow[7], 0x01);
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x03);
+	struct vcpu_read r;
+	start_read(f, &r, IIR);
+	ier = dev_recv(f);
+	assert_int_equal(ier.type, IPC_IO_WRITE);
+	struct ipc_msg read = dev_recv(f);
+	assert_int_equal(read.type, IPC_IO_READ);
+	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = read.seq};
+	reply.u.io.data = IIR_THRI;
+	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
+	assert_int_equal(finish_read(&r), IIR_THRI);
+}
+
 /* A stream write posted while an ordered write (here LCR, which may set
  * DLAB) is not applied yet: whether it raised THRE is unknown, so IIR goes
  * to the device until it has applied both. */
@@ -979,6 +1029,7 @@ int main(void)
 		T(test_iir_answered_by_the_core),
 		T(test_iir_never_hides_published_input),
 		T(test_thre_raised_by_the_core),
+		T(test_etbei_off_answered_by_the_core),
 		T(test_iir_after_unsettled_stream_write_asks_the_device),
 		T(test_rx_ring_popped_by_the_core),
 		T(test_rx_ring_emptied_under_thre_keeps_the_line),

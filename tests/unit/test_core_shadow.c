@@ -224,6 +224,59 @@ static void test_stream_write_raises_the_line(void **state)
 	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 16, &t), 4);
 }
 
+/* IER's ETBEI (IPC_READ_ACK_ENABLE_*): a write to the register the word
+ * names that only clears the enable bits, with its shadow and the word
+ * current, changes nothing but its own shadow and disables the event in
+ * the core's view until the device has applied it; any other write does
+ * not qualify. */
+static void test_event_disabled_by_an_enable_write(void **state)
+{
+	hello.ranges[0].has_irq = true;
+	hello.nirqs = 1;
+	hello.irqs[0].gsi = 4;
+	hello.nregs = 4;
+	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, 0x3fa, 0};
+	hello.regs[3] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY, 7, 0x3f9,
+					 1u << 7 | 1u << 6};
+	const struct ipc_reg *ier = &hello.regs[3], *iir = &hello.regs[2];
+	uint64_t w = 0xc1 | 0xc2 << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+		     IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP | 0x02ull << 48 | 7ull << 56;
+	atomic_store(&page.shadow[6], w);
+	atomic_store(&page.shadow[7], 0x03); /* ERBFI | ETBEI */
+	struct read_ack_track t = {0};
+	struct read_ack_answer a;
+	/* Not only ETBEI cleared, ETBEI not set before, a stale shadow or
+	 * word, a word naming another register: no. */
+	assert_false(policy_event_disabled(&hello, ier, iir, &page, 10, 10, 0x00, 11, &t));
+	assert_false(policy_event_disabled(&hello, ier, iir, &page, 10, 10, 0x03, 11, &t));
+	assert_false(policy_event_disabled(&hello, ier, iir, &page, 11, 10, 0x01, 11, &t));
+	assert_false(policy_event_disabled(&hello, ier, iir, &page, 10, 11, 0x01, 11, &t));
+	atomic_store(&page.shadow[6], (w & ~(0xffull << 56)) | 5ull << 56);
+	assert_false(policy_event_disabled(&hello, ier, iir, &page, 10, 10, 0x01, 11, &t));
+	atomic_store(&page.shadow[6], w & ~(0xffull << 48));
+	assert_false(policy_event_disabled(&hello, ier, iir, &page, 10, 10, 0x01, 11, &t));
+	assert_int_equal(t.disabled_seq, 0);
+	assert_true(policy_read_ack(&hello, iir, &page, 10, &t, &a));
+	assert_int_equal(a.value, 0xc2);
+	/* ETBEI cleared: IIR reads "none" and acknowledges nothing until the
+	 * device has applied the write; THR writes raise no line meanwhile. */
+	atomic_store(&page.shadow[6], w);
+	assert_true(policy_event_disabled(&hello, ier, iir, &page, 10, 10, 0x01, 11, &t));
+	assert_int_equal(t.disabled_seq, 11);
+	assert_true(policy_read_ack(&hello, iir, &page, 10, &t, &a));
+	assert_int_equal(a.value, 0xc1);
+	assert_false(a.acknowledges);
+	assert_int_equal(a.lower_gsi, -1);
+	assert_int_equal(policy_stream_written(&hello, &hello.regs[1], iir, &page, 10, 12, &t), -1);
+	assert_int_equal(t.disabled_seq, 11);
+	/* Applied: the device's word is the truth again. */
+	atomic_store(&page.applied_seq, 12);
+	atomic_store(&page.shadow[6], (w & ~(IPC_READ_ACK_LINE_UP | IPC_READ_ACK_REPORTS | 0xffull << 8)) |
+					      0xc1 << 8);
+	assert_true(policy_read_ack(&hello, iir, &page, 12, &t, &a));
+	assert_int_equal(a.value, 0xc1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +290,7 @@ int main(void)
 		cmocka_unit_test_setup(test_rx_ring_indices_from_a_hostile_page, setup),
 		cmocka_unit_test_setup(test_rx_ring_puts_its_interrupt_on_top, setup),
 		cmocka_unit_test_setup(test_stream_write_raises_the_line, setup),
+		cmocka_unit_test_setup(test_event_disabled_by_an_enable_write, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
