@@ -103,10 +103,11 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * a stream write posted while the core cannot trust the word leaves the
  * event unknown, and reads go to the device until it has applied that write.  If nothing
  * else holds the line up once the event is acknowledged (IPC_READ_ACK_IDLE),
- * the core lowers the range's line at once, before posting READ_DONE; the
- * device, applying READ_DONE, says its line's level again unless the last
- * it said was low (the core's line may have taken that "high" before or
- * after lowering; docs/ARCHITECTURE.md, "IIR without a round trip"). */
+ * the core lowers the range's line at once, before posting READ_DONE with
+ * a line note saying so (struct ipc_line_note); the device, applying it,
+ * reports its level if it differs from the low line, or if a message of
+ * its own may have reached the core after the lowering
+ * (docs/ARCHITECTURE.md, "IIR without a round trip"). */
 #define IPC_REG_READ_ACK 0x8u
 /* Writes to the register change at most the shadow slots whose bits are set
  * in ipc_reg.changes (a 16550's IER: its own shadow and IIR's word, never

@@ -292,13 +292,15 @@ static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
  * whatever the device learns later (host input) is, for the guest, an event
  * after this read.  The device keeps two rules: it publishes its shadows
  * before every IPC_IRQ it sends (serial_device.c), so a guest woken by an
- * edge reads a word that shows the cause; and applying READ_DONE it says
- * its level again unless the last level it said was low: input that
- * arrived between the word this read used and READ_DONE gets an edge after
- * the lowering, and a "high" that reached the core after the lowering (so
- * left the line up with nothing pending) is followed by a "low" — else the
- * next "high" would find the line up and make no edge.  Tested in
- * test_core_devproxy.c and test_serial_device.c. */
+ * edge reads a word that shows the cause; and applying READ_DONE, whose
+ * line note says the core lowered the line, it reports its level if it
+ * differs from that, or if one of its messages may have reached the core
+ * after the lowering (touch_line): input that arrived between the word
+ * this read used and READ_DONE gets an edge after the lowering, and a
+ * "high" that reached the core after the lowering (so left the line up
+ * with nothing pending) is followed by a "low" — else the next "high"
+ * would find the line up and make no edge.  Tested in test_core_devproxy.c
+ * and test_serial_device.c. */
 static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
 {
 	unsigned i = (unsigned)(reg - d->hello.regs);
@@ -333,9 +335,9 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
  * every later message leaves after the store); the pop that empties the
  * ring lowers the line if nothing else holds it up and is posted as
  * IPC_IO_READ_DONE, as an IIR acknowledge is (read_ack_here): the device
- * then takes its next batch of input into the ring, and says its line's
- * level again unless the last it said was low, which is why no edge is
- * lost (docs/ARCHITECTURE.md, "Receive without a round trip"). */
+ * then takes its next batch of input into the ring and reports its level
+ * against the line note as for IIR, which is why no edge is lost
+ * (docs/ARCHITECTURE.md, "Receive without a round trip"). */
 static bool rx_pop_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
 {
 	struct rx_pop_answer a;
