@@ -251,9 +251,10 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
  * next message to the device carries: with how many of the device's
  * IPC_IRQ messages had been applied before, so that the device knows
  * whether one of its own may still land after this (ipc.h, struct
- * ipc_line_note).  That count is read first: a message counted has been
- * applied before the change.  send_lock held, so that the notes reach the
- * device in the order of the changes. */
+ * ipc_line_note).  Under line_lock, under which the receive thread applies
+ * and counts each IPC_IRQ: a message counted landed before this change,
+ * one not counted lands after it.  send_lock held, so that the notes reach
+ * the device in the order of the changes. */
 static struct ipc_line_note touch_line(struct devproxy *d, int gsi, int level)
 {
 	pthread_mutex_lock(&d->line_lock);
@@ -710,7 +711,7 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	else
 		w.u.welcome.ram_regions[0] = (struct guest_mem_region){0, d->board.ram->size};
 	w.u.welcome.state_size = IPC_STATE_SIZE;
-	/* This thread alone counts them: exact. */
+	/* Where the new incarnation's messages count on from. */
 	pthread_mutex_lock(&d->line_lock);
 	w.u.welcome.irqs_applied = d->irqs_applied;
 	pthread_mutex_unlock(&d->line_lock);
