@@ -210,7 +210,9 @@ static uint64_t iir_word(const struct uart16550 *u)
 {
 	bool live = rx_ring_live(u);
 	uint8_t clear = live ? uart_iir_receiver_empty(u, false) : uart_iir(u, false);
-	uint8_t raised = live ? uart_iir_receiver_empty(u, true) : uart_iir(u, true);
+	/* While the ring is live (DLAB clear) the core knows ETBEI (below):
+	 * the raised value is with it set. */
+	uint8_t raised = live ? uart_iir_thre_enabled(u) : uart_iir(u, true);
 	uint64_t w = clear | (uint64_t)raised << 8;
 	struct uart_rx_interrupt rx;
 	if (live && uart_rx_interrupt(u, &rx))
@@ -224,10 +226,12 @@ static uint64_t iir_word(const struct uart16550 *u)
 		w |= IPC_READ_ACK_LINE_UP; /* THRE pending raises the output (IER's ETBEI) */
 	if (clear & UART_IIR_NO_INT)
 		w |= IPC_READ_ACK_IDLE;
-	/* With DLAB, offset 0 is the divisor and offset 1 DLM: no THR, no IER. */
-	if (!(u->lcr & UART_LCR_DLAB))
-		w |= IPC_READ_ACK_STREAM_RAISES | (uint64_t)UART_IER_THRI << 48 |
-		     (uint64_t)SLOT_COM1_IER << 56;
+	/* With DLAB, offset 0 is the divisor and offset 1 DLM: no THR, no IER.
+	 * Setting ETBEI raises THRE (set_interrupt_enable). */
+	if (live)
+		w |= IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_ENABLE_RAISES |
+		     (uart_plain_reg(u, UART_IER) & UART_IER_THRI ? IPC_READ_ACK_ENABLED : 0) |
+		     (uint64_t)UART_IER_THRI << 48 | (uint64_t)SLOT_COM1_IER << 56;
 	return w;
 }
 

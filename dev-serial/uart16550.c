@@ -103,20 +103,26 @@ uint8_t uart_msr(const struct uart16550 *u)
 /* The pending interrupt of highest priority, as IIR bits 0-3, if the THRE
  * interrupt is armed (thr_pending) or not and the receiver holds count
  * bytes. */
-static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending, unsigned count)
+static uint8_t interrupt_with_ier(const struct uart16550 *u, uint8_t ier, bool thr_pending,
+				  unsigned count)
 {
-	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
+	if ((ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
 		return UART_IIR_RLSI;
-	if ((u->ier & UART_IER_RDI) && count) {
+	if ((ier & UART_IER_RDI) && count) {
 		if (!fifo_enabled(u) || count >= trigger_levels[u->fcr >> 6])
 			return UART_IIR_RDI;
 		return UART_IIR_CTI;
 	}
-	if ((u->ier & UART_IER_THRI) && thr_pending)
+	if ((ier & UART_IER_THRI) && thr_pending)
 		return UART_IIR_THRI;
-	if ((u->ier & UART_IER_MSI) && u->msr_deltas)
+	if ((ier & UART_IER_MSI) && u->msr_deltas)
 		return UART_IIR_MSI;
 	return UART_IIR_NO_INT;
+}
+
+static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending, unsigned count)
+{
+	return interrupt_with_ier(u, u->ier, thr_pending, count);
 }
 
 static uint8_t pending_interrupt(const struct uart16550 *u)
@@ -137,6 +143,11 @@ uint8_t uart_iir(const struct uart16550 *u, bool thre)
 uint8_t uart_iir_receiver_empty(const struct uart16550 *u, bool thre)
 {
 	return iir_value(u, interrupt_with(u, thre, 0));
+}
+
+uint8_t uart_iir_thre_enabled(const struct uart16550 *u)
+{
+	return iir_value(u, interrupt_with_ier(u, u->ier | UART_IER_THRI, true, 0));
 }
 
 bool uart_rx_interrupt(const struct uart16550 *u, struct uart_rx_interrupt *r)

@@ -153,6 +153,10 @@ uint8_t uart_iir(const struct uart16550 *u, bool thre);
  * interrupt on top of this (uart_rx_interrupt). */
 uint8_t uart_iir_receiver_empty(const struct uart16550 *u, bool thre);
 
+/* What IIR would read with the receiver taken as empty, THRE pending and
+ * IER's ETBEI set, whether it is set or not. */
+uint8_t uart_iir_thre_enabled(const struct uart16550 *u);
+
 /* What the receiver's bytes make IIR read: `full` with at least `trigger`
  * bytes, `partial` (character timeout) with fewer.  True if they are an
  * interrupt at all (IER.ERBFI) that nothing pending outranks. */

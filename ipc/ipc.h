@@ -130,10 +130,16 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 /* The event's enable bits (a 16550's IER.ETBEI, 0 with DLAB set): the
  * shadowed IPC_REG_CHANGES_ONLY register of the same range whose slot is
  * IPC_READ_ACK_ENABLE_SLOT(w) enables the event with the bits of
- * IPC_READ_ACK_ENABLE_MASK(w).  A write to it that only clears those bits
- * (its shadow and the word current) changes its own shadow and nothing
- * else: the core answers the event's register as if the event were not
- * pending (its CLEAR value) until the device has applied that write. */
+ * IPC_READ_ACK_ENABLE_MASK(w).  With a mask, the RAISED value, REPORTS and
+ * LINE_UP say what they would with the event enabled, and
+ * IPC_READ_ACK_ENABLED whether it is: disabled, the event reads as not
+ * pending.  A write to that register that changes only those bits (its
+ * shadow and the word current) changes its own shadow and nothing else:
+ * the core knows the event enabled or disabled from then on, pending too
+ * if enabling makes it so (IPC_READ_ACK_ENABLE_RAISES: the 16550 raises
+ * THRE when ETBEI is set), until the device has applied the write. */
+#define IPC_READ_ACK_ENABLED (1ull << 22)
+#define IPC_READ_ACK_ENABLE_RAISES (1ull << 23)
 #define IPC_READ_ACK_ENABLE_MASK(w) ((uint8_t)((w) >> 48))
 #define IPC_READ_ACK_ENABLE_SLOT(w) ((unsigned)((w) >> 56) & 0xff)
 /* A doorbell (virtio's QueueNotify): a write of a value below 32 is not a

@@ -430,23 +430,31 @@ static int raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg,
 	return raise_gsi;
 }
 
-/* The slots an ordered write of value to reg changes, given that it may
- * change `changes`: only reg's own if it merely disables the events of
- * read-acknowledge registers (policy_event_disabled: the core then answers
- * them as disabled without waiting for the device).  Lock held. */
-static uint32_t disable_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg,
-					 uint64_t value, uint64_t seq, uint32_t changes)
+/* An ordered write of value to reg that may change the slots in *changes:
+ * if it merely enables or disables the events of read-acknowledge
+ * registers (policy_enable_written: the core then answers them without
+ * waiting for the device), only reg's own slot; returns the line the core
+ * sets to *level for it, or -1.  Lock held. */
+static int enable_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t value,
+				   uint64_t seq, uint32_t *changes, int *level)
 {
+	int line = -1;
 	if (!reg || reg->slot >= IPC_MAX_REGS)
-		return changes;
+		return line;
 	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *ra = &d->hello.regs[i];
-		if (ra->slot < IPC_MAX_REGS &&
-		    policy_event_disabled(&d->hello, reg, ra, d->state, d->slot_mark[reg->slot],
-					  d->slot_mark[ra->slot], value, seq, &d->read_ack[i]))
-			changes = 1u << reg->slot;
+		int gsi, lvl;
+		if (ra->slot >= IPC_MAX_REGS ||
+		    !policy_enable_written(&d->hello, reg, ra, d->state, d->slot_mark[reg->slot],
+					   d->slot_mark[ra->slot], value, seq, &d->read_ack[i], &gsi, &lvl))
+			continue;
+		*changes = 1u << reg->slot;
+		if (gsi >= 0) {
+			line = gsi;
+			*level = lvl;
+		}
 	}
-	return changes;
+	return line;
 }
 
 /* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
@@ -525,16 +533,21 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 			rc = flush_run(d);
 	} else {
 		m->seq = d->next_seq++;
+		int line = -1, level = 1;
 		if (m->type == IPC_IO_WRITE && !(reg && (reg->flags & IPC_REG_STREAM)))
-			changes = disable_read_acks_locked(d, reg, m->u.io.data, m->seq, changes);
+			line = enable_read_acks_locked(d, reg, m->u.io.data, m->seq, &changes, &level);
 		for (unsigned s = 0; s < IPC_MAX_REGS; s++)
 			if (changes & (1u << s))
 				d->slot_mark[s] = m->seq;
-		int raise_gsi = raise_read_acks_locked(d, reg, m->seq);
+		int stream_gsi = raise_read_acks_locked(d, reg, m->seq);
+		if (stream_gsi >= 0) {
+			line = stream_gsi;
+			level = 1;
+		}
 		pthread_mutex_unlock(&d->lock);
-		if (raise_gsi >= 0) {
-			m->u.io.line = touch_line(d, raise_gsi, 1);
-			STATS_ADD(lines_raised, 1);
+		if (line >= 0) {
+			m->u.io.line = touch_line(d, line, level);
+			STATS_ADD(lines_raised, level);
 		}
 		rc = send_until_abort(d, m);
 	}

@@ -485,12 +485,13 @@ static void test_thre_raised_by_the_core(void **state)
 static void dev_expect_nothing(struct fixture *f);
 
 /* Linux's 8250 turns ETBEI off when it has nothing more to send and then
- * reads IIR: the IER write only clears the bit the word names, so it holds
- * back only IER's own shadow, and IIR is answered at once ("none": the
- * event is disabled) instead of waiting for the device to catch up with
- * the output before it.  An IER write that changes anything else is
- * ordered as before: the next IIR read is the device's. */
-static void test_etbei_off_answered_by_the_core(void **state)
+ * reads IIR, and on again when the writer has more: such IER writes change
+ * only the bit the word names, so they hold back only IER's own shadow,
+ * and IIR is answered at once ("none" with the event disabled; THRE,
+ * raised with the line, once enabled) instead of waiting for the device to
+ * catch up with the output before them.  An IER write that changes
+ * anything else is ordered as before: the next IIR read is the device's. */
+static void test_etbei_answered_by_the_core(void **state)
 {
 	struct fixture *f = *state;
 	struct ipc_msg hello = uart_hello_iir();
@@ -499,7 +500,8 @@ static void test_etbei_off_answered_by_the_core(void **state)
 						1u << 7 | 1u << 6};
 	dev_attach_with(f, &hello);
 	uint64_t on = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
-		      IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP | 0x02ull << 48 | 7ull << 56;
+		      IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP | IPC_READ_ACK_ENABLE_RAISES |
+		      IPC_READ_ACK_ENABLED | 0x02ull << 48 | 7ull << 56;
 	atomic_store(&f->state->shadow[7], 0x03);
 	dev_publish_iir(f, on, 0);
 	bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a');
@@ -513,23 +515,35 @@ static void test_etbei_off_answered_by_the_core(void **state)
 	assert_int_equal(run2.type, IPC_IO_WRITE_RUN);
 	assert_int_equal(ier.type, IPC_IO_WRITE);
 	assert_int_equal(ier.u.io.data, 0x01);
+	/* Nothing else held IRQ 4 up: lowered with the write, and noted. */
+	assert_int_equal(ier.u.io.line.action, IPC_LINE_LOWERED);
 	dev_expect_nothing(f); /* no IO_READ: the core answered */
 	/* The device applied it all: ETBEI off in its word and shadow.  On
-	 * again is ordered (it raises THRE in the device): IIR asks. */
-	dev_publish_iir(f, IIR_NONE | IIR_NONE << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_IDLE |
-				   IPC_READ_ACK_STREAM_RAISES | 0x02ull << 48 | 7ull << 56, ier.seq);
+	 * again (the writer has more, the 8250's start_tx): THRE pending and
+	 * IRQ 4 raised at the write, the IER write noted, IIR answered. */
+	dev_publish_iir(f, (on & ~IPC_READ_ACK_ENABLED) | IPC_READ_ACK_PENDING, ier.seq);
 	atomic_store(&f->state->shadow[7], 0x01);
+	int raised = f->irqs;
 	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x03);
+	assert_int_equal(f->irqs, raised + 1);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	ier = dev_recv(f);
+	assert_int_equal(ier.type, IPC_IO_WRITE);
+	assert_int_equal(ier.u.io.line.action, IPC_LINE_RAISED);
+	assert_int_equal(dev_recv(f).type, IPC_IO_READ_DONE);
+	/* An IER write that changes more (ERBFI) is ordered: IIR asks. */
+	bus_write(&f->bus, IPC_SPACE_PIO, IER, 1, 0x02);
 	struct vcpu_read r;
 	start_read(f, &r, IIR);
 	ier = dev_recv(f);
 	assert_int_equal(ier.type, IPC_IO_WRITE);
+	assert_int_equal(ier.u.io.line.action, IPC_LINE_UNTOUCHED);
 	struct ipc_msg read = dev_recv(f);
 	assert_int_equal(read.type, IPC_IO_READ);
 	struct ipc_msg reply = {.type = IPC_IO_REPLY, .seq = read.seq};
-	reply.u.io.data = IIR_THRI;
+	reply.u.io.data = IIR_NONE;
 	assert_int_equal(ipc_send(f->dev, &reply), IPC_OK);
-	assert_int_equal(finish_read(&r), IIR_THRI);
+	assert_int_equal(finish_read(&r), IIR_NONE);
 }
 
 /* A stream write posted while an ordered write (here LCR, which may set
@@ -1029,7 +1043,7 @@ int main(void)
 		T(test_iir_answered_by_the_core),
 		T(test_iir_never_hides_published_input),
 		T(test_thre_raised_by_the_core),
-		T(test_etbei_off_answered_by_the_core),
+		T(test_etbei_answered_by_the_core),
 		T(test_iir_after_unsettled_stream_write_asks_the_device),
 		T(test_rx_ring_popped_by_the_core),
 		T(test_rx_ring_emptied_under_thre_keeps_the_line),

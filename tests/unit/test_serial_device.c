@@ -380,7 +380,12 @@ static void test_line_notes(void **state)
 	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
 	size_t n = h->nsent;
 	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
-	assert_true(shadow(h, iir_slot()) & IPC_READ_ACK_LINE_UP);
+	uint64_t word = shadow(h, iir_slot());
+	assert_true(word & IPC_READ_ACK_LINE_UP);
+	assert_true(word & IPC_READ_ACK_ENABLED);
+	assert_true(word & IPC_READ_ACK_ENABLE_RAISES);
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(word), UART_IER_THRI);
+	assert_int_equal(IPC_READ_ACK_ENABLE_SLOT(word), slot_for(h, IPC_SPACE_PIO, COM1 + UART_IER));
 	uint32_t ours = h->d.irqs_sent;
 
 	/* Lowered before our "high" was applied: it may land after; "low". */
@@ -409,7 +414,8 @@ static void test_line_notes(void **state)
 	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0);
 	assert_int_equal(h->nsent, n + 2);
 	assert_int_equal(h->sent[n + 1].u.irq.level, 0);
-	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_LINE_UP);
+	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_ENABLED);
+	assert_true(shadow(h, iir_slot()) & IPC_READ_ACK_LINE_UP); /* were it enabled */
 	ours++;
 	/* and on again: our "high"; the core raised for a THR write before
 	 * that "high" was applied: the line is up either way, nothing to say
@@ -456,6 +462,20 @@ static void test_line_notes(void **state)
 	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
 	assert_int_equal(h->nsent, n + 8);
 	assert_int_equal(h->d.irqs_sent, ours);
+}
+
+/* With DLAB set, offset 0 is the divisor and offset 1 DLM: the IIR word
+ * says THR writes raise nothing and names no enable register. */
+static void test_iir_word_under_dlab(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, UART_LCR_DLAB | 0x03);
+	uint64_t w = shadow(h, iir_slot());
+	assert_false(w & (IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_ENABLE_RAISES | IPC_READ_ACK_ENABLED));
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(w), 0);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, 0x03);
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(shadow(h, iir_slot())), UART_IER_THRI);
 }
 
 /* A note at a register with no line of ours is ignored (logged once). */
@@ -870,6 +890,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_notes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_note_elsewhere_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_word_under_dlab, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_registers_shadowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_withdraws_shadows, setup, teardown),
