@@ -107,12 +107,13 @@ struct devproxy {
  * little; the guest's driver spins on after it. */
 #define DOORBELL_WAIT_US 5000
 /* Of which the vCPU spins this long before it sleeps.  A device thread
- * woken on another CPU takes an hvc0 ring in about 5-20 us; had the vCPU
- * slept, the device would pay a wake-up (a cross-CPU interrupt, ~15 us of
- * its CPU in a VM host) and the vCPU the time to be scheduled again: 90 us
- * from ring to taken on average, with 16 MiB of hvc0 output on an idle host
- * (docs/PERFORMANCE.md).  A device woken on the vCPU's own CPU preempts
- * the spin, so spinning there costs little. */
+ * woken on another CPU takes an hvc0 ring in about 40 us on average (its
+ * own wake-up); had the vCPU slept, the device would pay a wake-up (a
+ * cross-CPU interrupt, ~15 us of its CPU on a host that is itself a VM)
+ * and the vCPU the time to be scheduled again: 80-90 us from ring to taken
+ * on average with 16 MiB of hvc0 output (docs/PERFORMANCE.md).  A device
+ * woken on the vCPU's own CPU preempts the spin, so spinning there costs
+ * little. */
 #define DOORBELL_SPIN_US 100
 
 static struct timespec deadline_after_ms(int ms)
