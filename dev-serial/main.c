@@ -84,14 +84,18 @@ static void send_to_core(void *opaque, struct ipc_msg *m)
  * transmit buffers — gathers here and leaves in one write: once the library
  * has handled every message waiting (poll_dispatch), once the doorbell
  * rings have stopped for a moment (doorbell_quiet), when the oldest byte
- * has waited OUT_MAX_AGE_NS, when full, before the escape help, and at
- * exit.  A write per byte cost dev-serial more than the messages that
- * carry the bytes, and a write per hvc0 buffer (Linux's tty layer gives
- * 2 KiB at a time, one ring each) a system call per ring on the path the
- * guest waits on.  hvc0's driver gets its buffer back once its bytes are
- * copied here; the age bound keeps what a dev-serial killed before the
- * write loses to about a millisecond of output, and what a terminal shows
- * that late.  With the device lock held, as every call into the device. */
+ * has waited OUT_MAX_AGE_NS (looked at once a ring is taken:
+ * doorbell_taken), when full, before the escape help, and at exit.  A
+ * write per byte cost dev-serial more than the messages that carry the
+ * bytes, and a write per hvc0 buffer (Linux's tty layer gives 2 KiB at a
+ * time, one ring each) a system call per ring on the path the guest waits
+ * on.  hvc0's driver gets its buffer back once its bytes are copied here,
+ * and the write comes after that, while the guest goes on; the age bound
+ * keeps what a dev-serial killed before the write loses to about a
+ * millisecond of output, and what a terminal shows that late.  A write
+ * that blocks still holds the device lock, so the next ring waits for it:
+ * a slow terminal slows the guest.  With the device lock held, as every
+ * call into the device. */
 #define OUT_MAX_AGE_NS 1000000ull
 static uint8_t out_buf[65536];
 static size_t out_len;
@@ -128,12 +132,15 @@ static void write_stdout_run(void *opaque, const void *buf, size_t len)
 		write_all(buf, len);
 		return;
 	}
-	uint64_t now = host_now_ns();
 	if (!out_len)
-		out_since_ns = now;
+		out_since_ns = host_now_ns();
 	memcpy(out_buf + out_len, buf, len);
 	out_len += len;
-	if (now - out_since_ns >= OUT_MAX_AGE_NS)
+}
+
+static void flush_when_old(void *d)
+{
+	if (out_len && host_now_ns() - out_since_ns >= OUT_MAX_AGE_NS)
 		flush_stdout();
 }
 
@@ -321,6 +328,7 @@ int main(int argc, char **argv)
 	ops.sandbox = &serial_sandbox;
 	ops.poll_dispatch = flush_after_messages;
 	ops.doorbell_quiet = flush_when_quiet;
+	ops.doorbell_taken = flush_when_old;
 	/* Returns holding the device lock: the reader never touches the
 	 * device again, and is not joined (it may be blocked in a read).
 	 * atexit restores the terminal. */

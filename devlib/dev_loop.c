@@ -442,8 +442,9 @@ static void sleep_on_rung(struct ipc_doorbell *db, uint32_t rung, unsigned timeo
 }
 
 /* Take every ring up to now: the pending bits go to the device, then the
- * count goes to taken for a vCPU waiting on it.  A previous incarnation's
- * untaken rings are taken by the first pass. */
+ * count goes to taken for a vCPU waiting on it, then ops.doorbell_taken
+ * does what the vCPU need not wait for, all under the lock.  A previous
+ * incarnation's untaken rings are taken by the first pass. */
 static void *doorbell_main(void *arg)
 {
 	struct dev_loop *l = arg;
@@ -474,12 +475,14 @@ static void *doorbell_main(void *arg)
 			if (bits)
 				l->ops->doorbell(l->dev, i, bits);
 		}
-		pthread_cond_broadcast(&l->changed); /* as after messages: dev_wait_change */
-		dev_unlock(l);
-		quiet_due = l->ops->doorbell_quiet != NULL;
 		atomic_store(&db->taken, rung);
 		if (atomic_load(&db->vcpus_waiting))
 			host_shared_wake(&db->taken);
+		if (l->ops->doorbell_taken)
+			l->ops->doorbell_taken(l->dev);
+		pthread_cond_broadcast(&l->changed); /* as after messages: dev_wait_change */
+		dev_unlock(l);
+		quiet_due = l->ops->doorbell_quiet != NULL;
 	}
 }
 

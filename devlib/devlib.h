@@ -74,6 +74,10 @@ struct dev_ops {
 	 * taken (or a little earlier: spurious wake-ups).  The time to send
 	 * what a device deferred while rings kept coming. */
 	void (*doorbell_quiet)(void *dev);
+	/* Optional: the rings just handled by ops.doorbell are stored as taken
+	 * (a vCPU waiting for them runs on).  The time for work the guest need
+	 * not wait for. */
+	void (*doorbell_taken)(void *dev);
 
 	/* Optional (NULL: none).  Before each wait: add up to max host handles
 	 * to watch to fds and return how many; lower *deadline_ns (host_now_ns

@@ -201,6 +201,17 @@ bool host_shared_wait_supported(void);
 void host_shared_wait(_Atomic uint32_t *word, uint32_t expected, unsigned timeout_us);
 /* Wake every process sleeping on word. */
 void host_shared_wake(_Atomic uint32_t *word);
+/* One pause in a loop that spins on such a word (x86 PAUSE, arm64 YIELD):
+ * kinder to a sibling hyperthread, and what a hypervisor's pause-loop
+ * detection looks for. */
+static inline void host_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 
 /* ---- run-time library loading (WinHvPlatform.dll) ---- */
 void *host_lib_open_system(const char *name, char *err, size_t errlen);

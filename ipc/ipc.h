@@ -156,8 +156,9 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 #define IPC_REG_DOORBELL 0x20u
 /* With IPC_REG_DOORBELL: the vCPU that rang waits (bounded, a few ms)
  * until the device has taken the ring, for a driver that spins until the
- * device has done the work (Linux's hvc console): the vCPU sleeps instead
- * of spinning against the device for the host's CPUs. */
+ * device has done the work (Linux's hvc console): the vCPU looks at taken
+ * in a short spin, then sleeps, instead of running the guest's polling
+ * loop against the device for the host's CPUs. */
 #define IPC_REG_DOORBELL_WAIT 0x40u
 /* The receive ring (struct ipc_rx_ring in the state page; a 16550's RX
  * FIFO).  Registers of one range take part, all size 1:
@@ -409,8 +410,9 @@ void ipc_close(ipc_chan *c);
 
 /* IPC_REG_DOORBELL's words.  The core: fetch-or pending, increment rung,
  * wake rung if device_sleeps; with IPC_REG_DOORBELL_WAIT it then waits
- * until taken reaches its ring's count: it increments vcpus_waiting, looks
- * at taken again, sleeps on it, and decrements vcpus_waiting.  The device: loads rung, exchanges every
+ * until taken reaches its ring's count: it spins on taken a while (no
+ * word changed: the device wakes nobody), then increments vcpus_waiting,
+ * looks at taken again, sleeps on it, and decrements vcpus_waiting.  The device: loads rung, exchanges every
  * pending word with 0 and acts on the bits, stores the rung it loaded in
  * taken and wakes taken if vcpus_waiting; to sleep on rung while rung ==
  * taken it sets device_sleeps, looks at rung again, sleeps, and clears

@@ -120,6 +120,15 @@ struct devproxy {
  * device, short enough that a device that is gone or stuck costs the guest
  * little; the guest's driver spins on after it. */
 #define DOORBELL_WAIT_US 5000
+/* Of which the vCPU spins this long before it sleeps.  A device thread
+ * woken on another CPU takes an hvc0 ring in about 40 us on average (its
+ * own wake-up); had the vCPU slept, the device would pay a wake-up (a
+ * cross-CPU interrupt, ~15 us of its CPU on a host that is itself a VM)
+ * and the vCPU the time to be scheduled again: 80-90 us from ring to taken
+ * on average with 16 MiB of hvc0 output (docs/PERFORMANCE.md).  A device
+ * woken on the vCPU's own CPU preempts the spin, so spinning there costs
+ * little. */
+#define DOORBELL_SPIN_US 100
 
 static struct timespec deadline_after_ms(int ms)
 {
@@ -571,19 +580,29 @@ static bool doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
 	return (int32_t)(atomic_load(&db->taken) - ring) >= 0;
 }
 
-/* Until the device has taken ring `ring` (its taken count reached it), or
- * DOORBELL_WAIT_US.  The device writes taken: a wrong value only ends the
- * wait early or late, within the bound.  The device wakes taken only while
- * vcpus_waiting says someone sleeps on it (ipc.h). */
-static void wait_doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
+/* Spin until ring `ring` is taken or the clock reaches end; false if not
+ * taken by then.  No system call: the device sees no vCPU waiting and
+ * wakes nobody. */
+static bool spin_until_taken(struct ipc_doorbell *db, uint32_t ring, uint64_t end)
 {
-	uint64_t start = host_now_ns(), deadline = start + DOORBELL_WAIT_US * 1000ull;
-	STATS_ADD(doorbell_waits, 1);
+	for (unsigned i = 1; !doorbell_taken(db, ring); i++) {
+		if (!(i % 16) && host_now_ns() >= end)
+			return false;
+		host_cpu_relax();
+	}
+	return true;
+}
+
+/* Asleep until ring `ring` is taken or the clock reaches deadline.  The
+ * device wakes taken only while vcpus_waiting says someone sleeps on it
+ * (ipc.h). */
+static void sleep_until_taken(struct ipc_doorbell *db, uint32_t ring, uint64_t deadline)
+{
 	while (!doorbell_taken(db, ring)) {
 		uint64_t now = host_now_ns();
 		if (now >= deadline) {
 			STATS_ADD(doorbell_timeouts, 1);
-			break;
+			return;
 		}
 		atomic_fetch_add(&db->vcpus_waiting, 1);
 		uint32_t taken = atomic_load(&db->taken);
@@ -593,6 +612,18 @@ static void wait_doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
 		}
 		atomic_fetch_sub(&db->vcpus_waiting, 1);
 	}
+}
+
+/* Until the device has taken ring `ring` (its taken count reached it), or
+ * DOORBELL_WAIT_US: spinning for DOORBELL_SPIN_US, then asleep.  The
+ * device writes taken: a wrong value only ends the wait early or late,
+ * within the bound. */
+static void wait_doorbell_taken(struct ipc_doorbell *db, uint32_t ring)
+{
+	uint64_t start = host_now_ns();
+	STATS_ADD(doorbell_waits, 1);
+	if (!spin_until_taken(db, ring, start + DOORBELL_SPIN_US * 1000ull))
+		sleep_until_taken(db, ring, start + DOORBELL_WAIT_US * 1000ull);
 	STATS_ADD(doorbell_wait_ns, host_now_ns() - start);
 }
 

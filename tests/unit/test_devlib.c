@@ -52,6 +52,8 @@ struct fake {
 	bool declare_doorbell;   /* QueueNotify of the slot range is doorbell 1 */
 	uint32_t doorbell_bits[IPC_MAX_DOORBELLS]; /* every bit rung, under the lock */
 	unsigned doorbell_calls;
+	unsigned taken_calls;    /* of doorbell_taken, under the lock... */
+	uint32_t taken_seen;     /* ...and the taken count it saw last */
 };
 
 static void fake_hello(void *dev, struct ipc_hello *h)
@@ -146,10 +148,17 @@ static void fake_doorbell(void *dev, unsigned doorbell, uint32_t bits)
 	f->doorbell_calls++;
 }
 
+static void fake_doorbell_taken(void *dev)
+{
+	struct fake *f = dev;
+	f->taken_calls++;
+	f->taken_seen = atomic_load(&f->page->doorbell.taken);
+}
+
 static const struct dev_ops fake_ops = {
 	.hello = fake_hello, .attach = fake_attach, .read = fake_read, .write = fake_write,
 	.read_done = fake_read_done, .reset = fake_reset, .poll_prepare = fake_prepare, .poll_dispatch = fake_dispatch,
-	.doorbell = fake_doorbell,
+	.doorbell = fake_doorbell, .doorbell_taken = fake_doorbell_taken,
 };
 
 /* ---- the scripted core, and the device on a thread ---- */
@@ -505,7 +514,8 @@ static void *wait_for_doorbell_calls(void *arg)
 
 /* Rings reach the device's doorbell op without a message, those made while
  * no process was there included, and rings made while the device is busy
- * are taken together and wake dev_wait_change; the run still ends cleanly
+ * are taken together and wake dev_wait_change; doorbell_taken follows each
+ * call, once the rings are stored as taken; the run still ends cleanly
  * with the thread. */
 static void test_doorbell_rings_reach_the_device(void **state)
 {
@@ -518,6 +528,8 @@ static void test_doorbell_rings_reach_the_device(void **state)
 	dev_lock(r->fake.loop);
 	assert_int_equal(r->fake.doorbell_bits[1], 1u << 2);
 	assert_int_equal(r->fake.doorbell_calls, 1);
+	assert_int_equal(r->fake.taken_calls, 1);
+	assert_int_equal(r->fake.taken_seen, n);
 	dev_unlock(r->fake.loop);
 
 	wait_taken(r, n = ring(r, 0, 3));
@@ -532,6 +544,8 @@ static void test_doorbell_rings_reach_the_device(void **state)
 	dev_lock(r->fake.loop);
 	assert_int_equal(r->fake.doorbell_bits[0], (1u << 3) | 0x3);
 	assert_int_equal(r->fake.doorbell_calls, 3);
+	assert_int_equal(r->fake.taken_calls, 3);
+	assert_int_equal(r->fake.taken_seen, n);
 	assert_int_equal(r->fake.nwrites, 0); /* no message carried them */
 	dev_unlock(r->fake.loop);
 
