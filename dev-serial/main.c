@@ -97,7 +97,10 @@ static void send_to_core(void *opaque, struct ipc_msg *m)
  * a slow terminal slows the guest.  With the device lock held, as every
  * call into the device. */
 #define OUT_MAX_AGE_NS 1000000ull
-static uint8_t out_buf[65536];
+/* 16 KiB: more than a millisecond of hvc0 at its fastest (~14 MB/s), and
+ * with the core's window of posted writes (devproxy.c, POST_WINDOW: 32
+ * KiB of runs) what a killed dev-serial loses stays under 64 KiB. */
+static uint8_t out_buf[16384];
 static size_t out_len;
 static uint64_t out_since_ns; /* when the oldest byte in out_buf came */
 

@@ -43,6 +43,13 @@
  * after its first byte while the guest keeps writing, and within a
  * receive-thread wake-up (RUN_POLL_MS while one is open) once it stops. */
 #define RUN_MAX_AGE_NS 1000000ull
+/* Posted writes in flight (sent or in the open run, not yet applied): a
+ * device that dies loses them, and without a bound a device that falls
+ * behind (its terminal reads slowly) lets the guest run as far ahead as the
+ * socket buffers hold (hundreds of KiB).  A vCPU posting while the write
+ * posted POST_WINDOW writes ago is not applied yet naps until it is, as a
+ * UART's full FIFO holds its transmitter: at most 64 runs (32 KiB) lost. */
+#define POST_WINDOW 64
 #define RUN_POLL_MS 1
 
 /* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
@@ -82,6 +89,10 @@ struct devproxy {
 	bool attached_once;
 	unsigned incarnation;
 	uint64_t next_seq;
+	/* The seqs of the last POST_WINDOW posted writes (a ring; posted_count
+	 * of them since this incarnation's WELCOME). */
+	uint64_t posted_seq[POST_WINDOW];
+	uint64_t posted_count;
 	/* Per shadow slot: the seq of the last message sent that may change
 	 * it (policy_write_changes); reads of the slot wait until the device
 	 * has applied it. */
@@ -490,6 +501,21 @@ static bool run_takes(const struct devproxy *d, const struct ipc_msg *m)
 	       r->count < IPC_IO_RUN_MAX;
 }
 
+/* May another write be posted?  (POST_WINDOW)  A device that stores a
+ * wrong applied_seq only loosens or tightens its own bound.  Lock held. */
+static bool window_open_locked(const struct devproxy *d)
+{
+	if (d->posted_count < POST_WINDOW)
+		return true;
+	uint64_t oldest = d->posted_seq[d->posted_count % POST_WINDOW];
+	return atomic_load_explicit(&d->state->applied_seq, memory_order_acquire) >= oldest;
+}
+
+static void note_posted_locked(struct devproxy *d, uint64_t seq)
+{
+	d->posted_seq[d->posted_count++ % POST_WINDOW] = seq;
+}
+
 /* Post m (an IO_WRITE to reg, or a RESET with reg NULL) in seq order once
  * the device is usable; a runnable write joins a run instead of leaving at
  * once.
@@ -508,10 +534,15 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 			return IPC_ECLOSED;
 		pthread_mutex_lock(&d->send_lock);
 		pthread_mutex_lock(&d->lock);
-		if (d->up && !d->broken && !d->aborted)
+		bool window_open = window_open_locked(d);
+		if (d->up && !d->broken && !d->aborted && window_open)
 			break; /* both locks held */
 		pthread_mutex_unlock(&d->lock);
 		pthread_mutex_unlock(&d->send_lock);
+		if (!window_open) {
+			STATS_ADD(window_waits, 1);
+			host_sleep_ms(1);
+		}
 	}
 	bool run = runnable(m, reg);
 	if (run && atomic_load(&d->run_open) && !run_takes(d, m)) {
@@ -533,6 +564,7 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 		struct ipc_io_run *r = &d->run.u.run;
 		if (!atomic_load(&d->run_open)) {
 			d->run = (struct ipc_msg){.type = IPC_IO_WRITE_RUN, .seq = d->next_seq++};
+			note_posted_locked(d, d->run.seq);
 			*r = (struct ipc_io_run){.space = m->u.io.space, .addr = m->u.io.addr};
 			d->run_started_ns = host_now_ns();
 			atomic_store(&d->run_open, true);
@@ -551,6 +583,7 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 			rc = flush_run(d);
 	} else {
 		m->seq = d->next_seq++;
+		note_posted_locked(d, m->seq);
 		int line = -1, level = 1;
 		if (m->type == IPC_IO_WRITE && !(reg && (reg->flags & IPC_REG_STREAM)))
 			line = enable_read_acks_locked(d, reg, m->u.io.data, m->seq, &changes, &level);
@@ -878,6 +911,7 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 		log_msg("device %s re-attached (incarnation %u), state resumed", d->name, incarnation);
 	pthread_mutex_lock(&d->lock);
 	d->up = true;
+	d->posted_count = 0; /* what the dead one did not apply is not waited for */
 	levels_look_again(d);
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);

@@ -850,6 +850,47 @@ static void test_ordered_write_waits_for_the_device(void **state)
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, LSR, 1), 0x21);
 }
 
+/* A vCPU writing on its own thread while the test plays the device. */
+struct vcpu_writes {
+	struct bus *bus;
+	unsigned count;
+	_Atomic unsigned done;
+	pthread_t thread;
+};
+
+static void *vcpu_writes_thread(void *arg)
+{
+	struct vcpu_writes *w = arg;
+	for (unsigned i = 0; i < w->count; i++) {
+		bus_write(w->bus, IPC_SPACE_PIO, IER, 1, i & 1);
+		w->done++;
+	}
+	return NULL;
+}
+
+/* At most 64 posted writes (devproxy.c, POST_WINDOW) are in flight: the
+ * 65th waits until the device has applied the first, and goes once it has. */
+static void test_posted_writes_wait_for_the_window(void **state)
+{
+	struct fixture *f = *state;
+	dev_attach(f);
+	struct vcpu_writes w = {.bus = &f->bus, .count = 65};
+	assert_int_equal(pthread_create(&w.thread, NULL, vcpu_writes_thread, &w), 0);
+	struct ipc_msg first = dev_recv(f);
+	assert_int_equal(first.type, IPC_IO_WRITE);
+	for (int i = 1; i < 64; i++)
+		assert_int_equal(dev_recv(f).type, IPC_IO_WRITE);
+	struct ipc_msg none;
+	char err[128];
+	assert_int_equal(ipc_recv(f->dev, &none, 100, err, sizeof(err)), IPC_ETIMEDOUT); /* the 65th waits */
+	assert_true(w.done <= 64);
+	atomic_store(&f->state->applied_seq, first.seq);
+	struct ipc_msg last = dev_recv(f);
+	assert_int_equal(last.type, IPC_IO_WRITE);
+	pthread_join(w.thread, NULL);
+	assert_int_equal(w.done, 65);
+}
+
 static void test_reset_is_posted_in_order_and_holds_shadow_reads(void **state)
 {
 	struct fixture *f = *state;
@@ -1242,6 +1283,7 @@ int main(void)
 		T(test_debug_port_reads_need_no_device),
 		T(test_doorbell_rings_without_a_message),
 		T(test_ordered_write_waits_for_the_device),
+		T(test_posted_writes_wait_for_the_window),
 		T(test_reset_is_posted_in_order_and_holds_shadow_reads),
 		T(test_irq_and_quit_reach_the_board),
 		T(test_restart_resumes_and_retries_lost_read),
