@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/nested/x86/run.sh BUILD_DIR [--bench N | --loop N [minivm|qemu] | --shell]
+# tests/nested/x86/run.sh BUILD_DIR [--bench N | --loop N [minivm|qemu|both] | --shell]
 #
 # The nested KVM rig: minivm's KVM engine tested on a real KVM.  Builds an L1
 # initramfs from Debian packages only -- kvm and kvm-amd (with what
@@ -24,14 +24,15 @@
 #
 # --loop N [VMM]: the failure hunt of issue 9 instead of the checks: N boots
 # of the default guest with -smp 2 and the kernel's log on ttyS0 under VMM
-# (minivm, the default, or qemu), each to its init marker and powered off,
+# (minivm, the default, qemu, or both: one of each per round), each to its
+# init marker and powered off,
 # L1's ftrace of KVM's events on; a failing boot's whole output and the
 # trace's tail follow its "loop: ... FAIL" line (l1-init's loop).
 #
 # Exit status: 0 when the summary line says 0 failed (checks) or every bench
 # boot and transfer finished, or every loop boot; 1 otherwise, including a
 # timeout (NESTED_TIMEOUT seconds, default 900, or 300 + 600 per bench round,
-# or 600 + 120 per loop boot) or L1
+# or 600 + 240 per loop round) or L1
 # silent for NESTED_IDLE seconds (default 120): then the summary is made here
 # from L1's lines so far.
 set -eu
@@ -40,7 +41,7 @@ die() {
 	echo "nested: $*" >&2
 	exit 1
 }
-[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N | --loop N [minivm|qemu] | --shell]"
+[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N | --loop N [minivm|qemu|both] | --shell]"
 BUILD=$(cd "$1" && pwd)
 BENCH= SHELL_MODE= LOOP= LOOP_VMM=minivm
 if [ $# -ge 3 ] && [ "$2" = --bench ]; then
@@ -48,14 +49,14 @@ if [ $# -ge 3 ] && [ "$2" = --bench ]; then
 elif [ $# -ge 3 ] && [ "$2" = --loop ]; then
 	LOOP=$3
 	[ $# -ge 4 ] && LOOP_VMM=$4
-	case $LOOP_VMM in minivm | qemu) ;; *) die "--loop N: minivm or qemu, not '$LOOP_VMM'" ;; esac
+	case $LOOP_VMM in minivm | qemu | both) ;; *) die "--loop N: minivm, qemu or both, not '$LOOP_VMM'" ;; esac
 elif [ $# -ge 2 ] && [ "$2" = --shell ]; then
 	SHELL_MODE=1
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$BUILD/nested-x86
 TIMEOUT=${NESTED_TIMEOUT:-$(if [ -n "$BENCH" ]; then echo $((300 + 600 * BENCH));
-	elif [ -n "$LOOP" ]; then echo $((600 + 120 * LOOP)); else echo 900; fi)}
+	elif [ -n "$LOOP" ]; then echo $((600 + 240 * LOOP)); else echo 900; fi)}
 
 for tool in qemu-system-x86_64 dpkg-deb cpio gzip ldd modinfo; do
 	command -v $tool >/dev/null || die "$tool not found (apt-get install qemu-system-x86 dpkg cpio gzip kmod libc-bin)"
@@ -114,7 +115,7 @@ mkdir -p "$ROOT/guest" "$ROOT/guests"
 cp "$KERNEL" "$BUILD/guest/initrd.img" "$ROOT/guest/"
 cp "$BUILD"/guests/*.bin "$ROOT/guests/"
 
-if [ -n "$BENCH" ] || [ "$LOOP_VMM" = qemu ]; then
+if [ -n "$BENCH" ] || [ "$LOOP_VMM" != minivm ]; then
 	QEMU=$(command -v qemu-system-x86_64)
 	add_program "$QEMU" /bin
 	mkdir -p "$ROOT/qemu"
