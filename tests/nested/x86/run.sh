@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/nested/x86/run.sh BUILD_DIR [--bench N | --loop N [minivm|qemu|both] | --shell]
+# tests/nested/x86/run.sh BUILD_DIR [--bench N | --loop N [minivm|qemu|qemu-memfd|both] | --shell]
 #
 # The nested KVM rig: minivm's KVM engine tested on a real KVM.  Builds an L1
 # initramfs from Debian packages only -- kvm and kvm-amd (with what
@@ -24,7 +24,8 @@
 #
 # --loop N [VMM]: the failure hunt of issue 9 instead of the checks: N boots
 # of the default guest with -smp 2 and the kernel's log on ttyS0 under VMM
-# (minivm, the default, qemu, or both: one of each per round), each to its
+# (minivm, the default; qemu; qemu-memfd, QEMU with its RAM on a shared memfd
+# as minivm's is; or both: a minivm and a QEMU boot per round), each to its
 # init marker and powered off,
 # L1's ftrace of KVM's events on; a failing boot's whole output and the
 # trace's tail follow its "loop: ... FAIL" line (l1-init's loop).
@@ -41,7 +42,7 @@ die() {
 	echo "nested: $*" >&2
 	exit 1
 }
-[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N | --loop N [minivm|qemu|both] | --shell]"
+[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N | --loop N [minivm|qemu|qemu-memfd|both] | --shell]"
 BUILD=$(cd "$1" && pwd)
 BENCH= SHELL_MODE= LOOP= LOOP_VMM=minivm
 if [ $# -ge 3 ] && [ "$2" = --bench ]; then
@@ -49,7 +50,7 @@ if [ $# -ge 3 ] && [ "$2" = --bench ]; then
 elif [ $# -ge 3 ] && [ "$2" = --loop ]; then
 	LOOP=$3
 	[ $# -ge 4 ] && LOOP_VMM=$4
-	case $LOOP_VMM in minivm | qemu | both) ;; *) die "--loop N: minivm, qemu or both, not '$LOOP_VMM'" ;; esac
+	case $LOOP_VMM in minivm | qemu | qemu-memfd | both) ;; *) die "--loop N: minivm, qemu, qemu-memfd or both, not '$LOOP_VMM'" ;; esac
 elif [ $# -ge 2 ] && [ "$2" = --shell ]; then
 	SHELL_MODE=1
 fi
