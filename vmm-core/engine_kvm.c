@@ -40,6 +40,11 @@
 #define HALT_WATCH_MS 100      /* how often the boot vCPU is checked for a final HLT */
 #define APIC_BUS_KHZ 1000000u  /* KVM's LAPIC timer counts at 1 GHz */
 
+/* A vCPU just out of reset (what KVM leaves after a shutdown on AMD). */
+#define RESET_RIP 0xfff0u
+#define RESET_CS 0xf000u
+#define RESET_CS_BASE 0xffff0000u
+
 #define CPUID_TIMING_LEAF 0x40000010u /* TSC and APIC bus kHz (VMware's, read by Linux) */
 
 struct kvm_vcpu {
@@ -431,6 +436,29 @@ static void stopped(struct vcpu_stop_info *stop, enum vcpu_stop reason, uint64_t
 	stop->rip = rip;
 }
 
+/* A triple fault.  On AMD, KVM resets the vCPU before it reports the
+ * shutdown (the VMCB is undefined after one), so the registers then read are
+ * the reset state, not where the guest died: said so rather than quoting
+ * the reset vector as the guest's RIP. */
+static void shutdown_stop(const struct kvm_vcpu *v, int cpu, struct vcpu_stop_info *stop)
+{
+	struct kvm_sregs sregs;
+	struct kvm_regs regs;
+	bool known = ioctl(v->fd, KVM_GET_SREGS, &sregs) == 0 && ioctl(v->fd, KVM_GET_REGS, &regs) == 0;
+	bool reset = known && regs.rip == RESET_RIP && sregs.cs.selector == RESET_CS &&
+		     sregs.cs.base == RESET_CS_BASE;
+	stopped(stop, VCPU_STOP_SHUTDOWN, known && !reset ? regs.rip : ~0ull);
+	if (reset)
+		snprintf(stop->diag, sizeof(stop->diag),
+			 "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d; where is unknown: KVM reset the "
+			 "vCPU before reporting it (AMD SVM does), its registers are gone",
+			 cpu);
+	else
+		snprintf(stop->diag, sizeof(stop->diag),
+			 "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d at RIP %#llx", cpu,
+			 (unsigned long long)stop->rip);
+}
+
 static void kvm_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop)
 {
 	memset(stop, 0, sizeof(*stop));
@@ -480,10 +508,7 @@ static void kvm_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop)
 				e->irqchip.eoi(e->irqchip.opaque, run->eoi.vector);
 			continue;
 		case KVM_EXIT_SHUTDOWN:
-			stopped(stop, VCPU_STOP_SHUTDOWN, vcpu_rip(v));
-			snprintf(stop->diag, sizeof(stop->diag),
-				 "triple fault (KVM_EXIT_SHUTDOWN) on vCPU %d at RIP %#llx", cpu,
-				 (unsigned long long)stop->rip);
+			shutdown_stop(v, cpu, stop);
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
 			stopped(stop, VCPU_STOP_ERROR, vcpu_rip(v));

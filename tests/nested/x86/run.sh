@@ -1,5 +1,5 @@
 #!/bin/sh
-# tests/nested/x86/run.sh BUILD_DIR [--bench N | --shell]
+# tests/nested/x86/run.sh BUILD_DIR [--bench N | --loop N [minivm|qemu|qemu-memfd|both] | --shell]
 #
 # The nested KVM rig: minivm's KVM engine tested on a real KVM.  Builds an L1
 # initramfs from Debian packages only -- kvm and kvm-amd (with what
@@ -22,9 +22,18 @@
 # ttyS0 and hvc0 output and of network input through a forward, in each VMM
 # (l1-init's bench and io_bench).  Prints "bench:" lines.
 #
+# --loop N [VMM]: the failure hunt of issue 9 instead of the checks: N boots
+# of the default guest with -smp 2 and the kernel's log on ttyS0 under VMM
+# (minivm, the default; qemu; qemu-memfd, QEMU with its RAM on a shared memfd
+# as minivm's is; or both: a minivm and a QEMU boot per round), each to its
+# init marker and powered off,
+# L1's ftrace of KVM's events on; a failing boot's whole output and the
+# trace's tail follow its "loop: ... FAIL" line (l1-init's loop).
+#
 # Exit status: 0 when the summary line says 0 failed (checks) or every bench
-# boot and transfer finished; 1 otherwise, including a timeout
-# (NESTED_TIMEOUT seconds, default 900, or 300 + 600 per bench round) or L1
+# boot and transfer finished, or every loop boot; 1 otherwise, including a
+# timeout (NESTED_TIMEOUT seconds, default 900, or 300 + 600 per bench round,
+# or 600 + 240 per loop round) or L1
 # silent for NESTED_IDLE seconds (default 120): then the summary is made here
 # from L1's lines so far.
 set -eu
@@ -33,17 +42,22 @@ die() {
 	echo "nested: $*" >&2
 	exit 1
 }
-[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N]"
+[ $# -ge 1 ] || die "usage: $0 BUILD_DIR [--bench N | --loop N [minivm|qemu|qemu-memfd|both] | --shell]"
 BUILD=$(cd "$1" && pwd)
-BENCH= SHELL_MODE=
+BENCH= SHELL_MODE= LOOP= LOOP_VMM=minivm
 if [ $# -ge 3 ] && [ "$2" = --bench ]; then
 	BENCH=$3
+elif [ $# -ge 3 ] && [ "$2" = --loop ]; then
+	LOOP=$3
+	[ $# -ge 4 ] && LOOP_VMM=$4
+	case $LOOP_VMM in minivm | qemu | qemu-memfd | both) ;; *) die "--loop N: minivm, qemu, qemu-memfd or both, not '$LOOP_VMM'" ;; esac
 elif [ $# -ge 2 ] && [ "$2" = --shell ]; then
 	SHELL_MODE=1
 fi
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$BUILD/nested-x86
-TIMEOUT=${NESTED_TIMEOUT:-$([ -n "$BENCH" ] && echo $((300 + 600 * BENCH)) || echo 900)}
+TIMEOUT=${NESTED_TIMEOUT:-$(if [ -n "$BENCH" ]; then echo $((300 + 600 * BENCH));
+	elif [ -n "$LOOP" ]; then echo $((600 + 240 * LOOP)); else echo 900; fi)}
 
 for tool in qemu-system-x86_64 dpkg-deb cpio gzip ldd modinfo; do
 	command -v $tool >/dev/null || die "$tool not found (apt-get install qemu-system-x86 dpkg cpio gzip kmod libc-bin)"
@@ -102,7 +116,7 @@ mkdir -p "$ROOT/guest" "$ROOT/guests"
 cp "$KERNEL" "$BUILD/guest/initrd.img" "$ROOT/guest/"
 cp "$BUILD"/guests/*.bin "$ROOT/guests/"
 
-if [ -n "$BENCH" ]; then
+if [ -n "$BENCH" ] || [ "$LOOP_VMM" != minivm ]; then
 	QEMU=$(command -v qemu-system-x86_64)
 	add_program "$QEMU" /bin
 	mkdir -p "$ROOT/qemu"
@@ -126,6 +140,7 @@ if [ -n "$SHELL_MODE" ]; then # L1's shell on this terminal
 	exec $L1 -append "$APPEND nested.shell"
 fi
 [ -n "$BENCH" ] && APPEND="$APPEND nested.bench=$BENCH"
+[ -n "$LOOP" ] && APPEND="$APPEND nested.loop=$LOOP nested.loopvmm=$LOOP_VMM"
 
 # L1's own kernel can wedge under QEMU's emulation of SVM (seen in CI: L1
 # silent in a flat check that takes a second; once a check that even
@@ -171,7 +186,7 @@ boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged, died
 		# Silence counts once L1's init has spoken (the kernel boots quietly).
 		if [ "$size" = "$last" ]; then silent=$((silent + 5)); else silent=0 last=$size; fi
 		tail -c +$((boot_from + 1)) "$WORK/console.log" | grep -q "nested: " || silent=0
-		size=$(grep -c "nested: \(begin\|ok\|FAIL\) \|bench: " "$WORK/console.log")
+		size=$(grep -c "nested: \(begin\|ok\|FAIL\) \|bench: \|loop: .* boot [0-9]* \(ok\|FAIL\)" "$WORK/console.log")
 		[ "$size" != "$lines" ] && lines=$size progress_at=$now
 		# A flat check ends within 65 s inside L1; the Linux boot within 300 s.
 		limit=$STUCK
@@ -215,7 +230,7 @@ while :; do
 	boot_from=$(stat -c %s "$WORK/console.log")
 	boot_l1
 	grep -q "$summary_re" "$WORK/console.log" && break
-	[ -z "$BENCH" ] && [ $outcome = wedged -o $outcome = died ] && [ "$RETRIES" -gt 0 ] || break
+	[ -z "$BENCH$LOOP" ] && [ $outcome = wedged -o $outcome = died ] && [ "$RETRIES" -gt 0 ] || break
 	# A check that failed before L1 wedged or died stands: no retry.
 	tail -c +$((boot_from + 1)) "$WORK/console.log" | grep -q "nested: FAIL " && break
 	RETRIES=$((RETRIES - 1))
@@ -225,7 +240,7 @@ set -e
 echo "nested: L1 ran $(($(date +%s) - start)) s"
 # No summary (L1 wedged again or timed out): one from what L1 said, the
 # check that was running counted as failed.
-if [ -z "$BENCH" ] && ! grep -q "$summary_re" "$WORK/console.log"; then
+if [ -z "$BENCH$LOOP" ] && ! grep -q "$summary_re" "$WORK/console.log"; then
 	last=$(tail -c +$((boot_from + 1)) "$WORK/console.log" | tr -d '\r')
 	last_check=$(echo "$last" | sed -n 's/^.*nested: begin \([^ ]*\).*$/\1/p' | tail -n 1)
 	passed=$(echo "$last" | grep -c "nested: ok " || true)
