@@ -1359,6 +1359,19 @@ static struct stub *sse_mem16(struct tr *t, const struct insn *in, uint32_t off,
 	return s;
 }
 
+/* Host XMM register `h` = the instruction's 16-byte r/m source (guest XMM
+ * register or memory); returns sse_mem16's stub for a memory operand. */
+static struct stub *emit_xmm_load_rm(struct tr *t, const struct insn *in, uint32_t off, const struct plan *p, unsigned h)
+{
+	if (in->mod == 3) {
+		emit_xmm_load(&t->e, h, xmm_at(in->rm, 0));
+		return NULL;
+	}
+	struct stub *s = sse_mem16(t, in, off, p, false);
+	emit_xmm_load(&t->e, h, hmem_at(HAX, 0));
+	return s;
+}
+
 /* xmm[r].q[0] = RAX, xmm[r].q[1] = 0 */
 static void emit_xmm_set_low(struct tr *t, unsigned r)
 {
@@ -1383,12 +1396,7 @@ static void tr_sse(struct tr *t, const struct insn *in, uint32_t off, const stru
 	}
 	switch (p->aop) {
 	case SSE_OP:
-		if (mem) {
-			out[1] = sse_mem16(t, in, off, p, false);
-			emit_xmm_load(e, 1, hmem_at(HAX, 0));
-		} else {
-			emit_xmm_load(e, 1, xmm_at(in->rm, 0));
-		}
+		out[1] = emit_xmm_load_rm(t, in, off, p, 1);
 		emit_xmm_load(e, 0, xmm_at(in->reg, 0));
 		emit_sse_rr(e, p->host_pfx, p->host_op, 0, 1);
 		if (p->has_imm)
@@ -1402,12 +1410,7 @@ static void tr_sse(struct tr *t, const struct insn *in, uint32_t off, const stru
 		emit_xmm_store(e, 0, xmm_at(in->rm, 0));
 		break;
 	case SSE_LOAD:
-		if (mem) {
-			out[1] = sse_mem16(t, in, off, p, false);
-			emit_xmm_load(e, 0, hmem_at(HAX, 0));
-		} else {
-			emit_xmm_load(e, 0, xmm_at(in->rm, 0));
-		}
+		out[1] = emit_xmm_load_rm(t, in, off, p, 0);
 		emit_xmm_store(e, 0, xmm_at(in->reg, 0));
 		break;
 	case SSE_STORE:
