@@ -92,6 +92,25 @@ static void set_cs(struct softcpu *c, uint16_t sel, uint64_t desc, unsigned cpl)
 	c->cpl = (uint8_t)cpl;
 }
 
+/* The checks every interrupt/trap gate passes, in the SDM's order (type,
+ * DPL for software interrupts, present); returns the gate's type (0xe
+ * interrupt gate, 0xf trap gate).  Task gates and 16-bit gates exist only
+ * outside long mode, where they are not implemented here: #GP and a log. */
+static unsigned checked_gate_type(struct softcpu *c, uint64_t gate, int vector, enum intr_kind kind, bool long_mode)
+{
+	unsigned type = (unsigned)(gate >> 40) & 0xf, dpl = (unsigned)(gate >> 45) & 3;
+	if (type != 0xe && type != 0xf) {
+		if (!long_mode && (type == 0x5 || type == 0x6 || type == 0x7))
+			log_once("softcpu: task gates and 16-bit interrupt gates are not implemented");
+		raise_gp(c, idt_error(vector, kind));
+	}
+	if (kind == INTR_SOFTWARE && dpl < c->cpl)
+		raise_gp(c, idt_error(vector, kind));
+	if (!((gate >> 47) & 1))
+		softcpu_raise(c, EXC_NP, idt_error(vector, kind), true);
+	return type;
+}
+
 static void deliver_real(struct softcpu *c, int vector, uint64_t return_rip)
 {
 	if ((uint32_t)vector * 4 + 3 > c->idtr.limit)
@@ -116,16 +135,7 @@ static void deliver_prot32(struct softcpu *c, int vector, uint32_t error, bool h
 	if ((uint32_t)vector * 8 + 7 > c->idtr.limit)
 		raise_gp(c, idt_error(vector, kind));
 	uint64_t g = sys_read(c, c->idtr.base + (uint64_t)vector * 8, 8);
-	unsigned type = (unsigned)(g >> 40) & 0xf, dpl = (unsigned)(g >> 45) & 3;
-	if (type != 0xe && type != 0xf) {
-		if (type == 0x5 || type == 0x6 || type == 0x7)
-			log_once("softcpu: task gates and 16-bit interrupt gates are not implemented");
-		raise_gp(c, idt_error(vector, kind));
-	}
-	if (kind == INTR_SOFTWARE && dpl < c->cpl)
-		raise_gp(c, idt_error(vector, kind));
-	if (!((g >> 47) & 1))
-		softcpu_raise(c, EXC_NP, idt_error(vector, kind), true);
+	unsigned type = checked_gate_type(c, g, vector, kind, false);
 	uint16_t sel = (uint16_t)(g >> 16);
 	uint32_t target = (uint32_t)((g & 0xffff) | ((g >> 32) & 0xffff0000u));
 	uint64_t desc;
@@ -174,13 +184,8 @@ static void deliver_long(struct softcpu *c, int vector, uint32_t error, bool has
 		raise_gp(c, idt_error(vector, kind));
 	uint64_t lo = sys_read(c, c->idtr.base + (uint64_t)vector * 16, 8);
 	uint64_t hi = sys_read(c, c->idtr.base + (uint64_t)vector * 16 + 8, 8);
-	unsigned type = (unsigned)(lo >> 40) & 0xf, dpl = (unsigned)(lo >> 45) & 3, ist = (unsigned)(lo >> 32) & 7;
-	if (type != 0xe && type != 0xf)
-		raise_gp(c, idt_error(vector, kind));
-	if (kind == INTR_SOFTWARE && dpl < c->cpl)
-		raise_gp(c, idt_error(vector, kind));
-	if (!((lo >> 47) & 1))
-		softcpu_raise(c, EXC_NP, idt_error(vector, kind), true);
+	unsigned ist = (unsigned)(lo >> 32) & 7;
+	unsigned type = checked_gate_type(c, lo, vector, kind, true);
 	uint16_t sel = (uint16_t)(lo >> 16);
 	uint64_t target = (lo & 0xffff) | ((lo >> 32) & 0xffff0000u) | (hi << 32);
 	uint64_t desc;
