@@ -45,7 +45,34 @@ if [ ! -f "$src" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
   missing="$missing "   # force apt-get update below
 fi
 
+# bookworm-backports, for the nested x86 rig's L1 QEMU only (below).  Debian
+# marks backports NotAutomatic: nothing installed is upgraded from it.
+bpo=/etc/apt/sources.list.d/minivm-backports.sources
+if [ ! -f "$bpo" ] && [ -f /etc/apt/sources.list.d/debian.sources ]; then
+  # The archive's first stanza (its mirror and key), suite bookworm-backports.
+  awk '/^$/ {exit} /^Suites:/ {print "Suites: bookworm-backports"; next} {print}' \
+    /etc/apt/sources.list.d/debian.sources | $SUDO tee "$bpo" >/dev/null
+  missing="$missing "   # force apt-get update below
+fi
+
 if [ -n "$missing" ]; then
   $SUDO apt-get update -q
   [ -z "$(echo $missing)" ] || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $missing
+fi
+
+# The nested x86 rig's L1 runs under QEMU 10 from bookworm-backports, unpacked
+# beside the system (/opt/minivm/qemu-l1), not installed: QEMU 7.2's emulation
+# of nested SVM corrupted memory in L1 and in the guests of its KVM, whatever
+# the VMM, about once in 10-20 boots (docs/PERFORMANCE.md, "The intermittent
+# boot failure under nested KVM"); the benchmarks keep comparing with Debian
+# 12's QEMU 7.2.
+L1_QEMU=/opt/minivm/qemu-l1
+if [ ! -x "$L1_QEMU/usr/bin/qemu-system-x86_64" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && $SUDO apt-get download -q qemu-system-x86/bookworm-backports \
+    qemu-system-common/bookworm-backports qemu-system-data/bookworm-backports seabios/bookworm-backports)
+  $SUDO mkdir -p "$L1_QEMU"
+  for deb in "$tmp"/*.deb; do $SUDO dpkg-deb -x "$deb" "$L1_QEMU"; done
+  rm -rf "$tmp"
+  "$L1_QEMU/usr/bin/qemu-system-x86_64" --version | head -n 1
 fi
