@@ -102,6 +102,8 @@ struct options {
 struct guest_files {
 	uint8_t *kernel, *initrd, *flat;
 	size_t kernel_size, initrd_size, flat_size;
+	uint8_t *vmlinux; /* x86: the bzImage's payload unpacked here, or NULL */
+	size_t vmlinux_size;
 };
 
 /* The VM as the device proxies' hooks see it: they may ask to stop it or
@@ -377,7 +379,15 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 		log_msg("cannot read %s", err);
 		return -1;
 	}
-#ifdef __aarch64__
+#ifndef __aarch64__
+	/* Unpacked once (a reboot reuses it), and before the devices have
+	 * attached: their processes start meanwhile (the channels listen). */
+	if (f->kernel && linux_unpack_bzimage(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
+					      &f->vmlinux_size, err, sizeof(err))) {
+		log_msg("%s: %s", o->kernel, err);
+		return -1;
+	}
+#else
 	/* A gzip'd Image is unpacked once here: a reboot places it again. */
 	if (f->kernel && arm64_image_is_gzip(f->kernel, f->kernel_size)) {
 		uint8_t *image;
@@ -392,6 +402,7 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 		f->kernel_size = image_size;
 	}
 #endif
+	stats_milestone(STATS_IMAGES_READ);
 	return 0;
 }
 
@@ -484,7 +495,8 @@ static int load_linux(const struct vm *vm, const struct options *o, const struct
 		.boot_params_addr = LINUX_BOOT_PARAMS_ADDR,
 		.cmdline_addr = LINUX_CMDLINE_ADDR,
 		.acpi_rsdp_addr = rsdp,
-		.host_decompress = linux_host_decompress_available(),
+		.vmlinux = f->vmlinux,
+		.vmlinux_size = f->vmlinux_size,
 	};
 	struct linux_loaded loaded;
 	if (linux_load(ram, low_ram(o), &args, &loaded, err, sizeof(err))) {
@@ -548,8 +560,12 @@ static int load_linux(const struct vm *vm, const struct options *o, const struct
 static int load_guest(const struct vm *vm, const struct options *o, const struct guest_files *f,
 		      uint8_t *ram, struct vcpu_boot *boot)
 {
-	if (o->kernel)
-		return load_linux(vm, o, f, ram, boot);
+	if (o->kernel) {
+		if (load_linux(vm, o, f, ram, boot))
+			return -1;
+		stats_milestone(STATS_GUEST_LOADED);
+		return 0;
+	}
 	char err[256];
 	if (load_flat(o, f, ram))
 		return -1;
@@ -566,6 +582,7 @@ static int load_guest(const struct vm *vm, const struct options *o, const struct
 		log_msg("%s: %s", o->flat, err);
 		return -1;
 	}
+	stats_milestone(STATS_GUEST_LOADED);
 	return 0;
 }
 
@@ -689,7 +706,10 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-static int attach_devices(struct vm *vm, const struct options *o, const struct devproxy_board *b)
+/* A channel for each device, listening: the device processes, which the
+ * launcher starts beside the core, dial and say HELLO while the core reads
+ * and unpacks the guest's images (wait_devices waits for them). */
+static int listen_devices(struct vm *vm, const struct options *o, const struct devproxy_board *b)
 {
 	char err[256];
 	for (int i = 0; i < o->ndevices; i++) {
@@ -701,6 +721,13 @@ static int attach_devices(struct vm *vm, const struct options *o, const struct d
 		}
 		vm->ndevices++;
 	}
+	stats_milestone(STATS_LISTENING);
+	return 0;
+}
+
+static int wait_devices(struct vm *vm)
+{
+	char err[256];
 	/* One budget for all of them: they start in parallel. */
 	uint64_t deadline = host_now_ns() + (uint64_t)ATTACH_TIMEOUT_MS * 1000000;
 	for (int i = 0; i < vm->ndevices; i++) {
@@ -711,6 +738,7 @@ static int attach_devices(struct vm *vm, const struct options *o, const struct d
 			return -1;
 		}
 	}
+	stats_milestone(STATS_DEVICES_ATTACHED);
 	return 0;
 }
 
@@ -777,6 +805,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 	struct vcpu_thread threads[MAX_CPUS];
 	pthread_t ids[MAX_CPUS];
 	int started = 0;
+	stats_milestone(STATS_VCPUS_STARTED);
 	for (; started < o->cpus; started++) {
 		threads[started] = (struct vcpu_thread){.vm = vm, .engine = engine, .cpu = started};
 		if (pthread_create(&ids[started], NULL, vcpu_thread, &threads[started])) {
@@ -819,6 +848,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 
 int main(int argc, char **argv)
 {
+	stats_milestone(STATS_CORE_STARTED);
 	log_init("vmm-core");
 	host_child_init();
 	if (argc == 2 && strcmp(argv[1], "--check") == 0)
@@ -885,9 +915,10 @@ int main(int argc, char **argv)
 	uint64_t start = host_now_ns();
 	/* The guest is loaded once every device has said what it is: the ACPI
 	 * tables describe what they declared. */
-	struct guest_files files;
-	int status = read_guest_files(&o, &files) || attach_devices(&vm, &o, &board) ||
-				     load_guest(&vm, &o, &files, ram, &boot) || enter_sandbox(&vm, &o)
+	struct guest_files files = {0};
+	int status = listen_devices(&vm, &o, &board) || read_guest_files(&o, &files) ||
+				     wait_devices(&vm) || load_guest(&vm, &o, &files, ram, &boot) ||
+				     enter_sandbox(&vm, &o)
 			     ? EXIT_ERROR
 			     : run_vm(&vm, &o, &bus, &mem, &boot);
 	while (status == RUN_REBOOT) {
@@ -908,7 +939,7 @@ int main(int argc, char **argv)
 		devproxy_abort(vm.devices[i]);
 	for (int i = 0; i < vm.ndevices; i++)
 		devproxy_shutdown_and_destroy(vm.devices[i]);
-	stats_print_if_asked(run_ns);
+	stats_print_if_asked(run_ns, o.launch_ns);
 #ifndef __aarch64__
 	const char *stats = getenv("MINIVM_STATS");
 	uint64_t marker_ns = atomic_load(&vm.bootmark.elapsed_ns);
@@ -917,6 +948,7 @@ int main(int argc, char **argv)
 #endif
 	host_shm_close(ram_shm);
 	free(files.kernel);
+	free(files.vmlinux);
 	free(files.initrd);
 	free(files.flat);
 	return status;
