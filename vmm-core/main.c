@@ -15,7 +15,9 @@
  * header asks (16 MiB).  In this process: the IOAPIC at 0xFEC00000, the
  * FADT's power and reset ports at 0x600..0x602, the boot-time marker at
  * 0x3f0, the CMOS clock at 0x70.  Each vCPU's LAPIC (0xFEE00000) is the
- * engine's; the UART is dev-serial's.
+ * engine's; the UART is dev-serial's.  No PCI: the configuration ports
+ * 0xcf8/0xcfc read all-ones and writes do nothing (an engine may drop
+ * writes to 0xcf8 in the hypervisor: engine_config.quiet_ports).
  *
  * The arm64 board (built for arm64 hosts, __aarch64__; vmm-core/arm64/):
  * RAM from 0.  A flat image loads at --flat-addr, with the first 64 KiB
@@ -75,6 +77,7 @@ enum { EXIT_GUEST_DONE = 0, EXIT_ERROR = 1, EXIT_TRIPLE_FAULT = 2 };
 #define BOARD_ACPI_REGION_SIZE (POWER_RESET_VECTOR - BOARD_ACPI_REGION) /* the reset stub follows */
 #define BOARD_BOOT_STACK_TOP 0x9000u
 #define BOARD_BOOT_TABLES 0x9000u
+#define BOARD_PCI_CONFIG_ADDRESS 0xcf8u /* no PCI: the port is nobody's */
 
 struct device_arg {
 	char name[IPC_MAX_NAME];
@@ -769,6 +772,10 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 		  const struct vcpu_boot *boot)
 {
 	char err[256];
+#ifndef __aarch64__
+	static const uint16_t pci_config_address = BOARD_PCI_CONFIG_ADDRESS;
+	unsigned nquiet = bus_owns_any(bus, IPC_SPACE_PIO, BOARD_PCI_CONFIG_ADDRESS, 4) ? 0 : 1;
+#endif
 	struct engine_config cfg = {.ram = mem->base,
 				    .ram_size = low_ram(o),
 				    .high_ram_gpa = HIGH_RAM_BASE,
@@ -781,6 +788,8 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 				    .ram_map_from = o->kernel ? 0 : BOOT_ARM64_RAM_START,
 #else
 				    .irqchip = {.opaque = vm, .eoi = engine_eoi},
+				    .quiet_ports = &pci_config_address,
+				    .nquiet_ports = nquiet,
 #endif
 	};
 	struct engine *engine = vm->ops->create(&cfg, err, sizeof(err));
