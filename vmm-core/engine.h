@@ -92,7 +92,8 @@ struct engine_config {
 	struct engine_bus bus;
 	/* Ports no device owns a byte of, whose 4-byte writes the board only
 	 * ignores: an engine whose exits are dear may drop those writes in the
-	 * hypervisor, without an exit (reads still exit and read all-ones).  The
+	 * hypervisor, without an exit to this process (reads still come here
+	 * and read all-ones).  The
 	 * x86 board lists the PCI configuration address port, 0xcf8, when no
 	 * device owns it: Linux's AGP aperture search on AMD family 0xf-0x15
 	 * CPUs writes it 16 000 times, one configuration read each. */
