@@ -110,6 +110,17 @@ static const struct bus_range *find(struct bus *b, enum ipc_space space, uint64_
 	return NULL;
 }
 
+bool bus_owns_any(struct bus *b, enum ipc_space space, uint64_t addr, unsigned size)
+{
+	unsigned n = atomic_load_explicit(&b->nranges, memory_order_acquire);
+	for (unsigned i = 0; i < n; i++) {
+		const struct bus_range *r = &b->ranges[i];
+		if (r->space == space && overlaps(addr, size, r->base, r->size))
+			return true;
+	}
+	return false;
+}
+
 /* Log the first access to each unowned address, up to BUS_LOGGED_UNOWNED
  * addresses (a guest probing the whole space must not flood the log).  Not a
  * hot path: a guest touching unowned addresses is probing or broken. */

@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,9 @@ int bus_attach(struct bus *b, const struct bus_device *dev, const struct ipc_ran
  * access size (logged once per address) when no device owns all of it. */
 uint64_t bus_read(struct bus *b, enum ipc_space space, uint64_t addr, unsigned size);
 void bus_write(struct bus *b, enum ipc_space space, uint64_t addr, unsigned size, uint64_t value);
+
+/* Does any device own a byte of [addr, addr + size)? */
+bool bus_owns_any(struct bus *b, enum ipc_space space, uint64_t addr, unsigned size);
 
 /* The struct engine_bus callbacks for this bus. */
 struct engine_bus bus_engine_callbacks(struct bus *b);

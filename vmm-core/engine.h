@@ -90,6 +90,15 @@ struct engine_config {
 	int cpus;
 	bool jit; /* soft engine: translate guest code (jit.h) rather than interpret */
 	struct engine_bus bus;
+	/* Ports no device owns a byte of, whose 4-byte writes the board only
+	 * ignores: an engine whose exits are dear may drop those writes in the
+	 * hypervisor, without an exit to this process (reads still come here
+	 * and read all-ones).  The
+	 * x86 board lists the PCI configuration address port, 0xcf8, when no
+	 * device owns it: Linux's AGP aperture search on AMD family 0xf-0x15
+	 * CPUs writes it 16 000 times, one configuration read each. */
+	const uint16_t *quiet_ports;
+	unsigned nquiet_ports;
 	struct engine_irqchip irqchip;
 };
 

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -39,6 +40,7 @@
 #define IOAPIC_PINS 24         /* the board's IOAPIC: GSIs 0..23 are its pins */
 #define HALT_WATCH_MS 100      /* how often the boot vCPU is checked for a final HLT */
 #define APIC_BUS_KHZ 1000000u  /* KVM's LAPIC timer counts at 1 GHz */
+#define QUIET_PORTS_MAX 4      /* engine_config.quiet_ports taken (the board has one) */
 
 /* A vCPU just out of reset (what KVM leaves after a shutdown on AMD). */
 #define RESET_RIP 0xfff0u
@@ -66,6 +68,9 @@ struct engine {
 	struct kvm_irq_routing_entry routes[IOAPIC_PINS];
 	/* The halt watcher (see the top of this file). */
 	struct periodic halt_watcher;
+	/* An ioeventfd per quiet port (engine_config.quiet_ports), never read. */
+	int quiet_fds[QUIET_PORTS_MAX];
+	int nquiet;
 	int ncpus;
 	struct kvm_vcpu vcpus[];
 };
@@ -125,6 +130,8 @@ static int kvm_describe(char *out, size_t n)
 static void kvm_destroy(struct engine *e)
 {
 	periodic_destroy(&e->halt_watcher);
+	for (int i = 0; i < e->nquiet; i++)
+		close(e->quiet_fds[i]);
 	for (int i = 0; i < e->ncpus; i++) {
 		if (e->vcpus[i].run)
 			munmap(e->vcpus[i].run, e->run_size);
@@ -213,6 +220,27 @@ static void add_timing_leaf(struct kvm_cpuid2 *c, uint32_t tsc_khz)
 		.function = CPUID_TIMING_LEAF, .eax = tsc_khz, .ebx = APIC_BUS_KHZ};
 }
 
+/* 4-byte writes to the quiet ports (engine_config.quiet_ports) end in
+ * KVM: each signals an eventfd nobody reads instead of leaving the guest
+ * for the board, which would ignore it.  Only a saving: a port KVM does not
+ * take keeps its exits. */
+static void quiet_ports(struct engine *e, const struct engine_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->nquiet_ports && e->nquiet < QUIET_PORTS_MAX; i++) {
+		int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		struct kvm_ioeventfd io = {.addr = cfg->quiet_ports[i], .len = 4, .fd = fd,
+					   .flags = KVM_IOEVENTFD_FLAG_PIO};
+		if (fd < 0 || ioctl(e->vm_fd, KVM_IOEVENTFD, &io) < 0) {
+			log_msg("writes to port %#x will leave the guest (KVM_IOEVENTFD: %s)",
+				cfg->quiet_ports[i], strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		e->quiet_fds[e->nquiet++] = fd;
+	}
+}
+
 static struct engine *kvm_create(const struct engine_config *cfg, char *err, size_t n)
 {
 	struct engine *e = calloc(1, sizeof(*e) + (size_t)cfg->cpus * sizeof(struct kvm_vcpu));
@@ -276,6 +304,7 @@ static struct engine *kvm_create(const struct engine_config *cfg, char *err, siz
 			goto fail;
 		}
 	}
+	quiet_ports(e, cfg);
 	kvm_vcpu_kick_handler_install();
 	if (periodic_start(&e->halt_watcher, HALT_WATCH_MS, halt_watch, e)) {
 		snprintf(err, n, "cannot start a thread");

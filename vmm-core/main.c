@@ -15,7 +15,9 @@
  * header asks (16 MiB).  In this process: the IOAPIC at 0xFEC00000, the
  * FADT's power and reset ports at 0x600..0x602, the boot-time marker at
  * 0x3f0, the CMOS clock at 0x70.  Each vCPU's LAPIC (0xFEE00000) is the
- * engine's; the UART is dev-serial's.
+ * engine's; the UART is dev-serial's.  No PCI: the configuration ports
+ * 0xcf8/0xcfc read all-ones and writes do nothing (an engine may drop
+ * writes to 0xcf8 in the hypervisor: engine_config.quiet_ports).
  *
  * The arm64 board (built for arm64 hosts, __aarch64__; vmm-core/arm64/):
  * RAM from 0.  A flat image loads at --flat-addr, with the first 64 KiB
@@ -75,6 +77,7 @@ enum { EXIT_GUEST_DONE = 0, EXIT_ERROR = 1, EXIT_TRIPLE_FAULT = 2 };
 #define BOARD_ACPI_REGION_SIZE (POWER_RESET_VECTOR - BOARD_ACPI_REGION) /* the reset stub follows */
 #define BOARD_BOOT_STACK_TOP 0x9000u
 #define BOARD_BOOT_TABLES 0x9000u
+#define BOARD_PCI_CONFIG_ADDRESS 0xcf8u /* no PCI: the port is nobody's */
 
 struct device_arg {
 	char name[IPC_MAX_NAME];
@@ -102,6 +105,8 @@ struct options {
 struct guest_files {
 	uint8_t *kernel, *initrd, *flat;
 	size_t kernel_size, initrd_size, flat_size;
+	uint8_t *vmlinux; /* x86: the bzImage's payload unpacked here, or NULL */
+	size_t vmlinux_size;
 };
 
 /* The VM as the device proxies' hooks see it: they may ask to stop it or
@@ -377,7 +382,15 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 		log_msg("cannot read %s", err);
 		return -1;
 	}
-#ifdef __aarch64__
+#ifndef __aarch64__
+	/* Unpacked once (a reboot reuses it), and before the devices have
+	 * attached: their processes start meanwhile (the channels listen). */
+	if (f->kernel && linux_unpack_bzimage(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
+					      &f->vmlinux_size, err, sizeof(err))) {
+		log_msg("%s: %s", o->kernel, err);
+		return -1;
+	}
+#else
 	/* A gzip'd Image is unpacked once here: a reboot places it again. */
 	if (f->kernel && arm64_image_is_gzip(f->kernel, f->kernel_size)) {
 		uint8_t *image;
@@ -392,6 +405,7 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 		f->kernel_size = image_size;
 	}
 #endif
+	stats_milestone(STATS_IMAGES_READ);
 	return 0;
 }
 
@@ -484,7 +498,8 @@ static int load_linux(const struct vm *vm, const struct options *o, const struct
 		.boot_params_addr = LINUX_BOOT_PARAMS_ADDR,
 		.cmdline_addr = LINUX_CMDLINE_ADDR,
 		.acpi_rsdp_addr = rsdp,
-		.host_decompress = linux_host_decompress_available(),
+		.vmlinux = f->vmlinux,
+		.vmlinux_size = f->vmlinux_size,
 	};
 	struct linux_loaded loaded;
 	if (linux_load(ram, low_ram(o), &args, &loaded, err, sizeof(err))) {
@@ -548,8 +563,12 @@ static int load_linux(const struct vm *vm, const struct options *o, const struct
 static int load_guest(const struct vm *vm, const struct options *o, const struct guest_files *f,
 		      uint8_t *ram, struct vcpu_boot *boot)
 {
-	if (o->kernel)
-		return load_linux(vm, o, f, ram, boot);
+	if (o->kernel) {
+		if (load_linux(vm, o, f, ram, boot))
+			return -1;
+		stats_milestone(STATS_GUEST_LOADED);
+		return 0;
+	}
 	char err[256];
 	if (load_flat(o, f, ram))
 		return -1;
@@ -566,6 +585,7 @@ static int load_guest(const struct vm *vm, const struct options *o, const struct
 		log_msg("%s: %s", o->flat, err);
 		return -1;
 	}
+	stats_milestone(STATS_GUEST_LOADED);
 	return 0;
 }
 
@@ -689,7 +709,10 @@ static void *vcpu_thread(void *arg)
 	return NULL;
 }
 
-static int attach_devices(struct vm *vm, const struct options *o, const struct devproxy_board *b)
+/* A channel for each device, listening: the device processes, which the
+ * launcher starts beside the core, dial and say HELLO while the core reads
+ * and unpacks the guest's images (wait_devices waits for them). */
+static int listen_devices(struct vm *vm, const struct options *o, const struct devproxy_board *b)
 {
 	char err[256];
 	for (int i = 0; i < o->ndevices; i++) {
@@ -701,6 +724,13 @@ static int attach_devices(struct vm *vm, const struct options *o, const struct d
 		}
 		vm->ndevices++;
 	}
+	stats_milestone(STATS_LISTENING);
+	return 0;
+}
+
+static int wait_devices(struct vm *vm)
+{
+	char err[256];
 	/* One budget for all of them: they start in parallel. */
 	uint64_t deadline = host_now_ns() + (uint64_t)ATTACH_TIMEOUT_MS * 1000000;
 	for (int i = 0; i < vm->ndevices; i++) {
@@ -711,6 +741,7 @@ static int attach_devices(struct vm *vm, const struct options *o, const struct d
 			return -1;
 		}
 	}
+	stats_milestone(STATS_DEVICES_ATTACHED);
 	return 0;
 }
 
@@ -741,6 +772,10 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 		  const struct vcpu_boot *boot)
 {
 	char err[256];
+#ifndef __aarch64__
+	static const uint16_t pci_config_address = BOARD_PCI_CONFIG_ADDRESS;
+	unsigned nquiet = bus_owns_any(bus, IPC_SPACE_PIO, BOARD_PCI_CONFIG_ADDRESS, 4) ? 0 : 1;
+#endif
 	struct engine_config cfg = {.ram = mem->base,
 				    .ram_size = low_ram(o),
 				    .high_ram_gpa = HIGH_RAM_BASE,
@@ -753,6 +788,8 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 				    .ram_map_from = o->kernel ? 0 : BOOT_ARM64_RAM_START,
 #else
 				    .irqchip = {.opaque = vm, .eoi = engine_eoi},
+				    .quiet_ports = &pci_config_address,
+				    .nquiet_ports = nquiet,
 #endif
 	};
 	struct engine *engine = vm->ops->create(&cfg, err, sizeof(err));
@@ -777,6 +814,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 	struct vcpu_thread threads[MAX_CPUS];
 	pthread_t ids[MAX_CPUS];
 	int started = 0;
+	stats_milestone(STATS_VCPUS_STARTED);
 	for (; started < o->cpus; started++) {
 		threads[started] = (struct vcpu_thread){.vm = vm, .engine = engine, .cpu = started};
 		if (pthread_create(&ids[started], NULL, vcpu_thread, &threads[started])) {
@@ -819,6 +857,7 @@ static int run_vm(struct vm *vm, const struct options *o, struct bus *bus, const
 
 int main(int argc, char **argv)
 {
+	stats_milestone(STATS_CORE_STARTED);
 	log_init("vmm-core");
 	host_child_init();
 	if (argc == 2 && strcmp(argv[1], "--check") == 0)
@@ -885,9 +924,10 @@ int main(int argc, char **argv)
 	uint64_t start = host_now_ns();
 	/* The guest is loaded once every device has said what it is: the ACPI
 	 * tables describe what they declared. */
-	struct guest_files files;
-	int status = read_guest_files(&o, &files) || attach_devices(&vm, &o, &board) ||
-				     load_guest(&vm, &o, &files, ram, &boot) || enter_sandbox(&vm, &o)
+	struct guest_files files = {0};
+	int status = listen_devices(&vm, &o, &board) || read_guest_files(&o, &files) ||
+				     wait_devices(&vm) || load_guest(&vm, &o, &files, ram, &boot) ||
+				     enter_sandbox(&vm, &o)
 			     ? EXIT_ERROR
 			     : run_vm(&vm, &o, &bus, &mem, &boot);
 	while (status == RUN_REBOOT) {
@@ -908,7 +948,7 @@ int main(int argc, char **argv)
 		devproxy_abort(vm.devices[i]);
 	for (int i = 0; i < vm.ndevices; i++)
 		devproxy_shutdown_and_destroy(vm.devices[i]);
-	stats_print_if_asked(run_ns);
+	stats_print_if_asked(run_ns, o.launch_ns);
 #ifndef __aarch64__
 	const char *stats = getenv("MINIVM_STATS");
 	uint64_t marker_ns = atomic_load(&vm.bootmark.elapsed_ns);
@@ -917,6 +957,7 @@ int main(int argc, char **argv)
 #endif
 	host_shm_close(ram_shm);
 	free(files.kernel);
+	free(files.vmlinux);
 	free(files.initrd);
 	free(files.flat);
 	return status;

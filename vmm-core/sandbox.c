@@ -21,9 +21,9 @@
  * of each device's named pipe for every (re)connection (host_windows.c).
  *
  * Memory: 512 MiB beyond what it holds at entry (RLIMIT_DATA) for the
- * engine's own allocations: the kernel unpacked again at every reboot, the
- * soft CPU's caches, vCPU threads.  Guest RAM is shared memory, not
- * counted. */
+ * engine's own allocations: the soft CPU's caches, vCPU threads (the
+ * unpacked kernel is held from before, and kept for reboots).  Guest RAM
+ * is shared memory, not counted. */
 #include "sandbox.h"
 
 #include <string.h>

@@ -35,9 +35,26 @@ struct core_stats {
 
 extern struct core_stats core_stats;
 
+/* The core's start-up, for the boot-time work: host_now_ns() at each
+ * milestone of the first start (a reboot's do not count), printed with the
+ * counters as milliseconds after the launcher started. */
+enum stats_milestone {
+	STATS_CORE_STARTED,     /* main() entered */
+	STATS_LISTENING,        /* every device's channel listens */
+	STATS_IMAGES_READ,      /* kernel and initrd read (and the kernel unpacked) */
+	STATS_DEVICES_ATTACHED, /* every device said HELLO */
+	STATS_GUEST_LOADED,     /* tables, kernel, initrd and command line in guest RAM */
+	STATS_VCPUS_STARTED,    /* the engine made, the vCPU threads started */
+	STATS_MILESTONES
+};
+
+/* Record milestone m now, unless it was recorded before. */
+void stats_milestone(enum stats_milestone m);
+
 #define STATS_ADD(field, n) atomic_fetch_add_explicit(&core_stats.field, (n), memory_order_relaxed)
 
-/* Print the counters to stderr if MINIVM_STATS=1; elapsed_ns is the run time. */
-void stats_print_if_asked(uint64_t elapsed_ns);
+/* Print the counters to stderr if MINIVM_STATS=1; elapsed_ns is the run
+ * time, launch_ns the launcher's start (host_now_ns()). */
+void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns);
 
 #endif

@@ -8,7 +8,9 @@ Runs the nested rig's ratio run (tests/nested/x86/run.sh BUILD_DIR --bench
 N; its l1-init describes each measurement): inside one L1, both VMMs boot
 the default guest with the same devices (ttyS0, a virtio console, virtio-net
 on libslirp with a forward), N times each, to "minivm: init ready" on L1's
-clock with the kernel's log on ttyS0 and with "quiet"; then N rounds, per
+clock with the kernel's log on ttyS0 and with "quiet", each boot split into
+phases ({launch to kernel clock}, {kernel to /init}, {/init to marker}: the
+guest's dmesg and uptime placed on L1's clock); then N rounds, per
 VMM, of output to ttyS0 and hvc0 (the guest's devwrite, guest time) and of
 4 MiB from L1 into the guest through the forward (L1's clock).  Prints the
 rig's lines, then medians and the ratios minivm/QEMU: for boot times below
@@ -23,7 +25,7 @@ import statistics
 import subprocess
 import sys
 
-LINE = re.compile(r"bench: (minivm|qemu)-kvm (\[[^]]*\]|\([^)]*\)) ([0-9.]+)( KB/s)?$")
+LINE = re.compile(r"bench: (minivm|qemu)-kvm (\[[^]]*\]|\([^)]*\)|\{[^}]*\}) ([0-9.]+)( KB/s)?$")
 
 
 def main():

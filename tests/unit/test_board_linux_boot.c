@@ -359,21 +359,45 @@ static size_t make_xz(const uint8_t *in, size_t len, uint8_t *out, size_t cap)
 }
 #endif
 
+/* linux_unpack_bzimage, then linux_load with what it unpacked (if anything). */
+static int unpack_and_load(const uint8_t *img, size_t size, struct linux_load_args *args,
+			   struct linux_loaded *out, char *err, size_t errlen)
+{
+	uint8_t *vmlinux;
+	size_t vmlinux_size;
+	if (linux_unpack_bzimage(img, size, RAM_SIZE, &vmlinux, &vmlinux_size, err, errlen))
+		return -1;
+	args->vmlinux = vmlinux;
+	args->vmlinux_size = vmlinux_size;
+	int rc = linux_load(ram, RAM_SIZE, args, out, err, errlen);
+	args->vmlinux = NULL;
+	free(vmlinux);
+	return rc;
+}
+
 static void test_host_decompress(void **state)
 {
 	static uint8_t img[SETUP_SIZE + PM_SIZE];
+	static uint8_t elf[ELF_SIZE];
 	struct linux_loaded out;
 	char err[160] = "";
+	uint8_t *vmlinux;
+	size_t vmlinux_size;
+	make_elf(elf, ELF_PADDR);
 #ifdef MINIVM_HAVE_LZMA
 	assert_true(linux_host_decompress_available());
-	static uint8_t elf[ELF_SIZE], xz[PM_SIZE - PAYLOAD_OFFSET];
-	make_elf(elf, ELF_PADDR);
+	static uint8_t xz[PM_SIZE - PAYLOAD_OFFSET];
 	size_t xz_len = make_xz(elf, sizeof(elf), xz, sizeof(xz));
 	size_t size = make_bzimage(img, xz, xz_len);
+	assert_int_equal(linux_unpack_bzimage(img, size, RAM_SIZE, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), 0);
+	assert_non_null(vmlinux);
+	assert_int_equal(vmlinux_size, sizeof(elf));
+	assert_memory_equal(vmlinux, elf, sizeof(elf));
+	free(vmlinux);
 	static uint8_t initrd[3000];
 	struct linux_load_args args = default_args(img, size, initrd, sizeof(initrd));
-	args.host_decompress = true;
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), 0);
+	assert_int_equal(unpack_and_load(img, size, &args, &out, err, sizeof(err)), 0);
 	assert_true(out.decompressed_on_host);
 	assert_int_equal(out.entry, ELF_PADDR);
 	assert_memory_equal(ram + ELF_PADDR, elf + 64 + 56, ELF_FILESZ);
@@ -382,39 +406,56 @@ static void test_host_decompress(void **state)
 
 	/* A lying size trailer only changes the first allocation. */
 	put_le32(img + SETUP_SIZE + PAYLOAD_OFFSET + xz_len - 4, 1);
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), 0);
+	assert_int_equal(unpack_and_load(img, size, &args, &out, err, sizeof(err)), 0);
 	put_le32(img + SETUP_SIZE + PAYLOAD_OFFSET + xz_len - 4, 0xffffffff);
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), 0);
+	assert_int_equal(unpack_and_load(img, size, &args, &out, err, sizeof(err)), 0);
+	/* Nothing larger than the caller's bound is unpacked. */
+	assert_int_equal(linux_unpack_bzimage(img, size, sizeof(elf) - 1, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), -1);
+	assert_null(vmlinux);
+	assert_non_null(strstr(err, "more than"));
 
 	/* Corrupt stream, payload outside the file, payload that is not ELF. */
 	img[SETUP_SIZE + PAYLOAD_OFFSET + xz_len / 2] ^= 0x55;
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), -1);
+	assert_int_equal(linux_unpack_bzimage(img, size, RAM_SIZE, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), -1);
 	assert_non_null(strstr(err, "corrupt"));
 	make_bzimage(img, xz, xz_len);
 	put_le32(img + 0x248, PM_SIZE - 2);
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), -1);
+	assert_int_equal(linux_unpack_bzimage(img, size, RAM_SIZE, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), -1);
 	assert_non_null(strstr(err, "outside the file"));
 	static const uint8_t not_elf[100] = "just text, not a kernel";
 	xz_len = make_xz(not_elf, sizeof(not_elf), xz, sizeof(xz));
 	make_bzimage(img, xz, xz_len);
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), -1);
+	assert_int_equal(unpack_and_load(img, size, &args, &out, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "does not unpack to an ELF"));
+
+	/* A payload that is not xz is refused with a clear error. */
+	static const uint8_t gzip_payload[8] = {0x1f, 0x8b, 8, 0};
+	size = make_bzimage(img, gzip_payload, sizeof(gzip_payload));
+	assert_int_equal(linux_unpack_bzimage(img, size, RAM_SIZE, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), -1);
+	assert_non_null(strstr(err, "not xz"));
 #else
+	/* Nothing is unpacked: the guest's decompressor runs. */
 	assert_false(linux_host_decompress_available());
 	static const uint8_t xz_magic[8] = {0xfd, '7', 'z', 'X', 'Z', 0};
 	size_t size = make_bzimage(img, xz_magic, sizeof(xz_magic));
 	struct linux_load_args args = default_args(img, size, NULL, 0);
-	args.host_decompress = true;
-	assert_int_equal(linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not built in"));
+	assert_int_equal(unpack_and_load(img, size, &args, &out, err, sizeof(err)), 0);
+	assert_false(out.decompressed_on_host);
+	assert_int_equal(out.entry, PREF_ADDRESS + 0x200);
 #endif
-	/* Either way: a payload that is not xz is refused with a clear error. */
-	static const uint8_t gzip_payload[8] = {0x1f, 0x8b, 8, 0};
-	size_t gz_size = make_bzimage(img, gzip_payload, sizeof(gzip_payload));
-	struct linux_load_args gz_args = default_args(img, gz_size, NULL, 0);
-	gz_args.host_decompress = true;
-	assert_int_equal(linux_load(ram, RAM_SIZE, &gz_args, &out, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "not xz"));
+	/* Either way: an ELF kernel, or what is no bzImage, has nothing to
+	 * unpack (linux_load judges it). */
+	assert_int_equal(linux_unpack_bzimage(elf, sizeof(elf), RAM_SIZE, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), 0);
+	assert_null(vmlinux);
+	static const uint8_t text[600] = "neither bzImage nor ELF";
+	assert_int_equal(linux_unpack_bzimage(text, sizeof(text), RAM_SIZE, &vmlinux, &vmlinux_size, err,
+					      sizeof(err)), 0);
+	assert_null(vmlinux);
 }
 
 /* Random corruption of the header and payload: loads fail or succeed, but
@@ -431,10 +472,11 @@ static void test_mutated_bzimages(void **state)
 			img[0x1f1 + rand() % (0x270 - 0x1f1)] = (uint8_t)rand();
 		struct linux_load_args args =
 			default_args(img, (size_t)rand() % (size + 1), initrd, (size_t)rand() % 4096);
-		args.host_decompress = iter & 1;
 		struct linux_loaded out;
 		char err[160];
-		if (linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err)) == 0) {
+		int rc = iter & 1 ? unpack_and_load(img, args.kernel_size, &args, &out, err, sizeof(err))
+				  : linux_load(ram, RAM_SIZE, &args, &out, err, sizeof(err));
+		if (rc == 0) {
 			assert_true(out.kernel_end <= RAM_SIZE);
 			assert_true(out.initrd_end <= RAM_SIZE);
 		}
@@ -493,9 +535,17 @@ static void test_real_bzimage(void **state)
 	if (initrd && linux_host_decompress_available()) {
 		struct timespec t0;
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		args.host_decompress = true;
+		uint8_t *vmlinux;
+		size_t vmlinux_size;
+		if (linux_unpack_bzimage(kernel, kernel_size, big_ram, &vmlinux, &vmlinux_size, err,
+					 sizeof(err)) != 0)
+			fail_msg("%s", err);
+		assert_non_null(vmlinux);
+		args.vmlinux = vmlinux;
+		args.vmlinux_size = vmlinux_size;
 		if (linux_load(big, big_ram, &args, &out, err, sizeof(err)) != 0)
 			fail_msg("%s", err);
+		free(vmlinux);
 		print_message("host-side xz decompression + ELF load of %s/bzImage: %.2f s; "
 			      "vmlinux at %#llx..%#llx, entry %#llx\n",
 			      dir, seconds_since(&t0), (unsigned long long)out.kernel_start,

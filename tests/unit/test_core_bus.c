@@ -119,6 +119,22 @@ static void test_access_straddling_a_range_end_is_unowned(void **state)
 	assert_int_equal(bus_read(&bus, IPC_SPACE_PIO, 0x3fc, 4), 0x60); /* wholly inside */
 }
 
+/* Which ranges the board may let an engine keep to itself (quiet ports):
+ * a port is owned if a device has any byte of it. */
+static void test_owns_any_byte(void **state)
+{
+	assert_false(bus_owns_any(&bus, IPC_SPACE_PIO, 0x3f8, 4));
+	attach_uart();
+	assert_true(bus_owns_any(&bus, IPC_SPACE_PIO, 0x3f8, 1));
+	assert_true(bus_owns_any(&bus, IPC_SPACE_PIO, 0x3f6, 4)); /* straddles its start */
+	assert_true(bus_owns_any(&bus, IPC_SPACE_PIO, 0x3ff, 2)); /* and its end */
+	assert_false(bus_owns_any(&bus, IPC_SPACE_PIO, 0x3f4, 4));
+	assert_false(bus_owns_any(&bus, IPC_SPACE_PIO, 0x400, 4));
+	assert_false(bus_owns_any(&bus, IPC_SPACE_PIO, 0xcf8, 4));
+	assert_false(bus_owns_any(&bus, IPC_SPACE_MMIO, 0x3f8, 4)); /* the other space */
+	assert_true(bus_owns_any(&bus, IPC_SPACE_MMIO, 0xd0000ffc, 8));
+}
+
 static void test_spaces_are_separate(void **state)
 {
 	attach_uart();
@@ -190,6 +206,7 @@ int main(void)
 		cmocka_unit_test_setup(test_writes_reach_the_owner, setup),
 		cmocka_unit_test_setup(test_unowned_reads_all_ones, setup),
 		cmocka_unit_test_setup(test_access_straddling_a_range_end_is_unowned, setup),
+		cmocka_unit_test_setup(test_owns_any_byte, setup),
 		cmocka_unit_test_setup(test_spaces_are_separate, setup),
 		cmocka_unit_test_setup(test_overlap_with_another_device_refused, setup),
 		cmocka_unit_test_setup(test_attach_is_all_or_none, setup),

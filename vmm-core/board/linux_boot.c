@@ -151,20 +151,23 @@ static int load_elf(struct loader *l, const uint8_t *img, size_t size, struct li
 /* ---- host-side decompression of a bzImage payload ---- */
 
 #ifdef MINIVM_HAVE_LZMA
-/* Unpack one xz stream into a malloc'd buffer.  The kernel's build appends
- * the unpacked size as 4 little-endian bytes after the stream: a hint for
- * the first allocation, never trusted beyond that. */
-static int xz_unpack(struct loader *l, const uint8_t *in, size_t in_len, uint8_t **out,
-		     size_t *out_len)
+/* Unpack one xz stream into a malloc'd buffer of at most cap bytes.  The
+ * kernel's build appends the unpacked size as 4 little-endian bytes after
+ * the stream: a hint for the first allocation, never trusted beyond that. */
+static int xz_unpack(const uint8_t *in, size_t in_len, uint64_t cap, uint8_t **out,
+		     size_t *out_len, char *err, size_t errlen)
 {
-	uint64_t cap = l->ram_size < XZ_MAX_OUTPUT ? l->ram_size : XZ_MAX_OUTPUT;
+	if (cap > XZ_MAX_OUTPUT)
+		cap = XZ_MAX_OUTPUT;
 	uint64_t want = in_len >= 4 ? le32(in + in_len - 4) : 0;
 	if (want == 0 || want > cap)
 		want = cap < 64ull << 20 ? cap : 64ull << 20;
 
 	lzma_stream s = LZMA_STREAM_INIT;
-	if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK)
-		return fail(l, "xz payload: cannot start the decoder");
+	if (lzma_stream_decoder(&s, UINT64_MAX, 0) != LZMA_OK) {
+		snprintf(err, errlen, "xz payload: cannot start the decoder");
+		return -1;
+	}
 	uint8_t *buf = NULL;
 	size_t have = 0;
 	lzma_ret r = LZMA_OK;
@@ -193,9 +196,11 @@ static int xz_unpack(struct loader *l, const uint8_t *in, size_t in_len, uint8_t
 	if (r != LZMA_STREAM_END) {
 		free(buf);
 		if (r == LZMA_OK)
-			return fail(l, "xz payload unpacks to more than %llu bytes",
-				    (unsigned long long)cap);
-		return fail(l, "xz payload is corrupt (liblzma error %d)", (int)r);
+			snprintf(err, errlen, "xz payload unpacks to more than %llu bytes",
+				 (unsigned long long)cap);
+		else
+			snprintf(err, errlen, "xz payload is corrupt (liblzma error %d)", (int)r);
+		return -1;
 	}
 	*out = buf;
 	*out_len = have;
@@ -212,31 +217,17 @@ bool linux_host_decompress_available(void)
 #endif
 }
 
-/* Unpack the bzImage payload (xz) on the host and load the vmlinux in it. */
-static int load_payload(struct loader *l, const uint8_t *pm, size_t pm_size, const uint8_t *hdr,
-			struct linux_loaded *out)
+/* Load the ELF vmlinux that linux_unpack_bzimage took out of the payload. */
+static int load_unpacked(struct loader *l, struct linux_loaded *out)
 {
-	uint32_t offset = le32(hdr + HDR_PAYLOAD_OFFSET), len = le32(hdr + HDR_PAYLOAD_LENGTH);
-	if (offset > pm_size || len > pm_size - offset || len < 6)
-		return fail(l, "bzImage payload lies outside the file");
-	static const uint8_t xz_magic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
-	if (memcmp(pm + offset, xz_magic, sizeof(xz_magic)) != 0)
-		return fail(l, "bzImage payload is not xz: cannot unpack it on the host");
-#ifdef MINIVM_HAVE_LZMA
-	uint8_t *vmlinux;
-	size_t vmlinux_size;
-	if (xz_unpack(l, pm + offset, len, &vmlinux, &vmlinux_size) != 0)
-		return -1;
 	static const uint8_t elf_magic[4] = {0x7f, 'E', 'L', 'F'};
-	int rc = vmlinux_size >= sizeof(elf_magic) && memcmp(vmlinux, elf_magic, 4) == 0
-			 ? load_elf(l, vmlinux, vmlinux_size, out)
-			 : fail(l, "bzImage payload does not unpack to an ELF vmlinux");
-	free(vmlinux);
+	const uint8_t *vmlinux = l->args->vmlinux;
+	size_t size = l->args->vmlinux_size;
+	if (size < sizeof(elf_magic) || memcmp(vmlinux, elf_magic, sizeof(elf_magic)) != 0)
+		return fail(l, "bzImage payload does not unpack to an ELF vmlinux");
+	int rc = load_elf(l, vmlinux, size, out);
 	out->decompressed_on_host = rc == 0;
 	return rc;
-#else
-	return fail(l, "host-side decompression is not built in (no liblzma)");
-#endif
 }
 
 /* ---- bzImage ---- */
@@ -286,6 +277,34 @@ static int load_bzimage_code(struct loader *l, const uint8_t *pm, size_t pm_size
 	out->kernel_start = load;
 	out->kernel_end = load + need;
 	return 0;
+}
+
+int linux_unpack_bzimage(const uint8_t *img, size_t size, uint64_t max_size, uint8_t **vmlinux,
+			 size_t *vmlinux_size, char *err, size_t errlen)
+{
+	*vmlinux = NULL;
+	*vmlinux_size = 0;
+#ifdef MINIVM_HAVE_LZMA
+	struct loader l = {.err = err, .errlen = errlen};
+	size_t setup_size, hdr_end;
+	/* Anything but a well-formed bzImage is linux_load's to judge. */
+	if (size < HDR_MIN_END || le32(img + HDR_MAGIC) != HDRS_MAGIC ||
+	    check_bzimage(&l, img, size, &setup_size, &hdr_end) != 0)
+		return 0;
+	const uint8_t *pm = img + setup_size;
+	size_t pm_size = size - setup_size;
+	uint32_t offset = le32(img + HDR_PAYLOAD_OFFSET), len = le32(img + HDR_PAYLOAD_LENGTH);
+	if (offset > pm_size || len > pm_size - offset || len < 6)
+		return fail(&l, "bzImage payload lies outside the file");
+	static const uint8_t xz_magic[6] = {0xfd, '7', 'z', 'X', 'Z', 0};
+	if (memcmp(pm + offset, xz_magic, sizeof(xz_magic)) != 0)
+		return fail(&l, "bzImage payload is not xz: cannot unpack it on the host");
+	return xz_unpack(pm + offset, len, max_size, vmlinux, vmlinux_size, err, errlen);
+#else
+	/* Nothing to unpack with: the guest's own decompressor runs. */
+	(void)img, (void)size, (void)max_size, (void)err, (void)errlen;
+	return 0;
+#endif
 }
 
 /* ---- initrd, command line, zero page ---- */
@@ -390,8 +409,7 @@ int linux_load(uint8_t *ram, uint64_t ram_size, const struct linux_load_args *ar
 			return -1;
 		const uint8_t *pm = img + setup_size;
 		size_t pm_size = size - setup_size;
-		int rc = args->host_decompress ? load_payload(&l, pm, pm_size, img, out)
-					       : load_bzimage_code(&l, pm, pm_size, img, out);
+		int rc = args->vmlinux ? load_unpacked(&l, out) : load_bzimage_code(&l, pm, pm_size, img, out);
 		if (rc != 0)
 			return -1;
 		memcpy(bp + HDR_SETUP_SECTS, img + HDR_SETUP_SECTS, hdr_end - HDR_SETUP_SECTS);

@@ -4,11 +4,12 @@
  * Kernel formats:
  *  - bzImage: the protected-mode part (the kernel's own decompressor) goes at
  *    the header's pref_address; entry = load address + 0x200 (startup_64).
- *  - bzImage with host_decompress: the xz payload the header locates
- *    (payload_offset/payload_length) is unpacked here with liblzma and the
- *    resulting ELF vmlinux is loaded as below.  The guest then skips its own
- *    decompressor, which is slow on the software CPU.  The boot_params carry
- *    the bzImage's own setup header either way.
+ *  - bzImage with its payload unpacked on the host (linux_unpack_bzimage:
+ *    the xz payload the header locates, payload_offset/payload_length,
+ *    unpacked with liblzma): the resulting ELF vmlinux is loaded as below.
+ *    The guest then skips its own decompressor, which is slow on the
+ *    software CPU and under nested KVM.  The boot_params carry the bzImage's
+ *    own setup header either way.
  *  - ELF vmlinux: PT_LOAD segments at their physical addresses; entry =
  *    e_entry (Linux links it as the physical address of startup_64; a virtual
  *    e_entry is translated through the segment that holds it).  This is the
@@ -58,7 +59,10 @@ struct linux_load_args {
 	uint64_t boot_params_addr; /* 4 KiB zero page, in RAM */
 	uint64_t cmdline_addr;
 	uint64_t acpi_rsdp_addr; /* 0: the kernel scans 0xE0000..0xFFFFF itself */
-	bool host_decompress;    /* bzImage only: unpack the payload here */
+	/* bzImage only: its payload as linux_unpack_bzimage unpacked it, loaded
+	 * in place of the guest's decompressor; NULL: the decompressor runs. */
+	const uint8_t *vmlinux;
+	size_t vmlinux_size;
 };
 
 struct linux_loaded {
@@ -83,5 +87,16 @@ int linux_e820_pc(uint64_t ram_size, struct e820_entry *out, unsigned cap);
 /* True if this build can unpack xz payloads (liblzma; not in the MinGW
  * build, where the guest's own decompressor runs instead). */
 bool linux_host_decompress_available(void);
+
+/* The ELF vmlinux in a bzImage's xz payload, unpacked into a malloc'd
+ * buffer of at most max_size bytes (the caller frees it), for
+ * linux_load_args.vmlinux.  Separate from linux_load so that it can run
+ * once per image and before the board is known (while the device
+ * processes start).  0 with *vmlinux NULL when there is nothing to unpack:
+ * no liblzma in this build, or not a well-formed bzImage (linux_load says
+ * what is wrong with it); -1 with a one-line reason in err when the payload
+ * lies outside the file, is not xz or does not unpack. */
+int linux_unpack_bzimage(const uint8_t *img, size_t size, uint64_t max_size, uint8_t **vmlinux,
+			 size_t *vmlinux_size, char *err, size_t errlen);
 
 #endif

@@ -266,7 +266,7 @@ fi
 if [ -n "$BENCH" ]; then
 	# Every boot of both VMMs with both command lines, and every transfer
 	# (three per round and VMM), none timed out or failed.
-	! grep -q "bench: .*\(timeout\|failed\)" "$WORK/console.log" &&
+	! grep -q "bench: \(minivm\|qemu\)-kvm .*\(timeout\|failed\)" "$WORK/console.log" &&
 		[ "$(grep -c "bench: \(minivm\|qemu\)-kvm \[.*\] [0-9]" "$WORK/console.log")" = $((4 * BENCH)) ] &&
 		[ "$(grep -c "bench: \(minivm\|qemu\)-kvm (.*) [0-9.]* KB/s" "$WORK/console.log")" = $((6 * BENCH)) ]
 	exit
