@@ -96,6 +96,9 @@ struct serial_device {
 	uint64_t hvc0_base;          /* its window: the slot the core gave */
 	uint32_t hvc0_gsi;           /* its line */
 	uint16_t cols, rows;         /* the host terminal's size (0: unknown) */
+	/* IPC_IRQ messages sent, counted on from the WELCOME's irqs_applied
+	 * (modulo 2^32, as the core counts): ipc.h, struct ipc_line_note. */
+	uint32_t irqs_sent;
 };
 
 /* The device's ops for dev_run and dev_handle; dev is a struct serial_device. */

@@ -51,12 +51,16 @@ struct dev_ops {
 	/* An IO_READ: the value to reply with.  Publish shadows before
 	 * returning: the core may read one right after the reply. */
 	uint64_t (*read)(void *dev, const struct ipc_io *io);
-	/* A posted IO_WRITE.  The library stores applied_seq afterwards. */
+	/* A posted IO_WRITE.  The library stores applied_seq afterwards.
+	 * io->line: what the core did to the register's line just before it
+	 * sent the write (ipc.h, struct ipc_line_note); a run's writes come
+	 * one by one, the run's note with the first. */
 	void (*write)(void *dev, const struct ipc_io *io);
 	/* An IO_READ_DONE: the core answered a read of an IPC_REG_READ_ACK
 	 * register itself with io->data; apply that read's side effect.
-	 * Ordered like a write.  Needed by devices that declare such a
-	 * register (the core never sends it to others). */
+	 * Ordered like a write, with a line note as a write.  Needed by
+	 * devices that declare such a register (the core never sends it to
+	 * others). */
 	void (*read_done)(void *dev, const struct ipc_io *io);
 	/* The guest reset the machine.  Ordered like a write. */
 	void (*reset)(void *dev);

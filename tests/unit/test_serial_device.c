@@ -272,10 +272,11 @@ static void test_write_and_read(void **state)
 /* The paste stall of issue 7, device side.  THRE pending holds IRQ 4 up;
  * host input arrives (the line is up already: no message); the core had
  * answered IIR = THRI from a word older than the input, lowered the line
- * and posted READ_DONE.  Applying it, the device raises the line again, and
- * the word published before that message shows the input: the guest gets a
- * fresh edge and finds RX data, where a stale NO_INT would end its handler
- * for good (IRQ 4 is edge-triggered). */
+ * (the READ_DONE's note says so, after every message of ours) and posted
+ * READ_DONE.  Applying it, the device raises the line again, and the word
+ * published before that message shows the input: the guest gets a fresh
+ * edge and finds RX data, where a stale NO_INT would end its handler for
+ * good (IRQ 4 is edge-triggered). */
 static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 {
 	struct harness *h = *state;
@@ -304,7 +305,8 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 
 	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
 	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
-				    .data = IPC_READ_ACK_RAISED(before)};
+				    .data = IPC_READ_ACK_RAISED(before),
+				    .line = {IPC_LINE_LOWERED, h->d.irqs_sent}};
 	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
 	assert_int_equal(atomic_load(&page_of(h)->applied_seq), seq);
 	assert_int_equal(h->nsent, n + 1);
@@ -344,38 +346,149 @@ static void test_plain_registers_shadowed(void **state)
 	assert_true(shadows_valid(h));
 }
 
-/* The stalled boot: the device said "high" (THRE), the core answered IIR
- * and lowered its line, and the "high" reached the core only after that,
- * leaving its line up.  READ_DONE must say "low" then, or the next "high"
- * finds the line up already and gives no edge.  After a "low", READ_DONE
- * says nothing: the core's line is low whatever the order. */
-static void test_iir_read_done_says_the_level_again(void **state)
+/* COM1's line after a message whose note says the core lowered it (an
+ * acknowledge) or raised it (THR writes) just before sending it. */
+static struct ipc_msg noted_read_done(uint8_t action, uint32_t irqs_applied)
+{
+	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	m.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
+				 .data = UART_IIR_FIFO_ON | UART_IIR_THRI, .line = {action, irqs_applied}};
+	return m;
+}
+
+static struct ipc_msg noted_run(const char *bytes, uint8_t action, uint32_t irqs_applied)
+{
+	struct ipc_msg m = {.type = IPC_IO_WRITE_RUN, .seq = ++seq};
+	m.u.run = (struct ipc_io_run){.space = IPC_SPACE_PIO, .addr = COM1,
+				      .count = (uint16_t)strlen(bytes), .line = {action, irqs_applied}};
+	memcpy(m.u.run.data, bytes, strlen(bytes));
+	return m;
+}
+
+/* The core raises IRQ 4 itself when THR writes make THRE pending and
+ * lowers it on the acknowledge; its notes say so, with how many of our
+ * IPC_IRQ it had applied first.  All of them: the line is where the core
+ * put it, and while the model's output agrees the device says nothing —
+ * no message per 16 bytes.  Fewer: a "high" or "low" of ours may land
+ * after the core's change (the stalled boot: a "high" that reached the
+ * core after its lowering left the line up, and the next "high" made no
+ * edge), so the device says its level again. */
+static void test_line_notes(void **state)
 {
 	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
 	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
 	size_t n = h->nsent;
 	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
-	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
-	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
-				    .data = UART_IIR_THRI};
-	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	uint64_t word = shadow(h, iir_slot());
+	assert_true(word & IPC_READ_ACK_LINE_UP);
+	assert_true(word & IPC_READ_ACK_ENABLED);
+	assert_true(word & IPC_READ_ACK_ENABLE_RAISES);
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(word), UART_IER_THRI);
+	assert_int_equal(IPC_READ_ACK_ENABLE_SLOT(word), slot_for(h, IPC_SPACE_PIO, COM1 + UART_IER));
+	uint32_t ours = h->d.irqs_sent;
+
+	/* Lowered before our "high" was applied: it may land after; "low". */
+	struct ipc_msg m = noted_read_done(IPC_LINE_LOWERED, ours - 1);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
 	assert_int_equal(h->nsent, n + 1);
-	assert_int_equal(h->sent[n].type, IPC_IRQ);
 	assert_int_equal(h->sent[n].u.irq.level, 0);
+	assert_int_equal(h->d.irqs_sent, ours + 1);
+	ours++;
+
+	/* Every message applied: raised with a run, lowered on the
+	 * acknowledge, raised again — the model agrees each time. */
+	m = noted_run("ab", IPC_LINE_RAISED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_true(shadow(h, iir_slot()) & IPC_READ_ACK_PENDING);
+	m = noted_read_done(IPC_LINE_LOWERED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
 	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_PENDING);
-	/* A THR write raises THRE again, and the line with it. */
-	write_reg(h, IPC_SPACE_PIO, COM1, 'q');
+	m = noted_run("cd", IPC_LINE_RAISED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->nout, 4);
+	assert_memory_equal(h->out, "abcd", 4);
+
+	/* The guest turns THRE off (IER, an ordered write): our "low". */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0);
 	assert_int_equal(h->nsent, n + 2);
-	assert_int_equal(h->sent[n + 1].u.irq.level, 1);
+	assert_int_equal(h->sent[n + 1].u.irq.level, 0);
+	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_ENABLED);
+	assert_true(shadow(h, iir_slot()) & IPC_READ_ACK_LINE_UP); /* were it enabled */
+	ours++;
+	/* and on again: our "high"; the core raised for a THR write before
+	 * that "high" was applied: the line is up either way, nothing to say
+	 * beyond the level again. */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	assert_int_equal(h->nsent, n + 3);
+	assert_int_equal(h->sent[n + 2].u.irq.level, 1);
+	ours++;
+	m = noted_run("e", IPC_LINE_RAISED, ours - 1);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 4);
+	assert_int_equal(h->sent[n + 3].u.irq.level, 1);
+	ours++;
+
+	/* A "low" of ours in flight when the core raised: said "high" again,
+	 * or the "low" would leave THRE pending with the line down. */
+	m = noted_read_done(IPC_LINE_LOWERED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 4);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0); /* no message: the line is low */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI); /* "high" */
+	assert_int_equal(h->nsent, n + 5);
+	ours++;
+	m = noted_read_done(IPC_LINE_LOWERED, ours - 1); /* crossed our "high": "low" */
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 6);
+	assert_int_equal(h->sent[n + 5].u.irq.level, 0);
+	ours++;
+	m = noted_run("f", IPC_LINE_RAISED, ours - 1); /* crossed that "low": "high" */
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 7);
+	assert_int_equal(h->sent[n + 6].u.irq.level, 1);
 	assert_true(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
-	/* Acknowledged again, then once more with the line already low. */
-	done.seq = ++seq;
-	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
-	assert_int_equal(h->nsent, n + 3);
-	assert_int_equal(h->sent[n + 2].u.irq.level, 0);
-	done.seq = ++seq;
-	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
-	assert_int_equal(h->nsent, n + 3);
+	ours++;
+
+	/* An acknowledge the core made without touching the line (it left
+	 * the line alone): only a change of the output is said. */
+	m = noted_read_done(IPC_LINE_UNTOUCHED, 0);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 8);
+	assert_int_equal(h->sent[n + 7].u.irq.level, 0);
+	ours++;
+	m = noted_read_done(IPC_LINE_UNTOUCHED, 0);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 8);
+	assert_int_equal(h->d.irqs_sent, ours);
+}
+
+/* With DLAB set, offset 0 is the divisor and offset 1 DLM: the IIR word
+ * says THR writes raise nothing and names no enable register. */
+static void test_iir_word_under_dlab(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, UART_LCR_DLAB | 0x03);
+	uint64_t w = shadow(h, iir_slot());
+	assert_false(w & (IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_ENABLE_RAISES | IPC_READ_ACK_ENABLED));
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(w), 0);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, 0x03);
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(shadow(h, iir_slot())), UART_IER_THRI);
+}
+
+/* A note at a register with no line of ours is ignored (logged once). */
+static void test_line_note_elsewhere_ignored(void **state)
+{
+	struct harness *h = *state;
+	struct ipc_msg m = {.type = IPC_IO_WRITE, .seq = ++seq};
+	m.u.io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 1, .addr = MMIO_BASE, .data = 'm',
+				 .line = {IPC_LINE_RAISED, h->d.irqs_sent}};
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, 0);
+	assert_int_equal(state_of(h)->com1.irq_level, 0);
+	assert_int_equal(h->nout, 1);
 }
 
 static void test_stdio_off_drops_uart_output(void **state)
@@ -512,6 +625,41 @@ static void test_resume(void **state)
 	state_of(h)->size--;
 	configure(h);
 	assert_false(serial_attach(&h->d, h->page, true));
+}
+
+/* A restart between the core's raise and the device's apply: the core
+ * raised IRQ 4 for a THR write and queued the run for the incarnation that
+ * died; the next one gets it after its WELCOME, whose count (40) is where
+ * its own messages count on from.  Its first word to the core (the level,
+ * at attach) may land after the raise, so a note stamped before the HELLO
+ * is never taken for the truth: the level is said again.  Nothing is
+ * doubled: the run's byte is transmitted once. */
+static void test_line_note_from_before_a_restart(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	struct ipc_msg ack = noted_read_done(IPC_LINE_LOWERED, h->d.irqs_sent);
+	assert_int_equal(serial_handle(h, &ack), DEV_CONTINUE);
+
+	configure(h);
+	h->nsent = 0;
+	struct ipc_welcome w = {.flags = IPC_WELCOME_RESUMED, .irqs_applied = 40};
+	serial_dev_ops.attach(&h->d, page_of(h), NULL, &w);
+	assert_int_equal(h->nsent, 1);
+	assert_int_equal(h->sent[0].u.irq.level, 0);
+	assert_int_equal(h->d.irqs_sent, 41);
+	struct ipc_msg run = noted_run("r", IPC_LINE_RAISED, 40);
+	assert_int_equal(serial_handle(h, &run), DEV_CONTINUE);
+	assert_int_equal(h->nsent, 2);
+	assert_int_equal(h->sent[1].u.irq.level, 1);
+	assert_int_equal(h->nout, 1);
+	/* From then on the counts agree: nothing to say. */
+	ack = noted_read_done(IPC_LINE_LOWERED, 42);
+	assert_int_equal(serial_handle(h, &ack), DEV_CONTINUE);
+	run = noted_run("s", IPC_LINE_RAISED, 42);
+	assert_int_equal(serial_handle(h, &run), DEV_CONTINUE);
+	assert_int_equal(h->nsent, 2);
+	assert_memory_equal(h->out, "rs", 2);
 }
 
 /* The core pops n bytes from the receive ring as rx_pop_here does (the
@@ -740,13 +888,16 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stdio_off_drops_uart_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iir_read_done_says_the_level_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_notes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_note_elsewhere_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_word_under_dlab, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_registers_shadowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_withdraws_shadows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_reset_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_note_from_before_a_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_polling_guest_sees_queued_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_restart_mid_paste, setup, teardown),
