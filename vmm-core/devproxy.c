@@ -963,7 +963,6 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		on_reply(d, m);
 		break;
 	case IPC_IRQ: {
-		STATS_ADD(irq_messages, 1);
 		uint64_t wait_ns = policy_irq_wait(&d->irq_budget, host_now_ns());
 		if (wait_ns) {
 			log_once("a device sends more than %d interrupt messages a second: slowing it down",

@@ -53,8 +53,7 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 			waits ? (double)get(&core_stats.doorbell_wait_ns) / 1e3 / (double)waits : 0.0,
 			(unsigned long long)get(&core_stats.doorbell_sleeps),
 			(unsigned long long)get(&core_stats.doorbell_timeouts));
-	log_msg("stats: %llu interrupt messages, %llu looks at published levels (%llu sleeps)",
-		(unsigned long long)get(&core_stats.irq_messages),
+	log_msg("stats: %llu looks at published line levels (%llu sleeps)",
 		(unsigned long long)get(&core_stats.level_looks),
 		(unsigned long long)get(&core_stats.level_sleeps));
 	uint64_t jit_blocks = get(&core_stats.jit_blocks);

@@ -28,7 +28,6 @@ struct core_stats {
 	_Atomic uint64_t doorbell_wait_ns; /* vCPU time waiting for rings to be taken */
 	_Atomic uint64_t doorbell_sleeps;  /* ... times it went to sleep for it */
 	_Atomic uint64_t doorbell_timeouts; /* ... waits that gave up */
-	_Atomic uint64_t irq_messages; /* IPC_IRQ messages taken from devices */
 	_Atomic uint64_t level_looks;  /* looks at a state page's published line levels */
 	_Atomic uint64_t level_sleeps; /* ... times the looking thread went to sleep */
 	_Atomic uint64_t jit_blocks;  /* soft engine: blocks its JIT translated */

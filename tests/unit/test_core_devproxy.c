@@ -1118,7 +1118,7 @@ static void test_published_level_sets_the_line(void **state)
 	if (!pub_attach(f, &hello))
 		return;
 	assert_true(core_thread_sleeps(f));
-	uint64_t messages = atomic_load(&core_stats.irq_messages);
+	uint64_t messages = atomic_load(&core_stats.irq_msgs);
 	dev_say_level(f, 1);
 	assert_true(line_becomes(f, PUB_GSI, 1));
 	dev_say_level(f, 0);
@@ -1131,7 +1131,7 @@ static void test_published_level_sets_the_line(void **state)
 	dev_say_level(f, 0);
 	assert_true(looked_since(f, looks));
 	assert_int_equal(f->level[PUB_GSI], 0);
-	assert_int_equal(atomic_load(&core_stats.irq_messages), messages);
+	assert_int_equal(atomic_load(&core_stats.irq_msgs), messages);
 	assert_int_equal(f->sets[4], 0); /* the edge line is not the thread's */
 }
 
