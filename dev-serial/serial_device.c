@@ -44,15 +44,16 @@ static void uart_output(void *opaque, uint8_t byte)
 
 static void publish(struct serial_device *d);
 
-/* Every IPC_IRQ of ours leaves here, counted: the core's line notes say how
+/* Every IPC_IRQ of ours leaves here, counted if it left as a message (a
+ * published line's is none: dev_send): the core's line notes say how
  * many it had applied (core_touched_line). */
 static void send_irq(struct serial_device *d, uint32_t line, int level)
 {
 	struct ipc_msg m = {.type = IPC_IRQ};
 	m.u.irq.line = line;
 	m.u.irq.level = (uint32_t)level;
-	d->irqs_sent++;
-	d->sink.send(d->sink.opaque, &m);
+	if (d->sink.send(d->sink.opaque, &m))
+		d->irqs_sent++;
 }
 
 /* Every IPC_IRQ leaves after the shadows show what it is about: a guest

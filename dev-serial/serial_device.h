@@ -81,8 +81,9 @@ struct serial_config {
 /* Where the device's effects go. */
 struct serial_sink {
 	void *opaque;
-	/* IRQ and QUIT messages to the core (dev_send numbers them). */
-	void (*send)(void *opaque, struct ipc_msg *m);
+	/* IRQ and QUIT messages to the core (dev_send numbers them); false:
+	 * an IRQ on a published line, which is no message (dev_send). */
+	bool (*send)(void *opaque, struct ipc_msg *m);
 	void (*output)(void *opaque, uint8_t byte);         /* to the host's stdout */
 	void (*write)(void *opaque, const void *buf, size_t len); /* the same, a run of bytes */
 };

@@ -144,8 +144,9 @@ int dev_run(const char *url, const struct dev_ops *ops, void *dev, struct dev_lo
  * a level-triggered line is no message where the host can wake a thread of
  * another process (host_shared_wait_supported): the library declares
  * such lines IPC_IRQ_PUBLISHED in the HELLO and stores their levels in the
- * state page, waking the core's thread only if it sleeps (ipc.h). */
-void dev_send(struct dev_loop *l, struct ipc_msg *m);
+ * state page, waking the core's thread only if it sleeps (ipc.h).  True:
+ * it left as a message (the core counts IPC_IRQ messages: line notes). */
+bool dev_send(struct dev_loop *l, struct ipc_msg *m);
 /* Set interrupt line `line` (its GSI) to level (0/1), as dev_send says. */
 void dev_irq(struct dev_loop *l, uint32_t line, int level);
 
