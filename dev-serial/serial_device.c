@@ -494,12 +494,16 @@ uint64_t serial_read(struct serial_device *d, const struct ipc_io *io)
 }
 
 /* The core changed COM1's line itself just before it sent the message
- * carrying note (ipc.h, struct ipc_line_note): from then on the line is at
- * the level it set, unless an IPC_IRQ of ours that the core had not applied
- * by then lands after it — then we cannot know it, and the model reports
- * its output at its next look (uart_line_set).  Before the message is
- * applied: its effects are measured against that line.  Why no edge is
- * lost and no line sticks: docs/ARCHITECTURE.md, "THRE raised by the core". */
+ * carrying note (ipc.h, struct ipc_line_note), having applied
+ * note->irqs_applied of our IPC_IRQ messages.  All of them: the line is at
+ * the level it set.  Fewer: the rest land after its change, so the line
+ * ends at the level of the last one we sent, which is what the model
+ * holds already (no note since that message said all of ours had landed:
+ * such a note would have the count of every later one).  More, which no
+ * core of ours sends: not known, and the model reports its output at its
+ * next look (uart_line_set).  Before the message is applied: its effects
+ * are measured against that line.  Why no edge is lost and no line
+ * sticks: docs/ARCHITECTURE.md, "THRE raised by the core". */
 static void core_touched_line(struct serial_device *d, const struct target *t,
 			      const struct ipc_line_note *note)
 {
@@ -509,8 +513,11 @@ static void core_touched_line(struct serial_device *d, const struct target *t,
 		log_once("ignoring a line note at a register that has no line of ours");
 		return;
 	}
-	bool known = note->irqs_applied == d->irqs_sent;
-	uart_line_set(t->uart, !known ? UART_LINE_UNKNOWN : note->action == IPC_LINE_RAISED);
+	int32_t in_flight = (int32_t)(d->irqs_sent - note->irqs_applied);
+	if (in_flight == 0)
+		uart_line_set(t->uart, note->action == IPC_LINE_RAISED);
+	else if (in_flight < 0)
+		uart_line_set(t->uart, UART_LINE_UNKNOWN);
 }
 
 void serial_write(struct serial_device *d, const struct ipc_io *io)

@@ -106,6 +106,9 @@ struct devproxy {
 	 * each, read by the vCPU that changes a line itself (touch_line). */
 	pthread_mutex_t line_lock;
 	uint32_t irqs_applied;
+	/* Under line_lock: bit g set while this proxy last set GSI g high
+	 * (IPC_IRQ or touch_line); no one else drives its edge lines. */
+	uint32_t lines_up;
 	char reject_reason[IPC_MAX_REASON];
 	struct irq_budget irq_budget; /* receive thread only */
 
@@ -284,14 +287,30 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
  * and counts each IPC_IRQ: a message counted landed before this change,
  * one not counted lands after it.  send_lock held, so that the notes reach
  * the device in the order of the changes. */
+/* Set line gsi to level and remember it.  line_lock held. */
+static void set_line_locked(struct devproxy *d, unsigned gsi, int level)
+{
+	d->board.hooks.irq(d->board.hooks.opaque, gsi, level);
+	uint32_t bit = gsi < 32 ? 1u << gsi : 0;
+	d->lines_up = level ? d->lines_up | bit : d->lines_up & ~bit;
+}
+
 static struct ipc_line_note touch_line(struct devproxy *d, int gsi, int level)
 {
 	pthread_mutex_lock(&d->line_lock);
 	struct ipc_line_note note = {.action = level ? IPC_LINE_RAISED : IPC_LINE_LOWERED,
 				     .irqs_applied = d->irqs_applied};
-	d->board.hooks.irq(d->board.hooks.opaque, (unsigned)gsi, level);
+	set_line_locked(d, (unsigned)gsi, level);
 	pthread_mutex_unlock(&d->line_lock);
 	return note;
+}
+
+static bool line_up(struct devproxy *d, int gsi)
+{
+	pthread_mutex_lock(&d->line_lock);
+	bool up = gsi < 32 && (d->lines_up >> gsi & 1);
+	pthread_mutex_unlock(&d->line_lock);
+	return up;
 }
 
 /* A read answered here that the device must learn of (m, IPC_IO_READ_DONE):
@@ -299,10 +318,8 @@ static struct ipc_line_note touch_line(struct devproxy *d, int gsi, int level)
  * send_lock held and lock released; releases send_lock. */
 static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
 {
-	if (lower_gsi >= 0) {
+	if (lower_gsi >= 0)
 		m->u.io.line = touch_line(d, lower_gsi, 0);
-		STATS_ADD(acks_lowered, 1);
-	}
 	int rc = send_until_abort(d, m);
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
@@ -344,18 +361,34 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
 		return false;
 	}
 	*value = a.value;
+	int lower_gsi = a.lower_gsi;
 	if (!a.acknowledges) {
 		pthread_mutex_unlock(&d->lock);
-		pthread_mutex_unlock(&d->send_lock);
-		return true;
+		if (a.idle_gsi < 0 || !line_up(d, a.idle_gsi)) {
+			pthread_mutex_unlock(&d->send_lock);
+			return true;
+		}
+		/* "No interrupt" with the line up: a device's "high" that
+		 * landed after the core's last lowering left it there (the
+		 * lost edge of docs/ARCHITECTURE.md, "IIR without a round
+		 * trip").  The guest leaves its handler now, and with the line
+		 * up no later cause would make an edge: it falls, and the
+		 * device hears of it as of an acknowledge's lowering. */
+		pthread_mutex_lock(&d->lock);
+		lower_gsi = a.idle_gsi;
+		STATS_ADD(idle_lowered, 1);
+	} else if (lower_gsi >= 0) {
+		STATS_ADD(acks_lowered, 1);
 	}
 	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
-	d->read_ack[i].pending = false;
-	d->read_ack[i].unknown = false;
-	d->read_ack[i].seq = m.seq;
+	if (a.acknowledges) {
+		d->read_ack[i].pending = false;
+		d->read_ack[i].unknown = false;
+		d->read_ack[i].seq = m.seq;
+	}
 	pthread_mutex_unlock(&d->lock);
-	post_read_done(d, a.lower_gsi, &m);
+	post_read_done(d, lower_gsi, &m);
 	return true;
 }
 
@@ -393,6 +426,8 @@ static bool rx_pop_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t 
 		lower_gsi = policy_rx_emptied_lowers(&d->hello, d->rx_read_ack, d->state,
 						     d->slot_mark[d->rx_read_ack->slot], &d->read_ack[i]);
 	}
+	if (lower_gsi >= 0)
+		STATS_ADD(acks_lowered, 1);
 	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
 	pthread_mutex_unlock(&d->lock);
@@ -972,7 +1007,7 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		if (!irq_declared(d, m->u.irq.line) || m->u.irq.level > 1)
 			mark_broken(d, "an interrupt on a line it did not declare");
 		else
-			d->board.hooks.irq(d->board.hooks.opaque, m->u.irq.line, (int)m->u.irq.level);
+			set_line_locked(d, m->u.irq.line, (int)m->u.irq.level);
 		break;
 	}
 	case IPC_QUIT:

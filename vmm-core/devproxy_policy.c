@@ -342,13 +342,15 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 	if (rx) {
 		bool full = (unsigned)rx >= IPC_READ_ACK_RX_TRIGGER(w);
 		*a = (struct read_ack_answer){
-			.value = full ? IPC_READ_ACK_RX_FULL(w) : IPC_READ_ACK_RX_PARTIAL(w), .lower_gsi = -1};
+			.value = full ? IPC_READ_ACK_RX_FULL(w) : IPC_READ_ACK_RX_PARTIAL(w), .lower_gsi = -1,
+			.idle_gsi = -1};
 		return true;
 	}
 	a->value = pending ? IPC_READ_ACK_RAISED(w) : IPC_READ_ACK_CLEAR(w);
 	a->acknowledges = pending && (w & IPC_READ_ACK_REPORTS);
 	a->idle = (w & IPC_READ_ACK_IDLE) && (!pending || a->acknowledges || !(w & IPC_READ_ACK_REPORTS));
 	a->lower_gsi = a->acknowledges && a->idle ? range_gsi(h, reg) : -1;
+	a->idle_gsi = !a->acknowledges && a->idle ? range_gsi(h, reg) : -1;
 	return true;
 }
 

@@ -103,6 +103,10 @@ struct read_ack_answer {
 	bool acknowledges; /* it reports the event: post IPC_IO_READ_DONE */
 	bool idle;         /* after this read nothing holds the line up */
 	int lower_gsi;     /* the line to lower at once (acknowledges and idle), or -1 */
+	/* The read acknowledges nothing and says nothing holds the line up
+	 * (a 16550's IIR reading "no interrupt"): the line, which must be
+	 * low from now on; the caller lowers it if it is up.  Else -1. */
+	int idle_gsi;
 };
 
 /* Can a read of reg (IPC_REG_READ_ACK) be answered by the core?  Under the

@@ -32,7 +32,7 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 		(unsigned long long)get(&core_stats.unowned));
 	log_msg("stats: %llu round trips (%.1f us avg), %llu shadow hits, %llu receive-ring reads, "
 		"%llu posted writes (%llu of them in %llu runs), %llu acks lowered a line, "
-		"%llu IPC_IRQ messages, %llu lines raised by writes, %llu naps for the posting window, "
+		"%llu reads of \"no interrupt\" lowered one, %llu IPC_IRQ messages, %llu lines raised by writes, %llu naps for the posting window, "
 		"%.3f s waited on ipc (%.1f%%)",
 		(unsigned long long)trips, trips ? (double)wait_ns / 1e3 / (double)trips : 0.0,
 		(unsigned long long)get(&core_stats.shadow_hits),
@@ -41,6 +41,7 @@ void stats_print_if_asked(uint64_t elapsed_ns)
 		(unsigned long long)get(&core_stats.run_writes),
 		(unsigned long long)get(&core_stats.runs_sent),
 		(unsigned long long)get(&core_stats.acks_lowered),
+		(unsigned long long)get(&core_stats.idle_lowered),
 		(unsigned long long)get(&core_stats.irq_msgs),
 		(unsigned long long)get(&core_stats.lines_raised),
 		(unsigned long long)get(&core_stats.window_waits), (double)wait_ns / 1e9,

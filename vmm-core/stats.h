@@ -19,6 +19,8 @@ struct core_stats {
 	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
 	_Atomic uint64_t acks_lowered; /* interrupt acknowledges (and receive-ring reads that
 					* emptied the ring) that lowered a line at once */
+	_Atomic uint64_t idle_lowered; /* reads that reported no interrupt and lowered a line
+					* left up (by a device's late "high") */
 	_Atomic uint64_t irq_msgs;    /* IPC_IRQ messages from devices */
 	_Atomic uint64_t lines_raised; /* stream writes that raised a line at once (THRE) */
 	_Atomic uint64_t window_waits; /* 1 ms naps of a vCPU ahead of its device by POST_WINDOW writes */
