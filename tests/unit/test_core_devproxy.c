@@ -706,6 +706,53 @@ static void test_rx_ring_emptied_under_thre_keeps_the_line(void **state)
 	assert_int_equal(done.u.io.addr, IIR);
 }
 
+/* The lost edge of the first merge of the core's THRE raise (a guest
+ * typing while it printed hung in HLT with IRQ 4 up and input waiting).
+ * The guest drains a batch; the pop that empties the ring lowers the line
+ * (the device's "high" for the batch counted); a "high" the device sent
+ * before it heard of the pops lands after that lowering and leaves the
+ * line up; the guest's handler reads IIR: nothing pending, it leaves.
+ * With the line up the device's next "high" (the next batch) makes no
+ * edge, so that read lowers the line and tells the device as an
+ * acknowledge's lowering does, with the count of its messages applied.  A
+ * "none" with the line low (every handler's last read) costs nothing. */
+static void test_iir_none_lowers_a_line_left_up(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_rx();
+	dev_attach_with(f, &hello);
+	dev_publish_ring(f, 0, "ab", iir_rx_word);
+	dev_send_irq(f, 1); /* the batch */
+	dev_sync(f);
+	assert_int_equal(f->level[4], 1);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_CTI);
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'a');
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, RBR, 1), 'b');
+	assert_int_equal(f->level[4], 0);
+	struct ipc_msg done = dev_recv(f);
+	assert_int_equal(done.u.io.addr, RBR);
+	assert_int_equal(done.u.io.line.action, IPC_LINE_LOWERED);
+	assert_int_equal(done.u.io.line.irqs_applied, 1);
+
+	dev_send_irq(f, 1); /* late: sent before the device took the pops */
+	dev_sync(f);
+	assert_int_equal(f->level[4], 1);
+	int lowers = f->lowers;
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	assert_int_equal(f->level[4], 0);
+	assert_int_equal(f->lowers, lowers + 1);
+	done = dev_recv(f);
+	assert_int_equal(done.type, IPC_IO_READ_DONE);
+	assert_int_equal(done.u.io.addr, IIR);
+	assert_int_equal(done.u.io.data, IIR_NONE); /* acknowledges nothing */
+	assert_int_equal(done.u.io.line.action, IPC_LINE_LOWERED);
+	assert_int_equal(done.u.io.line.irqs_applied, 2);
+
+	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_NONE);
+	assert_int_equal(f->lowers, lowers + 1);
+	dev_expect_nothing(f);
+}
+
 /* The ring's indices come from a page the device writes: a ring claiming
  * more than it holds (torn by a crash, or hostile), a ring the device says
  * is not live (DLAB), or an ordered write the device has not applied yet
@@ -1279,6 +1326,7 @@ int main(void)
 		T(test_iir_after_unsettled_stream_write_asks_the_device),
 		T(test_rx_ring_popped_by_the_core),
 		T(test_rx_ring_emptied_under_thre_keeps_the_line),
+		T(test_iir_none_lowers_a_line_left_up),
 		T(test_rx_ring_untrusted_reads_go_to_the_device),
 		T(test_debug_port_reads_need_no_device),
 		T(test_doorbell_rings_without_a_message),

@@ -323,6 +323,39 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'z');
 }
 
+/* The core answered IIR "no interrupt" with IRQ 4 up (a "high" of ours had
+ * landed after its last lowering) and lowered it (test_core_devproxy.c,
+ * test_iir_none_lowers_a_line_left_up): the READ_DONE acknowledges nothing
+ * and its note says the line is low.  Input that came meanwhile holds the
+ * model's output up: "high", an edge after the lowering.  Had a message of
+ * ours been in flight (the note counts fewer), it lands after the lowering
+ * and the line ends at its level: nothing to say. */
+static void test_iir_none_read_done_says_high_again(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_RDI);
+	assert_int_equal(serial_input(&h->d, (const uint8_t *)"q", 1), 1);
+	size_t n = h->nsent;
+	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
+	uint8_t none = UART_IIR_FIFO_ON | UART_IIR_NO_INT;
+
+	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
+				    .data = none, .line = {IPC_LINE_LOWERED, h->d.irqs_sent - 1}};
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n);
+
+	done.seq = ++seq;
+	done.u.io.line.irqs_applied = h->d.irqs_sent;
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->sent[n].u.irq.level, 1);
+	assert_true(h->iir_word_at_irq & IPC_READ_ACK_RX_ENABLED);
+	assert_int_equal(ring_count(h), 1);
+	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'q');
+}
+
 /* IER (DLM under DLAB), LCR, MCR and SCR are shadowed: what a read would
  * return, after every write. */
 static void test_plain_registers_shadowed(void **state)
@@ -928,6 +961,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_stdio_off_drops_uart_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_notes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_none_read_done_says_high_again, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_line_note_elsewhere_ignored, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_only_irq_messages_are_counted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_word_under_dlab, setup, teardown),
