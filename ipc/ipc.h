@@ -108,9 +108,11 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * else holds the line up once the event is acknowledged (IPC_READ_ACK_IDLE),
  * the core lowers the range's line at once, before posting READ_DONE with
  * a line note saying so (struct ipc_line_note); the device, applying it,
- * reports its level if it differs from the low line, or if a message of
- * its own may have reached the core after the lowering
- * (docs/ARCHITECTURE.md, "IIR without a round trip"). */
+ * reports its level if it differs from where the line ends.  A read the
+ * core answers with the CLEAR value while nothing holds the line up, and
+ * the line up (a device's IPC_IRQ landed after the core's last lowering),
+ * lowers it too and is posted as READ_DONE with the note, acknowledging
+ * nothing (docs/ARCHITECTURE.md, "IIR without a round trip"). */
 #define IPC_REG_READ_ACK 0x8u
 /* Writes to the register change at most the shadow slots whose bits are set
  * in ipc_reg.changes (a 16550's IER: its own shadow and IIR's word, never
@@ -294,10 +296,11 @@ struct ipc_welcome {
  * irqs_applied: how many IPC_IRQ messages from this device (every
  * incarnation, counted from the core's start, modulo 2^32) the core had
  * applied to its lines before it did so.  A device that has sent exactly
- * that many (WELCOME's irqs_applied plus its own since) knows the line's
- * level now; otherwise one of its messages may still land after the core's
- * change, and it says its level again (docs/ARCHITECTURE.md, "THRE raised by
- * the core"). */
+ * that many (WELCOME's irqs_applied plus its own since) knows the line is
+ * where the core put it; one that has sent more knows the rest land after
+ * the change, so the line ends at the level of its last message; a count
+ * above its own leaves the level unknown, and it says it again
+ * (docs/ARCHITECTURE.md, "THRE raised by the core"). */
 enum ipc_line_action { IPC_LINE_UNTOUCHED = 0, IPC_LINE_RAISED = 1, IPC_LINE_LOWERED = 2 };
 struct ipc_line_note {
 	uint8_t action; /* enum ipc_line_action */

@@ -334,20 +334,20 @@ static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
  *
  * Why the guest cannot miss an interrupt (edge-triggered IRQ 4: the 8250
  * driver's handler reads IIR until it says "none", and only a new edge
- * runs it again).  The answer is the value of a state the device
- * published, with the core's own unapplied writes and acknowledges on top;
- * whatever the device learns later (host input) is, for the guest, an event
- * after this read.  The device keeps two rules: it publishes its shadows
- * before every IPC_IRQ it sends (serial_device.c), so a guest woken by an
- * edge reads a word that shows the cause; and applying READ_DONE, whose
- * line note says the core lowered the line, it reports its level if it
- * differs from that, or if one of its messages may have reached the core
- * after the lowering (touch_line): input that arrived between the word
- * this read used and READ_DONE gets an edge after the lowering, and a
- * "high" that reached the core after the lowering (so left the line up
- * with nothing pending) is followed by a "low" — else the next "high"
- * would find the line up and make no edge.  Tested in test_core_devproxy.c
- * and test_serial_device.c. */
+ * runs it again): once the guest reads "none" the line is low, so every
+ * later cause makes an edge.  The answer is the value of a state the
+ * device published, with the core's own unapplied writes and acknowledges
+ * on top; whatever the device learns later (host input) is, for the guest,
+ * an event after this read.  The device publishes its shadows before
+ * every IPC_IRQ it sends (serial_device.c), so a guest woken by an edge
+ * reads a word that shows the cause.  A "none" with the line up (a
+ * device's "high" that landed after the core's last lowering) lowers it
+ * here, and its READ_DONE carries the note.  Applying a READ_DONE whose
+ * note says the core lowered the line, the device knows where the line
+ * ends (touch_line's count) and reports its level if it differs: input
+ * that arrived between the word this read used and READ_DONE gets an
+ * edge after the lowering.  docs/ARCHITECTURE.md, "IIR without a round
+ * trip"; tested in test_core_devproxy.c and test_serial_device.c. */
 static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
 {
 	unsigned i = (unsigned)(reg - d->hello.regs);
