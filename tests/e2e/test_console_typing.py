@@ -25,8 +25,9 @@ pytestmark = pytest.mark.skipif(
     reason="built with -DMINIVM_GUEST=OFF: no Linux guest to boot")
 
 TYPED_LINES = 400
-# Seconds the guest may take to answer once typing has ended: generous for a
-# loaded host; a guest with a lost edge never answers.
+# Seconds the printing guest may stay silent, and take to answer once typing
+# has ended: generous for a loaded host; a guest with a lost edge never
+# prints or answers again.
 ANSWER_TIMEOUT = 120
 TICK = "tick-tock-" * 6
 
