@@ -108,9 +108,11 @@ static bool removed_early_locked(const ipc_chan *c, uint32_t id)
  * added after its removal.  So a new peer means the old one is gone, a
  * REM_POST counts only for the current peer (a refused pipe, or an old one
  * reaped late, has one too) and is otherwise remembered, and a pipe whose
- * removal came first is never taken as the peer: a dialer that took it
- * would wait on a dead pipe while nng's own reconnection delivered what it
- * sent to the listener on another (test_serial_process: a device dialing
+ * removal came first is reported come and gone at once.  It was the peer:
+ * pair0 took it before ADD_POST, so the listener may have received its
+ * HELLO, and must hear that it went (a device closed right after the core
+ * heard its HELLO, as in test_channel_peers_replaced_at_once); a dialer
+ * must not wait on it, a dead pipe (test_serial_process: a device dialing
  * while the core still holds its previous incarnation). */
 static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
@@ -120,14 +122,11 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		if (c->peer_pipe != 0 && c->peer_pipe != id)
 			peer_lost_locked(c);
-		if (removed_early_locked(c, id)) {
-			if (c->dialer) /* the listener refused us: dial again */
-				c->peer_gone = true;
-		} else {
-			c->peer_pipe = id;
-			if (c->cb)
-				c->cb(c->opaque, true);
-		}
+		c->peer_pipe = id;
+		if (c->cb)
+			c->cb(c->opaque, true);
+		if (removed_early_locked(c, id))
+			peer_lost_locked(c);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		if (c->peer_pipe == id) {
 			peer_lost_locked(c);
