@@ -8,7 +8,9 @@
  * The listening side (the core) outlives its peers: devices come and go, the
  * callback reports each.  The dialing side (a device) lives for one listener:
  * once it goes away the channel is closed for good, so a device notices that
- * the core is gone and exits.  nng cannot interrupt a blocked send or receive
+ * the core is gone and exits; its nng dialer is closed then too, so nng
+ * never reconnects it behind our back (see on_pipe_event).  nng cannot
+ * interrupt a blocked send or receive
  * when that happens, so they wait in PEER_POLL_MS slices and look at
  * peer_gone (and a send at its deadline) in between.  Between its receive
  * slices the listening side renews its listener while it has no peer (see
@@ -108,26 +110,40 @@ static bool removed_early_locked(const ipc_chan *c, uint32_t id)
  * added after its removal.  So a new peer means the old one is gone, a
  * REM_POST counts only for the current peer (a refused pipe, or an old one
  * reaped late, has one too) and is otherwise remembered, and a pipe whose
- * removal came first is never taken as the peer: a dialer that took it
- * would wait on a dead pipe while nng's own reconnection delivered what it
- * sent to the listener on another (test_serial_process: a device dialing
- * while the core still holds its previous incarnation). */
+ * removal came first is reported come and gone at once.  It was the peer:
+ * pair0 took it before ADD_POST, so the listener may have received its
+ * HELLO, and must hear that it went (a device closed right after the core
+ * heard its HELLO, as in test_channel_peers_replaced_at_once); a dialer
+ * must not wait on it, a dead pipe (test_serial_process: a device dialing
+ * while the core still holds its previous incarnation).
+ *
+ * A dialer's channel ends with its pipe, so its nng dialer is closed here:
+ * nng's reaper runs REM_POST and then starts a reconnection in the
+ * background.  Such a reconnection was never used (peer_gone stays) yet
+ * reached the listener, which took it as its peer; and on Windows one still
+ * connecting when the channel was closed outlived ipc_close: nng closes a
+ * named pipe's client end only when it frees the connection, and it never
+ * frees one negotiated after its dialer stopped waiting for it.  The core
+ * then held that open pipe as its peer and refused every later dial from
+ * the same process, as it does a device re-dialing after an unanswered
+ * HELLO (test_channel_peers_replaced_at_once under Wine: "up 38 down 37").
+ * Outside peer_lock: closing waits for the connection that made this pipe
+ * to be added, whose ADD_POST may still be to come and takes the lock. */
 static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 {
 	ipc_chan *c = arg;
 	uint32_t id = (uint32_t)nng_pipe_id(pipe);
+	if (ev == NNG_PIPE_EV_REM_POST && c->dialer)
+		nng_dialer_close(nng_pipe_dialer(pipe));
 	pthread_mutex_lock(&c->peer_lock);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
 		if (c->peer_pipe != 0 && c->peer_pipe != id)
 			peer_lost_locked(c);
-		if (removed_early_locked(c, id)) {
-			if (c->dialer) /* the listener refused us: dial again */
-				c->peer_gone = true;
-		} else {
-			c->peer_pipe = id;
-			if (c->cb)
-				c->cb(c->opaque, true);
-		}
+		c->peer_pipe = id;
+		if (c->cb)
+			c->cb(c->opaque, true);
+		if (removed_early_locked(c, id))
+			peer_lost_locked(c);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
 		if (c->peer_pipe == id) {
 			peer_lost_locked(c);

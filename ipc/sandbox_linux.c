@@ -146,8 +146,9 @@ static int add_argument_rules(scmp_filter_ctx ctx, const struct host_sandbox_pro
 	/* Thread names (glibc's pthread_setname_np on itself). */
 	RULE(SCMP_ACT_ALLOW, prctl, 1, ARG(0, SCMP_CMP_EQ, PR_SET_NAME, 0));
 	RULE(SCMP_ACT_ALLOW, prctl, 1, ARG(0, SCMP_CMP_EQ, PR_GET_NAME, 0));
-	/* A Unix socket is what nng's dialer makes to redial a core that went
-	 * away: refused, so it gives up quietly while the process ends. */
+	/* A Unix socket is what nng's dialer would make to redial a core that
+	 * went away (chan.c closes it first): refused, so it would give up
+	 * quietly while the process ends. */
 	RULE(SCMP_ACT_ERRNO(EACCES), socket, 1, ARG(0, SCMP_CMP_EQ, AF_UNIX, 0));
 	/* nng removes its listener's socket file when it closes it (vmm-core
 	 * at the end): the launcher removes the runtime directory anyway.

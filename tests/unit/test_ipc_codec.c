@@ -912,6 +912,49 @@ static void test_channel(void **state)
 	host_runtime_dir_remove(dir);
 }
 
+/* A device refused because the core still had a peer (a restarted device
+ * dialing before the core noticed its previous incarnation go) has a
+ * channel closed for good, and must not come back by itself.  nng's dialer
+ * did, after a random delay below its reconnect time (NNG_OPT_RECONNMINT,
+ * 1 s): the core took that connection as its peer, though the device never
+ * used it, and refused the device's next dial; under Wine such a connection
+ * could even outlive ipc_close (chan.c, on_pipe_event).  The 2 s wait can
+ * miss a redial on a very slow host, never fail a right channel. */
+static void test_channel_refused_device_stays_away(void **state)
+{
+	(void)state;
+	char dir[256], url[300], err[256] = "";
+	assert_int_equal(host_runtime_dir_create(dir, sizeof(dir), err, sizeof(err)), 0);
+	assert_int_equal(host_ipc_url(dir, "test", url, sizeof(url)), 0);
+	struct peer_events ev = { 0 };
+	ipc_chan *core, *first, *refused, *restarted;
+	assert_int_equal(ipc_listen(url, count_peer, &ev, &core, err, sizeof(err)), IPC_OK);
+	assert_int_equal(ipc_dial(url, 2000, &first, err, sizeof(err)), IPC_OK);
+	wait_count(&ev.up, 1);
+
+	assert_int_equal(ipc_dial(url, 2000, &refused, err, sizeof(err)), IPC_OK);
+	struct ipc_msg m = hello_msg(), got;
+	assert_int_equal(ipc_recv(refused, &got, 2000, err, sizeof(err)), IPC_ECLOSED);
+	assert_int_equal(ipc_send(refused, &m), IPC_ECLOSED);
+
+	ipc_close(first);
+	wait_count(&ev.down, 1);
+	host_sleep_ms(2000);
+	assert_int_equal(atomic_load(&ev.up), 1);
+
+	/* The device's next dial gets the core at once. */
+	assert_int_equal(ipc_dial(url, 2000, &restarted, err, sizeof(err)), IPC_OK);
+	wait_count(&ev.up, 2);
+	assert_int_equal(ipc_send(restarted, &m), IPC_OK);
+	recv_ok(core, &got, IPC_HELLO);
+	ipc_close(refused);
+	ipc_close(restarted);
+	wait_count(&ev.down, 2);
+	assert_int_equal(atomic_load(&ev.up), 2);
+	ipc_close(core);
+	host_runtime_dir_remove(dir);
+}
+
 /* Devices replaced at once, again and again (a device killed and
  * restarted): nng may report the new pipe before the old one's removal.
  * Every peer that came must be reported gone, the last one included. */
@@ -985,6 +1028,7 @@ int main(void)
 		cmocka_unit_test(test_guest_mem_dirty_log),
 		cmocka_unit_test(test_guest_mem_regions),
 		cmocka_unit_test(test_channel),
+		cmocka_unit_test(test_channel_refused_device_stays_away),
 		cmocka_unit_test(test_channel_peers_replaced_at_once),
 #ifndef _WIN32
 		cmocka_unit_test(test_channel_long_path),
