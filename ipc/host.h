@@ -81,6 +81,22 @@ void host_runtime_dir_remove(const char *path);
  * on Linux, a named pipe "ipc://minivm-<pid>-NAME" on Windows. */
 int host_ipc_url(const char *dir, const char *name, char *buf, size_t n);
 
+/* ---- the user's cache ----
+ * Files worth keeping between runs (the unpacked kernel), each named by its
+ * content's key: a lost or foreign file only costs the work again. */
+/* minivm's directory in the user's cache, created (owner only) if missing:
+ * $MINIVM_CACHE_DIR if set, else $XDG_CACHE_HOME/minivm or
+ * $HOME/.cache/minivm (%LOCALAPPDATA%\minivm on Windows).  -1 when there is
+ * none, or MINIVM_CACHE_DIR is set empty (caching off). */
+int host_cache_dir(char *buf, size_t n);
+/* Store data and then tail as the file dir/name, whole: written beside it
+ * under a temporary name, then renamed, so a reader sees no file or all of
+ * it.  Then only the `keep` newest files of dir whose names start as
+ * name's first `prefix_len` bytes are kept. */
+int host_cache_store(const char *dir, const char *name, size_t prefix_len, unsigned keep,
+		     const void *data, size_t size, const void *tail, size_t tail_size, char *err,
+		     size_t errlen);
+
 /* ---- termination signals ---- */
 /* Run fn (async-signal-safe work only) when SIGINT/SIGTERM/SIGHUP or a
  * console close event arrives; then the process exits with 128+signal. */

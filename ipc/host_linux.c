@@ -488,6 +488,115 @@ int host_ipc_url(const char *dir, const char *name, char *buf, size_t n)
 	return len < 0 || (size_t)len >= n ? -1 : 0;
 }
 
+/* ---- the user's cache ---- */
+
+int host_cache_dir(char *buf, size_t n)
+{
+	const char *own = getenv("MINIVM_CACHE_DIR");
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	int len;
+	if (own)
+		len = own[0] ? snprintf(buf, n, "%s", own) : -1;
+	else if (xdg && xdg[0] == '/')
+		len = snprintf(buf, n, "%s/minivm", xdg);
+	else if (home && home[0] == '/') {
+		/* ~/.cache may not exist yet (a fresh account). */
+		len = snprintf(buf, n, "%s/.cache", home);
+		if (len >= 0 && (size_t)len < n && mkdir(buf, 0700) != 0 && errno != EEXIST)
+			return -1;
+		len = snprintf(buf, n, "%s/.cache/minivm", home);
+	} else
+		return -1;
+	if (len < 0 || (size_t)len >= n)
+		return -1;
+	return mkdir(buf, 0700) == 0 || errno == EEXIST ? 0 : -1;
+}
+
+/* Remove all but the `keep` newest regular files in dir whose names start
+ * with prefix (files being written, ".tmp.", are another store's). */
+static void cache_prune(const char *dir, const char *prefix, unsigned keep)
+{
+	size_t prefix_len = strlen(prefix);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	for (;;) {
+		/* One pass per file beyond `keep`: a cache holds a handful. */
+		unsigned count = 0;
+		char oldest[NAME_MAX + 1] = "";
+		struct timespec oldest_time = {0};
+		struct dirent *e;
+		rewinddir(d);
+		while ((e = readdir(d))) {
+			struct stat st;
+			if (strncmp(e->d_name, prefix, prefix_len) != 0 || strstr(e->d_name, ".tmp.") ||
+			    fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+				continue;
+			count++;
+			if (!oldest[0] || st.st_mtim.tv_sec < oldest_time.tv_sec ||
+			    (st.st_mtim.tv_sec == oldest_time.tv_sec && st.st_mtim.tv_nsec < oldest_time.tv_nsec)) {
+				snprintf(oldest, sizeof(oldest), "%s", e->d_name);
+				oldest_time = st.st_mtim;
+			}
+		}
+		if (count <= keep || unlinkat(dirfd(d), oldest, 0) != 0)
+			break;
+	}
+	closedir(d);
+}
+
+/* Write all of buf to fd: 0, or -1 with errno (0 for a short write). */
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = 0;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int host_cache_store(const char *dir, const char *name, size_t prefix_len, unsigned keep,
+		     const void *data, size_t size, const void *tail, size_t tail_size, char *err,
+		     size_t errlen)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int len = snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int tlen = snprintf(tmp, sizeof(tmp), "%s/%s.tmp.%ld", dir, name, (long)getpid());
+	if (len < 0 || (size_t)len >= sizeof(path) || tlen < 0 || (size_t)tlen >= sizeof(tmp)) {
+		set_err(err, errlen, "%s: path too long", dir);
+		return -1;
+	}
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		set_err(err, errlen, "%s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	if (write_all(fd, data, size) != 0 || write_all(fd, tail, tail_size) != 0) {
+		set_err(err, errlen, "%s: %s", tmp, errno ? strerror(errno) : "short write");
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0) {
+		set_err(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return -1;
+	}
+	char prefix[NAME_MAX + 1];
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)prefix_len, name);
+	cache_prune(dir, prefix, keep);
+	return 0;
+}
+
 /* ---- termination signals ---- */
 static void (*terminate_fn)(int sig);
 static atomic_int terminate_running;

@@ -707,6 +707,131 @@ const char *host_exe_suffix(void)
 
 /* ---- runtime directory and ipc addresses ---- */
 
+/* ---- the user's cache ---- */
+
+/* An environment variable as UTF-8 (getenv's is in the ANSI code page);
+ * false if unset or too long. */
+static bool env_utf8(const wchar_t *name, char *buf, size_t n)
+{
+	wchar_t value[MAX_PATH + 1];
+	DWORD len = GetEnvironmentVariableW(name, value, sizeof(value) / sizeof(value[0]));
+	if (len == 0 && GetLastError() == ERROR_ENVVAR_NOT_FOUND)
+		return false;
+	if (len >= sizeof(value) / sizeof(value[0]))
+		return false;
+	value[len] = 0;
+	return wide_to_utf8(value, buf, n);
+}
+
+static bool make_dir(const char *path)
+{
+	wchar_t *w = utf8_to_wide(path);
+	bool ok = w && (CreateDirectoryW(w, NULL) || GetLastError() == ERROR_ALREADY_EXISTS);
+	free(w);
+	return ok;
+}
+
+int host_cache_dir(char *buf, size_t n)
+{
+	char base[MAX_PATH * 3];
+	if (env_utf8(L"MINIVM_CACHE_DIR", buf, n))
+		return buf[0] && make_dir(buf) ? 0 : -1;
+	if (!env_utf8(L"LOCALAPPDATA", base, sizeof(base)) || !base[0])
+		return -1;
+	int len = snprintf(buf, n, "%s\\minivm", base);
+	return len >= 0 && (size_t)len < n && make_dir(buf) ? 0 : -1;
+}
+
+/* Remove all but the `keep` newest files in dir whose names start with
+ * prefix (files being written, ".tmp.", are another store's). */
+static void cache_prune(const char *dir, const char *prefix, unsigned keep)
+{
+	char pattern[MAX_PATH * 3];
+	snprintf(pattern, sizeof(pattern), "%s\\%s*", dir, prefix);
+	wchar_t *wpattern = utf8_to_wide(pattern);
+	if (!wpattern)
+		return;
+	for (;;) {
+		WIN32_FIND_DATAW fd;
+		HANDLE h = FindFirstFileW(wpattern, &fd);
+		if (h == INVALID_HANDLE_VALUE)
+			break;
+		unsigned count = 0;
+		wchar_t oldest[MAX_PATH] = L"";
+		FILETIME oldest_time = {0};
+		do {
+			if ((fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY) || wcsstr(fd.cFileName, L".tmp."))
+				continue;
+			count++;
+			if (!oldest[0] || CompareFileTime(&fd.ftLastWriteTime, &oldest_time) < 0) {
+				wcsncpy(oldest, fd.cFileName, MAX_PATH - 1);
+				oldest_time = fd.ftLastWriteTime;
+			}
+		} while (FindNextFileW(h, &fd));
+		FindClose(h);
+		char name[MAX_PATH * 3], path[MAX_PATH * 4];
+		wchar_t *wpath = NULL;
+		if (count > keep && wide_to_utf8(oldest, name, sizeof(name)) &&
+		    snprintf(path, sizeof(path), "%s\\%s", dir, name) > 0)
+			wpath = utf8_to_wide(path);
+		bool removed = wpath && DeleteFileW(wpath);
+		free(wpath);
+		if (!removed)
+			break;
+	}
+	free(wpattern);
+}
+
+/* Write all of buf to h. */
+static bool write_all(HANDLE h, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+	while (n) {
+		DWORD chunk = n > (1u << 30) ? (1u << 30) : (DWORD)n, wrote = 0;
+		if (!WriteFile(h, p, chunk, &wrote, NULL) || wrote == 0)
+			return false;
+		p += wrote;
+		n -= wrote;
+	}
+	return true;
+}
+
+int host_cache_store(const char *dir, const char *name, size_t prefix_len, unsigned keep,
+		     const void *data, size_t size, const void *tail, size_t tail_size, char *err,
+		     size_t errlen)
+{
+	char path[MAX_PATH * 4], tmp[MAX_PATH * 4];
+	snprintf(path, sizeof(path), "%s\\%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%lu", path, (unsigned long)GetCurrentProcessId());
+	wchar_t *wpath = utf8_to_wide(path), *wtmp = utf8_to_wide(tmp);
+	HANDLE h = wtmp ? CreateFileW(wtmp, GENERIC_WRITE, 0, NULL, CREATE_ALWAYS, FILE_ATTRIBUTE_NORMAL, NULL)
+			: INVALID_HANDLE_VALUE;
+	bool ok = h != INVALID_HANDLE_VALUE && wpath && write_all(h, data, size) &&
+		  write_all(h, tail, tail_size);
+	DWORD code = ok ? 0 : GetLastError();
+	if (h != INVALID_HANDLE_VALUE)
+		CloseHandle(h);
+	if (ok && !MoveFileExW(wtmp, wpath, MOVEFILE_REPLACE_EXISTING)) {
+		ok = false;
+		code = GetLastError();
+	}
+	if (!ok) {
+		char what[MAX_PATH * 4 + 16];
+		snprintf(what, sizeof(what), "cannot store %s", path);
+		win_error(err, errlen, code, what);
+		if (wtmp)
+			DeleteFileW(wtmp);
+	}
+	free(wpath);
+	free(wtmp);
+	if (!ok)
+		return -1;
+	char prefix[MAX_PATH * 3];
+	snprintf(prefix, sizeof(prefix), "%.*s", (int)prefix_len, name);
+	cache_prune(dir, prefix, keep);
+	return 0;
+}
+
 int host_runtime_dir_create(char *buf, size_t n, char *err, size_t errlen)
 {
 	static atomic_uint dir_counter;

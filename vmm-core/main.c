@@ -52,6 +52,7 @@
 #include "bootmark.h"
 #include "ioapic.h"
 #include "jit.h"
+#include "kernel_cache.h"
 #include "linux_boot.h"
 #include "power.h"
 #include "rtc.h"
@@ -384,11 +385,19 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 	}
 #ifndef __aarch64__
 	/* Unpacked once (a reboot reuses it), and before the devices have
-	 * attached: their processes start meanwhile (the channels listen). */
-	if (f->kernel && linux_unpack_bzimage(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
-					      &f->vmlinux_size, err, sizeof(err))) {
-		log_msg("%s: %s", o->kernel, err);
-		return -1;
+	 * attached: their processes start meanwhile (the channels listen).
+	 * The next run of the same image takes it from the cache. */
+	if (f->kernel && kernel_cache_load(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
+					   &f->vmlinux_size) == 0) {
+		STATS_ADD(kernel_cache_hits, 1);
+	} else if (f->kernel) {
+		if (linux_unpack_bzimage(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
+					 &f->vmlinux_size, err, sizeof(err))) {
+			log_msg("%s: %s", o->kernel, err);
+			return -1;
+		}
+		if (f->vmlinux)
+			kernel_cache_store(f->kernel, f->kernel_size, f->vmlinux, f->vmlinux_size);
 	}
 #else
 	/* A gzip'd Image is unpacked once here: a reboot places it again. */

@@ -34,10 +34,11 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 	if (!env || strcmp(env, "1") != 0)
 		return;
 	double secs = elapsed_ns ? (double)elapsed_ns / 1e9 : 1e-9;
-	log_msg("start-up (ms after launch): core %.1f, listening %.1f, images read %.1f, "
+	log_msg("start-up (ms after launch): core %.1f, listening %.1f, images read %.1f%s, "
 		"devices attached %.1f, guest loaded %.1f, vCPUs started %.1f",
 		milestone_ms(STATS_CORE_STARTED, launch_ns), milestone_ms(STATS_LISTENING, launch_ns),
 		milestone_ms(STATS_IMAGES_READ, launch_ns),
+		get(&core_stats.kernel_cache_hits) ? " (the kernel unpacked before, from the cache)" : "",
 		milestone_ms(STATS_DEVICES_ATTACHED, launch_ns),
 		milestone_ms(STATS_GUEST_LOADED, launch_ns),
 		milestone_ms(STATS_VCPUS_STARTED, launch_ns));

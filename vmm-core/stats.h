@@ -34,6 +34,7 @@ struct core_stats {
 	_Atomic uint64_t level_sleeps; /* ... times the looking thread went to sleep */
 	_Atomic uint64_t jit_blocks;  /* soft engine: blocks its JIT translated */
 	_Atomic uint64_t jit_full_flushes; /* ... and times a code cache was full */
+	_Atomic uint64_t kernel_cache_hits; /* kernels read unpacked from the cache (kernel_cache.h) */
 };
 
 extern struct core_stats core_stats;

@@ -26,6 +26,20 @@ LINUX_BOOT_TIMEOUT = 300  # seconds to the shell under emulation, with margin
 PROMPT = "# "             # ash also sends ESC[6n after it: never anchor
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_kernel_cache(tmp_path_factory):
+    """vmm-core keeps the unpacked kernel in the user's cache (kernel_cache.h):
+    the tests' runs keep theirs in a directory of their own, so that they
+    neither depend on nor fill the cache of whoever runs them."""
+    saved = os.environ.get("MINIVM_CACHE_DIR")
+    os.environ["MINIVM_CACHE_DIR"] = str(tmp_path_factory.mktemp("kernel-cache"))
+    yield
+    if saved is None:
+        del os.environ["MINIVM_CACHE_DIR"]
+    else:
+        os.environ["MINIVM_CACHE_DIR"] = saved
+
+
 def write_conf(directory, vm=None, serial=None):
     """Write a vm.conf with the given [vm] and [serial] keys; return its path."""
     lines = ["[vm]"]

@@ -105,6 +105,36 @@ def test_interpreter_boots_smp_to_the_shell_and_powers_off(linux_shell, monkeypa
     assert "JIT translated" not in child.before
 
 
+def test_the_unpacked_kernel_is_kept_for_the_next_run(linux_shell, monkeypatch, tmp_path):
+    """vmm-core unpacks the bzImage's xz payload on the host; the next run of
+    the same image reads the unpacked kernel from the user's cache (here
+    MINIVM_CACHE_DIR), and one whose checksum fails is unpacked again and
+    stored anew.  MINIVM_STATS' start-up line says where the kernel came
+    from."""
+    monkeypatch.setenv("MINIVM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("MINIVM_STATS", "1")
+
+    def boot_and_poweroff():
+        child = linux_shell()
+        assert run(child, "echo $((6*7))") == "42"
+        child.sendline("poweroff")
+        assert wait_exit(child) == 0
+        assert "start-up (ms after launch)" in child.before
+        return child.before
+
+    assert "from the cache" not in boot_and_poweroff()
+    [cached] = tmp_path.glob("vmlinux-*")
+    assert "from the cache" in boot_and_poweroff()
+
+    good = cached.read_bytes()
+    damaged = bytearray(good)
+    damaged[len(damaged) // 2] ^= 0x40
+    cached.write_bytes(damaged)
+    assert "from the cache" not in boot_and_poweroff()
+    assert cached.read_bytes() == good
+    assert "from the cache" in boot_and_poweroff()
+
+
 def test_reboot_with_no_reboot_exits_0(linux_shell):
     child = linux_shell(["-no-reboot"])
     child.sendline("reboot")
