@@ -4,11 +4,18 @@
 
 #include "log.h"
 
-/* Release: the shadows the device published while applying the message are
- * visible to a core that sees this seq. */
+/* The shadows the device published while applying the message are visible
+ * to a core that sees this seq; a vCPU waiting for it is woken (ipc.h,
+ * struct ipc_applied_wait: store, then look, both sequentially
+ * consistent). */
 static void mark_applied(struct dev_port *p, uint64_t seq)
 {
-	atomic_store_explicit(&p->page->applied_seq, seq, memory_order_release);
+	struct ipc_state_page *page = p->page;
+	atomic_store(&page->applied_seq, seq);
+	if (atomic_load(&page->applied.vcpus_waiting)) {
+		atomic_fetch_add(&page->applied.wake, 1);
+		host_shared_wake(&page->applied.wake);
+	}
 }
 
 enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)

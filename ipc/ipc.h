@@ -402,7 +402,8 @@ void ipc_close(ipc_chan *c);
  * first IPC_STATE_DEV_OFFSET bytes are this header; the rest belongs to the
  * device (its registers and queues, so a restarted device resumes).  The core
  * reads only `magic`, `applied_seq`, `shadow[]`, the doorbell's counts,
- * the receive ring and the published line levels (atomically), and validates nothing
+ * the receive ring, the published line levels and the applied_seq wait's
+ * wake count (atomically), and validates nothing
  * else: a value read from here goes to the guest as a register value, never
  * used as a size or address by the core. */
 #define IPC_STATE_MAGIC 0x4d565354u /* "MVST" */
@@ -466,6 +467,19 @@ struct ipc_irq_levels {
 	_Atomic uint32_t core_sleeps; /* the core's: 1 while its thread sleeps on said */
 };
 
+/* A vCPU whose posted writes are POST_WINDOW ahead of the device
+ * (devproxy.c) waits for applied_seq to move: it increments
+ * `vcpus_waiting`, loads `wake`, looks at applied_seq again, sleeps on
+ * `wake` (at most 1 ms) and decrements `vcpus_waiting`.  The device stores
+ * applied_seq, then increments `wake` and wakes it if `vcpus_waiting`.
+ * Sequentially consistent, as the doorbell's words: no wake-up missed, no
+ * system call while nobody waits.  A wrong value only ends a wait early or
+ * at its bound. */
+struct ipc_applied_wait {
+	_Atomic uint32_t vcpus_waiting; /* the core's */
+	_Atomic uint32_t wake;          /* the device's */
+};
+
 struct ipc_state_page {
 	uint32_t magic;   /* written by the device once its shadows are valid */
 	uint32_t version; /* IPC_PROTO_VERSION */
@@ -474,6 +488,7 @@ struct ipc_state_page {
 	struct ipc_doorbell doorbell;
 	struct ipc_rx_ring rx;
 	struct ipc_irq_levels irq;
+	struct ipc_applied_wait applied;
 };
 
 _Static_assert(sizeof(struct ipc_state_page) <= IPC_STATE_DEV_OFFSET, "state header too big");

@@ -55,7 +55,7 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 		(unsigned long long)get(&core_stats.unowned));
 	log_msg("stats: %llu round trips (%.1f us avg), %llu shadow hits, %llu receive-ring reads, "
 		"%llu posted writes (%llu of them in %llu runs), %llu acks lowered a line, "
-		"%llu reads of \"no interrupt\" lowered one, %llu IPC_IRQ messages, %llu lines raised by writes, %llu naps for the posting window, "
+		"%llu reads of \"no interrupt\" lowered one, %llu IPC_IRQ messages, %llu lines raised by writes, %llu waits for the posting window, "
 		"%.3f s waited on ipc (%.1f%%)",
 		(unsigned long long)trips, trips ? (double)wait_ns / 1e3 / (double)trips : 0.0,
 		(unsigned long long)get(&core_stats.shadow_hits),

@@ -23,7 +23,7 @@ struct core_stats {
 					* left up (by a device's late "high") */
 	_Atomic uint64_t irq_msgs;    /* IPC_IRQ messages from devices */
 	_Atomic uint64_t lines_raised; /* stream writes that raised a line at once (THRE) */
-	_Atomic uint64_t window_waits; /* 1 ms naps of a vCPU ahead of its device by POST_WINDOW writes */
+	_Atomic uint64_t window_waits; /* waits of a vCPU ahead of its device by POST_WINDOW writes */
 	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
 	_Atomic uint64_t doorbells;   /* writes that rang a device's doorbell (no message) */
 	_Atomic uint64_t doorbell_waits;   /* rings whose vCPU waited for them to be taken */
