@@ -13,7 +13,8 @@ the kernel command line "console=ttyS0 loglevel=1 panic=-1 -- run CMD ARGS").
 loglevel=1 keeps kernel messages out of the payload; panic=-1 with
 -no-reboot ends a VMM whose guest panicked (QEMU TCG on a loaded host
 sometimes stops at "IO-APIC + timer doesn't work!"), and such a boot failure
-is retried, up to --runs times per row.
+is retried, up to --runs times per row.  The two VMMs take turns, one run
+each per round.
 
   output  `devwrite DEV BYTES` writes a fixed pattern of 64-byte lines to the
           device opened once in raw mode.  The VMM's stdout (minivm: ttyS0
@@ -312,26 +313,33 @@ def main():
     failed = False
     with tempfile.TemporaryDirectory() as tmp:
         for direction, device, nbytes, measure in cases:
-            results = {}
-            for name, make_cmd in vmms:
-                if name == "minivm" and device == "hvc0" and not hvc0:
-                    continue
-                runs, boot_failures = [], 0
-                try:
-                    while len(runs) < args.runs:
-                        try:
-                            runs.append(measure(make_cmd, device, nbytes, args.timeout, tmp))
-                        except BootFailed as e:
-                            boot_failures += 1
-                            print(f"{device} {direction}, {name}: boot failure "
-                                  f"{boot_failures}: {e}", flush=True)
-                            if boot_failures >= args.runs:
-                                raise
-                except (Failed, subprocess.TimeoutExpired) as e:
-                    print(f"{device} {direction}, {name}: FAILED: {e}", flush=True)
-                    failed = True
-                    continue
-                results[name] = summary(name, nbytes, runs)
+            # The VMMs take turns, one run each per round: the host's load
+            # (and a cloud host's steal time) drifts over minutes, and a
+            # VMM's runs in a row would meet a different host than the
+            # other's.
+            runs = {name: [] for name, _ in vmms
+                    if not (name == "minivm" and device == "hvc0" and not hvc0)}
+            boot_failures = {name: 0 for name in runs}
+            for _ in range(args.runs * 2):
+                for name, make_cmd in vmms:
+                    if name not in runs or len(runs[name]) >= args.runs:
+                        continue
+                    try:
+                        runs[name].append(measure(make_cmd, device, nbytes, args.timeout, tmp))
+                    except BootFailed as e:
+                        boot_failures[name] += 1
+                        print(f"{device} {direction}, {name}: boot failure "
+                              f"{boot_failures[name]}: {e}", flush=True)
+                        if boot_failures[name] >= args.runs:
+                            print(f"{device} {direction}, {name}: FAILED: {e}", flush=True)
+                            failed = True
+                            del runs[name]
+                    except (Failed, subprocess.TimeoutExpired) as e:
+                        print(f"{device} {direction}, {name}: FAILED: {e}", flush=True)
+                        failed = True
+                        del runs[name]
+            results = {name: summary(name, nbytes, r) for name, r in runs.items()
+                       if len(r) == args.runs}
             cols = [results[n][1] for n, _ in vmms if n in results]
             if "minivm" in results and "qemu" in results:
                 cols.append(f"minivm/qemu {results['minivm'][0] / results['qemu'][0]:.3f}")

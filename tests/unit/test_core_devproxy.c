@@ -1260,8 +1260,13 @@ static void test_published_line_still_takes_a_message(void **state)
 {
 	struct fixture *f = *state;
 	struct ipc_msg hello = pub_hello();
+	uint64_t looks = atomic_load(&core_stats.level_looks);
 	if (!pub_attach(f, &hello))
 		return;
+	/* The core's thread looks at the published levels once the device
+	 * attached (all low): had that look come after the message, it would
+	 * have lowered the line again (1 run in 20 under load). */
+	assert_true(looked_since(f, looks));
 	struct ipc_msg irq = {.type = IPC_IRQ, .seq = 5};
 	irq.u.irq = (struct ipc_irq){.line = PUB_GSI, .level = 1};
 	assert_int_equal(ipc_send(f->dev, &irq), IPC_OK);
