@@ -68,13 +68,12 @@ static void send_msg(void *opaque, const struct ipc_msg *m)
 
 static bool publish_level(struct dev_loop *l, const struct ipc_irq *irq);
 
-bool dev_send(struct dev_loop *l, struct ipc_msg *m)
+void dev_send(struct dev_loop *l, struct ipc_msg *m)
 {
 	if (m->type == IPC_IRQ && publish_level(l, &m->u.irq))
-		return false;
+		return;
 	m->seq = l->next_seq++;
 	send_msg(l, m);
-	return true;
 }
 
 void dev_irq(struct dev_loop *l, uint32_t line, int level)
