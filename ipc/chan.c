@@ -48,12 +48,15 @@
  * waits for the previous message's write to finish, which caps posted writes
  * at a thread hand-off each; a full queue still blocks the sender. */
 #define QUEUE_MSGS 256
-/* Pipes whose removal was reported before (or without) their ADD_POST:
- * nng's reaper runs REM_POST for a pipe that closed at once (a refused
- * one) as soon as it is closed, possibly before the thread that added it
- * runs ADD_POST.  A pipe's ADD_POST follows its REM_POST closely, so the
- * last few such ids suffice. */
-#define EARLY_REMOVALS 16
+/* The last few pipe ids reported up, and removed (see on_pipe_event).  A
+ * pipe's events and messages follow its removal closely, so a short memory
+ * suffices. */
+#define RECENT_PIPES 16
+
+struct pipe_ring {
+	uint32_t id[RECENT_PIPES];
+	unsigned next;
+};
 
 struct ipc_chan {
 	nng_socket sock;
@@ -63,8 +66,8 @@ struct ipc_chan {
 	void *opaque;
 	pthread_mutex_t peer_lock; /* orders the peer callbacks */
 	uint32_t peer_pipe;        /* nng pipe id of the attached peer, 0 if none */
-	uint32_t removed_early[EARLY_REMOVALS]; /* ring of pipe ids, see EARLY_REMOVALS */
-	unsigned removed_next;
+	struct pipe_ring reported; /* pipes reported up */
+	struct pipe_ring removed;  /* pipes whose REM_POST came */
 	uint64_t idle_since;       /* listener: host_now_ns() since no peer, or renewed */
 	nng_listener listener;
 	char *url;                 /* listener: to renew it */
@@ -94,28 +97,52 @@ static void peer_lost_locked(ipc_chan *c)
 		c->cb(c->opaque, false);
 }
 
-static bool removed_early_locked(const ipc_chan *c, uint32_t id)
+static bool ring_has(const struct pipe_ring *r, uint32_t id)
 {
-	for (unsigned i = 0; i < EARLY_REMOVALS; i++)
-		if (c->removed_early[i] == id)
+	for (unsigned i = 0; i < RECENT_PIPES; i++)
+		if (r->id[i] == id)
 			return true;
 	return false;
 }
 
+static void ring_add(struct pipe_ring *r, uint32_t id)
+{
+	r->id[r->next] = id;
+	r->next = (r->next + 1) % RECENT_PIPES;
+}
+
+/* Pipe `id` is the peer (peer_lock held): report it, once.  pair0 takes a
+ * new pipe only once its previous peer has closed, so a new peer means the
+ * old one is gone; a pipe removed already is reported come and gone. */
+static void peer_seen_locked(ipc_chan *c, uint32_t id)
+{
+	if (id == 0 || id == c->peer_pipe || ring_has(&c->reported, id))
+		return;
+	ring_add(&c->reported, id);
+	if (c->peer_pipe != 0)
+		peer_lost_locked(c);
+	c->peer_pipe = id;
+	if (c->cb)
+		c->cb(c->opaque, true);
+	if (ring_has(&c->removed, id))
+		peer_lost_locked(c);
+}
+
 /* nng calls this on its own threads for every pipe.  ADD_POST comes only
- * for a pipe pair0 took as its peer, and pair0 takes one only once the
- * previous peer's pipe has closed; but REM_POST comes from nng's reaper,
- * unordered with ADD_POST: later, so a new peer may be reported before the
- * old one's removal, or earlier, so a pipe already closed may be reported
- * added after its removal.  So a new peer means the old one is gone, a
- * REM_POST counts only for the current peer (a refused pipe, or an old one
- * reaped late, has one too) and is otherwise remembered, and a pipe whose
- * removal came first is reported come and gone at once.  It was the peer:
- * pair0 took it before ADD_POST, so the listener may have received its
- * HELLO, and must hear that it went (a device closed right after the core
- * heard its HELLO, as in test_channel_peers_replaced_at_once); a dialer
- * must not wait on it, a dead pipe (test_serial_process: a device dialing
- * while the core still holds its previous incarnation).
+ * for a pipe pair0 took as its peer, but after pair0 starts receiving from
+ * it, and REM_POST comes from nng's reaper, unordered with ADD_POST.  So:
+ * - a listener's peer is "seen" at its ADD_POST or at its first message,
+ *   whichever comes first (ipc_recv): the old peer's loss must be reported
+ *   before the new one's HELLO is handled, or the core would take the new
+ *   device for gone (a HELLO handled, then the old pipe's loss reported);
+ * - a REM_POST counts only for the current peer (a refused pipe, or an old
+ *   one replaced already, has one too) and is otherwise remembered: a pipe
+ *   whose removal came first is reported come and gone at once.  It was
+ *   the peer, so the listener may have received its HELLO and must hear
+ *   that it went (a device closed right after the core heard its HELLO, as
+ *   in test_channel_peers_replaced_at_once); a dialer must not wait on it,
+ *   a dead pipe (test_serial_process: a device dialing while the core
+ *   still holds its previous incarnation).
  *
  * A dialer's channel ends with its pipe, so its nng dialer is closed here:
  * nng's reaper runs REM_POST and then starts a reconnection in the
@@ -137,20 +164,11 @@ static void on_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 		nng_dialer_close(nng_pipe_dialer(pipe));
 	pthread_mutex_lock(&c->peer_lock);
 	if (ev == NNG_PIPE_EV_ADD_POST) {
-		if (c->peer_pipe != 0 && c->peer_pipe != id)
-			peer_lost_locked(c);
-		c->peer_pipe = id;
-		if (c->cb)
-			c->cb(c->opaque, true);
-		if (removed_early_locked(c, id))
-			peer_lost_locked(c);
+		peer_seen_locked(c, id);
 	} else if (ev == NNG_PIPE_EV_REM_POST) {
-		if (c->peer_pipe == id) {
+		ring_add(&c->removed, id);
+		if (c->peer_pipe == id)
 			peer_lost_locked(c);
-		} else {
-			c->removed_early[c->removed_next] = id;
-			c->removed_next = (c->removed_next + 1) % EARLY_REMOVALS;
-		}
 	}
 	pthread_mutex_unlock(&c->peer_lock);
 }
@@ -328,6 +346,11 @@ int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t e
 		int rv = nng_aio_result(c->recv_aio);
 		if (rv == 0) {
 			nng_msg *msg = nng_aio_get_msg(c->recv_aio);
+			if (!c->dialer) {
+				pthread_mutex_lock(&c->peer_lock);
+				peer_seen_locked(c, (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg)));
+				pthread_mutex_unlock(&c->peer_lock);
+			}
 			int rc = ipc_decode(nng_msg_body(msg), nng_msg_len(msg), m, err, errlen);
 			nng_msg_free(msg);
 			return rc;
