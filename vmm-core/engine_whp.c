@@ -541,6 +541,16 @@ static uint8_t *guest_ram_at(struct engine *e, int cpu, uint64_t gva, unsigned s
 	return NULL;
 }
 
+/* The exit's instruction length, which the caller adds to RIP: documented
+ * for these exits, but a 0 would run the instruction again for ever. */
+static bool length_given(const WHV_RUN_VP_EXIT_CONTEXT *x, const char *what, char *diag, size_t n)
+{
+	if (x->VpContext.InstructionLength)
+		return true;
+	snprintf(diag, n, "%s exit without the instruction's length", what);
+	return false;
+}
+
 /* INS/OUTS: one element per exit.  A REP form re-executes (RIP stays) until
  * RCX reaches 0, which the architecture allows (REP string instructions are
  * interruptible between elements). */
@@ -627,6 +637,8 @@ static int handle_io(struct engine *e, int cpu, const WHV_RUN_VP_EXIT_CONTEXT *x
 	}
 	if (io->AccessInfo.StringOp)
 		return string_io(e, cpu, x, diag, n);
+	if (!length_given(x, "port I/O", diag, n))
+		return -1;
 	WHV_REGISTER_NAME names[2] = {WHvX64RegisterRip, WHvX64RegisterRax};
 	WHV_REGISTER_VALUE values[2];
 	memset(values, 0, sizeof(values));
@@ -769,8 +781,11 @@ static int handle_mmio(struct engine *e, int cpu, const WHV_RUN_VP_EXIT_CONTEXT 
 
 /* ---- CPUID, MSRs ---- */
 
-static int handle_cpuid(struct engine *e, int cpu, const WHV_RUN_VP_EXIT_CONTEXT *x)
+static int handle_cpuid(struct engine *e, int cpu, const WHV_RUN_VP_EXIT_CONTEXT *x, char *diag,
+			size_t n)
 {
+	if (!length_given(x, "CPUID", diag, n))
+		return -1;
 	const WHV_X64_CPUID_ACCESS_CONTEXT *c = &x->CpuidAccess;
 	uint32_t r[4] = {(uint32_t)c->DefaultResultRax, (uint32_t)c->DefaultResultRbx,
 			 (uint32_t)c->DefaultResultRcx, (uint32_t)c->DefaultResultRdx};
@@ -843,7 +858,7 @@ static void whp_vcpu_run(struct engine *e, int cpu, struct vcpu_stop_info *stop)
 			rc = handle_mmio(e, cpu, &x, diag, sizeof(diag));
 			break;
 		case WHvRunVpExitReasonX64Cpuid:
-			rc = handle_cpuid(e, cpu, &x);
+			rc = handle_cpuid(e, cpu, &x, diag, sizeof(diag));
 			break;
 		case WHvRunVpExitReasonX64MsrAccess:
 			rc = handle_msr(e, cpu, &x);

@@ -290,6 +290,77 @@ HRESULT WINAPI WHvDeletePartition(WHV_PARTITION_HANDLE handle)
 
 /* ---- the soft CPU's buses, hooks and LAPIC callbacks ---- */
 
+/* Guest page tables: read a PTE from mapped RAM; false if outside it. */
+static bool read_pte(const struct partition *p, uint64_t addr, uint64_t *pte)
+{
+	if (addr > p->ram_size || p->ram_size - addr < 8)
+		return false;
+	memcpy(pte, p->ram + addr, 8);
+	return true;
+}
+
+/* The guest's own translation of gva, as the hypervisor walks it: a
+ * WHvTranslateGvaResult* code, or -1 for a paging mode not modelled (see
+ * the top of this file). */
+static int walk_gva(const struct partition *p, const struct softcpu *c, uint64_t gva, bool write,
+		    uint64_t *gpa)
+{
+	if (!(c->cr0 & CR0_PG)) {
+		*gpa = gva;
+		return WHvTranslateGvaResultSuccess;
+	}
+	if (!(c->efer & EFER_LMA))
+		return -1;
+	uint64_t table = c->cr3 & 0x000ffffffffff000ull;
+	for (int level = 3; level >= 0; level--) {
+		uint64_t pte;
+		if (!read_pte(p, table + ((gva >> (12 + 9 * level)) & 0x1ff) * 8, &pte))
+			return WHvTranslateGvaResultGpaUnmapped;
+		if (!(pte & 1))
+			return WHvTranslateGvaResultPageNotPresent;
+		if (write && !(pte & 2))
+			return WHvTranslateGvaResultPrivilegeViolation;
+		uint64_t frame = pte & 0x000ffffffffff000ull;
+		if (level == 0 || (level <= 2 && (pte & 0x80))) { /* a 4 KiB, 2 MiB or 1 GiB page */
+			uint64_t offset_mask = (1ull << (12 + 9 * level)) - 1;
+			*gpa = (frame & ~offset_mask) | (gva & offset_mask);
+			return WHvTranslateGvaResultSuccess;
+		}
+		table = frame;
+	}
+	return -1; /* not reached: level 0 always ends the walk */
+}
+
+/* Up to n bytes of the instruction at CS:RIP, read as the hypervisor reads
+ * them: through the guest's page tables.  Not through the soft CPU's TLB:
+ * its translated blocks run without looking there, so the code's entry
+ * may have been replaced (an exit without the instruction's length made
+ * the caller run an OUT again for ever).  The TLB only where the walk is
+ * not modelled. */
+static unsigned read_code(struct vp *v, uint8_t *buf, unsigned n)
+{
+	struct softcpu *c = &v->cpu;
+	const struct partition *p = v->p;
+	uint64_t lin = c->segbase[S_CS] + c->rip;
+	unsigned got = 0;
+	while (got < n) {
+		uint64_t gpa;
+		int rc = walk_gva(p, c, lin + got, false, &gpa);
+		if (rc < 0 && got == 0)
+			return softcpu_peek_code(c, buf, n);
+		if (rc != WHvTranslateGvaResultSuccess)
+			break;
+		unsigned chunk = 4096 - (unsigned)((lin + got) & 0xfff);
+		if (chunk > n - got)
+			chunk = n - got;
+		if (gpa >= p->ram_size || p->ram_size - gpa < chunk)
+			break;
+		memcpy(buf + got, p->ram + gpa, chunk);
+		got += chunk;
+	}
+	return got;
+}
+
 /* The part of every exit context that describes the VP and its instruction;
  * bytes (16) and *count receive the instruction's bytes when asked. */
 static void fill_vp_context(struct vp *v, WHV_RUN_VP_EXIT_REASON reason, UINT8 *bytes,
@@ -313,7 +384,7 @@ static void fill_vp_context(struct vp *v, WHV_RUN_VP_EXIT_REASON reason, UINT8 *
 	vp->Rip = c->rip;
 	vp->Rflags = softcpu_get_rflags(c);
 	uint8_t code[16];
-	unsigned got = softcpu_peek_code(c, code, sizeof(code));
+	unsigned got = read_code(v, code, sizeof(code));
 	struct insn in;
 	int len = got ? decode_insn(&in, code, got, c->code_bits) : 0;
 	vp->InstructionLength = len > 0 ? (UINT8)len : 0;
@@ -502,15 +573,6 @@ HRESULT WINAPI WHvMapGpaRange(WHV_PARTITION_HANDLE handle, VOID *source,
 	return S_OK;
 }
 
-/* Guest page tables: read a PTE from mapped RAM; false if outside it. */
-static bool read_pte(const struct partition *p, uint64_t addr, uint64_t *pte)
-{
-	if (addr > p->ram_size || p->ram_size - addr < 8)
-		return false;
-	memcpy(pte, p->ram + addr, 8);
-	return true;
-}
-
 HRESULT WINAPI WHvTranslateGva(WHV_PARTITION_HANDLE handle, UINT32 index,
 			       WHV_GUEST_VIRTUAL_ADDRESS gva, WHV_TRANSLATE_GVA_FLAGS flags,
 			       WHV_TRANSLATE_GVA_RESULT *result, WHV_GUEST_PHYSICAL_ADDRESS *gpa)
@@ -518,41 +580,15 @@ HRESULT WINAPI WHvTranslateGva(WHV_PARTITION_HANDLE handle, UINT32 index,
 	struct partition *p = handle;
 	if (!p || index >= MAX_VPS || !p->vps[index].created || !result || !gpa)
 		return E_INVALIDARG;
-	const struct softcpu *c = &p->vps[index].cpu;
 	memset(result, 0, sizeof(*result));
-	if (!(c->cr0 & CR0_PG)) {
-		*gpa = gva;
-		result->ResultCode = WHvTranslateGvaResultSuccess;
-		return S_OK;
-	}
-	if (!(c->efer & EFER_LMA))
+	uint64_t out;
+	int rc = walk_gva(p, &p->vps[index].cpu, gva, flags & WHvTranslateGvaFlagValidateWrite, &out);
+	if (rc < 0)
 		return E_NOTIMPL; /* 32-bit paging (see the top of this file) */
-	bool write = flags & WHvTranslateGvaFlagValidateWrite;
-	uint64_t table = c->cr3 & 0x000ffffffffff000ull;
-	for (int level = 3; level >= 0; level--) {
-		uint64_t pte;
-		if (!read_pte(p, table + ((gva >> (12 + 9 * level)) & 0x1ff) * 8, &pte)) {
-			result->ResultCode = WHvTranslateGvaResultGpaUnmapped;
-			return S_OK;
-		}
-		if (!(pte & 1)) {
-			result->ResultCode = WHvTranslateGvaResultPageNotPresent;
-			return S_OK;
-		}
-		if (write && !(pte & 2)) {
-			result->ResultCode = WHvTranslateGvaResultPrivilegeViolation;
-			return S_OK;
-		}
-		uint64_t frame = pte & 0x000ffffffffff000ull;
-		if (level == 0 || (level <= 2 && (pte & 0x80))) { /* a 4 KiB, 2 MiB or 1 GiB page */
-			uint64_t offset_mask = (1ull << (12 + 9 * level)) - 1;
-			*gpa = (frame & ~offset_mask) | (gva & offset_mask);
-			result->ResultCode = WHvTranslateGvaResultSuccess;
-			return S_OK;
-		}
-		table = frame;
-	}
-	return E_UNEXPECTED;
+	result->ResultCode = (WHV_TRANSLATE_GVA_RESULT_CODE)rc;
+	if (rc == WHvTranslateGvaResultSuccess)
+		*gpa = out;
+	return S_OK;
 }
 
 /* ---- virtual processors ---- */
