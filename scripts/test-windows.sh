@@ -202,6 +202,7 @@ for failure in no-hypervisor create-partition; do
 	echo "test-windows: whpx with $failure: $flat_err"
 done
 expect_whpx uart64 long "Hello from long mode via the 16550"
+expect_whpx tlbout64 long Helo --debugcon 0xf1 # an exit's instruction read through the page tables
 expect_whpx level64 long "level irq: 5 deliveries"
 # An MSR nobody has: #GP in the guest, as on the other engines.
 expect_whpx badinput64 long "$(printf 'rdmsr: #GP\nwrmsr: #GP\nirq to APIC 127: raised')"
