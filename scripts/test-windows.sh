@@ -72,7 +72,7 @@ fi
 echo "test-windows: vmm-core.exe --engine whpx: $out"
 
 # The test guests, assembled with the host's gcc as tests/guests does on Linux.
-for name in s001 outs16 uart64 mmio64 level64 badinput64 triple; do
+for name in s001 outs16 uart64 mmio64 level64 badinput64 triple tlbout64; do
 	gcc -c -o "$BUILD/$name.o" "tests/guests/$name.S"
 	gcc -nostdlib -static -no-pie -Wl,-Ttext=0 -Wl,--build-id=none -o "$BUILD/$name.elf" "$BUILD/$name.o"
 	objcopy -O binary -j .text "$BUILD/$name.elf" "$BUILD/$name.bin"
