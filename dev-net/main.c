@@ -26,9 +26,9 @@ static const char usage[] =
 static struct dev_loop *loop; /* set by dev_run before it calls the device */
 static struct net_device dev;
 
-static void send_to_core(void *opaque, struct ipc_msg *m)
+static bool send_to_core(void *opaque, struct ipc_msg *m)
 {
-	dev_send(loop, m);
+	return dev_send(loop, m);
 }
 
 static void wake_loop(void *opaque)

@@ -97,7 +97,7 @@ struct net_rx_frame {
 /* Where the device's effects go: the devlib loop in the process, a fake in
  * the tests and the fuzz target. */
 struct net_sink {
-	void (*send)(void *opaque, struct ipc_msg *m); /* IRQ messages */
+	bool (*send)(void *opaque, struct ipc_msg *m); /* IRQ messages (dev_send) */
 	/* Make the loop ask libslirp for its sockets and timers again: frames
 	 * given to it off the loop (a doorbell) may have changed them. */
 	void (*wake)(void *opaque);

@@ -75,9 +75,9 @@ static void enter_raw_mode(void)
 
 /* ---- the device's effects ---- */
 
-static void send_to_core(void *opaque, struct ipc_msg *m)
+static bool send_to_core(void *opaque, struct ipc_msg *m)
 {
-	dev_send(loop, m);
+	return dev_send(loop, m);
 }
 
 /* Everything for stdout — the UARTs' bytes (one per THR write) and hvc0's

@@ -44,16 +44,25 @@ static void uart_output(void *opaque, uint8_t byte)
 
 static void publish(struct serial_device *d);
 
+/* Every IPC_IRQ of ours leaves here, counted if it left as a message (a
+ * published line's is none: dev_send): the core's line notes say how
+ * many it had applied (core_touched_line). */
+static void send_irq(struct serial_device *d, uint32_t line, int level)
+{
+	struct ipc_msg m = {.type = IPC_IRQ};
+	m.u.irq.line = line;
+	m.u.irq.level = (uint32_t)level;
+	if (d->sink.send(d->sink.opaque, &m))
+		d->irqs_sent++;
+}
+
 /* Every IPC_IRQ leaves after the shadows show what it is about: a guest
  * woken by it reads them without a round trip (devproxy.c, read_ack_here). */
 static void com1_set_irq(void *opaque, int level)
 {
 	struct serial_device *d = opaque;
 	publish(d);
-	struct ipc_msg m = {.type = IPC_IRQ};
-	m.u.irq.line = SERIAL_COM1_IRQ;
-	m.u.irq.level = (uint32_t)level;
-	d->sink.send(d->sink.opaque, &m);
+	send_irq(d, SERIAL_COM1_IRQ, level);
 }
 
 /* The MMIO UART has no interrupt line: the guests that use it poll. */
@@ -70,10 +79,7 @@ static void pl011_set_irq(void *opaque, int level)
 {
 	struct serial_device *d = opaque;
 	publish(d);
-	struct ipc_msg m = {.type = IPC_IRQ};
-	m.u.irq.line = SERIAL_PL011_IRQ;
-	m.u.irq.level = (uint32_t)level;
-	d->sink.send(d->sink.opaque, &m);
+	send_irq(d, SERIAL_PL011_IRQ, level);
 }
 
 static struct pl011_io pl011_io(struct serial_device *d)
@@ -205,7 +211,9 @@ static uint64_t iir_word(const struct uart16550 *u)
 {
 	bool live = rx_ring_live(u);
 	uint8_t clear = live ? uart_iir_receiver_empty(u, false) : uart_iir(u, false);
-	uint8_t raised = live ? uart_iir_receiver_empty(u, true) : uart_iir(u, true);
+	/* While the ring is live (DLAB clear) the core knows ETBEI (below):
+	 * the raised value is with it set. */
+	uint8_t raised = live ? uart_iir_thre_enabled(u) : uart_iir(u, true);
 	uint64_t w = clear | (uint64_t)raised << 8;
 	struct uart_rx_interrupt rx;
 	if (live && uart_rx_interrupt(u, &rx))
@@ -215,10 +223,16 @@ static uint64_t iir_word(const struct uart16550 *u)
 		w |= IPC_READ_ACK_PENDING;
 	if ((raised & 0x0f) == UART_IIR_THRI)
 		w |= IPC_READ_ACK_REPORTS;
+	if (!(raised & UART_IIR_NO_INT))
+		w |= IPC_READ_ACK_LINE_UP; /* THRE pending raises the output (IER's ETBEI) */
 	if (clear & UART_IIR_NO_INT)
 		w |= IPC_READ_ACK_IDLE;
-	if (!(u->lcr & UART_LCR_DLAB))
-		w |= IPC_READ_ACK_STREAM_RAISES; /* with DLAB, offset 0 is the divisor */
+	/* With DLAB, offset 0 is the divisor and offset 1 DLM: no THR, no IER.
+	 * Setting ETBEI raises THRE (set_interrupt_enable). */
+	if (live)
+		w |= IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_ENABLE_RAISES |
+		     (uart_plain_reg(u, UART_IER) & UART_IER_THRI ? IPC_READ_ACK_ENABLED : 0) |
+		     (uint64_t)UART_IER_THRI << 48 | (uint64_t)SLOT_COM1_IER << 56;
 	return w;
 }
 
@@ -315,10 +329,7 @@ static void hvc0_output(void *opaque, const void *buf, size_t len)
 static void hvc0_irq(void *opaque, int level)
 {
 	struct serial_device *d = opaque;
-	struct ipc_msg m = {.type = IPC_IRQ};
-	m.u.irq.line = d->hvc0_gsi;
-	m.u.irq.level = (uint32_t)level;
-	d->sink.send(d->sink.opaque, &m);
+	send_irq(d, d->hvc0_gsi, level);
 }
 
 static void hvc0_publish(void *opaque, enum virtio_mmio_shadow which, uint32_t value)
@@ -394,7 +405,8 @@ bool serial_attach(struct serial_device *d, void *page, bool resumed)
 		pl011_set_irq(d, d->state->pl011.irq_level);
 	} else {
 		struct uart_io io = com1_io(d);
-		io.set_irq(io.opaque, d->state->com1.irq_level);
+		uart_line_set(&d->state->com1, UART_LINE_UNKNOWN);
+		uart_sync_irq(&d->state->com1, &io);
 	}
 	return kept;
 }
@@ -481,6 +493,33 @@ uint64_t serial_read(struct serial_device *d, const struct ipc_io *io)
 	return value;
 }
 
+/* The core changed COM1's line itself just before it sent the message
+ * carrying note (ipc.h, struct ipc_line_note), having applied
+ * note->irqs_applied of our IPC_IRQ messages.  All of them: the line is at
+ * the level it set.  Fewer: the rest land after its change, so the line
+ * ends at the level of the last one we sent, which is what the model
+ * holds already (no note since that message said all of ours had landed:
+ * such a note would have the count of every later one).  More, which no
+ * core of ours sends: not known, and the model reports its output at its
+ * next look (uart_line_set).  Before the message is applied: its effects
+ * are measured against that line.  Why no edge is lost and no line
+ * sticks: docs/ARCHITECTURE.md, "THRE raised by the core". */
+static void core_touched_line(struct serial_device *d, const struct target *t,
+			      const struct ipc_line_note *note)
+{
+	if (note->action == IPC_LINE_UNTOUCHED)
+		return;
+	if (t->kind != TARGET_UART || t->uart != &d->state->com1) {
+		log_once("ignoring a line note at a register that has no line of ours");
+		return;
+	}
+	int32_t in_flight = (int32_t)(d->irqs_sent - note->irqs_applied);
+	if (in_flight == 0)
+		uart_line_set(t->uart, note->action == IPC_LINE_RAISED);
+	else if (in_flight < 0)
+		uart_line_set(t->uart, UART_LINE_UNKNOWN);
+}
+
 void serial_write(struct serial_device *d, const struct ipc_io *io)
 {
 	if (hvc0_hit(d, io)) {
@@ -496,6 +535,7 @@ void serial_write(struct serial_device *d, const struct ipc_io *io)
 	}
 	struct target t = find_target(d, io);
 	uint8_t byte = (uint8_t)io->data;
+	core_touched_line(d, &t, &io->line);
 	take_rx_pops(d);
 	if (t.kind == TARGET_UART)
 		uart_write(t.uart, t.reg, byte, &t.io);
@@ -507,12 +547,13 @@ void serial_write(struct serial_device *d, const struct ipc_io *io)
 void serial_read_done(struct serial_device *d, const struct ipc_io *io)
 {
 	struct target t = find_target(d, io);
+	core_touched_line(d, &t, &io->line);
 	take_rx_pops(d);
 	bool com1 = t.kind == TARGET_UART && t.uart == &d->state->com1;
 	if (com1 && t.reg == UART_IIR)
 		uart_iir_read_done(t.uart, (uint8_t)io->data, &t.io);
 	else if (com1 && t.reg == UART_RBR && !d->cfg.pl011)
-		uart_rx_read_done(t.uart, &t.io);
+		uart_sync_irq(t.uart, &t.io); /* take_rx_pops popped them */
 	else
 		log_once("ignoring IO_READ_DONE at %#llx: only COM1's IIR and RBR are answered by the core",
 			 (unsigned long long)io->addr);
@@ -547,6 +588,7 @@ static void ops_attach(void *dev, struct ipc_state_page *page, const struct gues
 {
 	struct serial_device *d = dev;
 	bool resumed = w->flags & IPC_WELCOME_RESUMED;
+	d->irqs_sent = w->irqs_applied; /* ours count on from the core's count */
 	serial_attach(d, page, resumed);
 	if (d->cfg.hvc0) /* the HELLO's last range and line */
 		serial_attach_hvc0(d, ram, w->range_base[w->nranges - 1], w->irq_gsi[w->nirqs - 1], resumed);

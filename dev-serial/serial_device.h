@@ -81,8 +81,9 @@ struct serial_config {
 /* Where the device's effects go. */
 struct serial_sink {
 	void *opaque;
-	/* IRQ and QUIT messages to the core (dev_send numbers them). */
-	void (*send)(void *opaque, struct ipc_msg *m);
+	/* IRQ and QUIT messages to the core (dev_send numbers them); false:
+	 * an IRQ on a published line, which is no message (dev_send). */
+	bool (*send)(void *opaque, struct ipc_msg *m);
 	void (*output)(void *opaque, uint8_t byte);         /* to the host's stdout */
 	void (*write)(void *opaque, const void *buf, size_t len); /* the same, a run of bytes */
 };
@@ -96,6 +97,9 @@ struct serial_device {
 	uint64_t hvc0_base;          /* its window: the slot the core gave */
 	uint32_t hvc0_gsi;           /* its line */
 	uint16_t cols, rows;         /* the host terminal's size (0: unknown) */
+	/* IPC_IRQ messages sent, counted on from the WELCOME's irqs_applied
+	 * (modulo 2^32, as the core counts): ipc.h, struct ipc_line_note. */
+	uint32_t irqs_sent;
 };
 
 /* The device's ops for dev_run and dev_handle; dev is a struct serial_device. */

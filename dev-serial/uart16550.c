@@ -30,8 +30,6 @@
 
 #include <string.h>
 
-static void say_level_again(struct uart16550 *u, const struct uart_io *io);
-
 static const uint8_t trigger_levels[4] = {1, 4, 8, 14};
 
 static bool fifo_enabled(const struct uart16550 *u)
@@ -105,20 +103,26 @@ uint8_t uart_msr(const struct uart16550 *u)
 /* The pending interrupt of highest priority, as IIR bits 0-3, if the THRE
  * interrupt is armed (thr_pending) or not and the receiver holds count
  * bytes. */
-static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending, unsigned count)
+static uint8_t interrupt_with_ier(const struct uart16550 *u, uint8_t ier, bool thr_pending,
+				  unsigned count)
 {
-	if ((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
+	if ((ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS))
 		return UART_IIR_RLSI;
-	if ((u->ier & UART_IER_RDI) && count) {
+	if ((ier & UART_IER_RDI) && count) {
 		if (!fifo_enabled(u) || count >= trigger_levels[u->fcr >> 6])
 			return UART_IIR_RDI;
 		return UART_IIR_CTI;
 	}
-	if ((u->ier & UART_IER_THRI) && thr_pending)
+	if ((ier & UART_IER_THRI) && thr_pending)
 		return UART_IIR_THRI;
-	if ((u->ier & UART_IER_MSI) && u->msr_deltas)
+	if ((ier & UART_IER_MSI) && u->msr_deltas)
 		return UART_IIR_MSI;
 	return UART_IIR_NO_INT;
+}
+
+static uint8_t interrupt_with(const struct uart16550 *u, bool thr_pending, unsigned count)
+{
+	return interrupt_with_ier(u, u->ier, thr_pending, count);
 }
 
 static uint8_t pending_interrupt(const struct uart16550 *u)
@@ -141,6 +145,11 @@ uint8_t uart_iir_receiver_empty(const struct uart16550 *u, bool thre)
 	return iir_value(u, interrupt_with(u, thre, 0));
 }
 
+uint8_t uart_iir_thre_enabled(const struct uart16550 *u)
+{
+	return iir_value(u, interrupt_with_ier(u, u->ier | UART_IER_THRI, true, 0));
+}
+
 bool uart_rx_interrupt(const struct uart16550 *u, struct uart_rx_interrupt *r)
 {
 	r->full = iir_value(u, UART_IIR_RDI);
@@ -151,8 +160,8 @@ bool uart_rx_interrupt(const struct uart16550 *u, struct uart_rx_interrupt *r)
 	return (u->ier & UART_IER_RDI) && !((u->ier & UART_IER_RLSI) && (u->lsr_errors & UART_LSR_ERRORS));
 }
 
-/* Report the interrupt output only when it changes: each report is a
- * message to the core. */
+/* Report the interrupt output only when the line may not show it: each
+ * report is a message to the core. */
 static void update_irq(struct uart16550 *u, const struct uart_io *io)
 {
 	uint8_t level = pending_interrupt(u) != UART_IIR_NO_INT;
@@ -420,30 +429,17 @@ void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io
 {
 	if ((value & 0x0f) == UART_IIR_THRI)
 		u->thr_pending = 0;
-	say_level_again(u, io);
+	update_irq(u, io);
 }
 
-void uart_rx_read_done(struct uart16550 *u, const struct uart_io *io)
+void uart_line_set(struct uart16550 *u, uint8_t level)
 {
-	say_level_again(u, io);
+	u->irq_level = level <= 1 ? level : UART_LINE_UNKNOWN;
 }
 
-/* After a read someone else answered and that may have lowered our line
- * (uart16550.h). */
-static void say_level_again(struct uart16550 *u, const struct uart_io *io)
+void uart_sync_irq(struct uart16550 *u, const struct uart_io *io)
 {
-	if (!u->irq_level) {
-		/* Our last word to the core was "low": its line is low. */
-		update_irq(u, io);
-		return;
-	}
-	/* We had said "high".  The core may have lowered its line before or
-	 * after that message arrived, so its line is low or high: say the
-	 * level now, whatever it is.  High: a fresh edge if the core's line
-	 * was low (and if the earlier "high" arrived after the lowering, that
-	 * was the fresh edge).  Low: the core's line follows. */
-	u->irq_level = pending_interrupt(u) != UART_IIR_NO_INT;
-	io->set_irq(io->opaque, u->irq_level);
+	update_irq(u, io);
 }
 
 /* Room is kept for the receiver's host-input bytes to come back. */
@@ -509,7 +505,7 @@ bool uart_state_valid(const struct uart16550 *u)
 	return !(u->ier & ~0x0f) && !(u->mcr & ~0x1f) &&
 	       !(u->fcr & ~(UART_FCR_ENABLE | UART_FCR_DMA | UART_FCR_TRIGGER)) &&
 	       !(u->lsr_errors & ~UART_LSR_OE) && !(u->msr_deltas & ~UART_MSR_DELTAS) &&
-	       u->thr_pending <= 1 && u->irq_level <= 1 && u->rx_irq_driven <= 1 &&
+	       u->thr_pending <= 1 && u->irq_level <= UART_LINE_UNKNOWN && u->rx_irq_driven <= 1 &&
 	       rx_count(u) <= rx_capacity(u) && input_count(u) <= UART_INPUT_SIZE &&
 	       input_count(u) + rx_input_count(u) <= UART_INPUT_SIZE && rx_input_bits_held(u);
 }

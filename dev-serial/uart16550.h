@@ -91,7 +91,11 @@ struct uart16550 {
 	uint8_t scr;
 	uint8_t dll, dlm;
 	uint8_t thr_pending; /* 1: THRE interrupt armed (cleared by the IIR read reporting it) */
-	uint8_t irq_level;   /* interrupt output last reported through set_irq */
+	/* The level of the line the interrupt output drives, as far as the
+	 * model knows: the last it reported through set_irq, or the one
+	 * someone else set it to (uart_line_set); UART_LINE_UNKNOWN when a
+	 * report may still land after someone else's change. */
+	uint8_t irq_level;
 	/* 1: the guest enabled the receive interrupt (IER.ERBFI) since reset, so
 	 * it is an interrupt-driven driver and host input waits in the queue
 	 * while that interrupt is off (typeahead, uart16550.c). */
@@ -111,6 +115,8 @@ struct uart_io {
 	void (*output)(void *opaque, uint8_t byte);    /* a transmitted byte */
 	void (*set_irq)(void *opaque, int level);      /* the interrupt output changed */
 };
+
+#define UART_LINE_UNKNOWN 2
 
 /* Power-on state: registers at their reset values, FIFO and input queue
  * empty, interrupt output low (not reported). */
@@ -147,6 +153,10 @@ uint8_t uart_iir(const struct uart16550 *u, bool thre);
  * interrupt on top of this (uart_rx_interrupt). */
 uint8_t uart_iir_receiver_empty(const struct uart16550 *u, bool thre);
 
+/* What IIR would read with the receiver taken as empty, THRE pending and
+ * IER's ETBEI set, whether it is set or not. */
+uint8_t uart_iir_thre_enabled(const struct uart16550 *u);
+
 /* What the receiver's bytes make IIR read: `full` with at least `trigger`
  * bytes, `partial` (character timeout) with fewer.  True if they are an
  * interrupt at all (IER.ERBFI) that nothing pending outranks. */
@@ -177,18 +187,19 @@ bool uart_rx_consumed(struct uart16550 *u, uint32_t head, const struct uart_io *
  * kept). */
 void uart_rx_restart_at(struct uart16550 *u, uint32_t head);
 
-/* The read that emptied the receiver was answered by someone else, who
- * may have lowered the interrupt line: say the level again unless the
- * last level said was low (as uart_iir_read_done). */
-void uart_rx_read_done(struct uart16550 *u, const struct uart_io *io);
+/* Someone else (the core) set the line the interrupt output drives to
+ * level (0 or 1), or to an unknown level (UART_LINE_UNKNOWN: a report of
+ * ours may land after its change): the next change the model makes, or
+ * uart_sync_irq, reports the output if it differs from that level, and
+ * always if unknown.  Call it before applying the message that told. */
+void uart_line_set(struct uart16550 *u, uint8_t level);
+
+/* Report the interrupt output if the line may not show it (uart_line_set). */
+void uart_sync_irq(struct uart16550 *u, const struct uart_io *io);
 
 /* Someone else answered a read of IIR with value (the core, from the
  * published values): apply that read's side effect (a THRE interrupt it
- * reported is acknowledged).  The core may have lowered the interrupt line
- * when it answered, before or after the last level reported reached it:
- * unless that level was low, the level is reported again, whatever it is
- * (high: a fresh edge for anything that arrived meanwhile; low: a line the
- * late "high" left up comes down). */
+ * reported is acknowledged) and report the output if it changed. */
 void uart_iir_read_done(struct uart16550 *u, uint8_t value, const struct uart_io *io);
 
 /* True while reads of LSR and MSR have no side effect (no error or delta bits

@@ -33,11 +33,14 @@ enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)
 		mark_applied(p, m->seq);
 		break;
 	case IPC_IO_WRITE_RUN: {
-		/* One write per byte, as if each had come alone. */
-		struct ipc_io io = {.space = m->u.run.space, .size = 1, .addr = m->u.run.addr};
+		/* One write per byte, as if each had come alone; what the core
+		 * did to the line before it sent the run comes with the first. */
+		struct ipc_io io = {.space = m->u.run.space, .size = 1, .addr = m->u.run.addr,
+				    .line = m->u.run.line};
 		for (unsigned i = 0; i < m->u.run.count && i < IPC_IO_RUN_MAX; i++) {
 			io.data = m->u.run.data[i];
 			p->ops->write(p->dev, &io);
+			io.line = (struct ipc_line_note){.action = IPC_LINE_UNTOUCHED};
 		}
 		mark_applied(p, m->seq);
 		break;

@@ -68,12 +68,13 @@ static void send_msg(void *opaque, const struct ipc_msg *m)
 
 static bool publish_level(struct dev_loop *l, const struct ipc_irq *irq);
 
-void dev_send(struct dev_loop *l, struct ipc_msg *m)
+bool dev_send(struct dev_loop *l, struct ipc_msg *m)
 {
 	if (m->type == IPC_IRQ && publish_level(l, &m->u.irq))
-		return;
+		return false;
 	m->seq = l->next_seq++;
 	send_msg(l, m);
+	return true;
 }
 
 void dev_irq(struct dev_loop *l, uint32_t line, int level)

@@ -51,12 +51,16 @@ struct dev_ops {
 	/* An IO_READ: the value to reply with.  Publish shadows before
 	 * returning: the core may read one right after the reply. */
 	uint64_t (*read)(void *dev, const struct ipc_io *io);
-	/* A posted IO_WRITE.  The library stores applied_seq afterwards. */
+	/* A posted IO_WRITE.  The library stores applied_seq afterwards.
+	 * io->line: what the core did to the register's line just before it
+	 * sent the write (ipc.h, struct ipc_line_note); a run's writes come
+	 * one by one, the run's note with the first. */
 	void (*write)(void *dev, const struct ipc_io *io);
 	/* An IO_READ_DONE: the core answered a read of an IPC_REG_READ_ACK
 	 * register itself with io->data; apply that read's side effect.
-	 * Ordered like a write.  Needed by devices that declare such a
-	 * register (the core never sends it to others). */
+	 * Ordered like a write, with a line note as a write.  Needed by
+	 * devices that declare such a register (the core never sends it to
+	 * others). */
 	void (*read_done)(void *dev, const struct ipc_io *io);
 	/* The guest reset the machine.  Ordered like a write. */
 	void (*reset)(void *dev);
@@ -140,8 +144,9 @@ int dev_run(const char *url, const struct dev_ops *ops, void *dev, struct dev_lo
  * a level-triggered line is no message where the host can wake a thread of
  * another process (host_shared_wait_supported): the library declares
  * such lines IPC_IRQ_PUBLISHED in the HELLO and stores their levels in the
- * state page, waking the core's thread only if it sleeps (ipc.h). */
-void dev_send(struct dev_loop *l, struct ipc_msg *m);
+ * state page, waking the core's thread only if it sleeps (ipc.h).  True:
+ * it left as a message (the core counts IPC_IRQ messages: line notes). */
+bool dev_send(struct dev_loop *l, struct ipc_msg *m);
 /* Set interrupt line `line` (its GSI) to level (0/1), as dev_send says. */
 void dev_irq(struct dev_loop *l, uint32_t line, int level);
 

@@ -4,6 +4,7 @@
 #ifndef MINIVM_FUZZ_SINK_H
 #define MINIVM_FUZZ_SINK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
@@ -18,9 +19,10 @@ static inline void fuzz_check_sendable(void *opaque, const struct ipc_msg *m)
 }
 
 /* A device sink's .send (messages the device originates: IRQs, output). */
-static inline void fuzz_check_originated(void *opaque, struct ipc_msg *m)
+static inline bool fuzz_check_originated(void *opaque, struct ipc_msg *m)
 {
 	fuzz_check_sendable(opaque, m);
+	return true;
 }
 
 #endif

@@ -60,7 +60,8 @@
  * 152  char[128] state_name  NUL-terminated
  * 280  u8        nranges     <= IPC_MAX_RANGES (the HELLO's)
  * 281  u8        nirqs       <= IPC_MAX_IRQS (the HELLO's)
- * 282  u8[6]     zero
+ * 282  u8[2]     zero
+ * 284  u32       irqs_applied (struct ipc_line_note)
  * 288  u64[8]    range_base  where each range is (assigned or declared);
  *                            entries from nranges on are zero
  * 352  u32[8]    irq_gsi     each line's GSI, never ANY; zero from nirqs on
@@ -76,12 +77,15 @@
  * IPC_IO_READ, 16 bytes:
  *   0 u8 space, 1 u8 size (1, 2, 4, 8), 2 u8[6] zero, 8 u64 addr
  *   the access lies in its space as a range would
- * IPC_IO_WRITE, 24 bytes: as IO_READ, then
+ * IPC_IO_WRITE, 24 bytes: as IO_READ, but
+ *   2  u8   line action (enum ipc_line_action), 3 u8 zero,
+ *   4  u32  line irqs_applied (struct ipc_line_note; zero without an action),
  *  16  u64  data   fits in `size` bytes
  * IPC_IO_READ_DONE, 24 bytes: as IO_WRITE (data: the value the core returned)
- * IPC_IO_WRITE_RUN, 16 + count bytes:
+ * IPC_IO_WRITE_RUN, 24 + count bytes:
  *   0 u8 space, 1 u8 size (1), 2 u16 count (1..IPC_IO_RUN_MAX), 4 u8[4] zero,
- *   8 u64 addr (a 1-byte access), 16 u8[count] data: count writes, in order
+ *   8 u64 addr (a 1-byte access), 16 u32 line irqs_applied, 20 u8 line
+ *   action, 21 u8[3] zero, 24 u8[count] data: count writes, in order
  * IPC_IO_REPLY, 8 bytes:
  *   0  u64  data   (the reader knows the size it asked for and masks)
  *
@@ -112,7 +116,7 @@
 #define IO_READ_WIRE 16
 #define IO_WRITE_WIRE 24
 #define IO_REPLY_WIRE 8
-#define IO_RUN_FIXED 16
+#define IO_RUN_FIXED 24
 #define IRQ_MSG_WIRE 8
 #define PIO_SPACE_END 0x10000u
 #define RANGE_NO_IRQ 0xff
@@ -336,8 +340,9 @@ static int decode_welcome(const uint8_t *b, struct ipc_welcome *w, char *err, si
 		return bad(err, errlen, "WELCOME: shared-memory name not NUL-terminated");
 	w->nranges = b[WELCOME_NAMES_END];
 	w->nirqs = b[WELCOME_NAMES_END + 1];
-	if (!all_zero(b + WELCOME_NAMES_END + 2, 6))
+	if (!all_zero(b + WELCOME_NAMES_END + 2, 2))
 		return bad(err, errlen, "WELCOME: reserved bytes not zero");
+	w->irqs_applied = le32(b + WELCOME_NAMES_END + 4);
 	if (w->nranges > IPC_MAX_RANGES || w->nirqs > IPC_MAX_IRQS)
 		return bad(err, errlen, "WELCOME: %u ranges, %u irqs exceed the limits %d, %d", w->nranges,
 			   w->nirqs, IPC_MAX_RANGES, IPC_MAX_IRQS);
@@ -373,14 +378,27 @@ static int decode_welcome(const uint8_t *b, struct ipc_welcome *w, char *err, si
 	return IPC_OK;
 }
 
-/* IO_READ and IO_WRITE: space, size, addr. */
-static int decode_io_access(const uint8_t *b, struct ipc_io *io, char *err, size_t errlen)
+/* A line note's action and count (zero without an action). */
+static int decode_line_note(uint8_t action, uint32_t irqs_applied, struct ipc_line_note *n,
+			    char *err, size_t errlen)
+{
+	if (action > IPC_LINE_LOWERED || (action == IPC_LINE_UNTOUCHED && irqs_applied))
+		return bad(err, errlen, "IO: line action %u with count %u", action, irqs_applied);
+	*n = (struct ipc_line_note){.action = action, .irqs_applied = irqs_applied};
+	return IPC_OK;
+}
+
+/* IO_READ, IO_WRITE and IO_READ_DONE: space, size, addr; the last two
+ * carry a line note where IO_READ has zeros. */
+static int decode_io_access(const uint8_t *b, bool noted, struct ipc_io *io, char *err, size_t errlen)
 {
 	io->space = b[0];
 	io->size = b[1];
 	io->addr = le64(b + 8);
-	if (!all_zero(b + 2, 6))
+	if (!noted && !all_zero(b + 2, 6))
 		return bad(err, errlen, "IO: reserved bytes not zero");
+	if (noted && (b[3] || decode_line_note(b[2], le32(b + 4), &io->line, err, errlen)))
+		return bad(err, errlen, "IO: reserved bytes not zero or a bad line note");
 	if (!valid_access_size(io->size) || !valid_span(io->space, io->addr, io->size))
 		return bad(err, errlen, "IO: space %u addr 0x%llx size %u is not a valid access", io->space,
 			   (unsigned long long)io->addr, io->size);
@@ -394,8 +412,10 @@ static int decode_io_run(const uint8_t *b, size_t blen, struct ipc_io_run *r, ch
 	r->space = b[0];
 	r->count = le16(b + 2);
 	r->addr = le64(b + 8);
-	if (b[1] != 1 || !all_zero(b + 4, 4))
+	if (b[1] != 1 || !all_zero(b + 4, 4) || !all_zero(b + 21, 3))
 		return bad(err, errlen, "IO_WRITE_RUN: size %u (not 1) or reserved bytes not zero", b[1]);
+	if (decode_line_note(b[20], le32(b + 16), &r->line, err, errlen))
+		return IPC_EBADMSG;
 	if (r->count < 1 || r->count > IPC_IO_RUN_MAX || blen != IO_RUN_FIXED + (size_t)r->count)
 		return bad(err, errlen, "IO_WRITE_RUN: %u bytes in a body of %zu", r->count, blen);
 	if (!valid_span(r->space, r->addr, 1))
@@ -470,11 +490,11 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 			rc = bad(err, errlen, "REJECT: reason not NUL-terminated");
 		break;
 	case IPC_IO_READ:
-		rc = decode_io_access(b, &m->u.io, err, errlen);
+		rc = decode_io_access(b, false, &m->u.io, err, errlen);
 		break;
 	case IPC_IO_WRITE:
 	case IPC_IO_READ_DONE:
-		rc = decode_io_access(b, &m->u.io, err, errlen);
+		rc = decode_io_access(b, true, &m->u.io, err, errlen);
 		m->u.io.data = le64(b + 16);
 		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
 			rc = bad(err, errlen, "%s: data 0x%llx does not fit in %u bytes",
@@ -546,6 +566,7 @@ static void encode_welcome(const struct ipc_welcome *w, uint8_t *b)
 	put_str(b + 24 + IPC_MAX_SHM_NAME, w->state_name, IPC_MAX_SHM_NAME);
 	b[WELCOME_NAMES_END] = (uint8_t)w->nranges;
 	b[WELCOME_NAMES_END + 1] = (uint8_t)w->nirqs;
+	put_le32(b + WELCOME_NAMES_END + 4, w->irqs_applied);
 	for (unsigned i = 0; i < IPC_MAX_RANGES; i++)
 		put_le64(b + WELCOME_BASES + 8 * i, w->range_base[i]);
 	for (unsigned i = 0; i < IPC_MAX_IRQS; i++)
@@ -563,6 +584,12 @@ static void encode_io_access(const struct ipc_io *io, uint8_t *b)
 	b[0] = io->space;
 	b[1] = io->size;
 	put_le64(b + 8, io->addr);
+}
+
+static void encode_line_note(const struct ipc_line_note *n, uint8_t *action, uint8_t *count)
+{
+	*action = n->action;
+	put_le32(count, n->irqs_applied);
 }
 
 int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
@@ -613,6 +640,7 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 	case IPC_IO_WRITE:
 	case IPC_IO_READ_DONE:
 		encode_io_access(&m->u.io, b);
+		encode_line_note(&m->u.io.line, b + 2, b + 4);
 		put_le64(b + 16, m->u.io.data);
 		break;
 	case IPC_IO_WRITE_RUN:
@@ -621,6 +649,7 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		b[1] = 1;
 		put_le16(b + 2, m->u.run.count);
 		put_le64(b + 8, m->u.run.addr);
+		encode_line_note(&m->u.run.line, b + 20, b + 16);
 		memcpy(b + IO_RUN_FIXED, m->u.run.data, m->u.run.count);
 		break;
 	case IPC_IO_REPLY:

@@ -106,10 +106,13 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
  * a stream write posted while the core cannot trust the word leaves the
  * event unknown, and reads go to the device until it has applied that write.  If nothing
  * else holds the line up once the event is acknowledged (IPC_READ_ACK_IDLE),
- * the core lowers the range's line at once, before posting READ_DONE; the
- * device, applying READ_DONE, says its line's level again unless the last
- * it said was low (the core's line may have taken that "high" before or
- * after lowering; docs/ARCHITECTURE.md, "IIR without a round trip"). */
+ * the core lowers the range's line at once, before posting READ_DONE with
+ * a line note saying so (struct ipc_line_note); the device, applying it,
+ * reports its level if it differs from where the line ends.  A read the
+ * core answers with the CLEAR value while nothing holds the line up, and
+ * the line up (a device's IPC_IRQ landed after the core's last lowering),
+ * lowers it too and is posted as READ_DONE with the note, acknowledging
+ * nothing (docs/ARCHITECTURE.md, "IIR without a round trip"). */
 #define IPC_REG_READ_ACK 0x8u
 /* Writes to the register change at most the shadow slots whose bits are set
  * in ipc_reg.changes (a 16550's IER: its own shadow and IIR's word, never
@@ -126,6 +129,24 @@ enum ipc_space { IPC_SPACE_PIO = 0, IPC_SPACE_MMIO = 1 };
 #define IPC_READ_ACK_IDLE (1ull << 18)    /* without the event, nothing holds the line up */
 #define IPC_READ_ACK_STREAM_RAISES (1ull << 19) /* a stream write raises the event now (a
                                                  * 16550 with DLAB set writes the divisor instead) */
+#define IPC_READ_ACK_LINE_UP (1ull << 21) /* with the event pending, the line is up (a 16550
+                                           * with IER's ETBEI set): the core raises the line
+                                           * itself when a stream write makes it pending */
+/* The event's enable bits (a 16550's IER.ETBEI, 0 with DLAB set): the
+ * shadowed IPC_REG_CHANGES_ONLY register of the same range whose slot is
+ * IPC_READ_ACK_ENABLE_SLOT(w) enables the event with the bits of
+ * IPC_READ_ACK_ENABLE_MASK(w).  With a mask, the RAISED value, REPORTS and
+ * LINE_UP say what they would with the event enabled, and
+ * IPC_READ_ACK_ENABLED whether it is: disabled, the event reads as not
+ * pending.  A write to that register that changes only those bits (its
+ * shadow and the word current) changes its own shadow and nothing else:
+ * the core knows the event enabled or disabled from then on, pending too
+ * if enabling makes it so (IPC_READ_ACK_ENABLE_RAISES: the 16550 raises
+ * THRE when ETBEI is set), until the device has applied the write. */
+#define IPC_READ_ACK_ENABLED (1ull << 22)
+#define IPC_READ_ACK_ENABLE_RAISES (1ull << 23)
+#define IPC_READ_ACK_ENABLE_MASK(w) ((uint8_t)((w) >> 48))
+#define IPC_READ_ACK_ENABLE_SLOT(w) ((unsigned)((w) >> 56) & 0xff)
 /* A doorbell (virtio's QueueNotify): a write of a value below 32 is not a
  * message.  The core sets bit `value` of state->doorbell.pending[slot]
  * (slot < IPC_MAX_DOORBELLS), counts the ring in doorbell.rung and wakes
@@ -261,6 +282,29 @@ struct ipc_welcome {
 	 * (guest_mem_set_regions: the decoder has checked the layout). */
 	uint32_t nregions;
 	struct guest_mem_region ram_regions[GUEST_MEM_MAX_REGIONS];
+	/* The IPC_IRQ messages from this device's incarnations the core has
+	 * applied so far: where this incarnation's count starts
+	 * (struct ipc_line_note). */
+	uint32_t irqs_applied;
+};
+
+/* What the core did to the line of the register's range just before it sent
+ * an IO_WRITE, IO_WRITE_RUN or IO_READ_DONE (zero for the other messages):
+ * raised it (a stream write made an IPC_REG_READ_ACK event pending whose
+ * word says IPC_READ_ACK_LINE_UP) or lowered it (an acknowledge, or the pop
+ * that emptied the receive ring, with nothing else holding it up).
+ * irqs_applied: how many IPC_IRQ messages from this device (every
+ * incarnation, counted from the core's start, modulo 2^32) the core had
+ * applied to its lines before it did so.  A device that has sent exactly
+ * that many (WELCOME's irqs_applied plus its own since) knows the line is
+ * where the core put it; one that has sent more knows the rest land after
+ * the change, so the line ends at the level of its last message; a count
+ * above its own leaves the level unknown, and it says it again
+ * (docs/ARCHITECTURE.md, "THRE raised by the core"). */
+enum ipc_line_action { IPC_LINE_UNTOUCHED = 0, IPC_LINE_RAISED = 1, IPC_LINE_LOWERED = 2 };
+struct ipc_line_note {
+	uint8_t action; /* enum ipc_line_action */
+	uint32_t irqs_applied;
 };
 
 struct ipc_io {
@@ -268,6 +312,7 @@ struct ipc_io {
 	uint8_t size; /* 1, 2, 4 or 8 */
 	uint64_t addr;
 	uint64_t data; /* write data (fits in size bytes), or the reply's read data */
+	struct ipc_line_note line; /* IO_WRITE and IO_READ_DONE */
 };
 
 /* The most bytes one IPC_IO_WRITE_RUN carries. */
@@ -277,6 +322,7 @@ struct ipc_io_run {
 	uint8_t space;
 	uint16_t count; /* 1..IPC_IO_RUN_MAX */
 	uint64_t addr;  /* each write is 1 byte here */
+	struct ipc_line_note line; /* the core acted before the first write was applied */
 	uint8_t data[IPC_IO_RUN_MAX];
 };
 

@@ -9,7 +9,10 @@
  * Locks: `lock` guards the attachment state and the pending reads; `send_lock`
  * keeps writes on the wire in seq order, so the device's applied_seq only
  * grows (taken before `lock`, never while waiting on `cond`).  No thread
- * holds `lock` across a blocking send.
+ * holds `lock` across a blocking send.  `line_lock` (innermost but for
+ * `lock`, which a broken device's IPC_IRQ takes under it) makes applying a
+ * device's IPC_IRQ and counting it one step for a vCPU that changes a
+ * line itself (touch_line).
  *
  * Device restarts: when the peer goes away, reads in flight are failed back to
  * their vCPU, which waits for the next HELLO and retries; writes wait for it
@@ -98,6 +101,14 @@ struct devproxy {
 	/* Per declared register (hello.regs' index), for IPC_REG_READ_ACK ones. */
 	struct read_ack_track read_ack[IPC_MAX_REGS];
 	struct pending_read *pending;
+	/* IPC_IRQ messages from the device (every incarnation) applied to the
+	 * board's lines, under line_lock: counted by the receive thread with
+	 * each, read by the vCPU that changes a line itself (touch_line). */
+	pthread_mutex_t line_lock;
+	uint32_t irqs_applied;
+	/* Under line_lock: bit g set while this proxy last set GSI g high
+	 * (IPC_IRQ or touch_line); no one else drives its edge lines. */
+	uint32_t lines_up;
 	char reject_reason[IPC_MAX_REASON];
 	struct irq_budget irq_budget; /* receive thread only */
 
@@ -268,15 +279,48 @@ static uint64_t round_trip_locked(struct devproxy *d, enum ipc_space space, uint
 	return p.data;
 }
 
+/* Set line gsi to level on the core's own knowledge (an acknowledge
+ * lowers it, a stream write raises it), and say so in the note that the
+ * next message to the device carries: with how many of the device's
+ * IPC_IRQ messages had been applied before, so that the device knows
+ * whether one of its own may still land after this (ipc.h, struct
+ * ipc_line_note).  Under line_lock, under which the receive thread applies
+ * and counts each IPC_IRQ: a message counted landed before this change,
+ * one not counted lands after it.  send_lock held, so that the notes reach
+ * the device in the order of the changes. */
+/* Set line gsi to level and remember it.  line_lock held. */
+static void set_line_locked(struct devproxy *d, unsigned gsi, int level)
+{
+	d->board.hooks.irq(d->board.hooks.opaque, gsi, level);
+	uint32_t bit = gsi < 32 ? 1u << gsi : 0;
+	d->lines_up = level ? d->lines_up | bit : d->lines_up & ~bit;
+}
+
+static struct ipc_line_note touch_line(struct devproxy *d, int gsi, int level)
+{
+	pthread_mutex_lock(&d->line_lock);
+	struct ipc_line_note note = {.action = level ? IPC_LINE_RAISED : IPC_LINE_LOWERED,
+				     .irqs_applied = d->irqs_applied};
+	set_line_locked(d, (unsigned)gsi, level);
+	pthread_mutex_unlock(&d->line_lock);
+	return note;
+}
+
+static bool line_up(struct devproxy *d, int gsi)
+{
+	pthread_mutex_lock(&d->line_lock);
+	bool up = gsi < 32 && (d->lines_up >> gsi & 1);
+	pthread_mutex_unlock(&d->line_lock);
+	return up;
+}
+
 /* A read answered here that the device must learn of (m, IPC_IO_READ_DONE):
  * lower line lower_gsi first if it is one (>= 0), then post m.  Called with
  * send_lock held and lock released; releases send_lock. */
-static void post_read_done(struct devproxy *d, int lower_gsi, const struct ipc_msg *m)
+static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
 {
-	if (lower_gsi >= 0) {
-		d->board.hooks.irq(d->board.hooks.opaque, (unsigned)lower_gsi, 0);
-		STATS_ADD(acks_lowered, 1);
-	}
+	if (lower_gsi >= 0)
+		m->u.io.line = touch_line(d, lower_gsi, 0);
 	int rc = send_until_abort(d, m);
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
@@ -291,18 +335,20 @@ static void post_read_done(struct devproxy *d, int lower_gsi, const struct ipc_m
  *
  * Why the guest cannot miss an interrupt (edge-triggered IRQ 4: the 8250
  * driver's handler reads IIR until it says "none", and only a new edge
- * runs it again).  The answer is the value of a state the device
- * published, with the core's own unapplied writes and acknowledges on top;
- * whatever the device learns later (host input) is, for the guest, an event
- * after this read.  The device keeps two rules: it publishes its shadows
- * before every IPC_IRQ it sends (serial_device.c), so a guest woken by an
- * edge reads a word that shows the cause; and applying READ_DONE it says
- * its level again unless the last level it said was low: input that
- * arrived between the word this read used and READ_DONE gets an edge after
- * the lowering, and a "high" that reached the core after the lowering (so
- * left the line up with nothing pending) is followed by a "low" — else the
- * next "high" would find the line up and make no edge.  Tested in
- * test_core_devproxy.c and test_serial_device.c. */
+ * runs it again): once the guest reads "none" the line is low, so every
+ * later cause makes an edge.  The answer is the value of a state the
+ * device published, with the core's own unapplied writes and acknowledges
+ * on top; whatever the device learns later (host input) is, for the guest,
+ * an event after this read.  The device publishes its shadows before
+ * every IPC_IRQ it sends (serial_device.c), so a guest woken by an edge
+ * reads a word that shows the cause.  A "none" with the line up (a
+ * device's "high" that landed after the core's last lowering) lowers it
+ * here, and its READ_DONE carries the note.  Applying a READ_DONE whose
+ * note says the core lowered the line, the device knows where the line
+ * ends (touch_line's count) and reports its level if it differs: input
+ * that arrived between the word this read used and READ_DONE gets an
+ * edge after the lowering.  docs/ARCHITECTURE.md, "IIR without a round
+ * trip"; tested in test_core_devproxy.c and test_serial_device.c. */
 static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
 {
 	unsigned i = (unsigned)(reg - d->hello.regs);
@@ -316,16 +362,34 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
 		return false;
 	}
 	*value = a.value;
+	int lower_gsi = a.lower_gsi;
 	if (!a.acknowledges) {
 		pthread_mutex_unlock(&d->lock);
-		pthread_mutex_unlock(&d->send_lock);
-		return true;
+		if (a.idle_gsi < 0 || !line_up(d, a.idle_gsi)) {
+			pthread_mutex_unlock(&d->send_lock);
+			return true;
+		}
+		/* "No interrupt" with the line up: a device's "high" that
+		 * landed after the core's last lowering left it there (the
+		 * lost edge of docs/ARCHITECTURE.md, "IIR without a round
+		 * trip").  The guest leaves its handler now, and with the line
+		 * up no later cause would make an edge: it falls, and the
+		 * device hears of it as of an acknowledge's lowering. */
+		pthread_mutex_lock(&d->lock);
+		lower_gsi = a.idle_gsi;
+		STATS_ADD(idle_lowered, 1);
+	} else if (lower_gsi >= 0) {
+		STATS_ADD(acks_lowered, 1);
 	}
 	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
-	d->read_ack[i] = (struct read_ack_track){.pending = false, .seq = m.seq};
+	if (a.acknowledges) {
+		d->read_ack[i].pending = false;
+		d->read_ack[i].unknown = false;
+		d->read_ack[i].seq = m.seq;
+	}
 	pthread_mutex_unlock(&d->lock);
-	post_read_done(d, a.lower_gsi, &m);
+	post_read_done(d, lower_gsi, &m);
 	return true;
 }
 
@@ -335,9 +399,9 @@ static bool read_ack_here(struct devproxy *d, const struct ipc_reg *reg, uint64_
  * every later message leaves after the store); the pop that empties the
  * ring lowers the line if nothing else holds it up and is posted as
  * IPC_IO_READ_DONE, as an IIR acknowledge is (read_ack_here): the device
- * then takes its next batch of input into the ring, and says its line's
- * level again unless the last it said was low, which is why no edge is
- * lost (docs/ARCHITECTURE.md, "Receive without a round trip"). */
+ * then takes its next batch of input into the ring and reports its level
+ * against the line note as for IIR, which is why no edge is lost
+ * (docs/ARCHITECTURE.md, "Receive without a round trip"). */
 static bool rx_pop_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t *value)
 {
 	struct rx_pop_answer a;
@@ -363,6 +427,8 @@ static bool rx_pop_here(struct devproxy *d, const struct ipc_reg *reg, uint64_t 
 		lower_gsi = policy_rx_emptied_lowers(&d->hello, d->rx_read_ack, d->state,
 						     d->slot_mark[d->rx_read_ack->slot], &d->read_ack[i]);
 	}
+	if (lower_gsi >= 0)
+		STATS_ADD(acks_lowered, 1);
 	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = d->next_seq++};
 	m.u.io = (struct ipc_io){.space = reg->space, .size = 1, .addr = reg->addr, .data = a.value};
 	pthread_mutex_unlock(&d->lock);
@@ -412,15 +478,48 @@ static uint64_t dev_read(void *opaque, enum ipc_space space, uint64_t addr, unsi
 }
 
 /* The stream write of seq to reg may raise the events of the
- * read-acknowledge registers of its range.  Lock held. */
-static void raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
+ * read-acknowledge registers of its range: the line to raise for them
+ * (policy_stream_written), or -1.  Lock held. */
+static int raise_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t seq)
 {
+	int raise_gsi = -1;
 	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
 		const struct ipc_reg *ra = &d->hello.regs[i];
-		if (ra->slot < IPC_MAX_REGS)
-			policy_stream_written(&d->hello, reg, ra, d->state, d->slot_mark[ra->slot], seq,
-					      &d->read_ack[i]);
+		if (ra->slot >= IPC_MAX_REGS)
+			continue;
+		int gsi = policy_stream_written(&d->hello, reg, ra, d->state, d->slot_mark[ra->slot], seq,
+						&d->read_ack[i]);
+		if (gsi >= 0)
+			raise_gsi = gsi;
 	}
+	return raise_gsi;
+}
+
+/* An ordered write of value to reg that may change the slots in *changes:
+ * if it merely enables or disables the events of read-acknowledge
+ * registers (policy_enable_written: the core then answers them without
+ * waiting for the device), only reg's own slot; returns the line the core
+ * sets to *level for it, or -1.  Lock held. */
+static int enable_read_acks_locked(struct devproxy *d, const struct ipc_reg *reg, uint64_t value,
+				   uint64_t seq, uint32_t *changes, int *level)
+{
+	int line = -1;
+	if (!reg || reg->slot >= IPC_MAX_REGS)
+		return line;
+	for (uint32_t i = 0; i < d->hello.nregs && i < IPC_MAX_REGS; i++) {
+		const struct ipc_reg *ra = &d->hello.regs[i];
+		int gsi, lvl;
+		if (ra->slot >= IPC_MAX_REGS ||
+		    !policy_enable_written(&d->hello, reg, ra, d->state, d->slot_mark[reg->slot],
+					   d->slot_mark[ra->slot], value, seq, &d->read_ack[i], &gsi, &lvl))
+			continue;
+		*changes = 1u << reg->slot;
+		if (gsi >= 0) {
+			line = gsi;
+			*level = lvl;
+		}
+	}
+	return line;
 }
 
 /* Can m join a run (IO_WRITE_RUN)?  A single-byte write to a stream
@@ -529,18 +628,35 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 		}
 		r->data[r->count++] = (uint8_t)m->u.io.data;
 		m->seq = d->run.seq;
-		raise_read_acks_locked(d, reg, m->seq);
+		int raise_gsi = raise_read_acks_locked(d, reg, m->seq);
 		pthread_mutex_unlock(&d->lock);
+		/* The run leaves later, but before any message with a later
+		 * seq: the device learns of the raise before anything else. */
+		if (raise_gsi >= 0) {
+			r->line = touch_line(d, raise_gsi, 1);
+			STATS_ADD(lines_raised, 1);
+		}
 		if (host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
 			rc = flush_run(d);
 	} else {
 		m->seq = d->next_seq++;
 		note_posted_locked(d, m->seq);
+		int line = -1, level = 1;
+		if (m->type == IPC_IO_WRITE && !(reg && (reg->flags & IPC_REG_STREAM)))
+			line = enable_read_acks_locked(d, reg, m->u.io.data, m->seq, &changes, &level);
 		for (unsigned s = 0; s < IPC_MAX_REGS; s++)
 			if (changes & (1u << s))
 				d->slot_mark[s] = m->seq;
-		raise_read_acks_locked(d, reg, m->seq);
+		int stream_gsi = raise_read_acks_locked(d, reg, m->seq);
+		if (stream_gsi >= 0) {
+			line = stream_gsi;
+			level = 1;
+		}
 		pthread_mutex_unlock(&d->lock);
+		if (line >= 0) {
+			m->u.io.line = touch_line(d, line, level);
+			STATS_ADD(lines_raised, level);
+		}
 		rc = send_until_abort(d, m);
 	}
 	pthread_mutex_unlock(&d->send_lock);
@@ -830,6 +946,10 @@ static void on_hello(struct devproxy *d, const struct ipc_msg *m)
 	else
 		w.u.welcome.ram_regions[0] = (struct guest_mem_region){0, d->board.ram->size};
 	w.u.welcome.state_size = IPC_STATE_SIZE;
+	/* Where the new incarnation's messages count on from. */
+	pthread_mutex_lock(&d->line_lock);
+	w.u.welcome.irqs_applied = d->irqs_applied;
+	pthread_mutex_unlock(&d->line_lock);
 	snprintf(w.u.welcome.ram_name, sizeof(w.u.welcome.ram_name), "%s", d->board.ram_name);
 	snprintf(w.u.welcome.state_name, sizeof(w.u.welcome.state_name), "%s",
 		 host_shm_name(d->state_shm));
@@ -892,12 +1012,15 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	/* Before a HELLO, what arrives is the tail of a dead incarnation. */
 	if (!up || broken)
 		return;
+	/* An IPC_IRQ is applied and counted in one step (touch_line). */
+	bool irq = m->type == IPC_IRQ;
+	if (irq)
+		pthread_mutex_lock(&d->line_lock);
 	switch (m->type) {
 	case IPC_IO_REPLY:
 		on_reply(d, m);
 		break;
 	case IPC_IRQ: {
-		STATS_ADD(irq_messages, 1);
 		uint64_t wait_ns = policy_irq_wait(&d->irq_budget, host_now_ns());
 		if (wait_ns) {
 			log_once("a device sends more than %d interrupt messages a second: slowing it down",
@@ -907,7 +1030,7 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		if (!irq_declared(d, m->u.irq.line) || m->u.irq.level > 1)
 			mark_broken(d, "an interrupt on a line it did not declare");
 		else
-			d->board.hooks.irq(d->board.hooks.opaque, m->u.irq.line, (int)m->u.irq.level);
+			set_line_locked(d, m->u.irq.line, (int)m->u.irq.level);
 		break;
 	}
 	case IPC_QUIT:
@@ -926,6 +1049,11 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 		snprintf(why, sizeof(why), "unexpected %s", ipc_type_name(m->type));
 		mark_broken(d, why);
 	}
+	}
+	if (irq) {
+		d->irqs_applied++;
+		pthread_mutex_unlock(&d->line_lock);
+		STATS_ADD(irq_msgs, 1);
 	}
 }
 
@@ -1010,6 +1138,7 @@ struct devproxy *devproxy_create(const char *name, const char *url,
 	d->next_seq = 1;
 	pthread_mutex_init(&d->send_lock, NULL);
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->line_lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
 	snprintf(d->reject_reason, sizeof(d->reject_reason), "no HELLO");
 	char why[160];
@@ -1103,6 +1232,7 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 		host_shm_close(d->state_shm);
 	pthread_cond_destroy(&d->cond);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->line_lock);
 	pthread_mutex_destroy(&d->send_lock);
 	free(d);
 }

@@ -261,6 +261,16 @@ bool policy_rx_pop(const struct ipc_reg *reg, const struct ipc_state_page *state
 
 static int range_gsi(const struct ipc_hello *h, const struct ipc_reg *reg);
 
+/* Is a read-acknowledge register's event enabled, as far as the core knows
+ * (IPC_READ_ACK_ENABLE_*): the word says, unless a write of the core's that
+ * only changed the enable bits is not applied yet (policy_enable_written). */
+static bool event_enabled(uint64_t w, uint64_t applied, const struct read_ack_track *t)
+{
+	if (!IPC_READ_ACK_ENABLE_MASK(w))
+		return true;
+	return applied < t->enable_seq ? t->enabled : (w & IPC_READ_ACK_ENABLED) != 0;
+}
+
 int policy_ack_lowers(const struct ipc_hello *h, const struct ipc_reg *reg,
 		      const struct ipc_state_page *state, unsigned size, uint64_t value)
 {
@@ -319,6 +329,9 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 	if (!device_knows && t->unknown)
 		return false;
 	bool pending = device_knows ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending;
+	/* Disabled, it is not reported and holds no line up. */
+	if (!event_enabled(w, applied, t))
+		pending = false;
 	/* Data in the receive ring outranks the event (a 16550's RX data over
 	 * THRE): the read then reports the data and acknowledges nothing. */
 	int rx = 0;
@@ -329,13 +342,15 @@ bool policy_read_ack(const struct ipc_hello *h, const struct ipc_reg *reg,
 	if (rx) {
 		bool full = (unsigned)rx >= IPC_READ_ACK_RX_TRIGGER(w);
 		*a = (struct read_ack_answer){
-			.value = full ? IPC_READ_ACK_RX_FULL(w) : IPC_READ_ACK_RX_PARTIAL(w), .lower_gsi = -1};
+			.value = full ? IPC_READ_ACK_RX_FULL(w) : IPC_READ_ACK_RX_PARTIAL(w), .lower_gsi = -1,
+			.idle_gsi = -1};
 		return true;
 	}
 	a->value = pending ? IPC_READ_ACK_RAISED(w) : IPC_READ_ACK_CLEAR(w);
 	a->acknowledges = pending && (w & IPC_READ_ACK_REPORTS);
 	a->idle = (w & IPC_READ_ACK_IDLE) && (!pending || a->acknowledges || !(w & IPC_READ_ACK_REPORTS));
 	a->lower_gsi = a->acknowledges && a->idle ? range_gsi(h, reg) : -1;
+	a->idle_gsi = !a->acknowledges && a->idle ? range_gsi(h, reg) : -1;
 	return true;
 }
 
@@ -350,27 +365,98 @@ int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *re
 	return range_gsi(h, read_ack);
 }
 
-void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
-			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
-			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t)
+int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			  const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			  uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t)
 {
 	if (!written || !(written->flags & IPC_REG_STREAM) || !(read_ack->flags & IPC_REG_READ_ACK) ||
 	    read_ack->slot >= IPC_MAX_REGS || !state)
-		return;
+		return -1;
 	int r = range_of(h, written);
 	if (r < 0 || r != range_of(h, read_ack))
-		return;
+		return -1;
 	/* What makes a stream write raise the event (a 16550's DLAB clear)
 	 * changes only with ordered writes: once those are applied, the word
 	 * says how this write acts. */
-	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC ||
-	    atomic_load_explicit(&state->applied_seq, memory_order_acquire) < ordered_mark) {
-		*t = (struct read_ack_track){.unknown = true, .seq = seq};
-		return;
+	uint64_t applied = atomic_load_explicit(&state->applied_seq, memory_order_acquire);
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC || applied < ordered_mark) {
+		t->pending = false;
+		t->unknown = true;
+		t->seq = seq;
+		return -1;
 	}
 	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
-	if (w & IPC_READ_ACK_STREAM_RAISES)
-		*t = (struct read_ack_track){.pending = true, .seq = seq};
+	if (!(w & IPC_READ_ACK_STREAM_RAISES))
+		return -1;
+	/* Pending before this write, as a read now would see it
+	 * (policy_read_ack); not known counts as not pending. */
+	bool was_pending = applied >= t->seq ? (w & IPC_READ_ACK_PENDING) != 0 : t->pending && !t->unknown;
+	t->pending = true;
+	t->unknown = false;
+	t->seq = seq;
+	/* The event is the device's interrupt: the line goes up now, as the
+	 * device would raise it applying this write.  Already pending: the
+	 * line is up already, or the device says so itself; disabled by a
+	 * write the device has not applied: the word's LINE_UP is stale. */
+	bool line_up = (w & IPC_READ_ACK_LINE_UP) && event_enabled(w, applied, t);
+	return !was_pending && line_up ? range_gsi(h, read_ack) : -1;
+}
+
+bool policy_enable_written(const struct ipc_hello *h, const struct ipc_reg *reg,
+			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			   uint64_t reg_mark, uint64_t read_ack_mark, uint64_t value, uint64_t seq,
+			   struct read_ack_track *t, int *gsi, int *level)
+{
+	*gsi = -1;
+	const uint32_t plain = IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY;
+	if (!reg || (reg->flags & plain) != plain || reg->slot >= IPC_MAX_REGS ||
+	    !(read_ack->flags & IPC_REG_READ_ACK) || read_ack->slot >= IPC_MAX_REGS || !state)
+		return false;
+	int r = range_of(h, reg);
+	if (r < 0 || r != range_of(h, read_ack))
+		return false;
+	uint64_t applied = atomic_load_explicit(&state->applied_seq, memory_order_acquire);
+	if (__atomic_load_n(&state->magic, __ATOMIC_ACQUIRE) != IPC_STATE_MAGIC || applied < read_ack_mark)
+		return false;
+	/* The register's value: its shadow once every write to it is applied,
+	 * or the core's own last one if that was an enable write (ETBEI off
+	 * then on again before the device caught up). */
+	uint64_t old;
+	if (applied >= reg_mark)
+		old = atomic_load_explicit(&state->shadow[reg->slot], memory_order_relaxed);
+	else if (reg_mark == t->enable_seq)
+		old = t->enable_value;
+	else
+		return false;
+	uint64_t w = atomic_load_explicit(&state->shadow[read_ack->slot], memory_order_relaxed);
+	uint64_t mask = IPC_READ_ACK_ENABLE_MASK(w);
+	if (!mask || IPC_READ_ACK_ENABLE_SLOT(w) != reg->slot || value == old || (value ^ old) & ~mask ||
+	    ((value & mask) && (value & mask) != mask))
+		return false;
+	bool enable = (value & mask) != 0;
+	t->enabled = enable;
+	t->enable_seq = seq;
+	t->enable_value = value;
+	if (enable && (w & IPC_READ_ACK_ENABLE_RAISES)) {
+		t->pending = true;
+		t->unknown = false;
+		t->seq = seq;
+		if (w & IPC_READ_ACK_LINE_UP) {
+			*gsi = range_gsi(h, read_ack);
+			*level = 1;
+		}
+	} else if (!enable && (w & IPC_READ_ACK_IDLE)) {
+		/* Nothing else holds the line up, unless the receive ring holds
+		 * data that is an interrupt (or cannot be read). */
+		uint32_t head;
+		bool rx = (read_ack->flags & IPC_REG_RX_RING) && (w & IPC_READ_ACK_RX_ENABLED) &&
+			  rx_ring_count(state, &head) != 0;
+		if (!rx) {
+			*gsi = range_gsi(h, read_ack);
+			*level = 0;
+		}
+	}
+	return true;
 }
 
 uint32_t policy_write_changes(const struct ipc_reg *reg)

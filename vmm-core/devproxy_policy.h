@@ -90,6 +90,12 @@ struct read_ack_track {
 	bool pending;
 	bool unknown; /* a stream write posted when the word could not say whether it raises */
 	uint64_t seq;
+	/* The last write that only enabled or disabled the event
+	 * (policy_enable_written): until the device has applied enable_seq,
+	 * `enabled` says which. */
+	bool enabled;
+	uint64_t enable_seq;
+	uint64_t enable_value; /* the value it wrote */
 };
 
 struct read_ack_answer {
@@ -97,6 +103,10 @@ struct read_ack_answer {
 	bool acknowledges; /* it reports the event: post IPC_IO_READ_DONE */
 	bool idle;         /* after this read nothing holds the line up */
 	int lower_gsi;     /* the line to lower at once (acknowledges and idle), or -1 */
+	/* The read acknowledges nothing and says nothing holds the line up
+	 * (a 16550's IIR reading "no interrupt"): the line, which must be
+	 * low from now on; the caller lowers it if it is up.  Else -1. */
+	int idle_gsi;
 };
 
 /* Can a read of reg (IPC_REG_READ_ACK) be answered by the core?  Under the
@@ -139,10 +149,29 @@ int policy_rx_emptied_lowers(const struct ipc_hello *h, const struct ipc_reg *re
  * read_ack: a stream register of the same range raises its event if the
  * word says stream writes do (IPC_READ_ACK_STREAM_RAISES) and can be
  * trusted (as for policy_read_ack); if it cannot, the event is unknown
- * until the device has applied seq.  Updates *t. */
-void policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
-			   const struct ipc_reg *read_ack, const struct ipc_state_page *state,
-			   uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
+ * until the device has applied seq.  Updates *t.  Returns the GSI of the
+ * range's line if the core raises it now (the write made the event
+ * pending, and the word says IPC_READ_ACK_LINE_UP), else -1. */
+int policy_stream_written(const struct ipc_hello *h, const struct ipc_reg *written,
+			  const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			  uint64_t ordered_mark, uint64_t seq, struct read_ack_track *t);
+
+/* A write of value to reg, posted with seq, that changes only the enable
+ * bits of read_ack's event (IPC_READ_ACK_ENABLE_*: reg is the register the
+ * word names, in the same range, and its value and the word are known:
+ * applied_seq has reached read_ack_mark and reg_mark, the slots' marks, or
+ * the write marking reg was the core's last enable write):
+ * *t records the event enabled or disabled (and pending, if enabling
+ * raises it) until the device has applied seq, and the write changes reg's
+ * own slot only.  Returns false if the write is not such a write; else
+ * *gsi is the line the core sets to *level now, or -1: raised when enabling
+ * made the event pending and it holds the line up, lowered when disabling
+ * leaves nothing holding it up (IPC_READ_ACK_IDLE, no receive-ring data
+ * that is an interrupt). */
+bool policy_enable_written(const struct ipc_hello *h, const struct ipc_reg *reg,
+			  const struct ipc_reg *read_ack, const struct ipc_state_page *state,
+			  uint64_t reg_mark, uint64_t read_ack_mark, uint64_t value, uint64_t seq,
+			  struct read_ack_track *t, int *gsi, int *level);
 
 /* The shadow slots a write to reg (NULL: an undeclared register) may
  * change, one bit per slot: reads of those wait until the device has

@@ -55,7 +55,7 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 		(unsigned long long)get(&core_stats.unowned));
 	log_msg("stats: %llu round trips (%.1f us avg), %llu shadow hits, %llu receive-ring reads, "
 		"%llu posted writes (%llu of them in %llu runs), %llu acks lowered a line, "
-		"%llu waits for the posting window, "
+		"%llu reads of \"no interrupt\" lowered one, %llu IPC_IRQ messages, %llu lines raised by writes, %llu waits for the posting window, "
 		"%.3f s waited on ipc (%.1f%%)",
 		(unsigned long long)trips, trips ? (double)wait_ns / 1e3 / (double)trips : 0.0,
 		(unsigned long long)get(&core_stats.shadow_hits),
@@ -64,6 +64,9 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 		(unsigned long long)get(&core_stats.run_writes),
 		(unsigned long long)get(&core_stats.runs_sent),
 		(unsigned long long)get(&core_stats.acks_lowered),
+		(unsigned long long)get(&core_stats.idle_lowered),
+		(unsigned long long)get(&core_stats.irq_msgs),
+		(unsigned long long)get(&core_stats.lines_raised),
 		(unsigned long long)get(&core_stats.window_waits), (double)wait_ns / 1e9,
 		100.0 * (double)wait_ns / 1e9 / secs);
 	uint64_t doorbells = get(&core_stats.doorbells), waits = get(&core_stats.doorbell_waits);
@@ -74,8 +77,7 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 			waits ? (double)get(&core_stats.doorbell_wait_ns) / 1e3 / (double)waits : 0.0,
 			(unsigned long long)get(&core_stats.doorbell_sleeps),
 			(unsigned long long)get(&core_stats.doorbell_timeouts));
-	log_msg("stats: %llu interrupt messages, %llu looks at published levels (%llu sleeps)",
-		(unsigned long long)get(&core_stats.irq_messages),
+	log_msg("stats: %llu looks at published line levels (%llu sleeps)",
 		(unsigned long long)get(&core_stats.level_looks),
 		(unsigned long long)get(&core_stats.level_sleeps));
 	uint64_t jit_blocks = get(&core_stats.jit_blocks);

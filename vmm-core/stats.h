@@ -19,6 +19,10 @@ struct core_stats {
 	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
 	_Atomic uint64_t acks_lowered; /* interrupt acknowledges (and receive-ring reads that
 					* emptied the ring) that lowered a line at once */
+	_Atomic uint64_t idle_lowered; /* reads that reported no interrupt and lowered a line
+					* left up (by a device's late "high") */
+	_Atomic uint64_t irq_msgs;    /* IPC_IRQ messages from devices */
+	_Atomic uint64_t lines_raised; /* stream writes that raised a line at once (THRE) */
 	_Atomic uint64_t window_waits; /* waits of a vCPU ahead of its device by POST_WINDOW writes */
 	_Atomic uint64_t ipc_wait_ns; /* vCPU time spent waiting for devices */
 	_Atomic uint64_t doorbells;   /* writes that rang a device's doorbell (no message) */
@@ -26,7 +30,6 @@ struct core_stats {
 	_Atomic uint64_t doorbell_wait_ns; /* vCPU time waiting for rings to be taken */
 	_Atomic uint64_t doorbell_sleeps;  /* ... times it went to sleep for it */
 	_Atomic uint64_t doorbell_timeouts; /* ... waits that gave up */
-	_Atomic uint64_t irq_messages; /* IPC_IRQ messages taken from devices */
 	_Atomic uint64_t level_looks;  /* looks at a state page's published line levels */
 	_Atomic uint64_t level_sleeps; /* ... times the looking thread went to sleep */
 	_Atomic uint64_t jit_blocks;  /* soft engine: blocks its JIT translated */

@@ -1,13 +1,13 @@
-"""ttyS0 input typed while the guest prints without pause.  The core
-lowers IRQ 4 itself (acknowledges, the receive ring) and dev-serial raises
-it; IRQ 4 is edge-triggered, so if the two ever leave the line high after
-the guest's 8250 handler read IIR = "no interrupt", no later cause makes an
-edge and the guest waits forever: output stops, input is never read.  A
-merge of the core's THRE raise hung exactly so (e2e_net: long command
-lines echoed while the guest printed; this test hung too with it).  Here a
-background loop prints lines to the console while the host types lines
-into `cat`, echo on; every typed line must arrive, and the guest must
-still answer."""
+"""ttyS0 input typed while the guest prints without pause (issue 7's lost
+edge).  The core raises and lowers IRQ 4 itself (THRE from its THR
+writes, acknowledges, the receive ring) and dev-serial raises it for
+input; IRQ 4 is edge-triggered, so if the two ever leave the line high
+after the guest's 8250 handler read IIR = "no interrupt", no later cause
+makes an edge and the guest waits forever: output stops, input is never
+read.  A merge of the core's THRE raise hung exactly so (e2e_net: long
+command lines echoed while the guest printed).  Here a background loop
+prints lines to the console while the host types lines into `cat`, echo
+on; every typed line must arrive, and the guest must still answer."""
 import hashlib
 import os
 import random

@@ -176,6 +176,150 @@ static void test_rx_ring_puts_its_interrupt_on_top(void **state)
 	assert_false(policy_read_ack(&hello, &hello.regs[2], &page, 10, &t, &a));
 }
 
+/* Which THR writes raise IRQ 4 in the core: the one that makes THRE
+ * pending (as a read would see it now), with the word trusted, saying that
+ * stream writes raise it and that it holds the line up (ETBEI). */
+static void test_stream_write_raises_the_line(void **state)
+{
+	hello.ranges[0].has_irq = true;
+	hello.nirqs = 1;
+	hello.irqs[0].gsi = 4;
+	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, 0x3fa, 0};
+	const struct ipc_reg *thr = &hello.regs[1], *iir = &hello.regs[2];
+	uint64_t w = 0xc1 | 0xc2 << 8 | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+		     IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP;
+	atomic_store(&page.shadow[6], w);
+	struct read_ack_track t = {0};
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 11, &t), 4);
+	assert_true(t.pending);
+	assert_int_equal(t.seq, 11);
+	/* Pending already (the core's own write, not applied yet): no more. */
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 11, &t), -1);
+	/* Acknowledged by the core (its READ_DONE not applied yet): again. */
+	t = (struct read_ack_track){.pending = false, .seq = 12};
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 13, &t), 4);
+	/* The device has applied everything and says pending: its line. */
+	atomic_store(&page.applied_seq, 13);
+	atomic_store(&page.shadow[6], w | IPC_READ_ACK_PENDING);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 14, &t), -1);
+	/* ETBEI off, DLAB set, or the word not trusted: nothing raised. */
+	t = (struct read_ack_track){.seq = 13};
+	atomic_store(&page.shadow[6], w & ~IPC_READ_ACK_LINE_UP);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 15, &t), -1);
+	assert_true(t.pending);
+	t = (struct read_ack_track){.seq = 13};
+	atomic_store(&page.shadow[6], w & ~IPC_READ_ACK_STREAM_RAISES);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 15, &t), -1);
+	assert_false(t.pending);
+	atomic_store(&page.shadow[6], w);
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 14, 15, &t), -1);
+	assert_true(t.unknown);
+	page.magic = 0;
+	t = (struct read_ack_track){.seq = 13};
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 15, &t), -1);
+	assert_true(t.unknown);
+	/* After an unknown write, the next trusted one raises (at worst a
+	 * line already up goes up). */
+	page.magic = IPC_STATE_MAGIC;
+	assert_int_equal(policy_stream_written(&hello, thr, iir, &page, 10, 16, &t), 4);
+}
+
+/* policy_enable_written in one number: -2 not an enable write, -1 no line
+ * change, the GSI raised, or 100 + the GSI lowered. */
+static int enable_write(const struct ipc_reg *reg, const struct ipc_reg *ra, uint64_t reg_mark,
+			uint64_t ra_mark, uint64_t value, uint64_t seq, struct read_ack_track *t)
+{
+	int gsi, level;
+	if (!policy_enable_written(&hello, reg, ra, &page, reg_mark, ra_mark, value, seq, t, &gsi, &level))
+		return -2;
+	return gsi < 0 ? -1 : level ? gsi : 100 + gsi;
+}
+
+/* IER's ETBEI (IPC_READ_ACK_ENABLE_*): a write to the register the word
+ * names that changes only the enable bits, with its shadow and the word
+ * current, changes nothing but its own shadow; the core knows the event
+ * disabled (IIR reads "none") or enabled (THRE raised: pending, the line
+ * up) until the device has applied it.  Any other write does not qualify. */
+static void test_event_enabled_by_an_enable_write(void **state)
+{
+	hello.ranges[0].has_irq = true;
+	hello.nirqs = 1;
+	hello.irqs[0].gsi = 4;
+	hello.nregs = 4;
+	hello.regs[2] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_READ_ACK, 6, 0x3fa, 0};
+	hello.regs[3] = (struct ipc_reg){IPC_SPACE_PIO, 1, IPC_REG_SHADOW | IPC_REG_CHANGES_ONLY, 7, 0x3f9,
+					 1u << 7 | 1u << 6};
+	const struct ipc_reg *ier = &hello.regs[3], *iir = &hello.regs[2];
+	uint64_t w = 0xc1 | 0xc2 << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE |
+		     IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_LINE_UP | IPC_READ_ACK_ENABLE_RAISES |
+		     IPC_READ_ACK_ENABLED | 0x02ull << 48 | 7ull << 56;
+	atomic_store(&page.shadow[6], w);
+	atomic_store(&page.shadow[7], 0x03); /* ERBFI | ETBEI */
+	struct read_ack_track t = {0};
+	struct read_ack_answer a;
+	/* More than ETBEI changed, nothing changed, a stale shadow or word, a
+	 * word naming another register or no bits: no. */
+	const int no = -2;
+	assert_int_equal(enable_write(ier, iir, 10, 10, 0x00, 11, &t), no);
+	assert_int_equal(enable_write(ier, iir, 10, 10, 0x03, 11, &t), no);
+	assert_int_equal(enable_write(ier, iir, 11, 10, 0x01, 11, &t), no);
+	assert_int_equal(enable_write(ier, iir, 10, 11, 0x01, 11, &t), no);
+	atomic_store(&page.shadow[6], (w & ~(0xffull << 56)) | 5ull << 56);
+	assert_int_equal(enable_write(ier, iir, 10, 10, 0x01, 11, &t), no);
+	atomic_store(&page.shadow[6], w & ~(0xffull << 48));
+	assert_int_equal(enable_write(ier, iir, 10, 10, 0x01, 11, &t), no);
+	assert_int_equal(t.enable_seq, 0);
+	assert_true(policy_read_ack(&hello, iir, &page, 10, &t, &a));
+	assert_int_equal(a.value, 0xc2);
+	/* ETBEI cleared: IIR reads "none" and acknowledges nothing until the
+	 * device has applied the write; THR writes raise no line meanwhile. */
+	atomic_store(&page.shadow[6], w);
+	assert_int_equal(enable_write(ier, iir, 10, 10, 0x01, 11, &t), 104); /* idle: lowered */
+	assert_int_equal(t.enable_seq, 11);
+	assert_false(t.enabled);
+	assert_true(policy_read_ack(&hello, iir, &page, 10, &t, &a));
+	assert_int_equal(a.value, 0xc1);
+	assert_false(a.acknowledges);
+	assert_int_equal(a.lower_gsi, -1);
+	assert_int_equal(policy_stream_written(&hello, &hello.regs[1], iir, &page, 10, 12, &t), -1);
+	/* On again before the device has applied "off": the core knows IER's
+	 * value from its own write; not if another write to IER came since. */
+	struct read_ack_track t2 = t;
+	assert_int_equal(enable_write(ier, iir, 11, 10, 0x03, 13, &t2), 4);
+	assert_true(t2.enabled);
+	assert_true(t2.pending);
+	t2 = t;
+	assert_int_equal(enable_write(ier, iir, 12, 10, 0x03, 13, &t2),
+			 -2);
+	/* Applied: the device's word says ETBEI is off, and the same. */
+	atomic_store(&page.applied_seq, 12);
+	atomic_store(&page.shadow[6], w & ~IPC_READ_ACK_ENABLED);
+	atomic_store(&page.shadow[7], 0x01);
+	assert_true(policy_read_ack(&hello, iir, &page, 12, &t, &a));
+	assert_int_equal(a.value, 0xc1);
+	/* ETBEI set again: THRE pending at once and the line to raise, IIR
+	 * reports it before the device has seen the write. */
+	assert_int_equal(enable_write(ier, iir, 12, 12, 0x03, 13, &t), 4);
+	assert_true(t.enabled);
+	assert_true(t.pending);
+	assert_int_equal(t.seq, 13);
+	assert_true(policy_read_ack(&hello, iir, &page, 12, &t, &a));
+	assert_int_equal(a.value, 0xc2);
+	assert_true(a.acknowledges);
+	assert_int_equal(a.lower_gsi, 4);
+	/* Disabling while something else holds the line (not IDLE): left up. */
+	t = (struct read_ack_track){0};
+	atomic_store(&page.shadow[6], w & ~IPC_READ_ACK_IDLE);
+	atomic_store(&page.shadow[7], 0x03);
+	assert_int_equal(enable_write(ier, iir, 12, 12, 0x01, 13, &t), -1);
+	/* Enabling without the word saying it raises the event: no line. */
+	t = (struct read_ack_track){0};
+	atomic_store(&page.shadow[6], w & ~(IPC_READ_ACK_ENABLED | IPC_READ_ACK_ENABLE_RAISES));
+	atomic_store(&page.shadow[7], 0x01);
+	assert_int_equal(enable_write(ier, iir, 12, 12, 0x03, 13, &t), -1);
+	assert_false(t.pending);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +332,8 @@ int main(void)
 		cmocka_unit_test_setup(test_which_writes_are_ordered, setup),
 		cmocka_unit_test_setup(test_rx_ring_indices_from_a_hostile_page, setup),
 		cmocka_unit_test_setup(test_rx_ring_puts_its_interrupt_on_top, setup),
+		cmocka_unit_test_setup(test_stream_write_raises_the_line, setup),
+		cmocka_unit_test_setup(test_event_enabled_by_an_enable_write, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

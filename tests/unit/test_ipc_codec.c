@@ -60,6 +60,7 @@ static struct ipc_msg welcome_msg(void)
 	m.u.welcome.nregions = 2;
 	m.u.welcome.ram_regions[0] = (struct guest_mem_region){0, 192u << 20};
 	m.u.welcome.ram_regions[1] = (struct guest_mem_region){1ull << 32, 64u << 20};
+	m.u.welcome.irqs_applied = 0xfffffffe;
 	return m;
 }
 
@@ -122,6 +123,7 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 			assert_int_equal(a->u.welcome.ram_regions[i].gpa, b->u.welcome.ram_regions[i].gpa);
 			assert_int_equal(a->u.welcome.ram_regions[i].size, b->u.welcome.ram_regions[i].size);
 		}
+		assert_int_equal(a->u.welcome.irqs_applied, b->u.welcome.irqs_applied);
 		break;
 	case IPC_REJECT:
 		assert_string_equal(a->u.reason, b->u.reason);
@@ -131,6 +133,8 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 		assert_int_equal(a->u.run.addr, b->u.run.addr);
 		assert_int_equal(a->u.run.count, b->u.run.count);
 		assert_memory_equal(a->u.run.data, b->u.run.data, a->u.run.count);
+		assert_int_equal(a->u.run.line.action, b->u.run.line.action);
+		assert_int_equal(a->u.run.line.irqs_applied, b->u.run.line.irqs_applied);
 		break;
 	case IPC_IO_READ:
 	case IPC_IO_WRITE:
@@ -139,6 +143,8 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 		assert_int_equal(a->u.io.size, b->u.io.size);
 		assert_int_equal(a->u.io.addr, b->u.io.addr);
 		assert_int_equal(a->u.io.data, b->u.io.data);
+		assert_int_equal(a->u.io.line.action, b->u.io.line.action);
+		assert_int_equal(a->u.io.line.irqs_applied, b->u.io.line.irqs_applied);
 		break;
 	case IPC_IO_REPLY:
 		assert_int_equal(a->u.io.data, b->u.io.data);
@@ -204,9 +210,17 @@ static void test_round_trip_every_type(void **state)
 	assert_round_trip(&m);
 	m = io_msg(IPC_IO_READ_DONE, IPC_SPACE_PIO, 1, 0x3fa, 0xc2);
 	assert_round_trip(&m);
+	/* Line notes (what the core did to the line before sending). */
+	m.u.io.line = (struct ipc_line_note){ .action = IPC_LINE_LOWERED, .irqs_applied = 0x89abcdef };
+	assert_round_trip(&m);
+	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x41);
+	m.u.io.line = (struct ipc_line_note){ .action = IPC_LINE_RAISED, .irqs_applied = 0 };
+	assert_round_trip(&m);
 	m = (struct ipc_msg){ .type = IPC_IO_WRITE_RUN, .seq = 78 };
 	m.u.run = (struct ipc_io_run){ .space = IPC_SPACE_PIO, .addr = 0x3f8, .count = 1 };
 	m.u.run.data[0] = 'A';
+	assert_round_trip(&m);
+	m.u.run.line = (struct ipc_line_note){ .action = IPC_LINE_RAISED, .irqs_applied = 12345 };
 	assert_round_trip(&m);
 	m.u.run.count = IPC_IO_RUN_MAX;
 	for (unsigned i = 0; i < IPC_IO_RUN_MAX; i++)
@@ -617,6 +631,15 @@ static void test_other_hostile(void **state)
 	len = encode_ok(&m, b);
 	b[IPC_HDR_SIZE + 5] = 1; /* reserved */
 	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 22] = 1; /* reserved after the line action */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 20] = IPC_LINE_LOWERED + 1; /* no such action */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 16] = 1; /* a count without an action */
+	assert_refused(b, len);
 
 	/* A register's changes need their flag, stay below the slots, and a
 	 * stream register has none. */
@@ -629,11 +652,24 @@ static void test_other_hostile(void **state)
 	m.u.hello.regs[0].changes = 1;
 	assert_round_trip(&m);
 
-	/* IO reserved bytes. */
+	/* IO reserved bytes: IO_READ has no line note; IO_WRITE's note has
+	 * three actions, a zero byte after it and no count without one. */
+	m = io_msg(IPC_IO_READ, IPC_SPACE_PIO, 1, 0x3f8, 0);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 2] = IPC_LINE_RAISED;
+	assert_refused(b, len);
 	m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 0x41);
 	len = encode_ok(&m, b);
-	b[IPC_HDR_SIZE + 2] = 1;
+	b[IPC_HDR_SIZE + 3] = 1;
 	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 2] = IPC_LINE_LOWERED + 1;
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 4] = 1;
+	assert_refused(b, len);
+	m.u.io.line.irqs_applied = 7; /* the encoder refuses it too */
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
 
 	/* Unknown type and a short buffer are refused by the encoder. */
 	m = (struct ipc_msg){ .type = 0 };

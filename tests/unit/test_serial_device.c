@@ -26,6 +26,7 @@ struct harness {
 	uint8_t out[256];
 	size_t nout;
 	uint64_t iir_word_at_irq; /* COM1's IIR word as the last IPC_IRQ left */
+	bool irqs_published;      /* the sink says IRQs left as no message (dev_send) */
 	_Alignas(8) uint8_t page[IPC_STATE_SIZE];
 };
 
@@ -38,12 +39,13 @@ static void record_send(void *opaque, const struct ipc_msg *m)
 
 static unsigned iir_slot(void);
 
-static void record_originated(void *opaque, struct ipc_msg *m)
+static bool record_originated(void *opaque, struct ipc_msg *m)
 {
 	struct harness *h = opaque;
 	if (m->type == IPC_IRQ)
 		h->iir_word_at_irq = atomic_load(&((struct ipc_state_page *)h->page)->shadow[iir_slot()]);
 	record_send(opaque, m);
+	return !(m->type == IPC_IRQ && h->irqs_published);
 }
 
 /* The core's message through the library's handler, as in the process. */
@@ -272,10 +274,11 @@ static void test_write_and_read(void **state)
 /* The paste stall of issue 7, device side.  THRE pending holds IRQ 4 up;
  * host input arrives (the line is up already: no message); the core had
  * answered IIR = THRI from a word older than the input, lowered the line
- * and posted READ_DONE.  Applying it, the device raises the line again, and
- * the word published before that message shows the input: the guest gets a
- * fresh edge and finds RX data, where a stale NO_INT would end its handler
- * for good (IRQ 4 is edge-triggered). */
+ * (the READ_DONE's note says so, after every message of ours) and posted
+ * READ_DONE.  Applying it, the device raises the line again, and the word
+ * published before that message shows the input: the guest gets a fresh
+ * edge and finds RX data, where a stale NO_INT would end its handler for
+ * good (IRQ 4 is edge-triggered). */
 static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 {
 	struct harness *h = *state;
@@ -304,7 +307,8 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 
 	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
 	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
-				    .data = IPC_READ_ACK_RAISED(before)};
+				    .data = IPC_READ_ACK_RAISED(before),
+				    .line = {IPC_LINE_LOWERED, h->d.irqs_sent}};
 	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
 	assert_int_equal(atomic_load(&page_of(h)->applied_seq), seq);
 	assert_int_equal(h->nsent, n + 1);
@@ -317,6 +321,39 @@ static void test_iir_read_done_gives_input_a_fresh_edge(void **state)
 	assert_int_equal(ring_count(h), 1);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, 1), UART_IIR_FIFO_ON | UART_IIR_RDI);
 	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'z');
+}
+
+/* The core answered IIR "no interrupt" with IRQ 4 up (a "high" of ours had
+ * landed after its last lowering) and lowered it (test_core_devproxy.c,
+ * test_iir_none_lowers_a_line_left_up): the READ_DONE acknowledges nothing
+ * and its note says the line is low.  Input that came meanwhile holds the
+ * model's output up: "high", an edge after the lowering.  Had a message of
+ * ours been in flight (the note counts fewer), it lands after the lowering
+ * and the line ends at its level: nothing to say. */
+static void test_iir_none_read_done_says_high_again(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_RDI);
+	assert_int_equal(serial_input(&h->d, (const uint8_t *)"q", 1), 1);
+	size_t n = h->nsent;
+	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
+	uint8_t none = UART_IIR_FIFO_ON | UART_IIR_NO_INT;
+
+	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
+				    .data = none, .line = {IPC_LINE_LOWERED, h->d.irqs_sent - 1}};
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n);
+
+	done.seq = ++seq;
+	done.u.io.line.irqs_applied = h->d.irqs_sent;
+	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->sent[n].u.irq.level, 1);
+	assert_true(h->iir_word_at_irq & IPC_READ_ACK_RX_ENABLED);
+	assert_int_equal(ring_count(h), 1);
+	assert_int_equal(read_reg(h, IPC_SPACE_PIO, COM1, 1), 'q');
 }
 
 /* IER (DLM under DLAB), LCR, MCR and SCR are shadowed: what a read would
@@ -344,38 +381,186 @@ static void test_plain_registers_shadowed(void **state)
 	assert_true(shadows_valid(h));
 }
 
-/* The stalled boot: the device said "high" (THRE), the core answered IIR
- * and lowered its line, and the "high" reached the core only after that,
- * leaving its line up.  READ_DONE must say "low" then, or the next "high"
- * finds the line up already and gives no edge.  After a "low", READ_DONE
- * says nothing: the core's line is low whatever the order. */
-static void test_iir_read_done_says_the_level_again(void **state)
+/* COM1's line after a message whose note says the core lowered it (an
+ * acknowledge) or raised it (THR writes) just before sending it. */
+static struct ipc_msg noted_read_done(uint8_t action, uint32_t irqs_applied)
+{
+	struct ipc_msg m = {.type = IPC_IO_READ_DONE, .seq = ++seq};
+	m.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
+				 .data = UART_IIR_FIFO_ON | UART_IIR_THRI, .line = {action, irqs_applied}};
+	return m;
+}
+
+static struct ipc_msg noted_run(const char *bytes, uint8_t action, uint32_t irqs_applied)
+{
+	struct ipc_msg m = {.type = IPC_IO_WRITE_RUN, .seq = ++seq};
+	m.u.run = (struct ipc_io_run){.space = IPC_SPACE_PIO, .addr = COM1,
+				      .count = (uint16_t)strlen(bytes), .line = {action, irqs_applied}};
+	memcpy(m.u.run.data, bytes, strlen(bytes));
+	return m;
+}
+
+/* The core raises IRQ 4 itself when THR writes make THRE pending and
+ * lowers it on the acknowledge; its notes say so, with how many of our
+ * IPC_IRQ it had applied first.  All of them: the line is where the core
+ * put it, and while the model's output agrees the device says nothing —
+ * no message per 16 bytes.  Fewer: the rest of ours land after the
+ * core's change, so the line ends at the level of the last one we sent,
+ * and the device speaks when its output differs from that (the stalled
+ * boot: a "high" that reached the core after its lowering left the line
+ * up, and the acknowledged model must say "low"). */
+static void test_line_notes(void **state)
 {
 	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
 	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
 	size_t n = h->nsent;
 	assert_int_equal(h->sent[n - 1].u.irq.level, 1);
-	struct ipc_msg done = {.type = IPC_IO_READ_DONE, .seq = ++seq};
-	done.u.io = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = COM1 + UART_IIR,
-				    .data = UART_IIR_THRI};
-	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
+	uint64_t word = shadow(h, iir_slot());
+	assert_true(word & IPC_READ_ACK_LINE_UP);
+	assert_true(word & IPC_READ_ACK_ENABLED);
+	assert_true(word & IPC_READ_ACK_ENABLE_RAISES);
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(word), UART_IER_THRI);
+	assert_int_equal(IPC_READ_ACK_ENABLE_SLOT(word), slot_for(h, IPC_SPACE_PIO, COM1 + UART_IER));
+	uint32_t ours = h->d.irqs_sent;
+
+	/* Lowered before our "high" was applied: it may land after; "low". */
+	struct ipc_msg m = noted_read_done(IPC_LINE_LOWERED, ours - 1);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
 	assert_int_equal(h->nsent, n + 1);
-	assert_int_equal(h->sent[n].type, IPC_IRQ);
 	assert_int_equal(h->sent[n].u.irq.level, 0);
+	assert_int_equal(h->d.irqs_sent, ours + 1);
+	ours++;
+
+	/* Every message applied: raised with a run, lowered on the
+	 * acknowledge, raised again — the model agrees each time. */
+	m = noted_run("ab", IPC_LINE_RAISED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_true(shadow(h, iir_slot()) & IPC_READ_ACK_PENDING);
+	m = noted_read_done(IPC_LINE_LOWERED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
 	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_PENDING);
-	/* A THR write raises THRE again, and the line with it. */
-	write_reg(h, IPC_SPACE_PIO, COM1, 'q');
+	m = noted_run("cd", IPC_LINE_RAISED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->nout, 4);
+	assert_memory_equal(h->out, "abcd", 4);
+
+	/* The guest turns THRE off (IER, an ordered write): our "low". */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0);
 	assert_int_equal(h->nsent, n + 2);
-	assert_int_equal(h->sent[n + 1].u.irq.level, 1);
+	assert_int_equal(h->sent[n + 1].u.irq.level, 0);
+	assert_false(shadow(h, iir_slot()) & IPC_READ_ACK_ENABLED);
+	assert_true(shadow(h, iir_slot()) & IPC_READ_ACK_LINE_UP); /* were it enabled */
+	ours++;
+	/* and on again: our "high".  The core raised for a THR write before
+	 * that "high" was applied: ours lands after its raise, the line ends
+	 * up high either way and the model's output is high: nothing to say. */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	assert_int_equal(h->nsent, n + 3);
+	assert_int_equal(h->sent[n + 2].u.irq.level, 1);
+	ours++;
+	m = noted_run("e", IPC_LINE_RAISED, ours - 1);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 3);
+
+	/* Lowered on the acknowledge after our "high" landed: the model
+	 * agrees. */
+	m = noted_read_done(IPC_LINE_LOWERED, ours);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 3);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0); /* no message: the line is low */
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI); /* "high" */
+	assert_int_equal(h->nsent, n + 4);
+	ours++;
+	m = noted_read_done(IPC_LINE_LOWERED, ours - 1); /* crossed our "high": "low" */
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 5);
+	assert_int_equal(h->sent[n + 4].u.irq.level, 0);
+	ours++;
+	m = noted_run("f", IPC_LINE_RAISED, ours - 1); /* crossed that "low": "high" */
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 6);
+	assert_int_equal(h->sent[n + 5].u.irq.level, 1);
 	assert_true(h->iir_word_at_irq & IPC_READ_ACK_PENDING);
-	/* Acknowledged again, then once more with the line already low. */
-	done.seq = ++seq;
-	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
-	assert_int_equal(h->nsent, n + 3);
-	assert_int_equal(h->sent[n + 2].u.irq.level, 0);
-	done.seq = ++seq;
-	assert_int_equal(serial_handle(h, &done), DEV_CONTINUE);
-	assert_int_equal(h->nsent, n + 3);
+	ours++;
+
+	/* The device behind the core: notes made before our last message
+	 * landed, each changing the line the same way as the model's output
+	 * changes.  Our message lands after all of them, so the line ends at
+	 * its level: nothing to say while the output stays there.  (Taken
+	 * as unknown, each said the level again, every message made the next
+	 * notes stale, and a guest typing while it printed sent 8 854
+	 * IPC_IRQ in a minute.) */
+	for (int i = 0; i < 4; i++) {
+		m = noted_run("g", IPC_LINE_RAISED, ours - 1);
+		assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	}
+	assert_int_equal(h->nsent, n + 6);
+
+	/* A note that counts more of ours than we sent (no core of ours
+	 * makes one): the level is said again. */
+	m = noted_run("h", IPC_LINE_RAISED, ours + 1);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 7);
+	assert_int_equal(h->sent[n + 6].u.irq.level, 1);
+	ours++;
+
+	/* An acknowledge the core made without touching the line (it left
+	 * the line alone): only a change of the output is said. */
+	m = noted_read_done(IPC_LINE_UNTOUCHED, 0);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 8);
+	assert_int_equal(h->sent[n + 7].u.irq.level, 0);
+	ours++;
+	m = noted_read_done(IPC_LINE_UNTOUCHED, 0);
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, n + 8);
+	assert_int_equal(h->d.irqs_sent, ours);
+}
+
+/* An interrupt that left as no message (a published line's: dev_send says
+ * false) is not counted: the core counts IPC_IRQ messages, and a count
+ * ahead of the core's would make every line note look stale (a message
+ * more per note: ttyS0 output at half speed beside hvc0's published line). */
+static void test_only_irq_messages_are_counted(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IIR, UART_FCR_ENABLE);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI); /* "high", a message */
+	uint32_t ours = h->d.irqs_sent;
+	h->irqs_published = true;
+	size_t n = h->nsent;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, 0); /* "low", no message */
+	assert_int_equal(h->nsent, n + 1);
+	assert_int_equal(h->d.irqs_sent, ours);
+}
+
+/* With DLAB set, offset 0 is the divisor and offset 1 DLM: the IIR word
+ * says THR writes raise nothing and names no enable register. */
+static void test_iir_word_under_dlab(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, UART_LCR_DLAB | 0x03);
+	uint64_t w = shadow(h, iir_slot());
+	assert_false(w & (IPC_READ_ACK_STREAM_RAISES | IPC_READ_ACK_ENABLE_RAISES | IPC_READ_ACK_ENABLED));
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(w), 0);
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_LCR, 0x03);
+	assert_int_equal(IPC_READ_ACK_ENABLE_MASK(shadow(h, iir_slot())), UART_IER_THRI);
+}
+
+/* A note at a register with no line of ours is ignored (logged once). */
+static void test_line_note_elsewhere_ignored(void **state)
+{
+	struct harness *h = *state;
+	struct ipc_msg m = {.type = IPC_IO_WRITE, .seq = ++seq};
+	m.u.io = (struct ipc_io){.space = IPC_SPACE_MMIO, .size = 1, .addr = MMIO_BASE, .data = 'm',
+				 .line = {IPC_LINE_RAISED, h->d.irqs_sent}};
+	assert_int_equal(serial_handle(h, &m), DEV_CONTINUE);
+	assert_int_equal(h->nsent, 0);
+	assert_int_equal(state_of(h)->com1.irq_level, 0);
+	assert_int_equal(h->nout, 1);
 }
 
 static void test_stdio_off_drops_uart_output(void **state)
@@ -512,6 +697,41 @@ static void test_resume(void **state)
 	state_of(h)->size--;
 	configure(h);
 	assert_false(serial_attach(&h->d, h->page, true));
+}
+
+/* A restart between the core's raise and the device's apply: the core
+ * raised IRQ 4 for a THR write and queued the run for the incarnation that
+ * died; the next one gets it after its WELCOME, whose count (40) is where
+ * its own messages count on from.  Its first word to the core (the level,
+ * at attach) may land after the raise, so a note stamped before the HELLO
+ * is never taken for the truth: the level is said again.  Nothing is
+ * doubled: the run's byte is transmitted once. */
+static void test_line_note_from_before_a_restart(void **state)
+{
+	struct harness *h = *state;
+	write_reg(h, IPC_SPACE_PIO, COM1 + UART_IER, UART_IER_THRI);
+	struct ipc_msg ack = noted_read_done(IPC_LINE_LOWERED, h->d.irqs_sent);
+	assert_int_equal(serial_handle(h, &ack), DEV_CONTINUE);
+
+	configure(h);
+	h->nsent = 0;
+	struct ipc_welcome w = {.flags = IPC_WELCOME_RESUMED, .irqs_applied = 40};
+	serial_dev_ops.attach(&h->d, page_of(h), NULL, &w);
+	assert_int_equal(h->nsent, 1);
+	assert_int_equal(h->sent[0].u.irq.level, 0);
+	assert_int_equal(h->d.irqs_sent, 41);
+	struct ipc_msg run = noted_run("r", IPC_LINE_RAISED, 40);
+	assert_int_equal(serial_handle(h, &run), DEV_CONTINUE);
+	assert_int_equal(h->nsent, 2);
+	assert_int_equal(h->sent[1].u.irq.level, 1);
+	assert_int_equal(h->nout, 1);
+	/* From then on the counts agree: nothing to say. */
+	ack = noted_read_done(IPC_LINE_LOWERED, 42);
+	assert_int_equal(serial_handle(h, &ack), DEV_CONTINUE);
+	run = noted_run("s", IPC_LINE_RAISED, 42);
+	assert_int_equal(serial_handle(h, &run), DEV_CONTINUE);
+	assert_int_equal(h->nsent, 2);
+	assert_memory_equal(h->out, "rs", 2);
 }
 
 /* The core pops n bytes from the receive ring as rx_pop_here does (the
@@ -740,13 +960,18 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_write_and_read, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stdio_off_drops_uart_output, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_iir_read_done_gives_input_a_fresh_edge, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_iir_read_done_says_the_level_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_notes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_none_read_done_says_high_again, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_note_elsewhere_ignored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_only_irq_messages_are_counted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_iir_word_under_dlab, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_plain_registers_shadowed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_input_and_interrupts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_loopback_withdraws_shadows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hostile_accesses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping_reset_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_line_note_from_before_a_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_polling_guest_sees_queued_input, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rx_ring_restart_mid_paste, setup, teardown),

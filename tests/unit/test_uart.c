@@ -550,7 +550,7 @@ static void test_state_validation(void **state)
 		{offsetof(struct uart16550, lsr_errors), UART_LSR_THRE},
 		{offsetof(struct uart16550, msr_deltas), UART_MSR_CTS},
 		{offsetof(struct uart16550, thr_pending), 2},
-		{offsetof(struct uart16550, irq_level), 2},
+		{offsetof(struct uart16550, irq_level), UART_LINE_UNKNOWN + 1},
 		{offsetof(struct uart16550, rx_irq_driven), 2},
 	};
 	for (size_t i = 0; i < sizeof(bytes) / sizeof(bytes[0]); i++) {

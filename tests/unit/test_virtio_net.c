@@ -40,11 +40,12 @@ static struct {
 	unsigned wakes; /* of the loop, by the device */
 } t;
 
-static void record_irq(void *opaque, struct ipc_msg *m)
+static bool record_irq(void *opaque, struct ipc_msg *m)
 {
 	assert_int_equal(m->type, IPC_IRQ);
 	assert_int_equal(m->u.irq.line, GSI);
 	t.level = (int)m->u.irq.level;
+	return true;
 }
 
 static void count_wake(void *opaque)
