@@ -22,26 +22,25 @@
 static const uint8_t trailer_magic[8] = {'m', 'i', 'n', 'i', 'v', 'm', 'K', '1'};
 #define TRAILER_SIZE 16
 
-/* The cache directory and the image's file name in it. */
-static int cache_name(const uint8_t *img, size_t size, char *dir, size_t dirlen, char *name,
-		      size_t namelen)
+void kernel_cache_key(const uint8_t *img, size_t size, struct kernel_cache_key *key)
 {
-	if (host_cache_dir(dir, dirlen) != 0)
-		return -1;
-	int len = snprintf(name, namelen, NAME_PREFIX "%016llx-%zu",
+	key->name[0] = 0;
+	if (host_cache_dir(key->dir, sizeof(key->dir)) != 0)
+		return;
+	int len = snprintf(key->name, sizeof(key->name), NAME_PREFIX "%016llx-%zu",
 			   (unsigned long long)lzma_crc64(img, size, 0), size);
-	return len < 0 || (size_t)len >= namelen ? -1 : 0;
+	if (len < 0 || (size_t)len >= sizeof(key->name))
+		key->name[0] = 0;
 }
 
-int kernel_cache_load(const uint8_t *img, size_t size, uint64_t max_size, uint8_t **vmlinux,
+int kernel_cache_load(const struct kernel_cache_key *key, uint64_t max_size, uint8_t **vmlinux,
 		      size_t *vmlinux_size)
 {
-	char dir[4096], name[64], path[4096 + 64], err[256];
+	char path[sizeof(key->dir) + sizeof(key->name)], err[256];
 	uint8_t *buf;
 	size_t len;
 	*vmlinux = NULL;
-	if (cache_name(img, size, dir, sizeof(dir), name, sizeof(name)) != 0 ||
-	    snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+	if (!key->name[0] || snprintf(path, sizeof(path), "%s/%s", key->dir, key->name) >= (int)sizeof(path))
 		return -1;
 	FILE *probe = fopen(path, "rb"); /* absent is the usual miss: no message */
 	if (!probe)
@@ -67,33 +66,40 @@ int kernel_cache_load(const uint8_t *img, size_t size, uint64_t max_size, uint8_
 	return 0;
 }
 
-void kernel_cache_store(const uint8_t *img, size_t size, const uint8_t *vmlinux,
+void kernel_cache_store(const struct kernel_cache_key *key, const uint8_t *vmlinux,
 			size_t vmlinux_size)
 {
-	char dir[4096], name[64], err[256];
+	char err[256];
 	uint8_t trailer[TRAILER_SIZE];
-	if (cache_name(img, size, dir, sizeof(dir), name, sizeof(name)) != 0)
+	if (!key->name[0])
 		return;
 	memcpy(trailer, trailer_magic, 8);
 	put_le64(trailer + 8, lzma_crc64(vmlinux, vmlinux_size, 0));
-	if (host_cache_store(dir, name, sizeof(NAME_PREFIX) - 1, KERNEL_CACHE_KEEP, vmlinux,
+	if (host_cache_store(key->dir, key->name, sizeof(NAME_PREFIX) - 1, KERNEL_CACHE_KEEP, vmlinux,
 			     vmlinux_size, trailer, sizeof(trailer), err, sizeof(err)) != 0)
 		log_msg("kernel cache: %s (the next run unpacks again)", err);
 }
 
 #else /* nothing is unpacked on the host, so nothing is kept */
 
-int kernel_cache_load(const uint8_t *img, size_t size, uint64_t max_size, uint8_t **vmlinux,
+void kernel_cache_key(const uint8_t *img, size_t size, struct kernel_cache_key *key)
+{
+	(void)img, (void)size;
+	key->name[0] = 0;
+}
+
+int kernel_cache_load(const struct kernel_cache_key *key, uint64_t max_size, uint8_t **vmlinux,
 		      size_t *vmlinux_size)
 {
-	(void)img, (void)size, (void)max_size, (void)vmlinux, (void)vmlinux_size;
+	(void)key, (void)max_size, (void)vmlinux_size;
+	*vmlinux = NULL;
 	return -1;
 }
 
-void kernel_cache_store(const uint8_t *img, size_t size, const uint8_t *vmlinux,
+void kernel_cache_store(const struct kernel_cache_key *key, const uint8_t *vmlinux,
 			size_t vmlinux_size)
 {
-	(void)img, (void)size, (void)vmlinux, (void)vmlinux_size;
+	(void)key, (void)vmlinux, (void)vmlinux_size;
 }
 
 #endif

@@ -17,15 +17,24 @@
 /* Files kept: the newest few images' unpacks (about 60 MB each). */
 #define KERNEL_CACHE_KEEP 4
 
-/* The unpacked kernel of bzImage img, read from the cache into a malloc'd
- * buffer: 0, or -1 when it is not there (or caching is off, or this build
- * cannot unpack) or larger than max_size. */
-int kernel_cache_load(const uint8_t *img, size_t size, uint64_t max_size, uint8_t **vmlinux,
+/* Where img's unpacked kernel is kept: computed once per image (a CRC-64
+ * of the whole bzImage), for both the load and, on a miss, the store.
+ * name is empty when caching is off or this build unpacks nothing. */
+struct kernel_cache_key {
+	char dir[4096];
+	char name[64];
+};
+
+void kernel_cache_key(const uint8_t *img, size_t size, struct kernel_cache_key *key);
+
+/* The unpacked kernel kept under key, read into a malloc'd buffer: 0, or
+ * -1 when it is not there (or caching is off) or larger than max_size. */
+int kernel_cache_load(const struct kernel_cache_key *key, uint64_t max_size, uint8_t **vmlinux,
 		      size_t *vmlinux_size);
 
-/* Keep img's unpacked kernel for the next run; a failure is logged once
- * and costs only the next run's unpack. */
-void kernel_cache_store(const uint8_t *img, size_t size, const uint8_t *vmlinux,
+/* Keep an unpacked kernel under key for the next run; a failure is logged
+ * once and costs only the next run's unpack. */
+void kernel_cache_store(const struct kernel_cache_key *key, const uint8_t *vmlinux,
 			size_t vmlinux_size);
 
 #endif

@@ -387,8 +387,10 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 	/* Unpacked once (a reboot reuses it), and before the devices have
 	 * attached: their processes start meanwhile (the channels listen).
 	 * The next run of the same image takes it from the cache. */
-	if (f->kernel && kernel_cache_load(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
-					   &f->vmlinux_size) == 0) {
+	struct kernel_cache_key key = {.name = ""};
+	if (f->kernel)
+		kernel_cache_key(f->kernel, f->kernel_size, &key);
+	if (f->kernel && kernel_cache_load(&key, low_ram(o), &f->vmlinux, &f->vmlinux_size) == 0) {
 		STATS_ADD(kernel_cache_hits, 1);
 	} else if (f->kernel) {
 		if (linux_unpack_bzimage(f->kernel, f->kernel_size, low_ram(o), &f->vmlinux,
@@ -397,7 +399,7 @@ static int read_guest_files(const struct options *o, struct guest_files *f)
 			return -1;
 		}
 		if (f->vmlinux)
-			kernel_cache_store(f->kernel, f->kernel_size, f->vmlinux, f->vmlinux_size);
+			kernel_cache_store(&key, f->vmlinux, f->vmlinux_size);
 	}
 #else
 	/* A gzip'd Image is unpacked once here: a reboot places it again. */

@@ -51,6 +51,15 @@ static void fill(uint8_t *buf, size_t n, unsigned seed)
 		buf[i] = (uint8_t)(seed * 131u + i * 7u);
 }
 
+/* The key of img as the core makes it: under the cache directory of the
+ * moment (a test changes MINIVM_CACHE_DIR between calls). */
+static const struct kernel_cache_key *key_of(const uint8_t *img, size_t size)
+{
+	static struct kernel_cache_key key;
+	kernel_cache_key(img, size, &key);
+	return &key;
+}
+
 static void test_same_image_only(void **state)
 {
 	(void)state;
@@ -61,22 +70,22 @@ static void test_same_image_only(void **state)
 	fill(vmlinux, sizeof(vmlinux), 2);
 	uint8_t *got = NULL;
 	size_t got_size = 0;
-	assert_int_equal(kernel_cache_load(img, sizeof(img), 1 << 20, &got, &got_size), -1);
+	assert_int_equal(kernel_cache_load(key_of(img, sizeof(img)), 1 << 20, &got, &got_size), -1);
 
-	kernel_cache_store(img, sizeof(img), vmlinux, sizeof(vmlinux));
+	kernel_cache_store(key_of(img, sizeof(img)), vmlinux, sizeof(vmlinux));
 	if (!linux_host_decompress_available()) {
 		/* This build unpacks nothing, so it keeps nothing. */
-		assert_int_equal(kernel_cache_load(img, sizeof(img), 1 << 20, &got, &got_size), -1);
+		assert_int_equal(kernel_cache_load(key_of(img, sizeof(img)), 1 << 20, &got, &got_size), -1);
 		return;
 	}
-	assert_int_equal(kernel_cache_load(img, sizeof(img), 1 << 20, &got, &got_size), 0);
+	assert_int_equal(kernel_cache_load(key_of(img, sizeof(img)), 1 << 20, &got, &got_size), 0);
 	assert_int_equal(got_size, sizeof(vmlinux));
 	assert_memory_equal(got, vmlinux, sizeof(vmlinux));
 	free(got);
 	/* One bit of the image differs: another key. */
-	assert_int_equal(kernel_cache_load(other, sizeof(other), 1 << 20, &got, &got_size), -1);
+	assert_int_equal(kernel_cache_load(key_of(other, sizeof(other)), 1 << 20, &got, &got_size), -1);
 	/* Bigger than the guest's RAM below the hole: not taken. */
-	assert_int_equal(kernel_cache_load(img, sizeof(img), sizeof(vmlinux) - 1, &got, &got_size), -1);
+	assert_int_equal(kernel_cache_load(key_of(img, sizeof(img)), sizeof(vmlinux) - 1, &got, &got_size), -1);
 	assert_null(got);
 }
 
@@ -88,9 +97,9 @@ static void test_turned_off(void **state)
 	fill(img, sizeof(img), 3);
 	fill(vmlinux, sizeof(vmlinux), 4);
 	set_cache_dir("");
-	kernel_cache_store(img, sizeof(img), vmlinux, sizeof(vmlinux));
+	kernel_cache_store(key_of(img, sizeof(img)), vmlinux, sizeof(vmlinux));
 	set_cache_dir(dir);
-	assert_int_equal(kernel_cache_load(img, sizeof(img), 1 << 20, &got, &got_size), -1);
+	assert_int_equal(kernel_cache_load(key_of(img, sizeof(img)), 1 << 20, &got, &got_size), -1);
 }
 
 static void test_newest_kept(void **state)
@@ -104,12 +113,12 @@ static void test_newest_kept(void **state)
 	fill(vmlinux, sizeof(vmlinux), 5);
 	for (unsigned i = 0; i < IMAGES; i++) {
 		fill(img[i], sizeof(img[i]), 10 + i);
-		kernel_cache_store(img[i], sizeof(img[i]), vmlinux, sizeof(vmlinux));
+		kernel_cache_store(key_of(img[i], sizeof(img[i])), vmlinux, sizeof(vmlinux));
 		host_sleep_ms(30); /* file times a few ms apart order the stores */
 	}
 	for (unsigned i = 0; i < IMAGES; i++) {
 		got = NULL;
-		int rc = kernel_cache_load(img[i], sizeof(img[i]), 1 << 20, &got, &got_size);
+		int rc = kernel_cache_load(key_of(img[i], sizeof(img[i])), 1 << 20, &got, &got_size);
 		assert_int_equal(rc, i < IMAGES - KERNEL_CACHE_KEEP ? -1 : 0);
 		free(got);
 	}
