@@ -18,6 +18,14 @@ static void mark_applied(struct dev_port *p, uint64_t seq)
 	}
 }
 
+static void read_done(struct dev_port *p, const struct ipc_io *io)
+{
+	if (p->ops->read_done)
+		p->ops->read_done(p->dev, io);
+	else
+		log_once("ignoring IO_READ_DONE: this device declared no read-acknowledge register");
+}
+
 enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)
 {
 	switch (m->type) {
@@ -42,14 +50,18 @@ enum dev_verdict dev_handle(struct dev_port *p, const struct ipc_msg *m)
 			p->ops->write(p->dev, &io);
 			io.line = (struct ipc_line_note){.action = IPC_LINE_UNTOUCHED};
 		}
-		mark_applied(p, m->seq);
+		if (!m->u.run.then_read_done) {
+			mark_applied(p, m->seq);
+			break;
+		}
+		/* The read done that followed the writes (ipc.h): the two
+		 * messages in one, applied in their order. */
+		read_done(p, &m->u.run.read_done);
+		mark_applied(p, m->u.run.read_done_seq);
 		break;
 	}
 	case IPC_IO_READ_DONE:
-		if (p->ops->read_done)
-			p->ops->read_done(p->dev, &m->u.io);
-		else
-			log_once("ignoring IO_READ_DONE: this device declared no read-acknowledge register");
+		read_done(p, &m->u.io);
 		mark_applied(p, m->seq);
 		break;
 	case IPC_RESET:

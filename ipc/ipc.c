@@ -82,10 +82,13 @@
  *   4  u32  line irqs_applied (struct ipc_line_note; zero without an action),
  *  16  u64  data   fits in `size` bytes
  * IPC_IO_READ_DONE, 24 bytes: as IO_WRITE (data: the value the core returned)
- * IPC_IO_WRITE_RUN, 24 + count bytes:
- *   0 u8 space, 1 u8 size (1), 2 u16 count (1..IPC_IO_RUN_MAX), 4 u8[4] zero,
- *   8 u64 addr (a 1-byte access), 16 u32 line irqs_applied, 20 u8 line
- *   action, 21 u8[3] zero, 24 u8[count] data: count writes, in order
+ * IPC_IO_WRITE_RUN, 24 + count bytes, + 32 with a read done:
+ *   0 u8 space, 1 u8 size (1), 2 u16 count (1..IPC_IO_RUN_MAX), 4 u8 flags
+ *   (IPC_RUN_*), 5 u8[3] zero, 8 u64 addr (a 1-byte access), 16 u32 line
+ *   irqs_applied, 20 u8 line action, 21 u8[3] zero, 24 u8[count] data:
+ *   count writes, in order; with IPC_RUN_THEN_READ_DONE, then
+ *   24+count u64 seq (above the header's), 32+count an IO_READ_DONE's
+ *   24-byte body: the read done applied after the writes
  * IPC_IO_REPLY, 8 bytes:
  *   0  u64  data   (the reader knows the size it asked for and masks)
  *
@@ -117,6 +120,7 @@
 #define IO_WRITE_WIRE 24
 #define IO_REPLY_WIRE 8
 #define IO_RUN_FIXED 24
+#define IO_RUN_READ_DONE_WIRE (8 + IO_WRITE_WIRE) /* seq, then an IO_READ_DONE's body */
 #define IRQ_MSG_WIRE 8
 #define PIO_SPACE_END 0x10000u
 #define RANGE_NO_IRQ 0xff
@@ -405,24 +409,51 @@ static int decode_io_access(const uint8_t *b, bool noted, struct ipc_io *io, cha
 	return IPC_OK;
 }
 
-static int decode_io_run(const uint8_t *b, size_t blen, struct ipc_io_run *r, char *err, size_t errlen)
+/* The body of an IO_WRITE or IO_READ_DONE (IO_WRITE_WIRE bytes): the
+ * access, its line note and its data, which must fit in its size. */
+static int decode_io_written(const uint8_t *b, const char *what, struct ipc_io *io, char *err,
+			     size_t errlen)
+{
+	int rc = decode_io_access(b, true, io, err, errlen);
+	io->data = le64(b + 16);
+	if (rc == IPC_OK && io->size < 8 && io->data >> (8 * io->size))
+		rc = bad(err, errlen, "%s: data 0x%llx does not fit in %u bytes", what,
+			 (unsigned long long)io->data, io->size);
+	return rc;
+}
+
+static int decode_io_run(const uint8_t *b, size_t blen, uint64_t seq, struct ipc_io_run *r,
+			 char *err, size_t errlen)
 {
 	if (blen < IO_RUN_FIXED)
 		return bad(err, errlen, "IO_WRITE_RUN: body of %zu bytes is too short", blen);
 	r->space = b[0];
 	r->count = le16(b + 2);
 	r->addr = le64(b + 8);
-	if (b[1] != 1 || !all_zero(b + 4, 4) || !all_zero(b + 21, 3))
-		return bad(err, errlen, "IO_WRITE_RUN: size %u (not 1) or reserved bytes not zero", b[1]);
+	r->then_read_done = b[4] & IPC_RUN_THEN_READ_DONE;
+	if (b[1] != 1 || (b[4] & ~IPC_RUN_THEN_READ_DONE) || !all_zero(b + 5, 3) || !all_zero(b + 21, 3))
+		return bad(err, errlen, "IO_WRITE_RUN: size %u (not 1), flags 0x%x or reserved bytes not zero",
+			   b[1], b[4]);
 	if (decode_line_note(b[20], le32(b + 16), &r->line, err, errlen))
 		return IPC_EBADMSG;
-	if (r->count < 1 || r->count > IPC_IO_RUN_MAX || blen != IO_RUN_FIXED + (size_t)r->count)
-		return bad(err, errlen, "IO_WRITE_RUN: %u bytes in a body of %zu", r->count, blen);
+	size_t want = IO_RUN_FIXED + (size_t)r->count + (r->then_read_done ? IO_RUN_READ_DONE_WIRE : 0);
+	if (r->count < 1 || r->count > IPC_IO_RUN_MAX || blen != want)
+		return bad(err, errlen, "IO_WRITE_RUN: %u bytes%s in a body of %zu", r->count,
+			   r->then_read_done ? " and a read done" : "", blen);
 	if (!valid_span(r->space, r->addr, 1))
 		return bad(err, errlen, "IO_WRITE_RUN: space %u addr 0x%llx is not a valid access",
 			   r->space, (unsigned long long)r->addr);
 	memcpy(r->data, b + IO_RUN_FIXED, r->count);
-	return IPC_OK;
+	if (!r->then_read_done)
+		return IPC_OK;
+	const uint8_t *t = b + IO_RUN_FIXED + r->count;
+	r->read_done_seq = le64(t);
+	/* Applied after the writes, so it comes after them in seq order too:
+	 * the device's applied_seq never goes back. */
+	if (r->read_done_seq <= seq)
+		return bad(err, errlen, "IO_WRITE_RUN: read done's seq %llu not above the run's %llu",
+			   (unsigned long long)r->read_done_seq, (unsigned long long)seq);
+	return decode_io_written(t + 8, "IO_WRITE_RUN's read done", &r->read_done, err, errlen);
 }
 
 /* The exact body length of each fixed-size type; -1 for HELLO and
@@ -494,14 +525,10 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 		break;
 	case IPC_IO_WRITE:
 	case IPC_IO_READ_DONE:
-		rc = decode_io_access(b, true, &m->u.io, err, errlen);
-		m->u.io.data = le64(b + 16);
-		if (rc == IPC_OK && m->u.io.size < 8 && m->u.io.data >> (8 * m->u.io.size))
-			rc = bad(err, errlen, "%s: data 0x%llx does not fit in %u bytes",
-				 ipc_type_name(type), (unsigned long long)m->u.io.data, m->u.io.size);
+		rc = decode_io_written(b, ipc_type_name(type), &m->u.io, err, errlen);
 		break;
 	case IPC_IO_WRITE_RUN:
-		rc = decode_io_run(b, blen, &m->u.run, err, errlen);
+		rc = decode_io_run(b, blen, m->seq, &m->u.run, err, errlen);
 		break;
 	case IPC_IO_REPLY:
 		m->u.io.data = le64(b);
@@ -592,6 +619,13 @@ static void encode_line_note(const struct ipc_line_note *n, uint8_t *action, uin
 	put_le32(count, n->irqs_applied);
 }
 
+static void encode_io_written(const struct ipc_io *io, uint8_t *b)
+{
+	encode_io_access(io, b);
+	encode_line_note(&io->line, b + 2, b + 4);
+	put_le64(b + 16, io->data);
+}
+
 int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 {
 	unsigned type = m->type;
@@ -610,7 +644,7 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 	} else if (type == IPC_IO_WRITE_RUN) {
 		if (m->u.run.count < 1 || m->u.run.count > IPC_IO_RUN_MAX)
 			return IPC_EBADMSG;
-		blen = IO_RUN_FIXED + m->u.run.count;
+		blen = IO_RUN_FIXED + m->u.run.count + (m->u.run.then_read_done ? IO_RUN_READ_DONE_WIRE : 0);
 	} else {
 		blen = (size_t)body_size(type);
 	}
@@ -639,18 +673,21 @@ int ipc_encode(const struct ipc_msg *m, uint8_t *buf, size_t cap)
 		break;
 	case IPC_IO_WRITE:
 	case IPC_IO_READ_DONE:
-		encode_io_access(&m->u.io, b);
-		encode_line_note(&m->u.io.line, b + 2, b + 4);
-		put_le64(b + 16, m->u.io.data);
+		encode_io_written(&m->u.io, b);
 		break;
 	case IPC_IO_WRITE_RUN:
 		memset(b, 0, IO_RUN_FIXED);
 		b[0] = m->u.run.space;
 		b[1] = 1;
 		put_le16(b + 2, m->u.run.count);
+		b[4] = m->u.run.then_read_done ? IPC_RUN_THEN_READ_DONE : 0;
 		put_le64(b + 8, m->u.run.addr);
 		encode_line_note(&m->u.run.line, b + 20, b + 16);
 		memcpy(b + IO_RUN_FIXED, m->u.run.data, m->u.run.count);
+		if (m->u.run.then_read_done) {
+			put_le64(b + IO_RUN_FIXED + m->u.run.count, m->u.run.read_done_seq);
+			encode_io_written(&m->u.run.read_done, b + IO_RUN_FIXED + m->u.run.count + 8);
+		}
 		break;
 	case IPC_IO_REPLY:
 		put_le64(b, m->u.io.data);

@@ -70,7 +70,8 @@ enum ipc_msg_type {
 	                        * posted and ordered like a write */
 	IPC_IO_WRITE_RUN = 14, /* core -> dev: posted 1-byte writes to one stream
 	                        * register, in order (struct ipc_io_run), under
-	                        * one seq: a UART's THR writes, coalesced */
+	                        * one seq: a UART's THR writes, coalesced; perhaps
+	                        * followed by the IO_READ_DONE posted next */
 	IPC_MSG_TYPE_MAX
 };
 
@@ -317,12 +318,23 @@ struct ipc_io {
 
 /* The most bytes one IPC_IO_WRITE_RUN carries. */
 #define IPC_IO_RUN_MAX 512
+/* flags of IPC_IO_WRITE_RUN on the wire */
+#define IPC_RUN_THEN_READ_DONE 0x1u
 
+/* A run's writes, and perhaps the IPC_IO_READ_DONE the core posted right
+ * after them, in the same message: a 16550 driver's interrupt handler
+ * writes a burst to THR and, on the next interrupt, reads IIR, which the
+ * core answers and posts (IPC_REG_READ_ACK) -- one message per burst
+ * instead of two.  The device applies it exactly as the two messages:
+ * the writes (seq), then the read done (read_done_seq, which is larger). */
 struct ipc_io_run {
 	uint8_t space;
 	uint16_t count; /* 1..IPC_IO_RUN_MAX */
 	uint64_t addr;  /* each write is 1 byte here */
 	struct ipc_line_note line; /* the core acted before the first write was applied */
+	bool then_read_done;
+	uint64_t read_done_seq;
+	struct ipc_io read_done; /* as IPC_IO_READ_DONE's u.io */
 	uint8_t data[IPC_IO_RUN_MAX];
 };
 

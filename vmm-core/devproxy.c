@@ -315,13 +315,26 @@ static bool line_up(struct devproxy *d, int gsi)
 }
 
 /* A read answered here that the device must learn of (m, IPC_IO_READ_DONE):
- * lower line lower_gsi first if it is one (>= 0), then post m.  Called with
- * send_lock held and lock released; releases send_lock. */
+ * lower line lower_gsi first if it is one (>= 0), then post m -- inside the
+ * open run, if there is one, which leaves with it (ipc.h, struct
+ * ipc_io_run: a UART's burst and the next IIR acknowledge are one
+ * message).  Called with send_lock held and lock released; releases
+ * send_lock. */
 static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
 {
 	if (lower_gsi >= 0)
 		m->u.io.line = touch_line(d, lower_gsi, 0);
-	int rc = send_until_abort(d, m);
+	int rc;
+	if (atomic_load(&d->run_open)) {
+		struct ipc_io_run *r = &d->run.u.run;
+		r->then_read_done = true;
+		r->read_done_seq = m->seq;
+		r->read_done = m->u.io;
+		STATS_ADD(read_dones_in_runs, 1);
+		rc = flush_run(d);
+	} else {
+		rc = send_now(d, m);
+	}
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
 		mark_broken(d, "cannot send to it");

@@ -362,6 +362,21 @@ static void test_attach_and_serve(void **state)
 	assert_int_equal(r->fake.writes[4], 'z');
 	assert_int_equal(r->fake.read_done, 0x5a);
 	assert_int_equal(applied_seq(r), r->seq);
+	/* A run that carries the READ_DONE posted after it is the two: the
+	 * writes, then the read done, applied under the read done's seq. */
+	run.seq = ++r->seq;
+	run.u.run.count = 2;
+	memcpy(run.u.run.data, "pq", 2);
+	run.u.run.then_read_done = true;
+	run.u.run.read_done_seq = ++r->seq;
+	run.u.run.read_done = (struct ipc_io){.space = IPC_SPACE_PIO, .size = 1, .addr = FAKE_REG + 1, .data = 0x6b};
+	send_msg(r, &run);
+	send_msg(r, &ping);
+	recv_msg(r, &m, IPC_PONG);
+	assert_int_equal(r->fake.nwrites, 7);
+	assert_int_equal(r->fake.writes[6], 'q');
+	assert_int_equal(r->fake.read_done, 0x6b);
+	assert_int_equal(applied_seq(r), r->seq);
 
 	struct ipc_msg reset = {.type = IPC_RESET, .seq = ++r->seq};
 	send_msg(r, &reset);

@@ -135,6 +135,16 @@ static void assert_msg_equal(const struct ipc_msg *a, const struct ipc_msg *b)
 		assert_memory_equal(a->u.run.data, b->u.run.data, a->u.run.count);
 		assert_int_equal(a->u.run.line.action, b->u.run.line.action);
 		assert_int_equal(a->u.run.line.irqs_applied, b->u.run.line.irqs_applied);
+		assert_int_equal(a->u.run.then_read_done, b->u.run.then_read_done);
+		if (a->u.run.then_read_done) {
+			assert_int_equal(a->u.run.read_done_seq, b->u.run.read_done_seq);
+			assert_int_equal(a->u.run.read_done.addr, b->u.run.read_done.addr);
+			assert_int_equal(a->u.run.read_done.size, b->u.run.read_done.size);
+			assert_int_equal(a->u.run.read_done.data, b->u.run.read_done.data);
+			assert_int_equal(a->u.run.read_done.line.action, b->u.run.read_done.line.action);
+			assert_int_equal(a->u.run.read_done.line.irqs_applied,
+					 b->u.run.read_done.line.irqs_applied);
+		}
 		break;
 	case IPC_IO_READ:
 	case IPC_IO_WRITE:
@@ -225,6 +235,14 @@ static void test_round_trip_every_type(void **state)
 	m.u.run.count = IPC_IO_RUN_MAX;
 	for (unsigned i = 0; i < IPC_IO_RUN_MAX; i++)
 		m.u.run.data[i] = (uint8_t)i;
+	assert_round_trip(&m);
+	/* With the READ_DONE posted after it (an IIR acknowledge). */
+	m.u.run.then_read_done = true;
+	m.u.run.read_done_seq = 79;
+	m.u.run.read_done = (struct ipc_io){ .space = IPC_SPACE_PIO, .size = 1, .addr = 0x3fa, .data = 0xc2,
+					     .line = { .action = IPC_LINE_LOWERED, .irqs_applied = 7 } };
+	assert_round_trip(&m);
+	m.u.run.count = 1;
 	assert_round_trip(&m);
 	m = (struct ipc_msg){ .type = IPC_IO_REPLY, .seq = 77 };
 	m.u.io.data = 0x60;
@@ -640,6 +658,39 @@ static void test_other_hostile(void **state)
 	len = encode_ok(&m, b);
 	b[IPC_HDR_SIZE + 16] = 1; /* a count without an action */
 	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 4] = IPC_RUN_THEN_READ_DONE; /* a read done the body lacks */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 4] = 0x2; /* no such flag */
+	assert_refused(b, len);
+
+	/* A run's read done: a seq above the run's, data that fits, a valid
+	 * access and line note, and a body of exactly its size. */
+	m.seq = 100;
+	m.u.run.then_read_done = true;
+	m.u.run.read_done_seq = 100;
+	m.u.run.read_done = (struct ipc_io){ .space = IPC_SPACE_PIO, .size = 1, .addr = 0x3fa, .data = 0xc2 };
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG); /* applied_seq would not grow */
+	m.u.run.read_done_seq = 101;
+	m.u.run.read_done.data = 0x100;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.run.read_done.data = 0xc2;
+	m.u.run.read_done.addr = 0x10000;
+	assert_int_equal(ipc_encode(&m, b, sizeof(b)), IPC_EBADMSG);
+	m.u.run.read_done.addr = 0x3fa;
+	len = encode_ok(&m, b);
+	const size_t done_at = IPC_HDR_SIZE + 24 + m.u.run.count + 8; /* the read done's body */
+	b[done_at + 2] = IPC_LINE_LOWERED + 1; /* no such action */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[done_at + 3] = 1; /* reserved after the action */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	b[IPC_HDR_SIZE + 4] = 0; /* the read done's bytes without the flag */
+	assert_refused(b, len);
+	len = encode_ok(&m, b);
+	assert_refused(b, len - 1); /* cut short */
 
 	/* A register's changes need their flag, stay below the slots, and a
 	 * stream register has none. */
