@@ -64,8 +64,10 @@ def console():
 def test_check_in_l1(console, check):
     if re.search(rf"^nested: ok {re.escape(check)} ", console, re.M):
         return
-    lines = [l for l in console.splitlines() if check in l or l.startswith("nested:   |")]
-    pytest.fail(f"{check} did not pass in L1:\n" + "\n".join(lines[-30:]))
+    # The check's own lines, the VM's output after a FAIL ("nested:   | "),
+    # a first boot's end ("nested:   1st| ") and its threads.
+    lines = [l for l in console.splitlines() if check in l or l.startswith("nested:   ")]
+    pytest.fail(f"{check} did not pass in L1:\n" + "\n".join(lines[-80:]))
 
 
 def test_no_failures_and_nothing_unexpected(console):

@@ -180,11 +180,17 @@ STUCK=${NESTED_STUCK:-420}
 FLAT_STUCK=${NESTED_FLAT_STUCK:-120}
 RETRIES=${NESTED_RETRIES:-4}
 summary_re="nested: [0-9]* passed, [0-9]* failed" # after SeaBIOS's escapes
+# L1's kernel reporting that one of its CPUs is stuck (seen here: an RCU
+# stall of L1's CPU 0 at 143 s, the guest in L2 frozen mid-boot; a CI run's
+# two Linux boots in a row that printed nothing in 300 s each).  L2's
+# progress depends on L1's CPUs, so L1 counts as wedged at once: with no
+# check failed yet, a fresh L1 runs them again.
+l1_distress_re="rcu: INFO: rcu_[a-z]* detected stalls\|watchdog: BUG: soft lockup\|corrupted stack end"
 start=$(date +%s)
 set +e
 : >"$WORK/console.log"
 boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged, died or timeout
-	local left qemu copier silent last size lines progress_at now limit said
+	local left qemu copier silent last size lines progress_at now limit said distress
 	left=$((TIMEOUT - ($(date +%s) - start)))
 	[ $left -gt 60 ] || { outcome=timeout; return; }
 	# L1's watchdog prints the summary a minute before the timeout kills L1.
@@ -207,9 +213,15 @@ boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged, died
 		limit=$STUCK
 		tail -c +$((boot_from + 1)) "$WORK/console.log" | grep "nested: begin " | tail -n 1 |
 			grep -q "begin flat-" && limit=$FLAT_STUCK
-		if [ $silent -ge "$IDLE" ] || [ $((now - progress_at)) -ge "$limit" ]; then
-			echo "nested: L1 wedged: console silent $silent s, no check finished for $((now - progress_at)) s: stopping it" \
-				>>"$WORK/console.log"
+		# L1's own kernel saying it is stuck: what runs in L2 waits on it.
+		distress=$(tail -c +$((boot_from + 1)) "$WORK/console.log" | grep -a -m 1 -o "$l1_distress_re")
+		if [ -n "$distress" ] || [ $silent -ge "$IDLE" ] || [ $((now - progress_at)) -ge "$limit" ]; then
+			if [ -n "$distress" ]; then
+				echo "nested: L1 wedged: its kernel says '$distress': stopping it" >>"$WORK/console.log"
+			else
+				echo "nested: L1 wedged: console silent $silent s, no check finished for $((now - progress_at)) s: stopping it" \
+					>>"$WORK/console.log"
+			fi
 			for i in 1 2 3; do where_is_l1 >>"$WORK/console.log" 2>&1; done
 			kill $qemu
 			outcome=wedged
