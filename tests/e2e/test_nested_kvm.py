@@ -76,6 +76,9 @@ def test_no_failures_and_nothing_unexpected(console):
     for retry in re.findall(r"^nested: retry .*$", console, re.M):
         first = [l for l in console.splitlines() if l.startswith("nested:   1st| ")]
         warnings.warn(retry + "\n" + "\n".join(first[-10:]))
+    # A fresh L1 after one wedged, died or was unfit: visible, never silent.
+    for lost in re.findall(r"^nested: L1 (?:wedged|unfit|exited).*$", console, re.M):
+        warnings.warn(lost)
     summary = re.search(r"^nested: (\d+) passed, (\d+) failed", console, re.M)
     assert summary.group(2) == "0", console[-4000:]
     assert int(summary.group(1)) == len(CHECKS), console[-4000:]
