@@ -226,7 +226,8 @@ boot_l1() { # from byte $boot_from of the log; sets $outcome: done, wedged, died
 				echo "nested: L1 wedged: console silent $silent s, no check finished for $((now - progress_at)) s: stopping it" \
 					>>"$WORK/console.log"
 			fi
-			for i in 1 2 3; do where_is_l1 >>"$WORK/console.log" 2>&1; done
+			# (A kernel that panicked may have taken QEMU with it: no monitor then.)
+			for i in 1 2 3; do kill -0 $qemu 2>/dev/null && where_is_l1 >>"$WORK/console.log" 2>&1; done
 			kill $qemu
 			outcome=wedged
 			break
