@@ -77,27 +77,11 @@ struct engine {
 
 static bool kvm_available(char *why, size_t n)
 {
-	int fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			snprintf(why, n, "%s is missing: load kvm_intel/kvm_amd or use -accel soft",
-				 KVM_PATH);
-		else if (errno == EACCES || errno == EPERM)
-			snprintf(why, n, "%s is not permitted: add yourself to group kvm "
-				 "(usermod -aG kvm $USER, then log in again) or use -accel soft",
-				 KVM_PATH);
-		else
-			snprintf(why, n, "cannot open %s: %s", KVM_PATH, strerror(errno));
+	int fd = kvm_open_checked("load kvm_intel/kvm_amd or use -accel soft", "-accel soft", why, n);
+	if (fd < 0)
 		return false;
-	}
-	int version = ioctl(fd, KVM_GET_API_VERSION, 0);
 	bool split = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_SPLIT_IRQCHIP) > 0;
 	close(fd);
-	if (version != KVM_API_VERSION) {
-		snprintf(why, n, "%s speaks KVM API %d, not %d: use -accel soft", KVM_PATH, version,
-			 KVM_API_VERSION);
-		return false;
-	}
 	if (!split) {
 		snprintf(why, n, "%s has no split irqchip (KVM_CAP_SPLIT_IRQCHIP, Linux 4.4 and "
 			 "later): use -accel soft", KVM_PATH);

@@ -71,24 +71,11 @@ struct engine {
 
 static bool kvm_available(char *why, size_t n)
 {
-	int fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			snprintf(why, n, "%s is missing: this kernel or machine has no KVM "
-				 "(arm64 needs EL2: on QEMU, -M virt,virtualization=on)", KVM_PATH);
-		else if (errno == EACCES || errno == EPERM)
-			snprintf(why, n, "%s is not permitted: add yourself to group kvm "
-				 "(usermod -aG kvm $USER, then log in again)", KVM_PATH);
-		else
-			snprintf(why, n, "cannot open %s: %s", KVM_PATH, strerror(errno));
+	int fd = kvm_open_checked("this kernel or machine has no KVM "
+				  "(arm64 needs EL2: on QEMU, -M virt,virtualization=on)", NULL, why, n);
+	if (fd < 0)
 		return false;
-	}
-	int version = ioctl(fd, KVM_GET_API_VERSION, 0);
 	close(fd);
-	if (version != KVM_API_VERSION) {
-		snprintf(why, n, "%s speaks KVM API %d, not %d", KVM_PATH, version, KVM_API_VERSION);
-		return false;
-	}
 	return true;
 }
 

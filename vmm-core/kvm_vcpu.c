@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -108,6 +109,32 @@ void kvm_vcpu_mmio_exit(const struct engine_bus *bus, struct kvm_run *run)
 		value = bus->mmio_read(bus->opaque, run->mmio.phys_addr, len);
 		memcpy(run->mmio.data, &value, len);
 	}
+}
+
+int kvm_open_checked(const char *missing_hint, const char *fallback, char *why, size_t n)
+{
+	int fd = open(KVM_PATH, O_RDWR | O_CLOEXEC);
+	const char *instead = fallback ? ", or use " : "";
+	if (!fallback)
+		fallback = "";
+	if (fd < 0) {
+		if (errno == ENOENT)
+			snprintf(why, n, "%s is missing: %s", KVM_PATH, missing_hint);
+		else if (errno == EACCES || errno == EPERM)
+			snprintf(why, n, "%s is not permitted: add yourself to group kvm "
+				 "(usermod -aG kvm $USER, then log in again)%s%s", KVM_PATH, instead, fallback);
+		else
+			snprintf(why, n, "cannot open %s: %s", KVM_PATH, strerror(errno));
+		return -1;
+	}
+	int version = ioctl(fd, KVM_GET_API_VERSION, 0);
+	if (version != KVM_API_VERSION) {
+		snprintf(why, n, "%s speaks KVM API %d, not %d%s%s", KVM_PATH, version, KVM_API_VERSION,
+			 instead, fallback);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 int kvm_vm_open(int *kvm_fd, int *vm_fd, size_t *run_size, char *err, size_t n)

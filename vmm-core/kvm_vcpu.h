@@ -14,6 +14,11 @@
 
 #define KVM_PATH "/dev/kvm"
 
+/* Opens KVM_PATH for a look and checks its API version: the fd (the caller
+ * closes it), or -1 with why set -- missing_hint saying what to do when
+ * the file is missing, fallback (NULL: none) the other engine to offer. */
+int kvm_open_checked(const char *missing_hint, const char *fallback, char *why, size_t n);
+
 /* Opens KVM_PATH and creates a VM (machine type 0): sets *kvm_fd, *vm_fd and
  * the size of a vCPU's run area; 0, or -1 with err set (the fds the caller
  * set to -1 beforehand are closed by its own clean-up). */
