@@ -378,9 +378,16 @@ void ipc_close(ipc_chan *c)
 {
 	if (!c)
 		return;
-	/* Closing the socket first stops the pipe callbacks before c goes. */
-	nng_close(c->sock);
+	/* The receive aio goes before the socket: nng 1.5's expire thread may
+	 * still be cancelling our last timed receive, which completed on its
+	 * own after that thread took the cancel function -- whose argument is
+	 * the socket.  nng_aio_free waits for it; freed after nng_close, the
+	 * socket's mutex was gone under it ("panic: pthread_mutex_lock:
+	 * Invalid argument" in nng's expire thread: test_core_devproxy, 1 run
+	 * in 60 under load, the core's receive thread polling every 1 ms).
+	 * Then closing the socket stops the pipe callbacks before c goes. */
 	nng_aio_free(c->recv_aio);
+	nng_close(c->sock);
 	pthread_mutex_destroy(&c->peer_lock);
 	free(c->url);
 	free(c);
