@@ -14,7 +14,12 @@ guest's dmesg and uptime placed on L1's clock); then N rounds, per
 VMM, of output to ttyS0 and hvc0 (the guest's devwrite, guest time) and of
 4 MiB from L1 into the guest through the forward (L1's clock).  Prints the
 rig's lines, then medians and the ratios minivm/QEMU: for boot times below
-1.0 means minivm is faster, for throughput above 1.0 does.  Everything in
+1.0 means minivm is faster, for throughput above 1.0 does.  The run is
+made of parts (a pair of boots, minivm's and QEMU's back to back; an io
+round of both): when L1 dies under the emulation (it does, now and then),
+the rig boots a fresh one that goes on from the part it lost, and the
+values that part had printed are dropped here.  "pairs" is the median of
+the ratios within each part, each measured in one L1.  Everything in
 the guest runs at the speed of the emulated L1 (about 10x a real host's
 seconds): the ratios are the figures.
 """
@@ -26,6 +31,8 @@ import subprocess
 import sys
 
 LINE = re.compile(r"bench: (minivm|qemu)-kvm (\[[^]]*\]|\([^)]*\)|\{[^}]*\}) ([0-9.]+)( KB/s)?$")
+PART_ENDS = re.compile(r"bench: part [0-9]+ of [0-9]+ (ok|FAILED)")
+L1_LOST = "nested: a fresh L1 resumes the bench"
 
 
 def main():
@@ -39,16 +46,33 @@ def main():
     proc = subprocess.Popen(["sh", rig, args.build, "--bench", str(args.runs)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
     results = {}  # (what, vmm) -> [values]
+    pair_ratios = {}  # what -> [minivm/QEMU within one part]
     units = {}
+    part = []  # (what, vmm, value) of the part running
+    dropped = 0
     for line in proc.stdout:
         sys.stdout.write(line)
         m = LINE.search(line.rstrip())
         if m:
             vmm, what, value, unit = m.groups()
-            results.setdefault((what, vmm), []).append(float(value))
+            part.append((what, vmm, float(value)))
             units[what] = "KB/s" if unit else "s"
+        elif PART_ENDS.search(line):
+            mine, theirs = {}, {}
+            for what, vmm, value in part:
+                results.setdefault((what, vmm), []).append(value)
+                (mine if vmm == "minivm" else theirs).setdefault(what, []).append(value)
+            for what in mine.keys() & theirs.keys():
+                b = statistics.median(theirs[what])
+                if b:
+                    pair_ratios.setdefault(what, []).append(statistics.median(mine[what]) / b)
+            part = []
+        elif L1_LOST in line:
+            dropped += len(part)
+            part = []
     status = proc.wait()
-    print("\n%-26s %12s %12s %5s %7s" % ("medians", "minivm kvm", "QEMU kvm", "unit", "ratio"))
+    dropped += len(part)
+    print("\n%-26s %12s %12s %5s %7s %13s" % ("medians", "minivm kvm", "QEMU kvm", "unit", "ratio", "pairs"))
     for what in sorted(units, key=lambda w: (units[w], w)):
         mine, theirs = results.get((what, "minivm")), results.get((what, "qemu"))
         if not mine or not theirs:
@@ -56,7 +80,12 @@ def main():
                                                 units[what], "-"))
             continue
         a, b = statistics.median(mine), statistics.median(theirs)
-        print("%-26s %12.2f %12.2f %5s %7.2f" % (what, a, b, units[what], a / b if b else float("inf")))
+        pairs = pair_ratios.get(what, [])
+        print("%-26s %12.2f %12.2f %5s %7.2f %13s" % (what, a, b, units[what], a / b if b else float("inf"),
+                                                     "%.2f of %d" % (statistics.median(pairs), len(pairs))
+                                                     if pairs else "-"))
+    if dropped:
+        print("bench/kvm: %d values of parts that did not end in their L1 left out" % dropped)
     if status:
         print("bench/kvm: the rig failed (status %d): some boot or transfer did not finish" % status)
     return status
