@@ -18,7 +18,9 @@ rig's lines, then medians and the ratios minivm/QEMU: for boot times below
 made of parts (a pair of boots, minivm's and QEMU's back to back; an io
 round of both): when L1 dies under the emulation (it does, now and then),
 the rig boots a fresh one that goes on from the part it lost, and the
-values that part had printed are dropped here.  "pairs" is the median of
+values that part had printed are dropped here; so are a pair's when a
+guest's kernel died in it (both VMMs' guests do, now and then, in this
+L1) and the pair is measured again.  "pairs" is the median of
 the ratios within each part, each measured in one L1.  Everything in
 the guest runs at the speed of the emulated L1 (about 10x a real host's
 seconds): the ratios are the figures.
@@ -32,7 +34,9 @@ import sys
 
 LINE = re.compile(r"bench: (minivm|qemu)-kvm (\[[^]]*\]|\([^)]*\)|\{[^}]*\}) ([0-9.]+)( KB/s)?$")
 PART_ENDS = re.compile(r"bench: part [0-9]+ of [0-9]+ (ok|FAILED)")
-L1_LOST = "nested: a fresh L1 resumes the bench"
+# A part begun again, its values so far dropped: in a fresh L1, or after
+# a guest's kernel died in this one (l1-init's bench_pair).
+PART_AGAIN = re.compile(r"nested: a fresh L1 resumes the bench|bench: part [0-9]+ again: ")
 
 
 def main():
@@ -67,7 +71,7 @@ def main():
                 if b:
                     pair_ratios.setdefault(what, []).append(statistics.median(mine[what]) / b)
             part = []
-        elif L1_LOST in line:
+        elif PART_AGAIN.search(line):
             dropped += len(part)
             part = []
     status = proc.wait()
@@ -85,7 +89,7 @@ def main():
                                                      "%.2f of %d" % (statistics.median(pairs), len(pairs))
                                                      if pairs else "-"))
     if dropped:
-        print("bench/kvm: %d values of parts that did not end in their L1 left out" % dropped)
+        print("bench/kvm: %d values of parts begun again left out" % dropped)
     if status:
         print("bench/kvm: the rig failed (status %d): some boot or transfer did not finish" % status)
     return status
