@@ -1,7 +1,8 @@
 /* fuzz_serial.c - libFuzzer target for dev-serial: each input is what a
  * hostile core could send.  Its first byte picks the board (odd: arm64's
  * PL011 and MMIO debug port; even: x86's 16550s and debug port), the rest
- * goes through ipc_decode and, when it decodes, through dev_handle with
+ * is decoded as a frame (ipc_decode_next) and each message goes through
+ * dev_handle with
  * dev-serial's ops, as in the process; an input that does not decode is
  * typed on the host keyboard instead, so that the receive path fills up
  * too.  Each board's device state lives on across inputs, so sequences of
@@ -49,9 +50,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ipc_msg m;
 	struct dev_port port = {.ops = &serial_dev_ops, .dev = d, .page = d->page,
 				.send = fuzz_check_sendable};
-	if (ipc_decode(data, size, &m, NULL, 0) == IPC_OK)
+	/* A frame of messages (ipc_decode_next), or else terminal input. */
+	size_t off = 0;
+	bool decoded = false;
+	while (off < size && ipc_decode_next(data, size, &off, &m, NULL, 0) == IPC_OK) {
+		decoded = true;
 		dev_handle(&port, &m);
-	else
+	}
+	if (!decoded)
 		serial_input(d, data, size);
 	if (!serial_state_valid(d->state))
 		abort();

@@ -61,6 +61,8 @@ struct pipe_ring {
 struct ipc_chan {
 	nng_socket sock;
 	nng_aio *recv_aio; /* one receiving thread at a time */
+	nng_msg *frame;    /* the receiving thread's: a frame with messages left */
+	size_t frame_off;  /* where its next message starts */
 	bool dialer;
 	ipc_peer_cb cb;
 	void *opaque;
@@ -293,16 +295,12 @@ int ipc_dial(const char *url, int timeout_ms, ipc_chan **out, char *err, size_t 
 }
 
 /* deadline_ns 0: no deadline. */
-static int send_until(ipc_chan *c, const struct ipc_msg *m, uint64_t deadline_ns)
+static int send_frame_until(ipc_chan *c, const uint8_t *buf, size_t len, uint64_t deadline_ns)
 {
-	uint8_t buf[IPC_MAX_MSG];
-	int len = ipc_encode(m, buf, sizeof(buf));
-	if (len < 0)
-		return len;
 	for (;;) {
 		if (c->peer_gone)
 			return IPC_ECLOSED;
-		int rv = nng_send(c->sock, buf, (size_t)len, 0); /* copies buf */
+		int rv = nng_send(c->sock, (void *)buf, len, 0); /* copies buf */
 		if (rv == 0)
 			return IPC_OK;
 		if (rv == NNG_ECLOSED)
@@ -312,6 +310,15 @@ static int send_until(ipc_chan *c, const struct ipc_msg *m, uint64_t deadline_ns
 		if (deadline_ns && host_now_ns() >= deadline_ns)
 			return IPC_ETIMEDOUT;
 	}
+}
+
+static int send_until(ipc_chan *c, const struct ipc_msg *m, uint64_t deadline_ns)
+{
+	uint8_t buf[IPC_MAX_MSG];
+	int len = ipc_encode(m, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	return send_frame_until(c, buf, (size_t)len, deadline_ns);
 }
 
 int ipc_send(ipc_chan *c, const struct ipc_msg *m)
@@ -324,8 +331,29 @@ int ipc_send_timeout(ipc_chan *c, const struct ipc_msg *m, int timeout_ms)
 	return send_until(c, m, deadline_after_ms(timeout_ms));
 }
 
+int ipc_send_batch_timeout(ipc_chan *c, const struct ipc_batch *b, int timeout_ms)
+{
+	return b->count ? send_frame_until(c, b->buf, b->len, deadline_after_ms(timeout_ms)) : IPC_OK;
+}
+
+/* The next message of the frame being received.  Consumes the frame when
+ * it has none left (or is malformed: ipc_decode_next). */
+static int next_of_frame(ipc_chan *c, struct ipc_msg *m, char *err, size_t errlen)
+{
+	int rc = ipc_decode_next(nng_msg_body(c->frame), nng_msg_len(c->frame), &c->frame_off, m, err,
+				 errlen);
+	if (c->frame_off >= nng_msg_len(c->frame)) {
+		nng_msg_free(c->frame);
+		c->frame = NULL;
+	}
+	return rc;
+}
+
 int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen)
 {
+	/* What came before the peer went is delivered first. */
+	if (c->frame)
+		return next_of_frame(c, m, err, errlen);
 	uint64_t deadline = deadline_after_ms(timeout_ms);
 	for (;;) {
 		if (c->peer_gone) {
@@ -351,9 +379,16 @@ int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t e
 				peer_seen_locked(c, (uint32_t)nng_pipe_id(nng_msg_get_pipe(msg)));
 				pthread_mutex_unlock(&c->peer_lock);
 			}
-			int rc = ipc_decode(nng_msg_body(msg), nng_msg_len(msg), m, err, errlen);
-			nng_msg_free(msg);
-			return rc;
+			if (nng_msg_len(msg) > IPC_MAX_FRAME) {
+				if (err && errlen)
+					snprintf(err, errlen, "a frame of %zu bytes exceeds %d", nng_msg_len(msg),
+						 IPC_MAX_FRAME);
+				nng_msg_free(msg);
+				return IPC_EBADMSG;
+			}
+			c->frame = msg;
+			c->frame_off = 0;
+			return next_of_frame(c, m, err, errlen);
 		}
 		if (rv == NNG_ETIMEDOUT) {
 			if (!c->dialer)
@@ -387,6 +422,8 @@ void ipc_close(ipc_chan *c)
 	 * in 60 under load, the core's receive thread polling every 1 ms).
 	 * Then closing the socket stops the pipe callbacks before c goes. */
 	nng_aio_free(c->recv_aio);
+	if (c->frame)
+		nng_msg_free(c->frame);
 	nng_close(c->sock);
 	pthread_mutex_destroy(&c->peer_lock);
 	free(c->url);

@@ -18,6 +18,10 @@
  *   8  u64  seq      IO_READ/IO_REPLY and PING/PONG pairs share it; IO_WRITE
  *                    carries the sender's running count (state->applied_seq)
  *
+ * Frames: a channel message is one message, or up to IPC_MAX_FRAME bytes of
+ * posted messages (IO_WRITE, IO_WRITE_RUN, IO_READ_DONE) back to back, each
+ * with its header, the length field delimiting it (ipc_decode_next).
+ *
  * Body, by type (offsets from the start of the body; the body length must be
  * exactly the one given here):
  *
@@ -547,6 +551,32 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 	return rc;
 }
 
+int ipc_decode_next(const uint8_t *frame, size_t len, size_t *off, struct ipc_msg *m, char *err,
+		    size_t errlen)
+{
+	size_t at = *off;
+	*off = len;
+	memset(m, 0, sizeof(*m));
+	if (at >= len || len - at < IPC_HDR_SIZE)
+		return bad(err, errlen, "%zu bytes left in a frame, shorter than a header", len - at);
+	/* Read once: the message is decoded from exactly the bytes it names. */
+	uint32_t mlen = le32(frame + at + 4);
+	if (mlen < IPC_HDR_SIZE || mlen > len - at)
+		return bad(err, errlen, "a message's length field %u, %zu bytes left in its frame", mlen,
+			   len - at);
+	int rc = ipc_decode(frame + at, mlen, m, err, errlen);
+	if (rc != IPC_OK)
+		return rc;
+	if ((at || mlen != len) && !ipc_is_posted(m->type)) {
+		unsigned type = m->type;
+		memset(m, 0, sizeof(*m));
+		return bad(err, errlen, "%s in a frame of several messages (only posted ones batch)",
+			   ipc_type_name(type));
+	}
+	*off = at + mlen;
+	return IPC_OK;
+}
+
 /* ---- encoding ---- */
 
 static void encode_hello(const struct ipc_hello *h, uint8_t *b)
@@ -719,4 +749,16 @@ const char *ipc_type_name(unsigned type)
 	if (type >= IPC_MSG_TYPE_MAX || !names[type])
 		return "UNKNOWN";
 	return names[type];
+}
+
+int ipc_batch_add(struct ipc_batch *b, const struct ipc_msg *m)
+{
+	if (!ipc_is_posted(m->type) || b->len > sizeof(b->buf))
+		return IPC_EBADMSG;
+	int len = ipc_encode(m, b->buf + b->len, sizeof(b->buf) - b->len);
+	if (len < 0)
+		return len;
+	b->len += (size_t)len;
+	b->count++;
+	return IPC_OK;
 }

@@ -41,9 +41,10 @@
 #include "host.h"
 
 #define IPC_MAGIC 0x564du /* "MV" on the wire */
-#define IPC_PROTO_VERSION 3
+#define IPC_PROTO_VERSION 4
 #define IPC_HDR_SIZE 16
 #define IPC_MAX_MSG 1024 /* no valid message is larger */
+#define IPC_MAX_FRAME 4096 /* one channel message: a message, or a batch of posted ones */
 
 #define IPC_MAX_NAME 16    /* device name, NUL included */
 #define IPC_MAX_RANGES 8   /* address ranges one device may own */
@@ -375,6 +376,36 @@ int ipc_decode(const uint8_t *buf, size_t len, struct ipc_msg *m, char *err, siz
 
 const char *ipc_type_name(unsigned type);
 
+/* Posted messages (IO_WRITE, IO_WRITE_RUN, IO_READ_DONE) may travel
+ * several to a frame, back to back, each with its own header (whose length
+ * field delimits it): a UART transmitting 16 bytes per interrupt posts a
+ * run and an acknowledge per burst, and one channel message each was the
+ * most of what the core and the device spent besides the guest (thread
+ * wake-ups on both sides; docs/PERFORMANCE.md, "ttyS0: a batch of bursts
+ * per message").  The receiver applies them in order, as if each had come
+ * alone.  A frame of one message may hold any type. */
+static inline bool ipc_is_posted(unsigned type)
+{
+	return type == IPC_IO_WRITE || type == IPC_IO_WRITE_RUN || type == IPC_IO_READ_DONE;
+}
+
+struct ipc_batch {
+	unsigned count; /* messages in buf */
+	size_t len;
+	uint8_t buf[IPC_MAX_FRAME];
+};
+
+/* Append m, encoded, to b.  IPC_ENOSPC (b unchanged) when it does not
+ * fit; IPC_EBADMSG when m is not a posted message or would not decode. */
+int ipc_batch_add(struct ipc_batch *b, const struct ipc_msg *m);
+
+/* Decode the message at *off of a frame of len bytes received as one
+ * channel message, and move *off past it (to len on any error: the rest
+ * of a malformed frame is not trusted).  A frame holding more than one
+ * message holds only posted ones. */
+int ipc_decode_next(const uint8_t *frame, size_t len, size_t *off, struct ipc_msg *m, char *err,
+		    size_t errlen);
+
 /* ---- the channel: one nng pair0 socket per device ---- */
 
 typedef struct ipc_chan ipc_chan;
@@ -397,8 +428,11 @@ int ipc_send(ipc_chan *c, const struct ipc_msg *m);
  * about timeout_ms (+ up to 50 ms): for senders that must not hang on a peer
  * that stopped reading. */
 int ipc_send_timeout(ipc_chan *c, const struct ipc_msg *m, int timeout_ms);
+/* b's messages as one frame, as ipc_send_timeout. */
+int ipc_send_batch_timeout(ipc_chan *c, const struct ipc_batch *b, int timeout_ms);
 /* timeout_ms < 0 waits forever.  A message that fails validation is consumed
- * and reported as IPC_EBADMSG with the reason in err. */
+ * and reported as IPC_EBADMSG with the reason in err.  A frame's messages
+ * come one per call, in order (ipc_decode_next). */
 int ipc_recv(ipc_chan *c, struct ipc_msg *m, int timeout_ms, char *err, size_t errlen);
 /* A handle (host.h) that polls readable while a message waits to be
  * received (nng's NNG_OPT_RECVFD), for event loops that also wait on other

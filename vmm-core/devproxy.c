@@ -51,6 +51,10 @@
  * UART's full FIFO holds its transmitter: at most 64 runs (32 KiB) lost. */
 #define POST_WINDOW 64
 #define RUN_POLL_MS 1
+/* Posted messages per frame (ipc_batch): a quarter of the window, so that
+ * the device applying one frame while the next fills keeps the vCPU out of
+ * the window's wait. */
+#define BATCH_MAX 16
 
 /* A read waiting for its IO_REPLY; lives on the waiting vCPU's stack. */
 struct pending_read {
@@ -80,6 +84,13 @@ struct devproxy {
 	struct ipc_msg run;
 	_Atomic bool run_open;
 	uint64_t run_started_ns;
+	/* Under send_lock: posted messages (closed runs, read dones) older than
+	 * the open run, waiting to leave as one frame, with the same deadline
+	 * as a run: RUN_MAX_AGE_NS after the oldest was posted.  batch_open,
+	 * read without the lock like run_open, while it holds any. */
+	struct ipc_batch batch;
+	_Atomic bool batch_open;
+	uint64_t batch_started_ns;
 	pthread_cond_t cond; /* attachment changed, a reply arrived, or abort */
 
 	/* Under lock. */
@@ -214,21 +225,96 @@ static int send_now(struct devproxy *d, const struct ipc_msg *m)
 	}
 }
 
-/* The open run, if any, leaves now.  send_lock held. */
-static int flush_run(struct devproxy *d)
+/* The batch leaves now, as one frame.  send_lock held. */
+static int send_batch(struct devproxy *d)
+{
+	if (!d->batch.count)
+		return IPC_OK;
+	atomic_store(&d->batch_open, false);
+	STATS_ADD(frames_sent, 1);
+	STATS_ADD(frame_msgs, d->batch.count);
+	int rc;
+	for (;;) {
+		rc = ipc_send_batch_timeout(d->chan, &d->batch, SEND_POLL_MS);
+		if (rc != IPC_ETIMEDOUT)
+			break;
+		pthread_mutex_lock(&d->lock);
+		bool aborted = d->aborted;
+		pthread_mutex_unlock(&d->lock);
+		if (aborted)
+			break;
+	}
+	d->batch.count = 0;
+	d->batch.len = 0;
+	return rc;
+}
+
+/* m joins the batch, which leaves first if m does not fit or it is full;
+ * posted_ns: when m's first write was posted.  send_lock held. */
+static int batch_post(struct devproxy *d, const struct ipc_msg *m, uint64_t posted_ns)
+{
+	int rc = d->batch.count < BATCH_MAX ? ipc_batch_add(&d->batch, m) : IPC_ENOSPC;
+	if (rc == IPC_ENOSPC) {
+		rc = send_batch(d);
+		if (rc == IPC_OK)
+			rc = ipc_batch_add(&d->batch, m);
+	}
+	if (rc == IPC_OK && d->batch.count == 1) {
+		d->batch_started_ns = posted_ns;
+		atomic_store(&d->batch_open, true);
+	}
+	return rc;
+}
+
+/* The open run, if any, joins the batch: no write more goes into it.
+ * send_lock held. */
+static int close_run(struct devproxy *d)
 {
 	if (!atomic_load(&d->run_open))
 		return IPC_OK;
 	atomic_store(&d->run_open, false);
 	STATS_ADD(runs_sent, 1);
 	STATS_ADD(run_writes, d->run.u.run.count);
-	return send_now(d, &d->run);
+	return batch_post(d, &d->run, d->run_started_ns);
 }
 
-/* m, after the open run (whose seq is older).  send_lock held. */
+/* Everything posted and not sent (the batch, then the open run) leaves
+ * now.  send_lock held. */
+static int flush_posted(struct devproxy *d)
+{
+	int rc = close_run(d);
+	return rc == IPC_OK ? send_batch(d) : rc;
+}
+
+/* When the oldest message not sent yet was posted.  send_lock held, and
+ * something is waiting (run_open or the batch). */
+static uint64_t oldest_posted_ns(const struct devproxy *d)
+{
+	return d->batch.count ? d->batch_started_ns : d->run_started_ns;
+}
+
+/* The batch and the open run leave if the oldest of them is due.
+ * send_lock held. */
+static int flush_posted_if_due(struct devproxy *d)
+{
+	if ((!d->batch.count && !atomic_load(&d->run_open)) ||
+	    host_now_ns() - oldest_posted_ns(d) < RUN_MAX_AGE_NS)
+		return IPC_OK;
+	return flush_posted(d);
+}
+
+/* m, after everything posted before it (whose seqs are older): in their
+ * frame if m is posted too.  send_lock held. */
 static int send_until_abort(struct devproxy *d, const struct ipc_msg *m)
 {
-	int rc = flush_run(d);
+	int rc = close_run(d);
+	if (rc != IPC_OK)
+		return rc;
+	if (d->batch.count && ipc_is_posted(m->type)) {
+		rc = batch_post(d, m, host_now_ns());
+		return rc == IPC_OK ? send_batch(d) : rc;
+	}
+	rc = send_batch(d);
 	return rc == IPC_OK ? send_now(d, m) : rc;
 }
 
@@ -316,9 +402,10 @@ static bool line_up(struct devproxy *d, int gsi)
 
 /* A read answered here that the device must learn of (m, IPC_IO_READ_DONE):
  * lower line lower_gsi first if it is one (>= 0), then post m -- inside the
- * open run, if there is one, which leaves with it (ipc.h, struct
+ * open run, if there is one, which joins the batch with it (ipc.h, struct
  * ipc_io_run: a UART's burst and the next IIR acknowledge are one
- * message).  Called with send_lock held and lock released; releases
+ * message), or in the batch if that holds anything (m is younger); alone
+ * otherwise.  Called with send_lock held and lock released; releases
  * send_lock. */
 static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
 {
@@ -331,10 +418,14 @@ static void post_read_done(struct devproxy *d, int lower_gsi, struct ipc_msg *m)
 		r->read_done_seq = m->seq;
 		r->read_done = m->u.io;
 		STATS_ADD(read_dones_in_runs, 1);
-		rc = flush_run(d);
+		rc = close_run(d);
+	} else if (d->batch.count) {
+		rc = batch_post(d, m, host_now_ns());
 	} else {
 		rc = send_now(d, m);
 	}
+	if (rc == IPC_OK)
+		rc = d->batch.count >= BATCH_MAX ? send_batch(d) : flush_posted_if_due(d);
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
 		mark_broken(d, "cannot send to it");
@@ -605,9 +696,21 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 		pthread_mutex_lock(&d->send_lock);
 		pthread_mutex_lock(&d->lock);
 		bool window_open = window_open_locked(d);
-		if (d->up && !d->broken && !d->aborted && window_open)
+		bool usable_now = d->up && !d->broken && !d->aborted;
+		if (usable_now && window_open)
 			break; /* both locks held */
 		pthread_mutex_unlock(&d->lock);
+		if (usable_now && (d->batch.count || atomic_load(&d->run_open))) {
+			/* The window counts what waits in the batch and the run:
+			 * it leaves before the wait for the device to apply it. */
+			int rc = flush_posted(d);
+			pthread_mutex_unlock(&d->send_lock);
+			if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
+				mark_broken(d, "cannot send to it");
+			if (rc != IPC_OK)
+				return rc;
+			continue;
+		}
 		pthread_mutex_unlock(&d->send_lock);
 		if (!window_open) {
 			STATS_ADD(window_waits, 1);
@@ -616,10 +719,11 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 	}
 	bool run = runnable(m, reg);
 	if (run && atomic_load(&d->run_open) && !run_takes(d, m)) {
-		/* Another register's run, or a full one: it leaves first (not
-		 * under lock: a send may block). */
+		/* Another register's run, or a full one: it joins the batch
+		 * first (not under lock: the batch may leave, and a send may
+		 * block). */
 		pthread_mutex_unlock(&d->lock);
-		int rc = flush_run(d);
+		int rc = close_run(d);
 		pthread_mutex_lock(&d->lock);
 		if (rc != IPC_OK || !d->up || d->broken || d->aborted) {
 			pthread_mutex_unlock(&d->lock);
@@ -649,8 +753,7 @@ static int post(struct devproxy *d, struct ipc_msg *m, const struct ipc_reg *reg
 			r->line = touch_line(d, raise_gsi, 1);
 			STATS_ADD(lines_raised, 1);
 		}
-		if (host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
-			rc = flush_run(d);
+		rc = flush_posted_if_due(d);
 	} else {
 		m->seq = d->next_seq++;
 		note_posted_locked(d, m->seq);
@@ -1070,18 +1173,18 @@ static void handle(struct devproxy *d, const struct ipc_msg *m)
 	}
 }
 
-/* A run the guest stopped adding to leaves: called by the receive thread,
- * and by vCPUs reading a shadow (a guest polling LSR for input after
- * its output is not kept waiting for the receive thread).  Never waits for
- * send_lock: its holder may be blocked on a full queue that only the
- * receive thread's receiving drains, and it sends the run anyway. */
+/* A run or batch the guest stopped adding to leaves: called by the
+ * receive thread, and by vCPUs reading a shadow (a guest polling LSR for
+ * input after its output is not kept waiting for the receive thread).
+ * Never waits for send_lock: its holder may be blocked on a full queue
+ * that only the receive thread's receiving drains, and it sends them
+ * anyway. */
 static void flush_stale_run(struct devproxy *d)
 {
-	if (!atomic_load(&d->run_open) || pthread_mutex_trylock(&d->send_lock))
+	if ((!atomic_load(&d->run_open) && !atomic_load(&d->batch_open)) ||
+	    pthread_mutex_trylock(&d->send_lock))
 		return;
-	int rc = IPC_OK;
-	if (atomic_load(&d->run_open) && host_now_ns() - d->run_started_ns >= RUN_MAX_AGE_NS)
-		rc = flush_run(d);
+	int rc = flush_posted_if_due(d);
 	pthread_mutex_unlock(&d->send_lock);
 	if (rc != IPC_OK && rc != IPC_ETIMEDOUT)
 		mark_broken(d, "cannot send to it");
@@ -1094,7 +1197,8 @@ static void *receive_thread(void *arg)
 		struct ipc_msg m;
 		char err[160];
 		flush_stale_run(d);
-		int wait_ms = atomic_load(&d->run_open) ? RUN_POLL_MS : RECV_POLL_MS;
+		int wait_ms = atomic_load(&d->run_open) || atomic_load(&d->batch_open) ? RUN_POLL_MS
+										      : RECV_POLL_MS;
 		int rc = ipc_recv(d->chan, &m, wait_ms, err, sizeof(err));
 		if (rc == IPC_OK)
 			handle(d, &m);
@@ -1223,8 +1327,18 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 		pthread_mutex_lock(&d->send_lock);
 		if (atomic_load(&d->run_open)) {
 			atomic_store(&d->run_open, false);
-			rc = ipc_send_timeout(d->chan, &d->run, SHUTDOWN_WAIT_MS);
+			if (ipc_batch_add(&d->batch, &d->run) != IPC_OK) { /* full: the run after it */
+				rc = ipc_send_batch_timeout(d->chan, &d->batch, SHUTDOWN_WAIT_MS);
+				d->batch.count = 0;
+				if (rc == IPC_OK)
+					rc = ipc_send_timeout(d->chan, &d->run, SHUTDOWN_WAIT_MS);
+			}
 		}
+		if (rc == IPC_OK && d->batch.count)
+			rc = ipc_send_batch_timeout(d->chan, &d->batch, SHUTDOWN_WAIT_MS);
+		d->batch.count = 0;
+		d->batch.len = 0;
+		atomic_store(&d->batch_open, false);
 		pthread_mutex_unlock(&d->send_lock);
 		struct ipc_msg m = {.type = IPC_SHUTDOWN};
 		if (rc == IPC_OK)

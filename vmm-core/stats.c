@@ -54,7 +54,7 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 		(unsigned long long)get(&core_stats.mmio_writes),
 		(unsigned long long)get(&core_stats.unowned));
 	log_msg("stats: %llu round trips (%.1f us avg), %llu shadow hits, %llu receive-ring reads, "
-		"%llu posted writes (%llu of them in %llu runs, with %llu read dones), %llu acks lowered a line, "
+		"%llu posted writes (%llu of them in %llu runs, with %llu read dones; %llu messages batched in %llu frames), %llu acks lowered a line, "
 		"%llu reads of \"no interrupt\" lowered one, %llu IPC_IRQ messages, %llu lines raised by writes, %llu waits for the posting window, "
 		"%.3f s waited on ipc (%.1f%%)",
 		(unsigned long long)trips, trips ? (double)wait_ns / 1e3 / (double)trips : 0.0,
@@ -64,6 +64,8 @@ void stats_print_if_asked(uint64_t elapsed_ns, uint64_t launch_ns)
 		(unsigned long long)get(&core_stats.run_writes),
 		(unsigned long long)get(&core_stats.runs_sent),
 		(unsigned long long)get(&core_stats.read_dones_in_runs),
+		(unsigned long long)get(&core_stats.frame_msgs),
+		(unsigned long long)get(&core_stats.frames_sent),
 		(unsigned long long)get(&core_stats.acks_lowered),
 		(unsigned long long)get(&core_stats.idle_lowered),
 		(unsigned long long)get(&core_stats.irq_msgs),

@@ -18,6 +18,7 @@ struct core_stats {
 	_Atomic uint64_t posted_writes;
 	_Atomic uint64_t run_writes, runs_sent; /* posted writes that left in IO_WRITE_RUNs, and those */
 	_Atomic uint64_t read_dones_in_runs; /* IO_READ_DONEs that left inside a run */
+	_Atomic uint64_t frames_sent, frame_msgs; /* batches of posted messages, and what they held */
 	_Atomic uint64_t acks_lowered; /* interrupt acknowledges (and receive-ring reads that
 					* emptied the ring) that lowered a line at once */
 	_Atomic uint64_t idle_lowered; /* reads that reported no interrupt and lowered a line

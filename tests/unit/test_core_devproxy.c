@@ -426,6 +426,45 @@ static void dev_send_irq(struct fixture *f, uint32_t level)
  * and its READ_DONE says so the same way.  Writes while the event is
  * pending raise nothing more; with ETBEI off nothing is raised.  A
  * restarted device learns the count in its WELCOME. */
+static void dev_expect_nothing(struct fixture *f);
+
+/* The 8250's interrupt-driven output: a burst to THR, then the next
+ * interrupt's IIR read, again and again.  The bursts and their
+ * acknowledges reach the device complete and in order, and several to a
+ * frame (16 here: one frame unless every gap between bursts took 1 ms). */
+static void test_bursts_share_a_frame(void **state)
+{
+	struct fixture *f = *state;
+	struct ipc_msg hello = uart_hello_iir();
+	dev_attach_with(f, &hello);
+	uint64_t thre_pending = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_PENDING |
+				IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE | IPC_READ_ACK_STREAM_RAISES;
+	dev_publish_iir(f, thre_pending, 0);
+	uint64_t frames = atomic_load(&core_stats.frames_sent), msgs = atomic_load(&core_stats.frame_msgs);
+	enum { BURSTS = 16, BURST = 4 };
+	for (unsigned i = 0; i < BURSTS; i++) {
+		for (unsigned j = 0; j < BURST; j++)
+			bus_write(&f->bus, IPC_SPACE_PIO, THR, 1, 'a' + i);
+		assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
+	}
+	uint64_t seq = 0;
+	for (unsigned i = 0; i < BURSTS; i++) {
+		struct ipc_msg run = dev_recv(f), done = dev_recv(f);
+		assert_int_equal(run.type, IPC_IO_WRITE_RUN);
+		assert_int_equal(run.u.run.count, BURST);
+		for (unsigned j = 0; j < BURST; j++)
+			assert_int_equal(run.u.run.data[j], 'a' + i);
+		assert_int_equal(done.type, IPC_IO_READ_DONE);
+		assert_int_equal(done.u.io.data, IIR_THRI);
+		assert_true(run.seq > seq && done.seq > run.seq);
+		seq = done.seq;
+	}
+	dev_expect_nothing(f);
+	assert_int_equal(atomic_load(&core_stats.frame_msgs) - msgs, BURSTS);
+	uint64_t sent = atomic_load(&core_stats.frames_sent) - frames;
+	assert_true(sent >= 1 && sent < BURSTS);
+}
+
 static void test_thre_raised_by_the_core(void **state)
 {
 	struct fixture *f = *state;
@@ -1343,6 +1382,7 @@ int main(void)
 		T(test_write_holds_back_only_the_shadows_it_changes),
 		T(test_iir_answered_by_the_core),
 		T(test_iir_never_hides_published_input),
+		T(test_bursts_share_a_frame),
 		T(test_thre_raised_by_the_core),
 		T(test_etbei_answered_by_the_core),
 		T(test_iir_after_unsettled_stream_write_asks_the_device),

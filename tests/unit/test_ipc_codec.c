@@ -17,6 +17,7 @@
 #include "guest_mem.h"
 #include "host.h"
 #include "ipc.h"
+#include "le.h"
 
 /* ---- helpers ---- */
 
@@ -742,6 +743,87 @@ static void test_other_hostile(void **state)
 
 /* ---- guest memory ---- */
 
+/* Posted messages batch into one frame and come back out in order; a
+ * frame of several refuses any other type, a length field that points past
+ * the frame or below a header, and everything after a bad message. */
+static void test_batch_frames(void **state)
+{
+	(void)state;
+	struct ipc_msg w = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f9, 0x02);
+	w.seq = 7;
+	struct ipc_msg run = { .type = IPC_IO_WRITE_RUN, .seq = 8 };
+	run.u.run = (struct ipc_io_run){ .space = IPC_SPACE_PIO, .addr = 0x3f8, .count = 3,
+					 .then_read_done = true, .read_done_seq = 9 };
+	memcpy(run.u.run.data, "abc", 3);
+	run.u.run.read_done = io_msg(IPC_IO_READ_DONE, IPC_SPACE_PIO, 1, 0x3fa, 0x02).u.io;
+	struct ipc_msg done = io_msg(IPC_IO_READ_DONE, IPC_SPACE_PIO, 1, 0x3fa, 0x01);
+	done.seq = 10;
+	const struct ipc_msg *sent[] = { &w, &run, &done };
+
+	struct ipc_batch b = { 0 };
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(ipc_batch_add(&b, sent[i]), IPC_OK);
+	assert_int_equal(b.count, 3);
+	struct ipc_msg ping = { .type = IPC_PING, .seq = 11 };
+	assert_int_equal(ipc_batch_add(&b, &ping), IPC_EBADMSG); /* not posted */
+	assert_int_equal(b.count, 3);
+	size_t off = 0;
+	struct ipc_msg got;
+	char err[160];
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(ipc_decode_next(b.buf, b.len, &off, &got, err, sizeof(err)), IPC_OK);
+		assert_msg_equal(&got, sent[i]);
+	}
+	assert_int_equal(off, b.len);
+
+	/* A PING is a frame of its own, never one of several. */
+	uint8_t one[IPC_MAX_MSG], frame[IPC_MAX_FRAME];
+	size_t n = encode_ok(&ping, one);
+	off = 0;
+	assert_int_equal(ipc_decode_next(one, n, &off, &got, err, sizeof(err)), IPC_OK);
+	assert_int_equal(off, n);
+	memcpy(frame, b.buf, b.len);
+	memcpy(frame + b.len, one, n);
+	off = 0;
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(ipc_decode_next(frame, b.len + n, &off, &got, err, sizeof(err)), IPC_OK);
+	assert_int_equal(ipc_decode_next(frame, b.len + n, &off, &got, err, sizeof(err)), IPC_EBADMSG);
+	assert_non_null(strstr(err, "PING"));
+	assert_int_equal(off, b.len + n);
+	memcpy(frame, one, n);
+	memcpy(frame + n, b.buf, b.len);
+	off = 0;
+	assert_int_equal(ipc_decode_next(frame, b.len + n, &off, &got, err, sizeof(err)), IPC_EBADMSG);
+	assert_int_equal(off, b.len + n); /* the rest is dropped */
+
+	/* The last message cut short: the first two still come. */
+	off = 0;
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(ipc_decode_next(b.buf, b.len - 1, &off, &got, err, sizeof(err)), IPC_OK);
+	assert_int_equal(ipc_decode_next(b.buf, b.len - 1, &off, &got, err, sizeof(err)), IPC_EBADMSG);
+	assert_int_equal(off, b.len - 1);
+	/* A length field below a header, or past the frame. */
+	memcpy(frame, b.buf, b.len);
+	for (uint32_t bad_len = 0; bad_len < 2; bad_len++) {
+		put_le32(frame + 4, bad_len ? (uint32_t)b.len + 1 : IPC_HDR_SIZE - 1);
+		off = 0;
+		assert_int_equal(ipc_decode_next(frame, b.len, &off, &got, err, sizeof(err)), IPC_EBADMSG);
+		assert_int_equal(got.type, 0); /* nothing half-validated */
+		assert_int_equal(off, b.len);
+	}
+
+	/* Full: the message that does not fit is refused, the batch unchanged. */
+	struct ipc_batch full = { 0 };
+	while (ipc_batch_add(&full, &run) == IPC_OK)
+		;
+	size_t len = full.len;
+	unsigned count = full.count;
+	assert_int_equal(ipc_batch_add(&full, &run), IPC_ENOSPC);
+	assert_true(len <= IPC_MAX_FRAME && len + 16 + 24 + 3 + 32 > IPC_MAX_FRAME);
+	assert_int_equal(full.len, len);
+	assert_int_equal(full.count, count);
+}
+
 static void test_guest_mem_bounds(void **state)
 {
 	(void)state;
@@ -936,6 +1018,21 @@ static void test_channel(void **state)
 	assert_int_equal(ipc_recv(core, &got, 20, err, sizeof(err)), IPC_ETIMEDOUT);
 	assert_int_equal(ipc_recv(core, &got, 0, err, sizeof(err)), IPC_ETIMEDOUT);
 
+	/* A frame of posted messages: one per receive, in order, then nothing. */
+	struct ipc_batch b = { 0 };
+	for (uint64_t i = 0; i < 3; i++) {
+		m = io_msg(IPC_IO_WRITE, IPC_SPACE_PIO, 1, 0x3f8, 'a' + i);
+		m.seq = 6 + i;
+		assert_int_equal(ipc_batch_add(&b, &m), IPC_OK);
+	}
+	assert_int_equal(ipc_send_batch_timeout(core, &b, 1000), IPC_OK);
+	for (uint64_t i = 0; i < 3; i++) {
+		recv_ok(dev, &got, IPC_IO_WRITE);
+		assert_int_equal(got.seq, 6 + i);
+		assert_int_equal(got.u.io.data, 'a' + i);
+	}
+	assert_int_equal(ipc_recv(dev, &got, 0, err, sizeof(err)), IPC_ETIMEDOUT);
+
 	/* The device goes away: the core hears of it and keeps listening. */
 	ipc_close(dev);
 	wait_count(&ev.down, 1);
@@ -1086,6 +1183,7 @@ int main(void)
 		cmocka_unit_test(test_hello_rx_ring_hostile),
 		cmocka_unit_test(test_welcome_placement_hostile),
 		cmocka_unit_test(test_other_hostile),
+		cmocka_unit_test(test_batch_frames),
 		cmocka_unit_test(test_guest_mem_bounds),
 		cmocka_unit_test(test_guest_mem_dirty_log),
 		cmocka_unit_test(test_guest_mem_regions),
