@@ -360,6 +360,15 @@ static void dev_publish_iir(struct fixture *f, uint64_t word, uint64_t applied_s
 	f->state->magic = IPC_STATE_MAGIC;
 }
 
+/* A UART with the IIR word attached, THRE pending in what it published. */
+static void dev_attach_thre_pending(struct fixture *f)
+{
+	struct ipc_msg hello = uart_hello_iir();
+	dev_attach_with(f, &hello);
+	dev_publish_iir(f, IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_PENDING | IPC_READ_ACK_REPORTS |
+				   IPC_READ_ACK_IDLE | IPC_READ_ACK_STREAM_RAISES, 0);
+}
+
 /* IIR without a round trip: an answer that reports THRE acknowledges it
  * (posted as READ_DONE after the line is lowered), the core then answers
  * from what it knows ahead of the device (its own acknowledge, its own THR
@@ -367,11 +376,7 @@ static void dev_publish_iir(struct fixture *f, uint64_t word, uint64_t applied_s
 static void test_iir_answered_by_the_core(void **state)
 {
 	struct fixture *f = *state;
-	struct ipc_msg hello = uart_hello_iir();
-	dev_attach_with(f, &hello);
-	uint64_t thre_pending = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_PENDING |
-				IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE | IPC_READ_ACK_STREAM_RAISES;
-	dev_publish_iir(f, thre_pending, 0);
+	dev_attach_thre_pending(f);
 	assert_int_equal(bus_read(&f->bus, IPC_SPACE_PIO, IIR, 1), IIR_THRI);
 	assert_int_equal(f->lowers, 1); /* nothing else pending: lowered before READ_DONE left */
 	struct ipc_msg done = dev_recv(f);
@@ -435,11 +440,7 @@ static void dev_expect_nothing(struct fixture *f);
 static void test_bursts_share_a_frame(void **state)
 {
 	struct fixture *f = *state;
-	struct ipc_msg hello = uart_hello_iir();
-	dev_attach_with(f, &hello);
-	uint64_t thre_pending = IIR_NONE | IIR_THRI << 8 | IPC_READ_ACK_PENDING |
-				IPC_READ_ACK_REPORTS | IPC_READ_ACK_IDLE | IPC_READ_ACK_STREAM_RAISES;
-	dev_publish_iir(f, thre_pending, 0);
+	dev_attach_thre_pending(f);
 	uint64_t frames = atomic_load(&core_stats.frames_sent), msgs = atomic_load(&core_stats.frame_msgs);
 	enum { BURSTS = 16, BURST = 4 };
 	for (unsigned i = 0; i < BURSTS; i++) {
