@@ -207,45 +207,46 @@ static void mark_broken(struct devproxy *d, const char *why)
 	pthread_mutex_unlock(&d->lock);
 }
 
-/* ipc_send, waiting while the device's queue is full (backpressure), but
- * only until the VM stops: a device that stopped reading must not keep the
- * core from ending.  IPC_ETIMEDOUT: given up because of devproxy_abort.
+static bool vm_stopping(struct devproxy *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool aborted = d->aborted;
+	pthread_mutex_unlock(&d->lock);
+	return aborted;
+}
+
+/* The sends below wait while the device's queue is full (backpressure),
+ * but only until the VM stops: a device that stopped reading must not keep
+ * the core from ending.  IPC_ETIMEDOUT: given up because of devproxy_abort.
  * send_lock held. */
 static int send_now(struct devproxy *d, const struct ipc_msg *m)
 {
-	for (;;) {
-		int rc = ipc_send_timeout(d->chan, m, SEND_POLL_MS);
-		if (rc != IPC_ETIMEDOUT)
-			return rc;
-		pthread_mutex_lock(&d->lock);
-		bool aborted = d->aborted;
-		pthread_mutex_unlock(&d->lock);
-		if (aborted)
-			return rc;
-	}
+	int rc;
+	do
+		rc = ipc_send_timeout(d->chan, m, SEND_POLL_MS);
+	while (rc == IPC_ETIMEDOUT && !vm_stopping(d));
+	return rc;
 }
 
-/* The batch leaves now, as one frame.  send_lock held. */
+static void batch_empty(struct devproxy *d)
+{
+	d->batch.count = 0;
+	d->batch.len = 0;
+	atomic_store(&d->batch_open, false);
+}
+
+/* The batch leaves now, as one frame (and is empty, sent or not). */
 static int send_batch(struct devproxy *d)
 {
 	if (!d->batch.count)
 		return IPC_OK;
-	atomic_store(&d->batch_open, false);
 	STATS_ADD(frames_sent, 1);
 	STATS_ADD(frame_msgs, d->batch.count);
 	int rc;
-	for (;;) {
+	do
 		rc = ipc_send_batch_timeout(d->chan, &d->batch, SEND_POLL_MS);
-		if (rc != IPC_ETIMEDOUT)
-			break;
-		pthread_mutex_lock(&d->lock);
-		bool aborted = d->aborted;
-		pthread_mutex_unlock(&d->lock);
-		if (aborted)
-			break;
-	}
-	d->batch.count = 0;
-	d->batch.len = 0;
+	while (rc == IPC_ETIMEDOUT && !vm_stopping(d));
+	batch_empty(d);
 	return rc;
 }
 
@@ -1329,16 +1330,14 @@ void devproxy_shutdown_and_destroy(struct devproxy *d)
 			atomic_store(&d->run_open, false);
 			if (ipc_batch_add(&d->batch, &d->run) != IPC_OK) { /* full: the run after it */
 				rc = ipc_send_batch_timeout(d->chan, &d->batch, SHUTDOWN_WAIT_MS);
-				d->batch.count = 0;
+				batch_empty(d);
 				if (rc == IPC_OK)
 					rc = ipc_send_timeout(d->chan, &d->run, SHUTDOWN_WAIT_MS);
 			}
 		}
-		if (rc == IPC_OK && d->batch.count)
+		if (rc == IPC_OK)
 			rc = ipc_send_batch_timeout(d->chan, &d->batch, SHUTDOWN_WAIT_MS);
-		d->batch.count = 0;
-		d->batch.len = 0;
-		atomic_store(&d->batch_open, false);
+		batch_empty(d);
 		pthread_mutex_unlock(&d->send_lock);
 		struct ipc_msg m = {.type = IPC_SHUTDOWN};
 		if (rc == IPC_OK)
